@@ -1,0 +1,1 @@
+"""imgscraper: a Scrapy project that downloads every image of a site."""

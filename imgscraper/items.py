@@ -1,0 +1,32 @@
+"""The item the ``images`` spider yields: one per discovered image."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["ImageItem", "STATUSES"]
+
+#: Values of :attr:`ImageItem.status`.
+STATUSES = ("listed", "downloaded", "uptodate", "skipped", "failed")
+
+
+@dataclass
+class ImageItem:
+    """An image found on ``page``; the pipeline fills in the rest.
+
+    ``path`` is relative to ``IMAGES_STORE`` and empty when nothing was
+    stored. ``checksum`` is the SHA-256 of the stored bytes. ``status`` is
+    ``listed`` (``-a download=no``), ``downloaded``, ``uptodate``,
+    ``skipped`` or ``failed``; ``reason`` says why for the last two.
+    """
+
+    url: str
+    page: str
+    path: str = ""
+    checksum: str = ""
+    width: int | None = None
+    height: int | None = None
+    format: str = ""
+    size: int | None = None
+    status: str = "listed"
+    reason: str = ""
