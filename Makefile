@@ -1,0 +1,33 @@
+# imgscraper: `make crawl URL=...` and `make test` set everything up themselves.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+URL ?=
+DEPTH ?= 0
+STORE ?= images
+OUT ?= images.jsonl
+SCRAPY_ARGS ?=
+
+.PHONY: help install crawl test clean
+
+help:
+	@echo "make crawl URL=https://example.com [DEPTH=1] [STORE=images] [OUT=images.jsonl]"
+	@echo "make test"
+
+$(BIN)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+install: $(BIN)/.installed
+
+crawl: install
+	@test -n "$(URL)" || { echo "usage: make crawl URL=https://example.com [DEPTH=1]" >&2; exit 2; }
+	$(BIN)/scrapy crawl images -a url="$(URL)" -a depth=$(DEPTH) -s IMAGES_STORE="$(STORE)" -O "$(OUT)" $(SCRAPY_ARGS)
+
+test: install
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) .pytest_cache

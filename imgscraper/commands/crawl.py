@@ -1,0 +1,36 @@
+"""``scrapy crawl`` that also fails (exit status 1) when the crawl itself failed.
+
+Stock ``crawl`` exits 0 whenever the spider started, so a scheduler cannot
+tell a bad argument or an unreachable start page from a good crawl. Here the
+exit status is 1 when the finish reason is not ``finished`` or a start page
+could not be fetched.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from scrapy import Spider
+from scrapy.commands.crawl import Command as ScrapyCrawlCommand
+from scrapy.crawler import Crawler
+
+__all__ = ["Command", "crawl_failed"]
+
+
+def crawl_failed(stats: dict[str, Any]) -> bool:
+    """Whether a finished crawl's stats say it failed."""
+    return stats.get("finish_reason") != "finished" or bool(stats.get("imgscraper/start_pages_failed"))
+
+
+class Command(ScrapyCrawlCommand):
+    crawler: Crawler | None = None
+
+    def _create_crawler(self, spidercls: type[Spider] | str) -> Crawler:
+        self.crawler = super()._create_crawler(spidercls)
+        return self.crawler
+
+    def run(self, args: list[str], opts: argparse.Namespace) -> None:
+        super().run(args, opts)
+        if self.exitcode == 0 and self.crawler and crawl_failed(self.crawler.stats.get_stats()):
+            self.exitcode = 1

@@ -1,0 +1,401 @@
+"""The pipeline that downloads, validates and stores each image byte-exact."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import tempfile
+import time
+import uuid
+from io import BytesIO
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from itemadapter import ItemAdapter
+from PIL import Image, ImageOps
+from scrapy.exceptions import IgnoreRequest, NotConfigured
+from scrapy.http import Request, Response
+from scrapy.http.request import NO_CALLBACK
+from scrapy.pipelines.files import FSFilesStore
+from scrapy.pipelines.images import ImagesPipeline
+from scrapy.pipelines.media import FileInfoOrError, MediaPipeline, _MediaRequestFiltered
+from scrapy.utils.asyncio import run_in_thread
+from scrapy.utils.defer import ensure_awaitable
+from twisted.internet.threads import deferToThread
+
+from imgscraper.inspection import ImageInfo, ImageRejected, inspect_image
+from imgscraper.records import ImageRecord, SQLiteRecord
+
+if TYPE_CHECKING:
+    from twisted.internet.defer import Deferred
+    from twisted.python.failure import Failure
+    from typing_extensions import Self
+
+    from scrapy.crawler import Crawler
+
+__all__ = ["AtomicFSFilesStore", "ImageFailed", "ImageStorePipeline", "failure_reason", "to_jpeg"]
+
+logger = logging.getLogger(__name__)
+
+#: Namespace of the stable file names: ``uuid5(CONTENT_NAMESPACE, sha256 hex)``.
+CONTENT_NAMESPACE = uuid.UUID("6f1c8a52-3a57-4d5e-9a43-8e2f0b4d7c11")
+FILE_NAME_MODES = ("stable", "random")
+
+
+class ImageFailed(_MediaRequestFiltered):
+    """An image that could not be stored; ``status`` is ``skipped`` or ``failed``.
+
+    It derives from Scrapy's "filtered" media exception so that
+    ``MediaPipeline`` does not log a traceback for it: this pipeline logs one
+    line per image itself.
+    """
+
+    def __init__(self, status: str, reason: str, detail: str = ""):
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.status = status
+        self.reason = reason
+
+
+_FAILURE_REASONS = {
+    "DownloadConnectionRefusedError": "connection-refused",
+    "ConnectionRefusedError": "connection-refused",
+    "CannotResolveHostError": "dns-error",
+    "DNSLookupError": "dns-error",
+    "DownloadTimeoutError": "timeout",
+    "TimeoutError": "timeout",
+    "DownloadCancelledError": "too-large",
+    "ResponseDataLossError": "data-loss",
+    "UnsupportedURLSchemeError": "unsupported-scheme",
+    "ConnectionLost": "connection-lost",
+    "ResponseFailed": "connection-lost",
+    "ConnectionDone": "connection-lost",
+}
+
+
+def failure_reason(exc: BaseException) -> str:
+    """A short slug for a download error, used in items, stats and logs."""
+    if isinstance(exc, IgnoreRequest):
+        return "robots-txt" if "robots.txt" in str(exc) else "ignored"
+    name = type(exc).__name__
+    return _FAILURE_REASONS.get(name) or re.sub(r"(?<!^)(?=[A-Z])", "-", name).lower()
+
+
+def to_jpeg(picture: Image.Image, size: tuple[int, int] | None = None) -> BytesIO:
+    """Encode ``picture`` (shrunk to fit ``size``) as JPEG, transparency on white."""
+    picture = picture.copy()
+    if size:
+        picture.thumbnail(size, Image.Resampling.LANCZOS)
+    if picture.mode in ("RGBA", "LA", "PA") or "transparency" in picture.info:
+        rgba = picture.convert("RGBA")
+        picture = Image.new("RGB", rgba.size, (255, 255, 255))
+        picture.paste(rgba, mask=rgba.getchannel("A"))
+    buf = BytesIO()
+    picture.convert("RGB").save(buf, "JPEG", quality=90)
+    return buf
+
+
+class AtomicFSFilesStore(FSFilesStore):
+    """A local store that writes each file under a temporary name, then renames it.
+
+    A crawl killed mid-write never leaves a truncated image behind. Writes
+    run in a worker thread. ``stat_file`` only stats (stock also reads the
+    whole file to compute an MD5 the pipeline does not use).
+    """
+
+    def persist_file(  # type: ignore[override]
+        self,
+        path: str,
+        buf: BytesIO,
+        info: MediaPipeline.SpiderInfo,
+        meta: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Deferred[None]:
+        return deferToThread(self._write_atomically, self._get_filesystem_path(path), buf.getbuffer())
+
+    @staticmethod
+    def _write_atomically(target: Path, data: memoryview) -> None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=target.suffix)
+        try:
+            with os.fdopen(fd, "wb") as tmp:
+                tmp.write(data)
+            os.replace(tmp_name, target)
+        except BaseException:
+            Path(tmp_name).unlink(missing_ok=True)
+            raise
+
+    def stat_file(self, path: str, info: MediaPipeline.SpiderInfo) -> dict[str, float]:  # type: ignore[override]
+        try:
+            return {"last_modified": self._get_filesystem_path(path).stat().st_mtime}
+        except OSError:
+            return {}
+
+
+class ImageStorePipeline(ImagesPipeline):
+    """Download each :class:`~imgscraper.items.ImageItem`'s ``url`` and store it.
+
+    Unlike stock ``ImagesPipeline`` the bytes are stored exactly as served
+    (unless ``IMGSCRAPER_CONVERT_TO_JPEG``), the extension comes from the
+    detected format, and files are named ``full/<uuid>.<ext>`` where the UUID
+    derives from the bytes (``IMGSCRAPER_FILE_NAMES = "stable"``), so one
+    image reached through several URLs or crawls is one file. The store's
+    record (:mod:`imgscraper.records`) lets re-crawls skip stored images.
+    """
+
+    STORE_SCHEMES = {**ImagesPipeline.STORE_SCHEMES, "": AtomicFSFilesStore, "file": AtomicFSFilesStore}
+    LOG_FAILED_RESULTS = False
+
+    def __init__(self, store_uri: str, *, crawler: Crawler):
+        super().__init__(store_uri, crawler=crawler)
+        settings = crawler.settings
+        self.thumbs = settings.getdict("IMAGES_THUMBS")
+        self.file_names: str = settings.get("IMGSCRAPER_FILE_NAMES")
+        if self.file_names not in FILE_NAME_MODES:
+            raise NotConfigured(
+                f"IMGSCRAPER_FILE_NAMES must be one of {', '.join(FILE_NAME_MODES)}, not {self.file_names!r}"
+            )
+        self.convert_to_jpeg: bool = settings.getbool("IMGSCRAPER_CONVERT_TO_JPEG")
+        self.skip_tracking_pixels: bool = settings.getbool("IMGSCRAPER_SKIP_TRACKING_PIXELS")
+        self.expires_seconds: float = self.expires * 86400
+        self.stats = crawler.stats
+        self.record = SQLiteRecord.in_store(self.store.basedir) if isinstance(self.store, FSFilesStore) else None
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Self:
+        cls._update_stores(crawler.settings)
+        return cls(crawler.settings["IMAGES_STORE"], crawler=crawler)
+
+    def close_spider(self) -> None:
+        if self.record:
+            self.record.close()
+
+    # -- requests ---------------------------------------------------------
+
+    def get_media_requests(self, item: Any, info: MediaPipeline.SpiderInfo) -> list[Request]:
+        adapter = ItemAdapter(item)
+        meta = {"imgscraper_uuid": str(uuid.uuid4())} if self.file_names == "random" else {}
+        headers = {"Referer": adapter["page"]} if adapter.get("page") else {}
+        return [Request(adapter["url"], callback=NO_CALLBACK, headers=headers, meta=meta)]
+
+    async def media_to_download(
+        self, request: Request, info: MediaPipeline.SpiderInfo, *, item: Any = None
+    ) -> dict[str, Any] | None:
+        """Answer from the store's record when the image is stored and fresh.
+
+        A stored but expired image is re-fetched with its validators, so an
+        unchanged one costs a 304 instead of its bytes.
+        """
+        if self.record is None or request.url.startswith("data:"):
+            return None
+        record = self.record.get(request.url)
+        if record is None or not await ensure_awaitable(self.store.stat_file(record.path, info)):
+            return None
+        if time.time() - record.stored_at <= self.expires_seconds:
+            return self._uptodate(record)
+        request.meta["imgscraper_record"] = record
+        if record.etag:
+            request.headers["If-None-Match"] = record.etag
+        if record.last_modified:
+            request.headers["If-Modified-Since"] = record.last_modified
+        return None
+
+    def _uptodate(self, record: ImageRecord) -> dict[str, Any]:
+        self._count("uptodate")
+        return {
+            "url": record.url,
+            "path": record.path,
+            "checksum": record.checksum,
+            "status": "uptodate",
+            "width": record.width,
+            "height": record.height,
+            "format": record.format,
+            "size": record.size,
+        }
+
+    # -- responses --------------------------------------------------------
+
+    def media_failed(self, failure: Failure, request: Request, info: MediaPipeline.SpiderInfo) -> None:
+        exc = failure.value
+        if isinstance(exc, ImageFailed):
+            raise exc
+        status = "skipped" if isinstance(exc, IgnoreRequest) else "failed"
+        raise self._reject(request, status, failure_reason(exc), str(exc))
+
+    async def media_downloaded(
+        self, response: Response, request: Request, info: MediaPipeline.SpiderInfo, *, item: Any = None
+    ) -> dict[str, Any]:
+        record: ImageRecord | None = request.meta.get("imgscraper_record")
+        if response.status == 304 and record is not None:
+            await run_in_thread(self.record.touch, record.url, time.time())
+            return self._uptodate(record)
+        if response.status != 200:
+            raise self._reject(request, "failed", f"http-{response.status}")
+        try:
+            image, info_, thumbs = await run_in_thread(self._prepare, response, request)
+        except ImageRejected as exc:
+            status = "skipped" if exc.reason == "too-small" else "failed"
+            raise self._reject(request, status, exc.reason, exc.detail) from None
+        path = self.file_path(request, response=response, info=info, item=item)
+        try:
+            if self.file_names == "random" or not await ensure_awaitable(self.store.stat_file(path, info)):
+                await self._persist(path, image, info_)
+                for thumb_path, thumb_buf in thumbs:
+                    await ensure_awaitable(self.store.persist_file(thumb_path, thumb_buf, info))
+        except OSError as exc:
+            raise self._reject(request, "failed", "store-error", str(exc)) from None
+        stored = ImageRecord(
+            url=request.url,
+            path=path,
+            checksum=request.meta["imgscraper_checksum"],
+            format=info_.format,
+            width=info_.width,
+            height=info_.height,
+            size=len(image.getbuffer()),
+            page=request.headers.get("Referer", b"").decode("utf-8", "replace"),
+            etag=response.headers.get("ETag", b"").decode("latin-1"),
+            last_modified=response.headers.get("Last-Modified", b"").decode("latin-1"),
+            stored_at=time.time(),
+        )
+        if self.record is not None and not request.url.startswith("data:"):
+            await run_in_thread(self.record.put, stored)
+        self._count("downloaded")
+        self.stats.inc_value("imgscraper/bytes_stored", stored.size)
+        logger.debug("Stored %(url)s as %(path)s", {"url": request.url, "path": path})
+        return {
+            "url": request.url,
+            "path": path,
+            "checksum": stored.checksum,
+            "status": "downloaded",
+            "width": stored.width,
+            "height": stored.height,
+            "format": stored.format,
+            "size": stored.size,
+        }
+
+    async def _persist(self, path: str, image: BytesIO, image_info: ImageInfo) -> None:
+        mime = "image/svg+xml" if image_info.format == "SVG" else Image.MIME.get(image_info.format, "")
+        await ensure_awaitable(
+            self.store.persist_file(
+                path,
+                image,
+                self.spiderinfo,
+                meta={"width": image_info.width, "height": image_info.height},
+                headers={"Content-Type": mime} if mime else None,
+            )
+        )
+
+    def _prepare(self, response: Response, request: Request) -> tuple[BytesIO, ImageInfo, list[tuple[str, BytesIO]]]:
+        """Validate the body and produce the bytes to store (runs in a worker thread).
+
+        Returns the image bytes, what they are, and the thumbnails to store.
+        The SHA-256 of the stored bytes goes to ``request.meta`` for
+        :meth:`file_path`.
+        """
+        content_type = response.headers.get("Content-Type", b"").decode("latin-1")
+        image_info = inspect_image(response.body, content_type)
+        self.check_size(image_info)
+        image, picture = BytesIO(response.body), None
+        if image_info.format != "SVG" and (self.convert_to_jpeg or self.thumbs):
+            with Image.open(BytesIO(response.body)) as original:
+                picture = ImageOps.exif_transpose(original)
+            if self.convert_to_jpeg and image_info.format != "JPEG":
+                image = to_jpeg(picture)
+                image_info = ImageInfo("JPEG", *picture.size)
+        request.meta["imgscraper_checksum"] = hashlib.sha256(image.getbuffer()).hexdigest()
+        request.meta["imgscraper_info"] = image_info
+        thumbs = [
+            (self.thumb_path(request, thumb_id), to_jpeg(picture, tuple(size)))
+            for thumb_id, size in self.thumbs.items()
+            if picture is not None
+        ]
+        return image, image_info, thumbs
+
+    def check_size(self, image_info: ImageInfo) -> None:
+        """Raise ``ImageRejected("too-small")`` for an image under the size limits.
+
+        Dimensions come from the header. 1x1 images are too small while
+        ``IMGSCRAPER_SKIP_TRACKING_PIXELS`` is on. SVGs without a size pass.
+        """
+        width, height = image_info.width, image_info.height
+        if width is None or height is None:
+            return
+        if width < self.min_width or height < self.min_height or (
+            self.skip_tracking_pixels and width <= 1 and height <= 1
+        ):
+            raise ImageRejected("too-small", f"{width}x{height}")
+
+    def _reject(self, request: Request, status: str, reason: str, detail: str = "") -> ImageFailed:
+        self._count(status, reason)
+        log = logger.debug if status == "skipped" else logger.warning
+        log(
+            "Image %(status)s (%(reason)s): %(url)s%(detail)s",
+            {"status": status, "reason": reason, "url": request.url[:300], "detail": f" - {detail}" if detail else ""},
+        )
+        return ImageFailed(status, reason, detail)
+
+    def _count(self, status: str, reason: str = "") -> None:
+        self.stats.inc_value(f"imgscraper/images/{status}")
+        if reason:
+            self.stats.inc_value(f"imgscraper/images/{status}/{reason}")
+
+    # -- results ----------------------------------------------------------
+
+    def item_completed(self, results: list[FileInfoOrError], item: Any, info: MediaPipeline.SpiderInfo) -> Any:
+        adapter = ItemAdapter(item)
+        for ok, result in results:
+            if ok:
+                for key, value in result.items():
+                    if key in adapter.field_names():
+                        adapter[key] = value
+                continue
+            exc = result.value
+            if isinstance(exc, ImageFailed):
+                adapter.update(status=exc.status, reason=exc.reason)
+            else:
+                logger.error("Unexpected error storing %(url)s", {"url": adapter["url"]}, exc_info=exc)
+                adapter.update(status="failed", reason=failure_reason(exc))
+        return item
+
+    # -- names ------------------------------------------------------------
+
+    def file_path(
+        self,
+        request: Request,
+        response: Response | None = None,
+        info: MediaPipeline.SpiderInfo | None = None,
+        *,
+        item: Any = None,
+    ) -> str:
+        """``full/<uuid>.<ext>``: the UUID derives from the stored bytes (or is
+        minted once per request in ``random`` mode), the extension from the
+        detected format. Known only once the image is downloaded."""
+        return f"full/{self._file_uuid(request, response)}.{self._image_info(request, response).extension}"
+
+    def thumb_path(
+        self,
+        request: Request,
+        thumb_id: str,
+        response: Response | None = None,
+        info: MediaPipeline.SpiderInfo | None = None,
+        *,
+        item: Any = None,
+    ) -> str:
+        return f"thumbs/{thumb_id}/{self._file_uuid(request, response)}.jpg"
+
+    def _file_uuid(self, request: Request, response: Response | None) -> str:
+        if self.file_names == "random":
+            return request.meta["imgscraper_uuid"]
+        if "imgscraper_checksum" not in request.meta:
+            if response is None:
+                raise ValueError("a stable file name derives from the image bytes: pass the response")
+            request.meta["imgscraper_checksum"] = hashlib.sha256(response.body).hexdigest()
+        return str(uuid.uuid5(CONTENT_NAMESPACE, request.meta["imgscraper_checksum"]))
+
+    def _image_info(self, request: Request, response: Response | None) -> ImageInfo:
+        if "imgscraper_info" not in request.meta:
+            if response is None:
+                raise ValueError("the file extension derives from the image bytes: pass the response")
+            request.meta["imgscraper_info"] = inspect_image(response.body)
+        return request.meta["imgscraper_info"]

@@ -1,0 +1,47 @@
+"""Scrapy settings for imgscraper.
+
+Every setting the project adds is prefixed ``IMGSCRAPER_`` and has its only
+default here; the README's settings table describes each one.
+"""
+
+BOT_NAME = "imgscraper"
+
+SPIDER_MODULES = ["imgscraper.spiders"]
+NEWSPIDER_MODULE = "imgscraper.spiders"
+COMMANDS_MODULE = "imgscraper.commands"
+
+USER_AGENT = "imgscraper/0.1 (+https://github.com/imgscraper/imgscraper; image crawler)"
+ROBOTSTXT_OBEY = True
+
+# Politeness and speed: see "Tuning" in the README.
+CONCURRENT_REQUESTS = 16
+CONCURRENT_REQUESTS_PER_DOMAIN = 8
+DOWNLOAD_DELAY = 0
+DOWNLOAD_TIMEOUT = 30
+RETRY_ENABLED = True
+RETRY_TIMES = 2
+DOWNLOAD_MAXSIZE = 100 * 1024 * 1024
+DOWNLOAD_WARNSIZE = 32 * 1024 * 1024
+
+ITEM_PIPELINES = {"imgscraper.pipelines.ImageStorePipeline": 300}
+IMAGES_STORE = "images"
+IMAGES_EXPIRES = 90
+# Image URLs that redirect (CDNs, short links) are followed.
+MEDIA_ALLOW_REDIRECTS = True
+# Only 1x1 images count as too small by default (IMGSCRAPER_SKIP_TRACKING_PIXELS).
+IMAGES_MIN_WIDTH = 0
+IMAGES_MIN_HEIGHT = 0
+
+FEED_EXPORT_ENCODING = "utf-8"
+TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
+
+# --- imgscraper settings -------------------------------------------------
+# Which srcset candidates to take: "largest" (one per srcset) or "all".
+IMGSCRAPER_SRCSET = "largest"
+# File names: "stable" (UUID derived from the image bytes, so re-crawls and
+# aliases of one image share one file) or "random" (a new UUID4 per image).
+IMGSCRAPER_FILE_NAMES = "stable"
+# Re-encode every image to JPEG like stock ImagesPipeline (off: bytes as served).
+IMGSCRAPER_CONVERT_TO_JPEG = False
+# Skip 1x1 images (tracking pixels, lazy-load placeholders).
+IMGSCRAPER_SKIP_TRACKING_PIXELS = True

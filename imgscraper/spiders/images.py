@@ -1,0 +1,162 @@
+"""The ``images`` spider: every image of the start pages, following links to ``depth``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import scrapy
+from scrapy.crawler import Crawler
+from scrapy.exceptions import CloseSpider
+from scrapy.http import Request, Response, TextResponse
+from scrapy.utils.httpobj import urlparse_cached
+from twisted.python.failure import Failure
+from w3lib.url import canonicalize_url
+
+from imgscraper.discovery import find_images, find_page_links
+from imgscraper.items import ImageItem
+
+__all__ = ["ArgumentError", "ImagesSpider", "parse_depth", "parse_start_urls", "parse_yes_no"]
+
+logger = logging.getLogger(__name__)
+
+
+class ArgumentError(ValueError):
+    """A spider argument is wrong; the message says how to fix it."""
+
+
+def parse_start_urls(url: str | None, urls_file: str | None) -> list[str]:
+    """The start URLs from ``-a url=A,B`` and/or ``-a urls_file=FILE`` (one per line, ``#`` comments)."""
+    candidates = [u.strip() for u in (url or "").split(",")]
+    if urls_file:
+        try:
+            lines = Path(urls_file).read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            raise ArgumentError(f"cannot read urls_file {urls_file!r}: {exc.strerror}") from None
+        candidates += [line.strip() for line in lines if not line.strip().startswith("#")]
+    urls = [u for u in candidates if u]
+    if not urls:
+        raise ArgumentError("no start URL: pass -a url=https://example.com (or -a urls_file=FILE)")
+    for start_url in urls:
+        scheme, _, rest = start_url.partition("://")
+        if scheme.lower() not in ("http", "https") or not rest.strip("/"):
+            raise ArgumentError(f"url {start_url!r} is not an http(s) URL: pass e.g. -a url=https://example.com")
+    return list(dict.fromkeys(urls))
+
+
+def parse_depth(depth: Any) -> int:
+    """``-a depth=N``: a non-negative integer."""
+    try:
+        value = int(str(depth).strip())
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise ArgumentError(f"depth {depth!r} is not a non-negative integer: pass e.g. -a depth=1")
+    return value
+
+
+def parse_yes_no(name: str, value: Any) -> bool:
+    """``yes/no``, ``true/false``, ``1/0``, ``on/off``."""
+    text = str(value).strip().lower()
+    if text in ("yes", "true", "1", "on"):
+        return True
+    if text in ("no", "false", "0", "off"):
+        return False
+    raise ArgumentError(f"{name} {value!r} is not yes or no: pass e.g. -a {name}=no")
+
+
+def url_host(url: str) -> str:
+    """The lower-case host name of ``url``, without port."""
+    return (urlparse_cached(Request(url)).hostname or "").lower()
+
+
+def site_domain(url: str) -> str:
+    """The domain whose pages count as the start URL's site (``www.`` dropped)."""
+    return url_host(url).removeprefix("www.")
+
+
+def host_in_domains(host: str, domains: list[str]) -> bool:
+    """Whether ``host`` is one of ``domains`` or a subdomain of one (any port)."""
+    return any(host == domain or host.endswith(f".{domain}") for domain in domains)
+
+
+class ImagesSpider(scrapy.Spider):
+    """Yield one :class:`ImageItem` per image URL found on the crawled pages.
+
+    Arguments: ``url`` (comma-separated) and/or ``urls_file``; ``depth``
+    (default 0: the start pages only); ``follow_domains`` (comma-separated
+    domains whose pages are followed too, ``*`` for any; by default only the
+    start URLs' sites); ``download=no`` to list images without downloading.
+    Images are taken from any host.
+    """
+
+    name = "images"
+
+    def __init__(
+        self,
+        url: str | None = None,
+        urls_file: str | None = None,
+        depth: str | int = 0,
+        follow_domains: str = "",
+        download: str = "yes",
+        **kwargs: Any,
+    ):
+        super().__init__(**kwargs)
+        self.argument_error = ""
+        self.start_urls: list[str] = []
+        self.depth = 0
+        self.download = True
+        try:
+            self.start_urls = parse_start_urls(url, urls_file)
+            self.depth = parse_depth(depth)
+            self.download = parse_yes_no("download", download)
+        except ArgumentError as exc:
+            self.argument_error = str(exc)
+        extra_domains = [d.strip().lower() for d in follow_domains.split(",") if d.strip()]
+        self.follow_any_domain = "*" in extra_domains
+        self.follow_domains = [site_domain(u) for u in self.start_urls] + extra_domains
+        self.seen_images: set[str] = set()
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> ImagesSpider:
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        spider.srcset_mode = crawler.settings.get("IMGSCRAPER_SRCSET")
+        if not spider.download:
+            # Settings are frozen after the spider is created: list only.
+            crawler.settings.set("ITEM_PIPELINES", {}, priority="spider")
+        return spider
+
+    async def start(self) -> AsyncIterator[Request]:
+        if self.argument_error:
+            logger.error("Bad argument: %s", self.argument_error)
+            raise CloseSpider("bad_argument")
+        for url in self.start_urls:
+            yield Request(url, callback=self.parse, errback=self.start_page_failed)
+
+    def start_page_failed(self, failure: Failure) -> None:
+        request = failure.request
+        self.crawler.stats.inc_value("imgscraper/start_pages_failed")
+        reason = getattr(failure.value, "response", None)
+        detail = f"HTTP {reason.status}" if reason is not None else str(failure.value) or type(failure.value).__name__
+        logger.error("Cannot fetch start page %s: %s", request.url, detail)
+
+    def parse(self, response: Response) -> Iterator[ImageItem | Request]:
+        """Yield the page's new images, then its links while under ``depth``."""
+        if not isinstance(response, TextResponse):
+            return
+        self.crawler.stats.inc_value("imgscraper/pages")
+        for ref in find_images(response.selector, response.url, srcset=self.srcset_mode):
+            key = canonicalize_url(ref.url) if not ref.url.startswith("data:") else ref.url
+            if key not in self.seen_images:
+                self.seen_images.add(key)
+                yield ImageItem(url=ref.url, page=response.url)
+        if response.meta.get("depth", 0) < self.depth:
+            for link in find_page_links(response.selector, response.url):
+                if self.should_follow(link):
+                    yield response.follow(link, callback=self.parse)
+
+    def should_follow(self, url: str) -> bool:
+        """Whether a page link stays on the crawled sites."""
+        return self.follow_any_domain or host_in_domains(url_host(url), self.follow_domains)
