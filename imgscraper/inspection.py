@@ -33,6 +33,8 @@ _PILLOW_FORMATS = [*WEB_FORMATS, *_FORMAT_ALIASES]
 _SVG_NS = "{http://www.w3.org/2000/svg}svg"
 _SVG_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
 _PNG_END = b"IEND\xaeB`\x82"
+#: Leading bytes of web formats: a file that starts so but does not open is damaged.
+_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"II*\0", b"MM\0*")
 
 # inspect_image() rejects what Pillow only warns about (more pixels than
 # Image.MAX_IMAGE_PIXELS), so the warning would just repeat it.
@@ -77,6 +79,8 @@ def inspect_image(body: bytes, content_type: str = "") -> ImageInfo:
     except Image.DecompressionBombError as exc:
         raise ImageRejected("decompression-bomb", str(exc)) from None
     except Exception:
+        if body.startswith(_SIGNATURES) or (body[:4] == b"RIFF" and body[8:12] == b"WEBP"):
+            raise ImageRejected("truncated", "the header is cut short or corrupt") from None
         raise ImageRejected("not-an-image", content_type or "unknown type") from None
     with image:
         width, height = image.size

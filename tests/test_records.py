@@ -1,0 +1,45 @@
+"""imgscraper.records: the store's record of stored URLs."""
+
+import threading
+
+from imgscraper.records import ImageRecord, SQLiteRecord
+
+
+def make_record(url: str, **overrides) -> ImageRecord:
+    fields = dict(url=url, path="full/x.png", checksum="ab" * 32, format="PNG", width=3, height=4, size=99)
+    return ImageRecord(**{**fields, **overrides})
+
+
+def test_put_get_touch_survive_reopening(tmp_path):
+    record = SQLiteRecord.in_store(tmp_path)
+    record.put(make_record("http://a/1.png", etag='"e1"', stored_at=5.0))
+    record.touch("http://a/1.png", 9.0)
+    record.close()
+    reopened = SQLiteRecord.in_store(tmp_path)
+    assert reopened.get("http://a/1.png") == make_record("http://a/1.png", etag='"e1"', stored_at=9.0)
+    assert reopened.get("http://a/2.png") is None
+    assert (tmp_path / ".imgscraper" / "records.sqlite3").is_file()
+
+
+def test_damaged_record_is_moved_aside_and_rebuilt(tmp_path):
+    path = tmp_path / ".imgscraper" / "records.sqlite3"
+    path.parent.mkdir()
+    path.write_bytes(b"this is not a database" * 100)
+    record = SQLiteRecord.in_store(tmp_path)
+    assert record.rebuilt
+    record.put(make_record("http://a/1.png"))
+    assert record.get("http://a/1.png").path == "full/x.png"
+    assert [p.name.startswith("records.sqlite3.damaged-") for p in path.parent.iterdir()].count(True) == 1
+
+
+def test_concurrent_writers_from_threads(tmp_path):
+    record = SQLiteRecord.in_store(tmp_path)
+    threads = [
+        threading.Thread(target=lambda n=n: [record.put(make_record(f"http://a/{n}-{i}.png")) for i in range(50)])
+        for n in range(4)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(record.all()) == 200
