@@ -1,0 +1,529 @@
+"""End-to-end tests: run ``scrapy crawl images`` as a subprocess against the
+generated site (:mod:`sitegen`) served by a real HTTP server.
+
+Contract under test (see the spider's and pipeline's docs):
+
+* ``scrapy crawl images -a url=URL -a depth=N -s IMAGES_STORE=DIR -O
+  items.jsonl`` (``-a download=no``, ``-s IMGSCRAPER_SRCSET=all``).
+* Images are stored as ``DIR/full/<uuid>.<ext>`` (ext from the real
+  format); only ``DIR/.imgscraper/`` may exist besides them.
+* One item per discovered image URL, with url, page, path, checksum
+  (sha256 of the stored bytes), width, height, format, size, status,
+  reason. Identical bytes are stored once.
+* A second crawl into the same store requests no stored image again.
+* Bad arguments / unfetchable start page: non-zero exit code, exactly one
+  error line, no traceback.
+
+Crawls are shared between tests through module-scoped fixtures.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import re
+import shutil
+import uuid
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from sitegen import STORED_EXT
+
+STORE_NAME = re.compile(r"^full/(?P<uuid>[0-9a-fA-F-]{36})\.(?P<ext>jpg|png|gif|webp|bmp|ico|svg)$")
+
+
+# ---------------------------------------------------------------------------
+# helpers
+# ---------------------------------------------------------------------------
+
+
+def sha_file(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def crawl(srv, run_crawl, *args, **kwargs):
+    """Run a crawl; attach the requests both servers saw during it."""
+    srv.clear_logs()
+    result = run_crawl(list(args), **kwargs)
+    srv.server.log.wait_idle()
+    if srv.other is not None:
+        srv.other.log.wait_idle()
+    result.requests = srv.all_requests()
+    return result
+
+
+def requests_for(srv, result, url):
+    return srv.requests_for(url, result.requests)
+
+
+def assert_ok(result):
+    assert result.returncode == 0, f"exit code {result.returncode}\n{result.tail()}"
+
+
+def items_by_url(result) -> dict[str, dict]:
+    counts = collections.Counter(item.get("url") for item in result.items)
+    dupes = {u: n for u, n in counts.items() if n > 1}
+    assert not dupes, f"URLs with more than one item: {dupes}"
+    return result.by_url()
+
+
+def short(url: str) -> str:
+    return url if len(url) < 80 else url[:60] + "..."
+
+
+def store_files(result) -> dict[str, Path]:
+    """Store files (metadata folder excluded) by path relative to the store."""
+    return {p.relative_to(result.store).as_posix(): p for p in result.stored_files()}
+
+
+def check_stored(result, site, expected: dict[str, str], statuses=("downloaded",)) -> list[str]:
+    """Problems with the items/files of the images in ``expected`` (URL -> sha256)."""
+    items = result.by_url()
+    problems = []
+    for url, sha in sorted(expected.items()):
+        item = items.get(url)
+        if item is None:
+            problems.append(f"{short(url)}: no item")
+            continue
+        label = f"{short(url)} [{site.images[url].kind}]"
+        if item.get("status") not in statuses:
+            problems.append(f"{label}: status {item.get('status')!r} (reason {item.get('reason')!r}), want {statuses}")
+        path = item.get("path") or ""
+        m = STORE_NAME.match(path)
+        if not m:
+            problems.append(f"{label}: bad path {path!r}")
+            continue
+        try:
+            uuid.UUID(m["uuid"])
+        except ValueError:
+            problems.append(f"{label}: {path!r} is not named by a UUID")
+        if m["ext"] != site.images[url].ext:
+            problems.append(f"{label}: extension {m['ext']!r}, format is {site.images[url].format}")
+        file = result.store / path
+        if not file.is_file():
+            problems.append(f"{label}: {path} missing from the store")
+            continue
+        if sha_file(file) != sha:
+            problems.append(f"{label}: stored bytes differ from the served bytes")
+        if item.get("checksum") != sha:
+            problems.append(f"{label}: checksum {item.get('checksum')!r} != sha256 of the bytes")
+        if item.get("size") != file.stat().st_size:
+            problems.append(f"{label}: size {item.get('size')!r} != {file.stat().st_size}")
+    return problems
+
+
+def check_store_contents(result, expected: dict[str, str]) -> list[str]:
+    """The store holds exactly one file per distinct image in ``expected``."""
+    files = store_files(result)
+    problems = [f"unexpected file in store: {rel}" for rel in files if not STORE_NAME.match(rel)]
+    wanted_paths = {result.by_url().get(u, {}).get("path") for u in expected} - {None, ""}
+    extra = set(files) - wanted_paths
+    problems += [f"store file no expected item points to: {rel}" for rel in sorted(extra)]
+    distinct = len(set(expected.values()))
+    n_images = len([rel for rel in files if STORE_NAME.match(rel)])
+    if n_images != distinct:
+        problems.append(f"{n_images} images in the store, want {distinct} (one per distinct content)")
+    return problems
+
+
+def check_item_set(result, want: set[str]) -> list[str]:
+    got = set(items_by_url(result))
+    problems = [f"missing item: {short(u)}" for u in sorted(want - got)]
+    problems += [f"unexpected item: {short(u)}" for u in sorted(got - want)]
+    return problems
+
+
+def fmt(problems: list[str], result=None) -> str:
+    text = "\n".join(problems)
+    if result is not None:
+        text += "\n--- stderr tail ---\n" + result.tail(25)
+    return text
+
+
+# ---------------------------------------------------------------------------
+# crawls (module-scoped: each runs once)
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def srv(site_server_module):
+    return site_server_module
+
+
+@pytest.fixture(scope="module")
+def site(srv):
+    return srv.site
+
+
+@pytest.fixture(scope="module")
+def full(srv, run_crawl):
+    """Default crawl, depth 2."""
+    return crawl(srv, run_crawl, "-a", f"url={srv.url}", "-a", "depth=2")
+
+
+@pytest.fixture(scope="module")
+def second(srv, run_crawl, full, tmp_path_factory):
+    """A second crawl (depth 2) into a copy of the first crawl's store."""
+    out = tmp_path_factory.mktemp("second")
+    store = out / "store"
+    if full.store.exists():
+        shutil.copytree(full.store, store)
+    return crawl(srv, run_crawl, "-a", f"url={srv.url}", "-a", "depth=2", store=store, out_dir=out)
+
+
+@pytest.fixture(scope="module", params=[0, 1, 3], ids=lambda d: f"depth{d}")
+def limited(request, srv, run_crawl):
+    depth = request.param
+    return depth, crawl(srv, run_crawl, "-a", f"url={srv.url}", "-a", f"depth={depth}")
+
+
+@pytest.fixture(scope="module")
+def srcset_all(srv, run_crawl):
+    return crawl(srv, run_crawl, "-a", f"url={srv.url}", "-a", "depth=2", "-s", "IMGSCRAPER_SRCSET=all")
+
+
+@pytest.fixture(scope="module")
+def listed(srv, run_crawl):
+    return crawl(srv, run_crawl, "-a", f"url={srv.url}", "-a", "depth=2", "-a", "download=no")
+
+
+# ---------------------------------------------------------------------------
+# full crawl, depth 2
+# ---------------------------------------------------------------------------
+
+
+def test_full_exits_ok(full):
+    assert_ok(full)
+
+
+def test_full_log_has_no_traceback(full):
+    """Failed images (404, not an image, unreachable host) are reported as
+    items and log lines, not as Python tracebacks."""
+    lines = full.stderr.splitlines()
+    record = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \[")
+    culprits, last_record = [], "(start of output)"
+    for line in lines:
+        if record.match(line):
+            last_record = line
+        elif line.startswith("Traceback") and last_record not in culprits:
+            culprits.append(last_record)
+    assert not culprits, "log records with a traceback:\n" + "\n".join(culprits)
+
+
+def test_full_one_item_per_discovered_url(full, site):
+    problems = check_item_set(full, site.discovered_at(2))
+    assert not problems, fmt(problems, full)
+
+
+def test_full_every_expected_image_stored(full, site):
+    problems = check_stored(full, site, site.expected)
+    assert not problems, fmt(problems, full)
+
+
+def test_full_store_holds_nothing_else(full, site):
+    problems = check_store_contents(full, site.expected)
+    assert not problems, fmt(problems)
+
+
+def test_full_served_bytes_match_site_files(full, site):
+    """Stored files are byte-identical to the files the server has."""
+    items = full.by_url()
+    problems = []
+    for url in site.expected:
+        info, item = site.images[url], items.get(url)
+        if info.file is None or not item or not item.get("path"):
+            continue
+        stored = full.store / item["path"]
+        if stored.is_file() and stored.read_bytes() != info.file.read_bytes():
+            problems.append(f"{url}: stored file differs from {info.file}")
+    assert not problems, fmt(problems)
+
+
+@pytest.mark.parametrize("rel", [
+    "img/photo.jpg", "img/shared.png", "img/pic-fallback.png", "img/anim.gif", "img/pic-800.webp",
+    "img/bitmap.bmp", "favicon.ico", "img/vector.svg", "img/full/photo.JPG?size=full",
+    "deep/c-only.png",
+])
+def test_full_item_fields(full, site, rel):
+    url = site.url(rel)
+    info = site.images[url]
+    item = full.by_url().get(url)
+    assert item is not None, f"no item for {url}"
+    assert item["status"] == "downloaded", item
+    assert item["page"] in info.pages, f"page {item['page']!r} not one of {info.pages}"
+    assert item["format"] == info.format, item
+    assert item["checksum"] == info.sha256
+    assert item["size"] == info.size
+    assert item.get("reason", "") == ""
+    stored = full.store / item["path"]
+    assert item["path"].endswith("." + STORED_EXT[info.format])
+    if info.format == "SVG":
+        assert stored.read_bytes().lstrip().startswith(b"<?xml")
+        return
+    with Image.open(stored) as img:
+        assert img.format == info.format
+        assert (item["width"], item["height"]) == img.size == (info.width, info.height)
+
+
+def test_full_data_uri_image(full, site):
+    (url,) = [u for u in site.expected if u.startswith("data:")]
+    item = full.by_url().get(url)
+    assert item is not None, "no item for the data: URI"
+    assert item["status"] == "downloaded", item
+    assert item["checksum"] == site.expected[url]
+    assert (item["format"], item["width"], item["height"]) == ("PNG", 8, 8)
+    assert sha_file(full.store / item["path"]) == site.expected[url]
+
+
+def test_full_failed_images(full, site):
+    items = full.by_url()
+    problems = []
+    for url, reason in site.failed.items():
+        item = items.get(url)
+        if item is None:
+            problems.append(f"{url}: no item")
+            continue
+        if item.get("status") != "failed":
+            problems.append(f"{url}: status {item.get('status')!r}, want failed")
+        if not item.get("reason") or reason not in item["reason"]:
+            problems.append(f"{url}: reason {item.get('reason')!r} should contain {reason!r}")
+        if item.get("path"):
+            problems.append(f"{url}: failed but has path {item['path']!r}")
+    assert not problems, fmt(problems)
+
+
+def test_full_skipped_images(full, site):
+    items = full.by_url()
+    stored_shas = {sha_file(p) for p in full.stored_files()}
+    problems = []
+    for url, reason in site.skipped.items():
+        item = items.get(url)
+        if item is None:
+            problems.append(f"{url}: no item")
+            continue
+        if item.get("status") != "skipped":
+            problems.append(f"{url}: status {item.get('status')!r}, want skipped")
+        if reason not in (item.get("reason") or ""):
+            problems.append(f"{url}: reason {item.get('reason')!r} should contain {reason!r}")
+        if item.get("path"):
+            problems.append(f"{url}: skipped but has path {item['path']!r}")
+        if site.images[url].sha256 in stored_shas:
+            problems.append(f"{url}: skipped but its bytes are in the store")
+    assert not problems, fmt(problems)
+
+
+def test_full_respects_depth_and_site(full, site, srv):
+    items = full.by_url()
+    for url in site.by_depth[3]:
+        assert url not in items, f"depth-3 image {url} found with depth=2"
+    for url in site.absent_at(2):
+        assert url not in items, f"{url} must not be found at depth 2"
+    for page in site.pages[3]:
+        assert not requests_for(srv, full, page), f"depth-3 page {page} fetched"
+    for page in site.external_pages:
+        assert not requests_for(srv, full, page), f"external page {page} fetched"
+
+
+def test_full_fetches_each_page_and_image_once(full, site, srv):
+    problems = []
+    for page in site.pages_at(2):
+        n = len([r for r in requests_for(srv, full, page) if r.method == "GET"])
+        if n != 1:
+            problems.append(f"page {page}: {n} GET requests, want 1")
+    for url in site.expected:
+        if url.startswith("data:") or not (site.on_host(url) or url.startswith(site.other_url or "-")):
+            continue
+        n = len(requests_for(srv, full, url))
+        if n != 1:
+            problems.append(f"image {url}: {n} requests, want 1")
+    assert not problems, fmt(problems)
+
+
+def test_full_duplicates_one_item_stored_once(full, site):
+    shared = site.url("img/shared.png")
+    assert len(site.images[shared].pages) >= 3
+    items = [i for i in full.items if i.get("url") == shared]
+    assert len(items) == 1
+
+
+def test_full_aliases_stored_once(full, site):
+    items = full.by_url()
+    for group in site.aliases:
+        paths = {items.get(u, {}).get("path") for u in group}
+        assert len(paths) == 1 and "" not in paths and None not in paths, f"{group}: paths {paths}"
+        (path,) = paths
+        assert sha_file(full.store / path) == site.expected[group[0]]
+
+
+def test_full_png_transparency_preserved(full, site):
+    url = site.url("img/pic-fallback.png")
+    item = full.by_url()[url]
+    stored = full.store / item["path"]
+    assert stored.read_bytes() == site.images[url].file.read_bytes()
+    with Image.open(stored) as img:
+        assert img.format == "PNG" and img.mode == "RGBA"
+        assert img.getchannel("A").getextrema()[0] == 0
+
+
+def test_full_animated_gif_keeps_frames(full, site):
+    url = site.url("img/anim.gif")
+    item = full.by_url()[url]
+    with Image.open(full.store / item["path"]) as img:
+        assert img.format == "GIF"
+        assert img.n_frames == 3 and img.is_animated
+
+
+def test_full_offsite_cdn_image(full, site, srv):
+    if srv.other is None:
+        pytest.skip("127.0.0.2 not available")
+    (url,) = [u for u in site.expected if u.startswith(site.other_url)]
+    item = full.by_url().get(url)
+    assert item is not None and item["status"] == "downloaded", item
+
+
+# ---------------------------------------------------------------------------
+# depth limits
+# ---------------------------------------------------------------------------
+
+
+def test_depth_limits(limited, site, srv):
+    depth, result = limited
+    assert_ok(result)
+    problems = check_item_set(result, site.discovered_at(depth))
+    problems += check_stored(result, site, site.stored_at(depth))
+    problems += check_store_contents(result, site.stored_at(depth))
+    for d, pages in site.pages.items():
+        for page in pages:
+            fetched = bool(requests_for(srv, result, page))
+            if d <= depth and not fetched:
+                problems.append(f"page {page} (depth {d}) not fetched")
+            if d > depth and fetched:
+                problems.append(f"page {page} (depth {d}) fetched with depth={depth}")
+    assert not problems, fmt(problems, result)
+
+
+# ---------------------------------------------------------------------------
+# second crawl into the same store
+# ---------------------------------------------------------------------------
+
+
+def test_second_run_exits_ok(second):
+    assert_ok(second)
+
+
+def test_second_run_items_uptodate(second, full, site):
+    problems = check_item_set(second, site.discovered_at(2))
+    problems += check_stored(second, site, site.expected, statuses=("uptodate",))
+    first = full.by_url()
+    for url, item in second.by_url().items():
+        if url in site.expected and first.get(url, {}).get("path") != item.get("path"):
+            problems.append(f"{short(url)}: path changed {first.get(url, {}).get('path')!r} -> {item.get('path')!r}")
+    assert not problems, fmt(problems, second)
+
+
+def test_second_run_requests_no_stored_image(second, site, srv):
+    # Only stored images must not be requested: re-trying failed (404,
+    # not-an-image) and skipped ones on a later crawl is allowed.
+    requested = [u for u in site.expected if requests_for(srv, second, u)]
+    assert not requested, "stored images requested again:\n" + "\n".join(requested)
+    for page in site.pages_at(2):
+        assert requests_for(srv, second, page), f"page {page} not fetched again"
+
+
+def test_second_run_store_unchanged(second, full):
+    before = {rel: sha_file(p) for rel, p in store_files(full).items()}
+    after = {rel: sha_file(p) for rel, p in store_files(second).items()}
+    assert after == before
+
+
+# ---------------------------------------------------------------------------
+# IMGSCRAPER_SRCSET=all
+# ---------------------------------------------------------------------------
+
+
+def test_srcset_all_stores_smaller_candidates(srcset_all, site):
+    assert_ok(srcset_all)
+    want = site.stored_at(2, srcset_all=True)
+    assert set(site.srcset_smaller) <= set(want)
+    problems = check_item_set(srcset_all, site.discovered_at(2, srcset_all=True))
+    problems += check_stored(srcset_all, site, want)
+    problems += check_store_contents(srcset_all, want)
+    assert not problems, fmt(problems, srcset_all)
+
+
+# ---------------------------------------------------------------------------
+# download=no
+# ---------------------------------------------------------------------------
+
+
+def test_download_no_lists_only(listed, site, srv):
+    assert_ok(listed)
+    problems = check_item_set(listed, site.discovered_at(2))
+    for item in listed.items:
+        if item.get("status") != "listed":
+            problems.append(f"{short(item.get('url', ''))}: status {item.get('status')!r}, want listed")
+        if item.get("path"):
+            problems.append(f"{short(item.get('url', ''))}: path {item['path']!r} though nothing is downloaded")
+    for url in site.images:
+        if not url.startswith("data:") and requests_for(srv, listed, url):
+            problems.append(f"image requested with download=no: {url}")
+    images = [rel for rel in store_files(listed)]
+    if images:
+        problems.append(f"files in the store: {images}")
+    for page in site.pages_at(2):
+        if not requests_for(srv, listed, page):
+            problems.append(f"page {page} not fetched")
+    assert not problems, fmt(problems, listed)
+
+
+# ---------------------------------------------------------------------------
+# errors
+# ---------------------------------------------------------------------------
+
+
+def assert_clean_failure(result, keywords: tuple[str, ...]):
+    """Non-zero exit, no traceback, exactly one error line naming the problem."""
+    problems = []
+    if result.returncode == 0:
+        problems.append("exit code 0")
+    if "Traceback" in result.output:
+        problems.append("a Python traceback was printed")
+    errors = result.error_lines()
+    if len(errors) != 1:
+        problems.append(f"{len(errors)} error lines, want exactly 1:\n  " + "\n  ".join(errors))
+    elif not any(k.lower() in errors[0].lower() for k in keywords):
+        problems.append(f"error line {errors[0]!r} should mention one of {keywords}")
+    if result.stored_files():
+        problems.append("files stored on failure")
+    assert not problems, fmt(problems, result)
+
+
+@pytest.mark.parametrize(
+    "args, keywords",
+    [
+        ([], ("url",)),
+        (["-a", "url=ftp://x"], ("ftp://x",)),
+        (["-a", "url={url}", "-a", "depth=-1"], ("depth",)),
+        (["-a", "url={url}", "-a", "depth=abc"], ("depth",)),
+    ],
+    ids=["no-url", "ftp-url", "negative-depth", "non-integer-depth"],
+)
+def test_bad_arguments(srv, run_crawl, args, keywords):
+    args = [a.format(url=srv.url) for a in args]
+    result = crawl(srv, run_crawl, *args)
+    assert_clean_failure(result, keywords)
+    assert not requests_for(srv, result, srv.url), "start page fetched despite bad arguments"
+
+
+def test_start_page_404(srv, run_crawl):
+    url = srv.url + "no-such-page.html"
+    result = crawl(srv, run_crawl, "-a", f"url={url}")
+    assert_clean_failure(result, ("no-such-page.html", "404"))
+
+
+def test_start_page_unreachable(srv, run_crawl, site):
+    url = site.unreachable_url.rsplit("/", 1)[0] + "/"
+    result = crawl(srv, run_crawl, "-a", f"url={url}")
+    assert_clean_failure(result, (url.rstrip("/"), "refused", "connect"))
