@@ -239,7 +239,8 @@ class ImageStorePipeline(ImagesPipeline):
             raise self._reject(request, status, exc.reason, exc.detail) from None
         path = self.file_path(request, response=response, info=info, item=item)
         try:
-            if self.file_names == "random" or not await ensure_awaitable(self.store.stat_file(path, info)):
+            already_stored = self.file_names == "stable" and bool(await ensure_awaitable(self.store.stat_file(path, info)))
+            if not already_stored:
                 await self._persist(path, image, info_)
                 for thumb_path, thumb_buf in thumbs:
                     await ensure_awaitable(self.store.persist_file(thumb_path, thumb_buf, info))
@@ -260,14 +261,17 @@ class ImageStorePipeline(ImagesPipeline):
         )
         if self.record is not None and not request.url.startswith("data:"):
             await run_in_thread(self.record.put, stored)
-        self._count("downloaded")
-        self.stats.inc_value("imgscraper/bytes_stored", stored.size)
-        logger.debug("Stored %(url)s as %(path)s", {"url": request.url, "path": path})
+        # A data: URI carries its image: if that file is stored, it is up to date.
+        status = "uptodate" if already_stored and request.url.startswith("data:") else "downloaded"
+        self._count(status)
+        if not already_stored:
+            self.stats.inc_value("imgscraper/bytes_stored", stored.size)
+        logger.debug("Stored %(url)s as %(path)s", {"url": request.url[:300], "path": path})
         return {
             "url": request.url,
             "path": path,
             "checksum": stored.checksum,
-            "status": "downloaded",
+            "status": status,
             "width": stored.width,
             "height": stored.height,
             "format": stored.format,

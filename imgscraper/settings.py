@@ -20,9 +20,12 @@ DOWNLOAD_DELAY = 0
 DOWNLOAD_TIMEOUT = 30
 RETRY_ENABLED = True
 RETRY_TIMES = 2
+# The spider and the pipeline log each final failure in one line of their own.
+RETRY_GIVE_UP_LOG_LEVEL = "DEBUG"
 DOWNLOAD_MAXSIZE = 100 * 1024 * 1024
 DOWNLOAD_WARNSIZE = 32 * 1024 * 1024
 
+EXTENSIONS = {"imgscraper.extensions.OneLineRobotsErrors": 0}
 ITEM_PIPELINES = {"imgscraper.pipelines.ImageStorePipeline": 300}
 IMAGES_STORE = "images"
 IMAGES_EXPIRES = 90
