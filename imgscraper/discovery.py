@@ -1,0 +1,644 @@
+"""Find the images an HTML page references, and the pages it links to.
+
+Pure functions over a parsed document, no Scrapy engine involved:
+:func:`find_images` lists every image the page references, the way a
+browser (plus the usual lazy-loading scripts) would load them, and
+:func:`find_page_links` lists the HTML pages worth following.
+
+The building blocks are public too: :func:`parse_srcset` implements the
+WHATWG "parse a srcset attribute" algorithm, :func:`pick_srcset` chooses from
+its candidates, :func:`css_image_urls` reads ``url()`` and ``image-set()``
+values from CSS, and :func:`is_image_url` tells image files by extension.
+
+Nodes are selected with compiled XPath expressions, evaluated by lxml on the
+document the :class:`parsel.Selector` already holds: a page costs one parse
+and a few tree walks.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from string import ascii_lowercase, ascii_uppercase
+from urllib.parse import urljoin, urlsplit
+
+from lxml import etree
+from parsel import Selector
+from w3lib.html import HTML5_WHITESPACE, strip_html5_whitespace
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "ImageRef",
+    "SrcsetCandidate",
+    "css_image_urls",
+    "find_images",
+    "find_page_links",
+    "is_image_url",
+    "parse_srcset",
+    "pick_srcset",
+]
+
+#: File extensions (lower case, no dot) that :func:`is_image_url` accepts.
+IMAGE_EXTENSIONS = frozenset(
+    "jpg jpeg jpe jfif pjpeg png apng gif webp avif bmp tif tiff ico svg svgz"
+    " heic heif jxl".split()
+)
+
+#: Extensions of files that are never images, though CSS ``url()`` or a
+#: ``data-*`` attribute may point at them: fonts, code, documents, media.
+_NON_IMAGE_EXTENSIONS = frozenset(
+    "woff woff2 ttf otf eot css js mjs json htc htm html xml pdf"
+    " mp4 webm ogv ogg mp3 m4a wav mov m3u8".split()
+)
+
+_SRCSET_MODES = ("largest", "all")
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """An image referenced by a page.
+
+    ``url`` is absolute (``http``/``https``, without fragment) or a
+    ``data:image/...`` URI. ``source`` says how the page referenced it:
+    ``img`` (``<img src>``, ``<picture><source src>``, ``<object data>``,
+    ``<embed src>``), ``srcset``, ``lazy`` (a ``data-*`` attribute),
+    ``noscript`` (anything inside ``<noscript>``), ``link-href`` (an
+    ``<a href>`` or ``<area href>`` to an image file), ``css`` (``url()`` in
+    a ``style`` attribute or ``<style>``, or a ``background`` attribute),
+    ``meta`` (``<meta>`` such as ``og:image``, or JSON-LD), ``link``
+    (``<link>`` icons, ``image_src`` and image preloads), ``input``
+    (``<input type=image>``), ``svg`` (SVG ``<image>`` and ``<use>``) or
+    ``poster`` (``<video poster>``).
+    """
+
+    url: str
+    source: str
+
+
+@dataclass(frozen=True)
+class SrcsetCandidate:
+    """One image candidate of a ``srcset`` attribute.
+
+    ``url`` is as written (not resolved). At most one of ``width`` (a ``w``
+    descriptor) and ``density`` (an ``x`` descriptor) is set; neither means
+    the implicit ``1x``.
+    """
+
+    url: str
+    width: int | None = None
+    density: float | None = None
+
+
+def find_images(
+    document: Selector | str, base_url: str, *, srcset: str = "largest"
+) -> list[ImageRef]:
+    """Return every image *document* references, each URL once.
+
+    *document* is HTML text or an already parsed :class:`parsel.Selector`
+    (e.g. ``response.selector``), in which case the whole document is
+    searched. *base_url* is the page URL; a ``<base href>`` in the document
+    overrides it. *srcset* is the :func:`pick_srcset` mode applied to each
+    ``srcset``-like attribute.
+
+    Images come grouped by kind of reference: ``<meta>`` and ``<link>``
+    first, then ``<img>``, ``srcset``, ``data-*`` attributes, CSS, JSON-LD,
+    ``<a href>``, and ``<noscript>`` content last; each kind in document
+    order. The first reference to a URL sets its :attr:`ImageRef.source`.
+
+    Values that are empty, fragment-only, or resolve to anything but an
+    ``http(s)`` URL or a ``data:image/...`` URI are ignored. URLs are kept
+    as the page spells them once resolved (no percent-encoding).
+    """
+    if srcset not in _SRCSET_MODES:
+        raise ValueError(f"srcset must be one of {_SRCSET_MODES}, got {srcset!r}")
+    root = _as_selector(document).root
+    base_url = _document_base_url(root, base_url)
+    images: dict[str, ImageRef] = {}
+    values = set()
+    for source, value in _image_references(root, srcset):
+        if value in values:  # saves resolving it again
+            continue
+        values.add(value)
+        url = _image_url(value, base_url)
+        if url and url not in images:
+            images[url] = ImageRef(url, source)
+    return list(images.values())
+
+
+def find_page_links(document: Selector | str, base_url: str) -> list[str]:
+    """Return the HTML pages *document* links to, each once, in order.
+
+    These are the absolute ``http(s)`` URLs of ``<a href>``, ``<area
+    href>``, ``<iframe src>`` and ``<frame src>`` that are not image files
+    (see :func:`is_image_url`), without fragment. ``javascript:``,
+    ``mailto:``, ``tel:``, ``data:`` and other schemes are ignored.
+    """
+    root = _as_selector(document).root
+    base_url = _document_base_url(root, base_url)
+    links: dict[str, None] = {}
+    for value in _PAGE_LINKS(root):
+        url = _http_url(_clean_url(value), base_url)
+        if url and not is_image_url(url):
+            links[url] = None
+    return list(links)
+
+
+def is_image_url(url: str) -> bool:
+    """Tell whether the path of *url* (not its query) ends with an image
+    file extension from :data:`IMAGE_EXTENSIONS`, in any letter case.
+
+    *url* may be relative.
+    """
+    return _extension(url) in IMAGE_EXTENSIONS
+
+
+def parse_srcset(value: str) -> list[SrcsetCandidate]:
+    """Parse a ``srcset`` attribute value into its valid candidates.
+
+    This is the WHATWG HTML "parse a srcset attribute" algorithm
+    (https://html.spec.whatwg.org/multipage/images.html#parsing-a-srcset-attribute):
+    a URL is a run of non-whitespace characters, so it may contain commas,
+    except that trailing commas end the candidate; descriptors run up to the
+    next comma outside parentheses. Candidates with invalid descriptors
+    (unknown, repeated, both ``w`` and ``x``, zero width, negative density,
+    ``h`` without ``w``, ...) are dropped. ``h`` descriptors are validated,
+    then ignored.
+    """
+    candidates = []
+    position = 0
+    while match := _SRCSET_URL.match(value, position):
+        url = match["url"]
+        position = match.end()
+        if url.endswith(","):
+            url = url.rstrip(",")
+            descriptors = []
+        else:
+            match = _SRCSET_DESCRIPTORS.match(value, position)
+            position = match.end()
+            descriptors = _SRCSET_DESCRIPTOR.findall(match["descriptors"])
+        candidate = _srcset_candidate(url, descriptors)
+        if candidate is not None:
+            candidates.append(candidate)
+    return candidates
+
+
+def pick_srcset(candidates: Sequence[SrcsetCandidate], mode: str = "largest") -> list[str]:
+    """Return the URLs of the *candidates* to download.
+
+    ``"largest"`` picks the one candidate with the largest width (``w``) or,
+    when no candidate has a width, the largest density (``x``, no descriptor
+    counting as ``1x``); the first wins a tie. ``"all"`` returns every
+    candidate's URL.
+    """
+    if mode == "all":
+        return [candidate.url for candidate in candidates]
+    if mode != "largest":
+        raise ValueError(f"mode must be one of {_SRCSET_MODES}, got {mode!r}")
+    if not candidates:
+        return []
+    if widths := [c for c in candidates if c.width is not None]:
+        return [max(widths, key=lambda c: c.width).url]
+    return [max(candidates, key=lambda c: 1.0 if c.density is None else c.density).url]
+
+
+def css_image_urls(css: str) -> list[str]:
+    """Return the raw ``url()`` values of *css*, in order.
+
+    *css* is a style sheet or the declarations of a ``style`` attribute.
+    Values are unquoted, stripped of whitespace and CSS escapes are decoded,
+    but they are not resolved nor otherwise filtered. Plain strings inside
+    ``image-set()`` and ``-webkit-image-set()`` count as URLs. Comments and
+    strings are skipped, and so are the ``url()`` values of ``@import``,
+    ``@namespace`` and ``@font-face``, which are never images.
+    """
+    return list(_css_urls(css))
+
+
+# --- Documents and URLs ---------------------------------------------------
+
+_TAB_AND_NEWLINE = str.maketrans("", "", "\t\n\r")
+_DATA_IMAGE_URI = re.compile(r"data:[\t\n\f\r ]*image/", re.IGNORECASE)
+_HTTP_URL = re.compile(r"https?://", re.IGNORECASE)
+
+
+def _as_selector(document: Selector | str) -> Selector:
+    return document if isinstance(document, Selector) else Selector(text=document)
+
+
+def _document_base_url(root: etree._Element, page_url: str) -> str:
+    """Return the URL that relative URLs of the document resolve against:
+    the first ``<base href>``, itself resolved against *page_url*.
+    """
+    hrefs = _BASE_HREF(root)
+    href = strip_html5_whitespace(hrefs[0]) if hrefs else ""
+    return urljoin(page_url, href) if href else page_url
+
+
+def _clean_url(value: str) -> str:
+    """Remove from *value* the whitespace that browsers ignore in URLs."""
+    return strip_html5_whitespace(value).translate(_TAB_AND_NEWLINE)
+
+
+def _http_url(url: str, base_url: str) -> str | None:
+    """Return the clean *url* resolved against *base_url*, without fragment,
+    or ``None`` if it is empty, fragment-only or not ``http(s)``.
+    """
+    if not url or url.startswith("#"):
+        return None
+    if not _HTTP_URL.match(url):
+        url = urljoin(base_url, url)
+        if not _HTTP_URL.match(url):
+            return None
+    return url.split("#", 1)[0]
+
+
+def _image_url(value: str, base_url: str) -> str | None:
+    """Return the URL of the image that *value* references: a ``data:image``
+    URI as is, else like :func:`_http_url`.
+    """
+    url = _clean_url(value)
+    return url if _DATA_IMAGE_URI.match(url) else _http_url(url, base_url)
+
+
+def _extension(url: str) -> str:
+    try:
+        path = urlsplit(url).path
+    except ValueError:  # e.g. a malformed IPv6 host
+        return ""
+    return posixpath.splitext(path)[1][1:].lower()
+
+
+def _is_image_reference(value: str) -> bool:
+    return bool(_DATA_IMAGE_URI.match(value)) or is_image_url(value)
+
+
+def _is_non_image_file(url: str) -> bool:
+    return _extension(url) in _NON_IMAGE_EXTENSIONS
+
+
+# --- srcset ----------------------------------------------------------------
+
+# Whitespace and commas, then the URL: a run of non-whitespace characters.
+_SRCSET_URL = re.compile(r"[\t\n\f\r ,]*(?P<url>[^\t\n\f\r ,][^\t\n\f\r ]*)")
+# Descriptors run to a comma outside parentheses, which is consumed.
+_SRCSET_DESCRIPTORS = re.compile(r"(?P<descriptors>(?:[^,(]|\([^)]*\)?)*),?")
+_SRCSET_DESCRIPTOR = re.compile(r"(?:[^\t\n\f\r (]|\([^)]*\)?)+")
+_NON_NEGATIVE_INTEGER = re.compile(r"[0-9]+")
+_FLOATING_POINT_NUMBER = re.compile(r"-?(?:[0-9]+(?:\.[0-9]+)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
+
+
+def _srcset_candidate(url: str, descriptors: list[str]) -> SrcsetCandidate | None:
+    """Return the candidate, or ``None`` if its *descriptors* are invalid."""
+    width = density = height = None
+    for descriptor in descriptors:
+        number, kind = descriptor[:-1], descriptor[-1]
+        if (
+            kind == "w"
+            and width is None
+            and density is None
+            and _NON_NEGATIVE_INTEGER.fullmatch(number)
+            and int(number) > 0
+        ):
+            width = int(number)
+        elif (
+            kind == "x"
+            and width is None
+            and density is None
+            and height is None
+            and _FLOATING_POINT_NUMBER.fullmatch(number)
+            and float(number) >= 0
+        ):
+            density = float(number)
+        elif (
+            kind == "h"
+            and height is None
+            and density is None
+            and _NON_NEGATIVE_INTEGER.fullmatch(number)
+            and int(number) > 0
+        ):
+            height = int(number)
+        else:
+            return None
+    if height is not None and width is None:
+        return None
+    return SrcsetCandidate(url, width, density)
+
+
+# --- CSS -------------------------------------------------------------------
+
+_CSS_WHITESPACE = r"[\t\n\f\r ]"
+# What strings hold between their double or single quotes.
+_CSS_DOUBLE_QUOTED = r'(?:[^"\\\n\r\f]|\\(?:\r\n|[\s\S]))*'
+_CSS_SINGLE_QUOTED = r"(?:[^'\\\n\r\f]|\\(?:\r\n|[\s\S]))*"
+_CSS_STRING = f"\"{_CSS_DOUBLE_QUOTED}\"|'{_CSS_SINGLE_QUOTED}'"
+# Characters of an unquoted url(): no quotes, parentheses, whitespace nor
+# non-printables, and backslashes only to escape.
+_CSS_URL_CHARACTER = (
+    r"""[^"'()\\\t\n\f\r \x00-\x08\x0b\x0e-\x1f\x7f]"""
+    r"|\\[0-9a-fA-F]{1,6}(?:\r\n|[\t\n\f\r ])?"
+    r"|\\[^\n\r\f]"
+)
+# The CSS tokens that matter here; what does not match is skipped. Every
+# alternative starts with a punctuation character, so that the regex engine
+# can skip the text in between fast, which is why function names are looked
+# for behind their "(".
+_CSS_TOKENS = re.compile(
+    rf"""
+    /\*.*?(?:\*/|\Z)
+  | @(?:import|namespace)\b(?:[^;{{}}"']|{_CSS_STRING})*
+  | @font-face\b[^{{]*\{{(?:[^}}"']|{_CSS_STRING})*\}}?
+  | "(?P<double_quoted>{_CSS_DOUBLE_QUOTED})"
+  | '(?P<single_quoted>{_CSS_SINGLE_QUOTED})'
+  | \((?<=(?<![\w-])type\() {_CSS_WHITESPACE}*(?:{_CSS_STRING}){_CSS_WHITESPACE}*\)
+  | \((?<=(?<![\w-])url\() {_CSS_WHITESPACE}*
+        (?:(?P<quoted_url>{_CSS_STRING})|(?P<url>(?:{_CSS_URL_CHARACTER})*))
+        {_CSS_WHITESPACE}*\)
+  | \((?:(?<=(?<![\w-])image-set\()|(?<=(?<![\w-])-webkit-image-set\())
+        (?P<image_set>(?:[^()"']|{_CSS_STRING}|\((?:[^()"']|{_CSS_STRING})*\))*)\)
+    """,
+    re.IGNORECASE | re.DOTALL | re.VERBOSE,
+)
+_CSS_ESCAPE = re.compile(
+    r"\\(?:(?P<hex>[0-9a-fA-F]{1,6})(?:\r\n|[\t\n\f\r ])?|(?P<newline>\r\n|[\n\r\f])|(?P<char>.))",
+    re.DOTALL,
+)
+
+
+def _css_urls(css: str, in_image_set: bool = False) -> Iterator[str]:
+    """Yield the URLs of *css*, strings included when *in_image_set*."""
+    for match in _CSS_TOKENS.finditer(css):
+        kind = match.lastgroup
+        if kind == "url":
+            yield _css_unescape(match["url"])
+        elif kind == "quoted_url":
+            yield _css_unescape(match[kind][1:-1]).strip(HTML5_WHITESPACE)
+        elif kind in ("double_quoted", "single_quoted") and in_image_set:
+            yield _css_unescape(match[kind]).strip(HTML5_WHITESPACE)
+        elif kind == "image_set":
+            yield from _css_urls(match["image_set"], in_image_set=True)
+
+
+def _css_unescape(text: str) -> str:
+    return _CSS_ESCAPE.sub(_css_escaped_character, text) if "\\" in text else text
+
+
+def _css_escaped_character(match: re.Match[str]) -> str:
+    if match["newline"]:
+        return ""  # an escaped newline continues a string on the next line
+    if match["char"]:
+        return match["char"]
+    code_point = int(match["hex"], 16)
+    if code_point == 0 or 0xD800 <= code_point <= 0xDFFF or code_point > 0x10FFFF:
+        return "\ufffd"
+    return chr(code_point)
+
+
+# --- JSON ------------------------------------------------------------------
+
+#: JSON-LD (schema.org) properties whose values are images.
+_JSON_LD_IMAGE_KEYS = frozenset({"image", "thumbnailUrl", "thumbnail", "logo"})
+#: Properties of an ImageObject that hold its URL.
+_JSON_LD_URL_KEYS = frozenset({"url", "contentUrl"})
+
+
+def _load_json(text: str) -> object:
+    try:
+        return json.loads(text, strict=False)  # tolerate raw newlines in strings
+    except ValueError:
+        return None
+
+
+def _json_strings(data: object) -> Iterator[str]:
+    """Yield every string value nested in *data*."""
+    if isinstance(data, str):
+        yield data
+    elif isinstance(data, dict):
+        for value in data.values():
+            yield from _json_strings(value)
+    elif isinstance(data, list):
+        for value in data:
+            yield from _json_strings(value)
+
+
+def _json_ld_image_urls(data: object, is_image: bool = False) -> Iterator[str]:
+    """Yield the image URLs of JSON-LD *data*.
+
+    Those are the strings, or lists of strings, of the properties ``image``,
+    ``thumbnailUrl``, ``thumbnail`` and ``logo``, and the ``url`` and
+    ``contentUrl`` of ImageObjects: objects typed so, or the value of one of
+    those properties. *is_image* tells whether *data* is such a value.
+    """
+    if isinstance(data, str):
+        if is_image:
+            yield data
+    elif isinstance(data, list):
+        for item in data:
+            yield from _json_ld_image_urls(item, is_image)
+    elif isinstance(data, dict):
+        is_image = is_image or _is_image_object(data)
+        for key, value in data.items():
+            is_image_value = key in _JSON_LD_IMAGE_KEYS or (
+                is_image and key in _JSON_LD_URL_KEYS
+            )
+            yield from _json_ld_image_urls(value, is_image_value)
+
+
+def _is_image_object(data: dict) -> bool:
+    types = data.get("@type")
+    types = types if isinstance(types, list) else [types]
+    return any(isinstance(type_, str) and type_.endswith("ImageObject") for type_ in types)
+
+
+# --- Reading image references -------------------------------------------
+
+#: What the XPath expressions below return: strings that know which attribute
+#: (``attrname``) or text of which element (``getparent()``) they come from.
+_AttributeValue = etree._ElementUnicodeResult
+#: Reads the raw image URLs from one XPath result, given the srcset mode.
+_Reader = Callable[[_AttributeValue, str], Iterable[str]]
+
+
+def _url(value: _AttributeValue, srcset_mode: str) -> list[str]:
+    return [value]
+
+
+def _image_file_url(value: _AttributeValue, srcset_mode: str) -> list[str]:
+    return [value] if is_image_url(value) else []
+
+
+def _srcset_urls(value: _AttributeValue, srcset_mode: str) -> list[str]:
+    return pick_srcset(parse_srcset(value), srcset_mode)
+
+
+def _css_image_urls(css: _AttributeValue, srcset_mode: str) -> list[str]:
+    return [url for url in _css_urls(css) if not _is_non_image_file(url)]
+
+
+def _json_ld_urls(text: _AttributeValue, srcset_mode: str) -> list[str]:
+    return list(_json_ld_image_urls(_load_json(text)))
+
+
+# --- data-* attributes -----------------------------------------------------
+
+#: Attributes of lazy-loading scripts that hold an image URL.
+_LAZY_ATTRIBUTES = frozenset(
+    {
+        "data-src",
+        "data-original",
+        "data-lazy-src",
+        "data-lazy",
+        "data-url",
+        "data-hi-res-src",
+        "data-full-src",
+        "data-zoom-image",
+        "data-large_image",
+        "data-bg",
+        "data-background",
+        "data-background-image",
+        "data-image",
+        "data-echo",
+    }
+)
+#: Words that make a data-* attribute name look like it holds an image.
+_IMAGE_WORDS = re.compile("src|img|image|bg|background|original|lazy|thumb|full|zoom")
+#: Names of data-* attributes holding a srcset (lazysizes' bgset too).
+_SRCSET_NAME = re.compile("srcset|bgset")
+#: Elements whose data-* URLs are for videos, frames, scripts and such,
+#: unless they name an image file.
+_NON_IMAGE_ELEMENTS = frozenset(
+    {"iframe", "frame", "script", "video", "audio", "track", "embed", "object", "link", "meta"}
+)
+_IMAGE_ELEMENTS = frozenset({"img", "amp-img", "source"})
+_URL_PREFIXES = ("http://", "https://", "//", "/", "./", "../")
+_HAS_WHITESPACE = re.compile(r"[\t\n\f\r ]")
+
+
+def _data_attribute_urls(attribute: _AttributeValue, srcset_mode: str) -> list[str]:
+    """Return the image URLs in the value of a ``data-*`` *attribute*."""
+    name, tag = attribute.attrname, attribute.getparent().tag
+    value = strip_html5_whitespace(attribute)
+    if value.startswith(("{", "[")):
+        return [url for url in _json_strings(_load_json(value)) if _is_image_reference(url)]
+    if _SRCSET_NAME.search(name):
+        return pick_srcset(parse_srcset(value), srcset_mode)
+    if value[:4].lower() == "url(":
+        urls = _css_urls(value)
+    elif _is_image_reference(value) or (
+        _names_image_attribute(tag, name) and _looks_like_url(value)
+    ):
+        urls = [value]
+    else:
+        return []
+    return [url for url in urls if not _is_non_image_file(url)]
+
+
+def _names_image_attribute(tag: str, name: str) -> bool:
+    """Tell whether the ``data-*`` attribute *name* of a *tag* element is
+    likely to hold an image URL. ``data-url`` counts on images only: on
+    other elements it is mostly a share or navigation link.
+    """
+    if tag in _NON_IMAGE_ELEMENTS:
+        return False
+    if name == "data-url":
+        return tag in _IMAGE_ELEMENTS
+    return name in _LAZY_ATTRIBUTES or bool(_IMAGE_WORDS.search(name, len("data-")))
+
+
+def _looks_like_url(value: str) -> bool:
+    return value.startswith(_URL_PREFIXES) and not _HAS_WHITESPACE.search(value)
+
+
+# --- Finding image references ---------------------------------------------
+
+def _lower(expression: str) -> str:
+    return f"translate({expression}, '{ascii_uppercase}', '{ascii_lowercase}')"
+
+
+def _is_one_of(expression: str, values: Iterable[str]) -> str:
+    """XPath test: the lower-cased *expression* is one of *values*."""
+    return " or ".join(f"{_lower(expression)} = '{value}'" for value in values)
+
+
+_META_IMAGE_NAMES = (
+    "og:image",
+    "og:image:url",
+    "og:image:secure_url",
+    "twitter:image",
+    "twitter:image:src",
+    "msapplication-tileimage",
+)
+_ITEMPROP_IMAGES = ("image", "thumbnailurl", "logo")
+_META_IMAGES = " or ".join(
+    [
+        _is_one_of("@property", _META_IMAGE_NAMES),
+        _is_one_of("@name", _META_IMAGE_NAMES),
+        _is_one_of("@itemprop", _ITEMPROP_IMAGES),
+    ]
+)
+_LINK_IMAGES = " or ".join(
+    [
+        f"contains({_lower('@rel')}, 'icon')",  # icon, apple-touch-icon, mask-icon...
+        f"contains({_lower('@rel')}, 'image')",  # image_src, apple-touch-startup-image
+        _is_one_of("@as", ["image"]),
+        _is_one_of("@itemprop", _ITEMPROP_IMAGES),
+    ]
+)
+_XLINK_HREF = "@*[name() = 'xlink:href']"
+
+#: Where pages reference images: (source, XPath, reader of its results), in
+#: the order find_images() reports them. Each XPath is evaluated on its own:
+#: libxml2 merges the results of a union in quadratic time.
+_IMAGE_FINDERS: tuple[tuple[str, etree.XPath, _Reader], ...] = (
+    ("meta", etree.XPath(f"//meta[{_META_IMAGES}]/@content"), _url),
+    ("link", etree.XPath(f"//link[{_LINK_IMAGES}]/@href"), _url),
+    ("link", etree.XPath(f"//link[{_is_one_of('@as', ['image'])}]/@imagesrcset"), _srcset_urls),
+    # libxml2 does not know <source> is void: a <source> may hold the next.
+    ("img", etree.XPath("//img/@src | //amp-img/@src | //picture//source/@src"), _url),
+    ("srcset", etree.XPath("//@srcset"), _srcset_urls),
+    ("input", etree.XPath(f"//input[{_is_one_of('@type', ['image'])}]/@src"), _url),
+    ("poster", etree.XPath("//video/@poster"), _url),
+    (
+        "svg",
+        etree.XPath(f"//image/@href | //image/{_XLINK_HREF} | //use/@href | //use/{_XLINK_HREF}"),
+        _url,
+    ),
+    ("img", etree.XPath("//object/@data | //embed/@src"), _image_file_url),
+    (
+        "lazy",
+        # Every image URL has a "/" or a ".", most data-* values have neither.
+        etree.XPath("//@*[starts-with(name(), 'data-')][contains(., '/') or contains(., '.')]"),
+        _data_attribute_urls,
+    ),
+    ("css", etree.XPath("//@style[contains(., '(')]"), _css_image_urls),
+    ("css", etree.XPath("//style/text()"), _css_image_urls),
+    ("css", etree.XPath("//@background"), _url),
+    (
+        "meta",
+        etree.XPath(f"//script[{_is_one_of('@type', ['application/ld+json'])}]/text()"),
+        _json_ld_urls,
+    ),
+    ("link-href", etree.XPath("//a/@href | //area/@href"), _image_file_url),
+)
+_NOSCRIPT_ELEMENTS = etree.XPath("//noscript//*")
+_BASE_HREF = etree.XPath("(//base[@href])[1]/@href")
+_PAGE_LINKS = etree.XPath("//a/@href | //area/@href | //iframe/@src | //frame/@src")
+
+
+def _image_references(root: etree._Element, srcset_mode: str) -> Iterator[tuple[str, str]]:
+    """Yield ``(source, raw URL)`` for each image reference of the document
+    of *root*. References inside ``<noscript>`` come last: they are the
+    fallbacks of lazy-loaded images, which other references name already.
+    """
+    inside_noscript = set(_NOSCRIPT_ELEMENTS(root))
+    noscript_urls: list[str] = []
+    for source, xpath, read in _IMAGE_FINDERS:
+        for node in xpath(root):
+            urls = read(node, srcset_mode)
+            if node.getparent() in inside_noscript:
+                noscript_urls.extend(urls)
+            else:
+                yield from ((source, url) for url in urls)
+    yield from (("noscript", url) for url in noscript_urls)
