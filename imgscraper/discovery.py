@@ -98,9 +98,9 @@ def find_images(
     """Return every image *document* references, each URL once.
 
     *document* is HTML text or an already parsed :class:`parsel.Selector`
-    (e.g. ``response.selector``), in which case the whole document is
-    searched. *base_url* is the page URL; a ``<base href>`` in the document
-    overrides it. *srcset* is the :func:`pick_srcset` mode applied to each
+    (e.g. ``response.selector``), whose whole document is searched.
+    *base_url* is the page URL; a ``<base href>`` in the document overrides
+    it. *srcset* is the :func:`pick_srcset` mode applied to each
     ``srcset``-like attribute.
 
     Images come grouped by kind of reference: ``<meta>`` and ``<link>``
@@ -117,11 +117,11 @@ def find_images(
     root = _as_selector(document).root
     base_url = _document_base_url(root, base_url)
     images: dict[str, ImageRef] = {}
-    values = set()
+    seen_values: set[str] = set()
     for source, value in _image_references(root, srcset):
-        if value in values:  # saves resolving it again
+        if value in seen_values:  # and so resolved already
             continue
-        values.add(value)
+        seen_values.add(value)
         url = _image_url(value, base_url)
         if url and url not in images:
             images[url] = ImageRef(url, source)
@@ -185,7 +185,9 @@ def parse_srcset(value: str) -> list[SrcsetCandidate]:
     return candidates
 
 
-def pick_srcset(candidates: Sequence[SrcsetCandidate], mode: str = "largest") -> list[str]:
+def pick_srcset(
+    candidates: Sequence[SrcsetCandidate], mode: str = "largest"
+) -> list[str]:
     """Return the URLs of the *candidates* to download.
 
     ``"largest"`` picks the one candidate with the largest width (``w``) or,
@@ -217,7 +219,7 @@ def css_image_urls(css: str) -> list[str]:
     return list(_css_urls(css))
 
 
-# --- Documents and URLs ---------------------------------------------------
+# --- Documents and URLs ------------------------------------------------------
 
 _TAB_AND_NEWLINE = str.maketrans("", "", "\t\n\r")
 _DATA_IMAGE_URI = re.compile(r"data:[\t\n\f\r ]*image/", re.IGNORECASE)
@@ -243,8 +245,9 @@ def _clean_url(value: str) -> str:
 
 
 def _http_url(url: str, base_url: str) -> str | None:
-    """Return the clean *url* resolved against *base_url*, without fragment,
-    or ``None`` if it is empty, fragment-only or not ``http(s)``.
+    """Return the clean *url* resolved against *base_url*, without fragment
+    and with its scheme in lower case, or ``None`` if it is empty,
+    fragment-only or not ``http(s)``.
     """
     if not url or url.startswith("#"):
         return None
@@ -252,15 +255,22 @@ def _http_url(url: str, base_url: str) -> str | None:
         url = urljoin(base_url, url)
         if not _HTTP_URL.match(url):
             return None
-    return url.split("#", 1)[0]
+    return _lower_scheme(url.split("#", 1)[0])
 
 
 def _image_url(value: str, base_url: str) -> str | None:
     """Return the URL of the image that *value* references: a ``data:image``
-    URI as is, else like :func:`_http_url`.
+    URI as is but for the case of its scheme, else like :func:`_http_url`.
     """
     url = _clean_url(value)
-    return url if _DATA_IMAGE_URI.match(url) else _http_url(url, base_url)
+    if _DATA_IMAGE_URI.match(url):
+        return _lower_scheme(url)
+    return _http_url(url, base_url)
+
+
+def _lower_scheme(url: str) -> str:
+    scheme, colon, rest = url.partition(":")
+    return scheme.lower() + colon + rest
 
 
 def _extension(url: str) -> str:
@@ -279,7 +289,7 @@ def _is_non_image_file(url: str) -> bool:
     return _extension(url) in _NON_IMAGE_EXTENSIONS
 
 
-# --- srcset ----------------------------------------------------------------
+# --- srcset ------------------------------------------------------------------
 
 # Whitespace and commas, then the URL: a run of non-whitespace characters.
 _SRCSET_URL = re.compile(r"[\t\n\f\r ,]*(?P<url>[^\t\n\f\r ,][^\t\n\f\r ]*)")
@@ -287,7 +297,9 @@ _SRCSET_URL = re.compile(r"[\t\n\f\r ,]*(?P<url>[^\t\n\f\r ,][^\t\n\f\r ]*)")
 _SRCSET_DESCRIPTORS = re.compile(r"(?P<descriptors>(?:[^,(]|\([^)]*\)?)*),?")
 _SRCSET_DESCRIPTOR = re.compile(r"(?:[^\t\n\f\r (]|\([^)]*\)?)+")
 _NON_NEGATIVE_INTEGER = re.compile(r"[0-9]+")
-_FLOATING_POINT_NUMBER = re.compile(r"-?(?:[0-9]+(?:\.[0-9]+)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
+_FLOATING_POINT_NUMBER = re.compile(
+    r"-?(?:[0-9]+(?:\.[0-9]+)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?"
+)
 
 
 def _srcset_candidate(url: str, descriptors: list[str]) -> SrcsetCandidate | None:
@@ -327,12 +339,13 @@ def _srcset_candidate(url: str, descriptors: list[str]) -> SrcsetCandidate | Non
     return SrcsetCandidate(url, width, density)
 
 
-# --- CSS -------------------------------------------------------------------
+# --- CSS ---------------------------------------------------------------------
 
 _CSS_WHITESPACE = r"[\t\n\f\r ]"
-# What strings hold between their double or single quotes.
-_CSS_DOUBLE_QUOTED = r'(?:[^"\\\n\r\f]|\\(?:\r\n|[\s\S]))*'
-_CSS_SINGLE_QUOTED = r"(?:[^'\\\n\r\f]|\\(?:\r\n|[\s\S]))*"
+# What strings hold between their double or single quotes. Quantifiers are
+# possessive (*+) throughout, to keep the regex linear on malformed CSS.
+_CSS_DOUBLE_QUOTED = r'(?:[^"\\\n\r\f]|\\(?:\r\n|[\s\S]))*+'
+_CSS_SINGLE_QUOTED = r"(?:[^'\\\n\r\f]|\\(?:\r\n|[\s\S]))*+"
 _CSS_STRING = f"\"{_CSS_DOUBLE_QUOTED}\"|'{_CSS_SINGLE_QUOTED}'"
 # Characters of an unquoted url(): no quotes, parentheses, whitespace nor
 # non-printables, and backslashes only to escape.
@@ -341,29 +354,38 @@ _CSS_URL_CHARACTER = (
     r"|\\[0-9a-fA-F]{1,6}(?:\r\n|[\t\n\f\r ])?"
     r"|\\[^\n\r\f]"
 )
+# The arguments of image-set(), which may hold url() and type() calls.
+_CSS_IMAGE_SET_ARGUMENTS = (
+    rf"""(?:[^()"';{{}}]|{_CSS_STRING}|\((?:[^()"';{{}}]|{_CSS_STRING})*+\))*+"""
+)
 # The CSS tokens that matter here; what does not match is skipped. Every
 # alternative starts with a punctuation character, so that the regex engine
 # can skip the text in between fast, which is why function names are looked
-# for behind their "(".
+# for behind their "(". A string missing its closing quote ends at the end
+# of its line.
 _CSS_TOKENS = re.compile(
     rf"""
     /\*.*?(?:\*/|\Z)
-  | @(?:import|namespace)\b(?:[^;{{}}"']|{_CSS_STRING})*
-  | @font-face\b[^{{]*\{{(?:[^}}"']|{_CSS_STRING})*\}}?
-  | "(?P<double_quoted>{_CSS_DOUBLE_QUOTED})"
-  | '(?P<single_quoted>{_CSS_SINGLE_QUOTED})'
-  | \((?<=(?<![\w-])type\() {_CSS_WHITESPACE}*(?:{_CSS_STRING}){_CSS_WHITESPACE}*\)
-  | \((?<=(?<![\w-])url\() {_CSS_WHITESPACE}*
-        (?:(?P<quoted_url>{_CSS_STRING})|(?P<url>(?:{_CSS_URL_CHARACTER})*))
-        {_CSS_WHITESPACE}*\)
+  | @(?:import|namespace)\b(?:[^;{{}}"']|{_CSS_STRING})*+
+  | @font-face{_CSS_WHITESPACE}*+\{{(?:[^}}"']|{_CSS_STRING})*+\}}?
+  | "(?P<double_quoted>{_CSS_DOUBLE_QUOTED})"?
+  | '(?P<single_quoted>{_CSS_SINGLE_QUOTED})'?
+  | \((?<=(?<![\w-])type\() {_CSS_WHITESPACE}*+(?:{_CSS_STRING}){_CSS_WHITESPACE}*+\)
+  | \((?<=(?<![\w-])url\() {_CSS_WHITESPACE}*+
+        (?:(?P<quoted_url>{_CSS_STRING})|(?P<url>(?:{_CSS_URL_CHARACTER})*+))
+        {_CSS_WHITESPACE}*+\)
   | \((?:(?<=(?<![\w-])image-set\()|(?<=(?<![\w-])-webkit-image-set\())
-        (?P<image_set>(?:[^()"']|{_CSS_STRING}|\((?:[^()"']|{_CSS_STRING})*\))*)\)
+        (?P<image_set>{_CSS_IMAGE_SET_ARGUMENTS})\)
     """,
     re.IGNORECASE | re.DOTALL | re.VERBOSE,
 )
 _CSS_ESCAPE = re.compile(
-    r"\\(?:(?P<hex>[0-9a-fA-F]{1,6})(?:\r\n|[\t\n\f\r ])?|(?P<newline>\r\n|[\n\r\f])|(?P<char>.))",
-    re.DOTALL,
+    r"""\\(?:
+        (?P<hex>[0-9a-fA-F]{1,6})(?:\r\n|[\t\n\f\r ])?
+      | (?P<newline>\r\n|[\n\r\f])
+      | (?P<char>.)
+    )""",
+    re.DOTALL | re.VERBOSE,
 )
 
 
@@ -396,7 +418,7 @@ def _css_escaped_character(match: re.Match[str]) -> str:
     return chr(code_point)
 
 
-# --- JSON ------------------------------------------------------------------
+# --- JSON --------------------------------------------------------------------
 
 #: JSON-LD (schema.org) properties whose values are images.
 _JSON_LD_IMAGE_KEYS = frozenset({"image", "thumbnailUrl", "thumbnail", "logo"})
@@ -407,81 +429,90 @@ _JSON_LD_URL_KEYS = frozenset({"url", "contentUrl"})
 def _load_json(text: str) -> object:
     try:
         return json.loads(text, strict=False)  # tolerate raw newlines in strings
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
 
 
 def _json_strings(data: object) -> Iterator[str]:
-    """Yield every string value nested in *data*."""
-    if isinstance(data, str):
-        yield data
-    elif isinstance(data, dict):
-        for value in data.values():
-            yield from _json_strings(value)
-    elif isinstance(data, list):
-        for value in data:
-            yield from _json_strings(value)
+    """Yield every string nested in *data*, in order."""
+    stack = [data]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            yield node
+        elif isinstance(node, dict):
+            stack.extend(reversed(node.values()))
+        elif isinstance(node, list):
+            stack.extend(reversed(node))
 
 
-def _json_ld_image_urls(data: object, is_image: bool = False) -> Iterator[str]:
-    """Yield the image URLs of JSON-LD *data*.
+def _json_ld_image_urls(data: object) -> Iterator[str]:
+    """Yield the image URLs of JSON-LD *data*, in order.
 
     Those are the strings, or lists of strings, of the properties ``image``,
     ``thumbnailUrl``, ``thumbnail`` and ``logo``, and the ``url`` and
     ``contentUrl`` of ImageObjects: objects typed so, or the value of one of
-    those properties. *is_image* tells whether *data* is such a value.
+    those properties.
     """
-    if isinstance(data, str):
-        if is_image:
-            yield data
-    elif isinstance(data, list):
-        for item in data:
-            yield from _json_ld_image_urls(item, is_image)
-    elif isinstance(data, dict):
-        is_image = is_image or _is_image_object(data)
-        for key, value in data.items():
-            is_image_value = key in _JSON_LD_IMAGE_KEYS or (
-                is_image and key in _JSON_LD_URL_KEYS
+    stack = [(data, False)]  # (node, whether it is the value of an image property)
+    while stack:
+        node, is_image = stack.pop()
+        if isinstance(node, str):
+            if is_image:
+                yield node
+        elif isinstance(node, list):
+            stack.extend((item, is_image) for item in reversed(node))
+        elif isinstance(node, dict):
+            is_image_object = is_image or _is_image_object(node)
+            stack.extend(
+                (
+                    value,
+                    key in _JSON_LD_IMAGE_KEYS
+                    or (is_image_object and key in _JSON_LD_URL_KEYS),
+                )
+                for key, value in reversed(node.items())
             )
-            yield from _json_ld_image_urls(value, is_image_value)
 
 
 def _is_image_object(data: dict) -> bool:
     types = data.get("@type")
     types = types if isinstance(types, list) else [types]
-    return any(isinstance(type_, str) and type_.endswith("ImageObject") for type_ in types)
+    return any(
+        isinstance(type_, str) and type_.endswith("ImageObject") for type_ in types
+    )
 
 
-# --- Reading image references -------------------------------------------
+# --- Reading image references ------------------------------------------------
 
-#: What the XPath expressions below return: strings that know which attribute
-#: (``attrname``) or text of which element (``getparent()``) they come from.
-_AttributeValue = etree._ElementUnicodeResult
+#: What the XPath expressions below return: lxml "smart strings", which know
+#: the attribute (``attrname``) or text of which element (``getparent()``)
+#: they are.
+_SmartString = etree._ElementUnicodeResult
 #: Reads the raw image URLs from one XPath result, given the srcset mode.
-_Reader = Callable[[_AttributeValue, str], Iterable[str]]
+_Reader = Callable[[_SmartString, str], Iterable[str]]
 
 
-def _url(value: _AttributeValue, srcset_mode: str) -> list[str]:
+def _url(value: _SmartString, srcset_mode: str) -> list[str]:
     return [value]
 
 
-def _image_file_url(value: _AttributeValue, srcset_mode: str) -> list[str]:
+def _image_file_url(value: _SmartString, srcset_mode: str) -> list[str]:
     return [value] if is_image_url(value) else []
 
 
-def _srcset_urls(value: _AttributeValue, srcset_mode: str) -> list[str]:
+def _srcset_urls(value: _SmartString, srcset_mode: str) -> list[str]:
     return pick_srcset(parse_srcset(value), srcset_mode)
 
 
-def _css_image_urls(css: _AttributeValue, srcset_mode: str) -> list[str]:
+def _css_image_urls(css: _SmartString, srcset_mode: str) -> list[str]:
     return [url for url in _css_urls(css) if not _is_non_image_file(url)]
 
 
-def _json_ld_urls(text: _AttributeValue, srcset_mode: str) -> list[str]:
+def _json_ld_urls(text: _SmartString, srcset_mode: str) -> list[str]:
     return list(_json_ld_image_urls(_load_json(text)))
 
 
-# --- data-* attributes -----------------------------------------------------
+# --- data-* attributes -------------------------------------------------------
 
 #: Attributes of lazy-loading scripts that hold an image URL.
 _LAZY_ATTRIBUTES = frozenset(
@@ -509,19 +540,21 @@ _SRCSET_NAME = re.compile("srcset|bgset")
 #: Elements whose data-* URLs are for videos, frames, scripts and such,
 #: unless they name an image file.
 _NON_IMAGE_ELEMENTS = frozenset(
-    {"iframe", "frame", "script", "video", "audio", "track", "embed", "object", "link", "meta"}
+    "iframe frame script video audio track embed object link meta".split()
 )
 _IMAGE_ELEMENTS = frozenset({"img", "amp-img", "source"})
 _URL_PREFIXES = ("http://", "https://", "//", "/", "./", "../")
 _HAS_WHITESPACE = re.compile(r"[\t\n\f\r ]")
 
 
-def _data_attribute_urls(attribute: _AttributeValue, srcset_mode: str) -> list[str]:
+def _data_attribute_urls(attribute: _SmartString, srcset_mode: str) -> list[str]:
     """Return the image URLs in the value of a ``data-*`` *attribute*."""
     name, tag = attribute.attrname, attribute.getparent().tag
     value = strip_html5_whitespace(attribute)
     if value.startswith(("{", "[")):
-        return [url for url in _json_strings(_load_json(value)) if _is_image_reference(url)]
+        return [
+            url for url in _json_strings(_load_json(value)) if _is_image_reference(url)
+        ]
     if _SRCSET_NAME.search(name):
         return pick_srcset(parse_srcset(value), srcset_mode)
     if value[:4].lower() == "url(":
@@ -551,7 +584,8 @@ def _looks_like_url(value: str) -> bool:
     return value.startswith(_URL_PREFIXES) and not _HAS_WHITESPACE.search(value)
 
 
-# --- Finding image references ---------------------------------------------
+# --- Finding image references ------------------------------------------------
+
 
 def _lower(expression: str) -> str:
     return f"translate({expression}, '{ascii_uppercase}', '{ascii_lowercase}')"
@@ -594,7 +628,11 @@ _XLINK_HREF = "@*[name() = 'xlink:href']"
 _IMAGE_FINDERS: tuple[tuple[str, etree.XPath, _Reader], ...] = (
     ("meta", etree.XPath(f"//meta[{_META_IMAGES}]/@content"), _url),
     ("link", etree.XPath(f"//link[{_LINK_IMAGES}]/@href"), _url),
-    ("link", etree.XPath(f"//link[{_is_one_of('@as', ['image'])}]/@imagesrcset"), _srcset_urls),
+    (
+        "link",
+        etree.XPath(f"//link[{_is_one_of('@as', ['image'])}]/@imagesrcset"),
+        _srcset_urls,
+    ),
     # libxml2 does not know <source> is void: a <source> may hold the next.
     ("img", etree.XPath("//img/@src | //amp-img/@src | //picture//source/@src"), _url),
     ("srcset", etree.XPath("//@srcset"), _srcset_urls),
@@ -602,14 +640,18 @@ _IMAGE_FINDERS: tuple[tuple[str, etree.XPath, _Reader], ...] = (
     ("poster", etree.XPath("//video/@poster"), _url),
     (
         "svg",
-        etree.XPath(f"//image/@href | //image/{_XLINK_HREF} | //use/@href | //use/{_XLINK_HREF}"),
+        etree.XPath(
+            f"//image/@href | //image/{_XLINK_HREF} | //use/@href | //use/{_XLINK_HREF}"
+        ),
         _url,
     ),
     ("img", etree.XPath("//object/@data | //embed/@src"), _image_file_url),
     (
         "lazy",
         # Every image URL has a "/" or a ".", most data-* values have neither.
-        etree.XPath("//@*[starts-with(name(), 'data-')][contains(., '/') or contains(., '.')]"),
+        etree.XPath(
+            "//@*[starts-with(name(), 'data-')][contains(., '/') or contains(., '.')]"
+        ),
         _data_attribute_urls,
     ),
     ("css", etree.XPath("//@style[contains(., '(')]"), _css_image_urls),
@@ -627,7 +669,9 @@ _BASE_HREF = etree.XPath("(//base[@href])[1]/@href")
 _PAGE_LINKS = etree.XPath("//a/@href | //area/@href | //iframe/@src | //frame/@src")
 
 
-def _image_references(root: etree._Element, srcset_mode: str) -> Iterator[tuple[str, str]]:
+def _image_references(
+    root: etree._Element, srcset_mode: str
+) -> Iterator[tuple[str, str]]:
     """Yield ``(source, raw URL)`` for each image reference of the document
     of *root*. References inside ``<noscript>`` come last: they are the
     fallbacks of lazy-loaded images, which other references name already.

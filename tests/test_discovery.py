@@ -17,8 +17,12 @@ from imgscraper.discovery import (
 )
 
 PAGE = "https://example.com/blog/post.html"
-PNG_URI = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk"
-GIF_URI = "data:image/gif;base64,R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7"
+PNG_URI = (
+    "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk"
+)
+GIF_URI = (
+    "data:image/gif;base64,R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7"
+)
 
 
 def found(html: str, **kwargs) -> list[tuple[str, str]]:
@@ -30,7 +34,7 @@ def urls(html: str, **kwargs) -> list[str]:
     return [image.url for image in find_images(html, PAGE, **kwargs)]
 
 
-# --- is_image_url ----------------------------------------------------------
+# --- is_image_url ------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -68,7 +72,7 @@ def test_is_not_image_url(url):
     assert not is_image_url(url)
 
 
-# --- parse_srcset ----------------------------------------------------------
+# --- parse_srcset ------------------------------------------------------------
 
 
 def test_parse_srcset_keeps_commas_inside_urls():
@@ -77,8 +81,12 @@ def test_parse_srcset_keeps_commas_inside_urls():
         "https://res.cloudinary.com/x/image/upload/w_600,h_400,c_fill/a.jpg 600w"
     )
     assert parse_srcset(value) == [
-        SrcsetCandidate("https://res.cloudinary.com/x/image/upload/w_300,h_200,c_fill/a.jpg", 300),
-        SrcsetCandidate("https://res.cloudinary.com/x/image/upload/w_600,h_400,c_fill/a.jpg", 600),
+        SrcsetCandidate(
+            "https://res.cloudinary.com/x/image/upload/w_300,h_200,c_fill/a.jpg", 300
+        ),
+        SrcsetCandidate(
+            "https://res.cloudinary.com/x/image/upload/w_600,h_400,c_fill/a.jpg", 600
+        ),
     ]
 
 
@@ -120,7 +128,9 @@ def test_parse_srcset_without_descriptors():
     ],
 )
 def test_parse_srcset_drops_invalid_candidates(value):
-    assert parse_srcset(f"{value}, ok.jpg 3x") == [SrcsetCandidate("ok.jpg", density=3.0)]
+    assert parse_srcset(f"{value}, ok.jpg 3x") == [
+        SrcsetCandidate("ok.jpg", density=3.0)
+    ]
 
 
 def test_parse_srcset_trailing_commas_end_candidates():
@@ -144,7 +154,9 @@ def test_parse_srcset_whitespace_and_newlines():
 def test_parse_srcset_tracks_parentheses_in_descriptors():
     # The comma inside parentheses does not end the candidate, which is
     # invalid as a whole; the next one still parses.
-    assert parse_srcset("a.jpg 1x (x, y), b.jpg 2x") == [SrcsetCandidate("b.jpg", density=2.0)]
+    assert parse_srcset("a.jpg 1x (x, y), b.jpg 2x") == [
+        SrcsetCandidate("b.jpg", density=2.0)
+    ]
 
 
 def test_parse_srcset_data_uri():
@@ -154,7 +166,7 @@ def test_parse_srcset_data_uri():
     ]
 
 
-# --- pick_srcset -----------------------------------------------------------
+# --- pick_srcset -------------------------------------------------------------
 
 
 def test_pick_srcset_largest_width():
@@ -182,7 +194,7 @@ def test_pick_srcset_empty_and_unknown_mode():
         pick_srcset([SrcsetCandidate("a.jpg")], "smallest")
 
 
-# --- css_image_urls --------------------------------------------------------
+# --- css_image_urls ----------------------------------------------------------
 
 
 def test_css_image_urls_quoting_and_whitespace():
@@ -201,7 +213,13 @@ def test_css_image_urls_escapes():
     css = r"""a { background: url(a\(1\).png) url("b\"q.png") url('c\'s.png') url(\64 .png) }
               b { background: url("long\
 name.png") }"""
-    assert css_image_urls(css) == ["a(1).png", 'b"q.png', "c's.png", "d.png", "longname.png"]
+    assert css_image_urls(css) == [
+        "a(1).png",
+        'b"q.png',
+        "c's.png",
+        "d.png",
+        "longname.png",
+    ]
 
 
 def test_css_image_urls_image_set():
@@ -227,11 +245,22 @@ def test_css_image_urls_skips_imports_fonts_comments_and_strings():
 
 
 def test_css_image_urls_keeps_data_uris_and_custom_properties():
-    css = f":root {{ --hero: url({PNG_URI}); }} a {{ mask: url(\"data:image/svg+xml,%3Csvg/%3E\") }}"
+    css = f':root {{ --hero: url({PNG_URI}); }} a {{ mask: url("data:image/svg+xml,%3Csvg/%3E") }}'
     assert css_image_urls(css) == [PNG_URI, "data:image/svg+xml,%3Csvg/%3E"]
 
 
-# --- find_images: each kind of reference ------------------------------------
+def test_css_image_urls_malformed():
+    # A string missing its closing quote ends at the end of its line.
+    assert css_image_urls('a { content: "oops\n} b { background: url(b.png) }') == [
+        "b.png"
+    ]
+    assert css_image_urls('a { background: url("a.png }') == []
+    assert css_image_urls("a { background: url(a b.png) }") == []
+    # This would take minutes to a backtracking regex.
+    assert css_image_urls('image-set("\\' * 20_000) == []
+
+
+# --- find_images: each kind of reference -------------------------------------
 
 
 def test_img_src_resolved():
@@ -283,7 +312,9 @@ def test_picture_sources():
 
 
 def test_video_sources_are_not_images():
-    html = '<video poster="/poster.jpg"><source src="/movie.mp4" type="video/mp4"></video>'
+    html = (
+        '<video poster="/poster.jpg"><source src="/movie.mp4" type="video/mp4"></video>'
+    )
     assert found(html) == [("https://example.com/poster.jpg", "poster")]
 
 
@@ -350,6 +381,7 @@ def test_other_data_attributes_holding_images():
         <img data-src-retina="/retina/2">
         <div data-gallery='[{"src": "/g/1.jpg", "caption": "One"}, {"src": "/g/2.webp"}]'></div>
         <div data-config='{"zoom": {"image": "https://cdn.example.com/z.avif"}, "next": "/p/2"}'></div>
+        <img data-srcset='{"1x": "/j/a.jpg", "2x": "/j/a@2x.jpg"}'>
     """
     assert found(html) == [
         ("https://example.com/blog/slides/one.JPG", "lazy"),
@@ -360,6 +392,8 @@ def test_other_data_attributes_holding_images():
         ("https://example.com/g/1.jpg", "lazy"),
         ("https://example.com/g/2.webp", "lazy"),
         ("https://cdn.example.com/z.avif", "lazy"),
+        ("https://example.com/j/a.jpg", "lazy"),
+        ("https://example.com/j/a@2x.jpg", "lazy"),
     ]
 
 
@@ -569,11 +603,22 @@ def test_relative_base_href_and_only_the_first_one():
     assert find_page_links(html, PAGE) == ["https://example.com/static/p"]
 
 
-def test_protocol_relative_urls():
-    assert urls('<img src="//cdn.example.net/a.jpg">') == ["https://cdn.example.net/a.jpg"]
-    assert [i.url for i in find_images('<img src="//cdn.example.net/a.jpg">', "http://x.org/")] == [
-        "http://cdn.example.net/a.jpg"
+def test_schemes_in_lower_case():
+    html = '<img src="HTTPS://CDN.example.com/A.jpg"><img src="Http://x.org/b.jpg">'
+    assert urls(html) == ["https://CDN.example.com/A.jpg", "http://x.org/b.jpg"]
+    assert find_page_links('<a href="HTTP://x.org/Page">', PAGE) == [
+        "http://x.org/Page"
     ]
+
+
+def test_protocol_relative_urls():
+    assert urls('<img src="//cdn.example.net/a.jpg">') == [
+        "https://cdn.example.net/a.jpg"
+    ]
+    assert [
+        i.url
+        for i in find_images('<img src="//cdn.example.net/a.jpg">', "http://x.org/")
+    ] == ["http://cdn.example.net/a.jpg"]
 
 
 def test_entities_whitespace_and_fragments():
@@ -615,7 +660,7 @@ def test_data_uris():
     assert urls(html) == [
         GIF_URI,
         PNG_URI,
-        "DATA:image/svg+xml;utf8,<svg xmlns='http://www.w3.org/2000/svg'/>",
+        "data:image/svg+xml;utf8,<svg xmlns='http://www.w3.org/2000/svg'/>",
     ]
 
 
@@ -627,6 +672,26 @@ def test_non_http_and_empty_values_are_ignored():
         <a href="javascript:void(0)"></a>
     """
     assert found(html) == []
+
+
+def test_names_in_any_letter_case():
+    html = """<IMG SRC="/a.jpg" DATA-SRC="/b.jpg"><Meta Property="OG:Image" Content="/c.jpg">
+              <INPUT TYPE="Image" SRC="/d.gif"><LINK REL="Shortcut Icon" HREF="/e.ico">"""
+    assert found(html) == [
+        ("https://example.com/c.jpg", "meta"),
+        ("https://example.com/e.ico", "link"),
+        ("https://example.com/a.jpg", "img"),
+        ("https://example.com/d.gif", "input"),
+        ("https://example.com/b.jpg", "lazy"),
+    ]
+
+
+def test_amp_images():
+    html = '<amp-img src="/amp.jpg" srcset="/amp.jpg 1x, /amp@2x.jpg 2x"></amp-img>'
+    assert found(html) == [
+        ("https://example.com/amp.jpg", "img"),
+        ("https://example.com/amp@2x.jpg", "srcset"),
+    ]
 
 
 def test_selector_is_used_as_is():
@@ -683,7 +748,7 @@ SHOP_PAGE = """<!DOCTYPE html>
 <html lang="en">
 <head>
   <meta charset="utf-8">
-  <title>Trail Runner 3 – Outdoor Co.</title>
+  <title>Trail Runner 3 &ndash; Outdoor Co.</title>
   <meta name="viewport" content="width=device-width, initial-scale=1">
   <meta property="og:title" content="Trail Runner 3">
   <meta property="og:image" content="https://cdn.outdoor.example/products/tr3/og.jpg">
@@ -787,30 +852,40 @@ SHOP_PAGE = """<!DOCTYPE html>
 
 
 def test_realistic_page_images():
-    assert set(find_images(SHOP_PAGE, "https://www.outdoor.example/p/trail-runner-3")) == {
+    assert set(
+        find_images(SHOP_PAGE, "https://www.outdoor.example/p/trail-runner-3")
+    ) == {
         ImageRef("https://cdn.outdoor.example/products/tr3/og.jpg", "meta"),
         ImageRef("https://www.outdoor.example/favicon-32x32.png", "link"),
         ImageRef("https://www.outdoor.example/apple-touch-icon.png", "link"),
         ImageRef("https://www.outdoor.example/assets/img/logo.svg", "img"),
-        ImageRef("https://res.cloudinary.com/outdoor/image/upload/w_800/tr3/hero.jpg", "img"),
         ImageRef(
-            "data:image/gif;base64,R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7", "img"
+            "https://res.cloudinary.com/outdoor/image/upload/w_800/tr3/hero.jpg", "img"
+        ),
+        ImageRef(
+            "data:image/gif;base64,R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7",
+            "img",
         ),
         ImageRef("https://www.outdoor.example/assets/img/placeholder.svg", "img"),
         ImageRef("https://cdn.outdoor.example/products/tr2/card.jpg", "img"),
         ImageRef("https://tracker.example.net/pixel.gif?page=tr3", "img"),
         ImageRef(
-            "https://res.cloudinary.com/outdoor/image/upload/w_1600,f_avif/tr3/hero.avif", "srcset"
+            "https://res.cloudinary.com/outdoor/image/upload/w_1600,f_avif/tr3/hero.avif",
+            "srcset",
         ),
         ImageRef(
-            "https://res.cloudinary.com/outdoor/image/upload/w_1600,f_webp/tr3/hero.webp", "srcset"
+            "https://res.cloudinary.com/outdoor/image/upload/w_1600,f_webp/tr3/hero.webp",
+            "srcset",
         ),
         ImageRef("https://cdn.outdoor.example/products/tr2/card@2x.jpg", "srcset"),
         ImageRef("https://cdn.outdoor.example/products/tr3/side-600.jpg", "lazy"),
         ImageRef("https://cdn.outdoor.example/products/tr3/side-1200.jpg", "lazy"),
         ImageRef("https://cdn.outdoor.example/products/tr3/top-thumb.jpg", "lazy"),
         ImageRef("https://cdn.outdoor.example/products/tr3/video-poster.webp", "lazy"),
-        ImageRef("https://cdn.outdoor.example/editorial/forest-run.jpg?auto=format&q=80", "lazy"),
+        ImageRef(
+            "https://cdn.outdoor.example/editorial/forest-run.jpg?auto=format&q=80",
+            "lazy",
+        ),
         ImageRef("https://www.outdoor.example/media/road-runner-600.jpg", "lazy"),
         ImageRef("https://cdn.outdoor.example/products/tr3/sole-thumb.jpg", "css"),
         ImageRef("https://www.outdoor.example/assets/img/promo-bg.webp", "css"),
@@ -824,7 +899,9 @@ def test_realistic_page_images():
 
 
 def test_realistic_page_links():
-    assert find_page_links(SHOP_PAGE, "https://www.outdoor.example/p/trail-runner-3") == [
+    assert find_page_links(
+        SHOP_PAGE, "https://www.outdoor.example/p/trail-runner-3"
+    ) == [
         "https://www.outdoor.example/",
         "https://www.outdoor.example/c/men",
         "https://www.outdoor.example/c/women",
