@@ -18,7 +18,7 @@ from w3lib.url import canonicalize_url
 from imgscraper.discovery import find_images, find_page_links
 from imgscraper.items import ImageItem
 
-__all__ = ["ArgumentError", "ImagesSpider", "parse_depth", "parse_start_urls", "parse_yes_no"]
+__all__ = ["ArgumentError", "ImagesSpider", "parse_depth", "parse_start_urls", "parse_yes_no", "site_in_domains", "site_of"]
 
 logger = logging.getLogger(__name__)
 
@@ -67,19 +67,20 @@ def parse_yes_no(name: str, value: Any) -> bool:
     raise ArgumentError(f"{name} {value!r} is not yes or no: pass e.g. -a {name}=no")
 
 
-def url_host(url: str) -> str:
-    """The lower-case host name of ``url``, without port."""
-    return (urlparse_cached(Request(url)).hostname or "").lower()
+def site_of(url: str) -> str:
+    """The site a page belongs to: its host without ``www.``, plus ``:port`` if not the default."""
+    parts = urlparse_cached(Request(url))
+    host = (parts.hostname or "").lower().removeprefix("www.")
+    return f"{host}:{parts.port}" if parts.port not in (None, 80, 443) else host
 
 
-def site_domain(url: str) -> str:
-    """The domain whose pages count as the start URL's site (``www.`` dropped)."""
-    return url_host(url).removeprefix("www.")
+def site_in_domains(site: str, domains: list[str]) -> bool:
+    """Whether ``site`` is one of ``domains`` or a subdomain of one.
 
-
-def host_in_domains(host: str, domains: list[str]) -> bool:
-    """Whether ``host`` is one of ``domains`` or a subdomain of one (any port)."""
-    return any(host == domain or host.endswith(f".{domain}") for domain in domains)
+    A domain without a port matches sites on the default ports only, so a
+    crawl of ``example.com`` stays off ``example.com:8080``.
+    """
+    return any(site == domain or site.endswith(f".{domain}") for domain in domains)
 
 
 class ImagesSpider(scrapy.Spider):
@@ -116,7 +117,7 @@ class ImagesSpider(scrapy.Spider):
             self.argument_error = str(exc)
         extra_domains = [d.strip().lower() for d in follow_domains.split(",") if d.strip()]
         self.follow_any_domain = "*" in extra_domains
-        self.follow_domains = [site_domain(u) for u in self.start_urls] + extra_domains
+        self.follow_domains = [site_of(u) for u in self.start_urls] + extra_domains
         self.seen_images: set[str] = set()
 
     @classmethod
@@ -159,4 +160,4 @@ class ImagesSpider(scrapy.Spider):
 
     def should_follow(self, url: str) -> bool:
         """Whether a page link stays on the crawled sites."""
-        return self.follow_any_domain or host_in_domains(url_host(url), self.follow_domains)
+        return self.follow_any_domain or site_in_domains(site_of(url), self.follow_domains)

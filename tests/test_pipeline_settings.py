@@ -1,0 +1,87 @@
+"""The pipeline's settings, each checked on a real crawl of the generated site."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+
+@pytest.fixture(scope="module")
+def srv(site_server_module):
+    return site_server_module
+
+
+def crawl(srv, run_crawl, *settings: str):
+    result = run_crawl(["-a", f"url={srv.url}", "-a", "depth=0", *(a for s in settings for a in ("-s", s))])
+    assert result.returncode == 0, result.tail()
+    return result
+
+
+def stored(result) -> dict[str, dict]:
+    return {i["url"]: i for i in result.items if i["status"] == "downloaded"}
+
+
+def test_random_file_names_are_uuid4_minted_once_per_image(srv, run_crawl):
+    result = crawl(srv, run_crawl, "IMGSCRAPER_FILE_NAMES=random")
+    items = stored(result)
+    assert set(items) == set(srv.site.stored_at(0))
+    for item in items.values():
+        path = result.store / item["path"]
+        assert uuid.UUID(Path(item["path"]).stem).version == 4
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == item["checksum"] == srv.site.images[item["url"]].sha256
+    # Every item has its own file: aliases are not merged in random mode.
+    assert len({i["path"] for i in items.values()}) == len(items) == len(result.stored_files())
+
+
+def test_stable_names_derive_from_the_bytes(srv, run_crawl):
+    result = crawl(srv, run_crawl)
+    for item in stored(result).values():
+        expected = uuid.uuid5(uuid.UUID("6f1c8a52-3a57-4d5e-9a43-8e2f0b4d7c11"), item["checksum"])
+        assert Path(item["path"]).stem == str(expected)
+
+
+def test_convert_to_jpeg_reencodes_non_jpegs_with_transparency_on_white(srv, run_crawl):
+    result = crawl(srv, run_crawl, "IMGSCRAPER_CONVERT_TO_JPEG=True")
+    items = stored(result)
+    assert items and {Path(i["path"]).suffix for i in items.values()} <= {".jpg", ".svg"}
+    rgba = [u for u, i in items.items() if srv.site.images[u].mode == "RGBA" and srv.site.images[u].format == "PNG"]
+    assert rgba, "the site has an RGBA PNG on its start page"
+    with Image.open(result.store / items[rgba[0]]["path"]) as image:
+        assert image.format == "JPEG"
+        # sitegen's RGBA PNG has a fully transparent band at the top-left.
+        assert image.convert("RGB").getpixel((0, 0)) == pytest.approx((255, 255, 255), abs=8)
+    jpegs = [u for u in items if srv.site.images[u].format == "JPEG"]
+    assert jpegs and all(items[u]["checksum"] == srv.site.images[u].sha256 for u in jpegs), "JPEGs are kept as served"
+
+
+def test_thumbs_given_on_the_command_line_as_json(srv, run_crawl):
+    result = crawl(srv, run_crawl, 'IMAGES_THUMBS={"small": [32, 32]}')
+    items = stored(result)
+    raster = [i for i in items.values() if i["format"] != "SVG"]
+    thumbs = sorted((result.store / "thumbs" / "small").iterdir())
+    assert {p.stem for p in thumbs} == {Path(i["path"]).stem for i in raster}
+    for thumb in thumbs:
+        with Image.open(thumb) as image:
+            assert image.format == "JPEG" and max(image.size) <= 32
+    assert "Traceback" not in result.stderr
+
+
+def test_min_width_skips_small_images_from_the_header_without_traceback(srv, run_crawl):
+    result = crawl(srv, run_crawl, "IMAGES_MIN_WIDTH=100")
+    too_small = [i for i in result.items if i["reason"] == "too-small"]
+    assert too_small and all(i["status"] == "skipped" and i["path"] == "" for i in too_small)
+    small_urls = {u for u, i in srv.site.images.items() if i.width is not None and i.width < 100}
+    assert small_urls & set(srv.site.stored_at(0)) <= {i["url"] for i in too_small}
+    assert all(i["width"] >= 100 for i in stored(result).values() if i["width"])
+    assert "Traceback" not in result.stderr
+
+
+def test_tracking_pixels_kept_when_the_setting_is_off(srv, run_crawl):
+    result = crawl(srv, run_crawl, "IMGSCRAPER_SKIP_TRACKING_PIXELS=False")
+    pixels = [i for i in result.items if (i["width"], i["height"]) == (1, 1)]
+    assert pixels and all(i["status"] == "downloaded" for i in pixels)
+    assert all((result.store / i["path"]).is_file() for i in pixels)

@@ -1,0 +1,152 @@
+"""The ``images`` spider: argument parsing, and its callback on recorded pages.
+
+The callback tests replay responses with scrapy-mock from cassettes in
+``tests/fixtures/cassettes``, recorded from the project's generated test site
+(``python tests/record_cassettes.py``). The site is deterministic, so the
+expected images are computed by generating it again.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from scrapy.http import Request
+from scrapy.utils.test import get_crawler
+
+from imgscraper.items import ImageItem
+from imgscraper.spiders.images import (
+    ArgumentError,
+    ImagesSpider,
+    parse_depth,
+    parse_start_urls,
+    parse_yes_no,
+    site_in_domains,
+    site_of,
+)
+from sitegen import Site, generate_site
+
+#: Where the cassettes were recorded (tests/record_cassettes.py serves the site there).
+RECORDED_BASE = "http://127.0.0.1:8719/"
+RECORDED_UNREACHABLE = "http://127.0.0.1:9/x.jpg"
+
+
+def generate_recorded_site(root: Path) -> Site:
+    return generate_site(root, base_url=RECORDED_BASE, unreachable_url=RECORDED_UNREACHABLE)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Site:
+    return generate_recorded_site(tmp_path_factory.mktemp("recorded-site"))
+
+
+def make_spider(srcset: str = "largest", **arguments: str) -> ImagesSpider:
+    crawler = get_crawler(ImagesSpider, settings_dict={"IMGSCRAPER_SRCSET": srcset})
+    crawler._apply_settings()
+    return ImagesSpider.from_crawler(crawler, **arguments)
+
+
+def split_output(output) -> tuple[list[ImageItem], list[Request]]:
+    output = list(output)
+    return [o for o in output if isinstance(o, ImageItem)], [o for o in output if isinstance(o, Request)]
+
+
+# -- callbacks on recorded responses -----------------------------------------
+
+
+@pytest.mark.parametrize("url", [RECORDED_BASE])
+def test_start_page_yields_every_image_once_and_no_links_at_depth_0(response, site):
+    items, requests = split_output(make_spider(url=RECORDED_BASE).parse(response))
+    assert [i.url for i in items] == list(dict.fromkeys(i.url for i in items)), "each URL once"
+    assert {i.url for i in items} == site.discovered_at(0)
+    assert all(i.page == RECORDED_BASE and i.status == "listed" for i in items)
+    assert requests == []
+
+
+@pytest.mark.parametrize("url", [RECORDED_BASE])
+def test_start_page_follows_same_site_links_under_depth(response, site):
+    _, requests = split_output(make_spider(url=RECORDED_BASE, depth="1").parse(response))
+    followed = {r.url for r in requests}
+    assert set(site.pages[1]) <= followed
+    assert all(site.on_host(u) for u in followed), "pages on other hosts are not followed"
+    assert not followed & set(site.external_pages)
+
+
+@pytest.mark.parametrize("url", [RECORDED_BASE])
+def test_srcset_all_takes_every_candidate(response, site):
+    items, _ = split_output(make_spider("all", url=RECORDED_BASE).parse(response))
+    assert {i.url for i in items} == site.discovered_at(0, srcset_all=True)
+
+
+@pytest.mark.parametrize("url", [RECORDED_BASE + "a.html"])
+def test_images_seen_on_an_earlier_page_are_not_repeated(response, site):
+    spider = make_spider(url=RECORDED_BASE, depth="2")
+    spider.seen_images.update(site.discovered_at(0))
+    items, _ = split_output(spider.parse(response))
+    on_page = {u for u, info in site.images.items() if response.url in info.pages and info.outcome in ("stored", "skipped", "failed")}
+    assert {i.url for i in items} == on_page - site.discovered_at(0)
+
+
+# -- arguments ----------------------------------------------------------------
+
+
+def test_start_urls_from_argument_and_file(tmp_path):
+    urls_file = tmp_path / "sites.txt"
+    urls_file.write_text("# my sites\nhttps://b.example/\n\nhttps://a.example/\n", encoding="utf-8")
+    assert parse_start_urls("https://a.example/, http://c.example/x", str(urls_file)) == [
+        "https://a.example/",
+        "http://c.example/x",
+        "https://b.example/",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("url", "urls_file", "message"),
+    [
+        (None, None, "no start URL"),
+        ("ftp://example.com/", None, r"not an http\(s\) URL"),
+        ("example.com", None, r"not an http\(s\) URL"),
+        ("https://", None, r"not an http\(s\) URL"),
+        (None, "/nonexistent/sites.txt", "cannot read urls_file"),
+    ],
+)
+def test_bad_start_urls(url, urls_file, message):
+    with pytest.raises(ArgumentError, match=message):
+        parse_start_urls(url, urls_file)
+
+
+@pytest.mark.parametrize(("value", "expected"), [("0", 0), (" 3 ", 3), (2, 2)])
+def test_depth(value, expected):
+    assert parse_depth(value) == expected
+
+
+@pytest.mark.parametrize("value", ["-1", "abc", "1.5", ""])
+def test_bad_depth(value):
+    with pytest.raises(ArgumentError, match="not a non-negative integer"):
+        parse_depth(value)
+
+
+def test_yes_no():
+    assert parse_yes_no("download", "No") is False and parse_yes_no("download", "yes") is True
+    with pytest.raises(ArgumentError, match="download 'maybe' is not yes or no"):
+        parse_yes_no("download", "maybe")
+
+
+def test_pages_are_followed_on_the_start_sites_and_extra_domains():
+    spider = make_spider(url="https://www.example.com/", follow_domains="blog.example.org")
+    assert spider.should_follow("http://example.com/a") and spider.should_follow("https://img.example.com/b")
+    assert spider.should_follow("https://blog.example.org/c")
+    assert not spider.should_follow("https://example.org/") and not spider.should_follow("https://notexample.com/")
+    assert make_spider(url="https://example.com/", follow_domains="*").should_follow("https://anything.test/")
+    assert site_in_domains("a.b.c", ["b.c"]) and not site_in_domains("ab.c", ["b.c"])
+    assert site_of("https://WWW.Example.com:443/x") == "example.com" and site_of("http://h:8080/") == "h:8080"
+    assert not make_spider(url="http://127.0.0.1:8719/").should_follow("http://127.0.0.1:9/other.html")
+
+
+def test_scrapyd_arguments_are_accepted():
+    spider = make_spider(url="https://example.com/", _job="abc123", setting="X=1")
+    assert spider.argument_error == "" and spider._job == "abc123"
+
+
+def test_bad_argument_is_kept_for_start_to_report():
+    assert "not a non-negative integer" in make_spider(url="https://example.com/", depth="x").argument_error
