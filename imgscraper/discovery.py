@@ -34,8 +34,11 @@ __all__ = [
     "ImageRef",
     "SrcsetCandidate",
     "css_image_urls",
+    "css_import_urls",
+    "find_css_images",
     "find_images",
     "find_page_links",
+    "find_stylesheets",
     "is_image_url",
     "parse_srcset",
     "pick_srcset",
@@ -144,6 +147,48 @@ def find_page_links(document: Selector | str, base_url: str) -> list[str]:
         if url and not is_image_url(url):
             links[url] = None
     return list(links)
+
+
+def find_stylesheets(document: Selector | str, base_url: str) -> list[str]:
+    """Return the external style sheets *document* loads, each once, in order.
+
+    These are the absolute ``http(s)`` URLs of ``<link rel="stylesheet">``
+    (and ``<link rel="preload" as="style">``). Browsers load the background
+    images these sheets name: :func:`find_css_images` reads them.
+    """
+    root = _as_selector(document).root
+    base_url = _document_base_url(root, base_url)
+    sheets: dict[str, None] = {}
+    for value in _STYLESHEET_LINKS(root):
+        url = _http_url(_clean_url(value), base_url)
+        if url:
+            sheets[url] = None
+    return list(sheets)
+
+
+def find_css_images(css: str, base_url: str) -> list[ImageRef]:
+    """Return the images the style sheet *css* references, each once.
+
+    *base_url* is the sheet's own URL, which its relative URLs resolve
+    against. Fonts and other files that are never images are left out; the
+    source of every result is ``"stylesheet"``.
+    """
+    images: dict[str, ImageRef] = {}
+    for value in _css_image_urls(css, "all"):
+        url = _image_url(value, base_url)
+        if url and url not in images:
+            images[url] = ImageRef(url, "stylesheet")
+    return list(images.values())
+
+
+def css_import_urls(css: str, base_url: str) -> list[str]:
+    """Return the absolute ``http(s)`` URLs of the style sheets that *css* imports."""
+    urls: dict[str, None] = {}
+    for match in _CSS_IMPORT.finditer(css):
+        url = _http_url(_clean_url(_css_unescape(next(g for g in match.groups() if g is not None))), base_url)
+        if url:
+            urls[url] = None
+    return list(urls)
 
 
 def is_image_url(url: str) -> bool:
@@ -378,6 +423,11 @@ _CSS_TOKENS = re.compile(
         (?P<image_set>{_CSS_IMAGE_SET_ARGUMENTS})\)
     """,
     re.IGNORECASE | re.DOTALL | re.VERBOSE,
+)
+_CSS_IMPORT = re.compile(
+    rf"""@import{_CSS_WHITESPACE}++(?:url\({_CSS_WHITESPACE}*+)?
+        (?:"([^"]*)"|'([^']*)'|([^\t\n\f\r ;'"()]++))""",
+    re.IGNORECASE | re.VERBOSE,
 )
 _CSS_ESCAPE = re.compile(
     r"""\\(?:
@@ -666,6 +716,10 @@ _IMAGE_FINDERS: tuple[tuple[str, etree.XPath, _Reader], ...] = (
 )
 _NOSCRIPT_ELEMENTS = etree.XPath("//noscript//*")
 _BASE_HREF = etree.XPath("(//base[@href])[1]/@href")
+_STYLESHEET_LINKS = etree.XPath(
+    f"//link[contains({_lower('@rel')}, 'stylesheet')"
+    f" or ({_is_one_of('@rel', ['preload'])} and {_is_one_of('@as', ['style'])})]/@href"
+)
 _PAGE_LINKS = etree.XPath("//a/@href | //area/@href | //iframe/@src | //frame/@src")
 
 

@@ -41,6 +41,8 @@ TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
 # --- imgscraper settings -------------------------------------------------
 # Which srcset candidates to take: "largest" (one per srcset) or "all".
 IMGSCRAPER_SRCSET = "largest"
+# Fetch external style sheets (and their @imports) for the images they name.
+IMGSCRAPER_STYLESHEETS = True
 # File names: "stable" (UUID derived from the image bytes, so re-crawls and
 # aliases of one image share one file) or "random" (a new UUID4 per image).
 IMGSCRAPER_FILE_NAMES = "stable"

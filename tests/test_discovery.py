@@ -913,3 +913,49 @@ def test_realistic_page_links():
         "https://www.outdoor.example/p/road-runner",
         "https://www.outdoor.example/about",
     ]
+
+
+# --- external style sheets ---------------------------------------------------
+
+
+def test_find_stylesheets():
+    from imgscraper.discovery import find_stylesheets
+
+    html = (
+        '<base href="/b/"><link rel="stylesheet" href="site.css"><link rel="preload" as="style" href="late.css#x">'
+        '<link rel="alternate stylesheet" href="//cdn.example/alt.css"><link rel="icon" href="i.ico">'
+        '<link rel="stylesheet" href="site.css"><link rel="preload" as="font" href="f.woff2">'
+    )
+    assert find_stylesheets(html, "https://example.com/p/page.html") == [
+        "https://example.com/b/site.css",
+        "https://example.com/b/late.css",
+        "https://cdn.example/alt.css",
+    ]
+
+
+def test_find_css_images_resolves_against_the_sheet_and_skips_fonts():
+    from imgscraper.discovery import ImageRef, find_css_images
+
+    css = (
+        "@font-face{font-family:x;src:url(f.woff2)} .a{background:url(../img/bg.png)}"
+        ".b{background-image:image-set('a.webp' 1x, 'b.webp' 2x)} .c{background:url(data:image/gif;base64,R0lG)}"
+        ".d{cursor:url(/cur.svg),auto} .e{background:url(../img/bg.png)} .f{behavior:url(x.htc)}"
+    )
+    assert find_css_images(css, "https://cdn.example/css/site.css") == [
+        ImageRef("https://cdn.example/img/bg.png", "stylesheet"),
+        ImageRef("https://cdn.example/css/a.webp", "stylesheet"),
+        ImageRef("https://cdn.example/css/b.webp", "stylesheet"),
+        ImageRef("data:image/gif;base64,R0lG", "stylesheet"),
+        ImageRef("https://cdn.example/cur.svg", "stylesheet"),
+    ]
+
+
+def test_css_import_urls():
+    from imgscraper.discovery import css_import_urls
+
+    css = "@import url(\"base.css\");\n@import 'theme.css' screen;\n@IMPORT url(//x.example/y.css);\n.a{color:red}"
+    assert css_import_urls(css, "https://e.example/css/site.css") == [
+        "https://e.example/css/base.css",
+        "https://e.example/css/theme.css",
+        "https://x.example/y.css",
+    ]

@@ -15,7 +15,14 @@ from scrapy.utils.httpobj import urlparse_cached
 from twisted.python.failure import Failure
 from w3lib.url import canonicalize_url
 
-from imgscraper.discovery import find_images, find_page_links
+from imgscraper.discovery import (
+    ImageRef,
+    css_import_urls,
+    find_css_images,
+    find_images,
+    find_page_links,
+    find_stylesheets,
+)
 from imgscraper.items import ImageItem
 
 __all__ = ["ArgumentError", "ImagesSpider", "parse_depth", "parse_start_urls", "parse_yes_no", "site_in_domains", "site_of"]
@@ -124,6 +131,7 @@ class ImagesSpider(scrapy.Spider):
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> ImagesSpider:
         spider = super().from_crawler(crawler, *args, **kwargs)
         spider.srcset_mode = crawler.settings.get("IMGSCRAPER_SRCSET")
+        spider.fetch_stylesheets = crawler.settings.getbool("IMGSCRAPER_STYLESHEETS")
         if not spider.download:
             # Settings are frozen after the spider is created: list only.
             crawler.settings.set("ITEM_PIPELINES", {}, priority="spider")
@@ -144,19 +152,34 @@ class ImagesSpider(scrapy.Spider):
         logger.error("Cannot fetch start page %s: %s", request.url, detail)
 
     def parse(self, response: Response) -> Iterator[ImageItem | Request]:
-        """Yield the page's new images, then its links while under ``depth``."""
+        """Yield the page's new images, its style sheets, then its links while under ``depth``."""
         if not isinstance(response, TextResponse):
             return
         self.crawler.stats.inc_value("imgscraper/pages")
-        for ref in find_images(response.selector, response.url, srcset=self.srcset_mode):
-            key = canonicalize_url(ref.url) if not ref.url.startswith("data:") else ref.url
-            if key not in self.seen_images:
-                self.seen_images.add(key)
-                yield ImageItem(url=ref.url, page=response.url)
+        yield from self.new_images(find_images(response.selector, response.url, srcset=self.srcset_mode), response.url)
+        if self.fetch_stylesheets:
+            for sheet in find_stylesheets(response.selector, response.url):
+                yield Request(sheet, callback=self.parse_stylesheet, cb_kwargs={"page": response.url})
         if response.meta.get("depth", 0) < self.depth:
             for link in find_page_links(response.selector, response.url):
                 if self.should_follow(link):
                     yield response.follow(link, callback=self.parse)
+
+    def parse_stylesheet(self, response: Response, page: str) -> Iterator[ImageItem | Request]:
+        """Yield the new images of a style sheet ``page`` loads, and the sheets it imports."""
+        css = response.text if isinstance(response, TextResponse) else response.body.decode("utf-8", "replace")
+        self.crawler.stats.inc_value("imgscraper/stylesheets")
+        yield from self.new_images(find_css_images(css, response.url), page)
+        for sheet in css_import_urls(css, response.url):
+            yield Request(sheet, callback=self.parse_stylesheet, cb_kwargs={"page": page})
+
+    def new_images(self, refs: list[ImageRef], page: str) -> Iterator[ImageItem]:
+        """One item per image URL not yielded before in this crawl."""
+        for ref in refs:
+            key = ref.url if ref.url.startswith("data:") else canonicalize_url(ref.url)
+            if key not in self.seen_images:
+                self.seen_images.add(key)
+                yield ImageItem(url=ref.url, page=page)
 
     def should_follow(self, url: str) -> bool:
         """Whether a page link stays on the crawled sites."""
