@@ -14,6 +14,8 @@ USER_AGENT = "imgscraper/0.1 (+https://github.com/imgscraper/imgscraper; image c
 ROBOTSTXT_OBEY = True
 
 # Politeness and speed: see "Tuning" in the README.
+# Stock Scrapy's downloader lets image requests overshoot both limits below.
+DOWNLOADER = "imgscraper.downloader.LimitedDownloader"
 CONCURRENT_REQUESTS = 16
 CONCURRENT_REQUESTS_PER_DOMAIN = 8
 DOWNLOAD_DELAY = 0

@@ -1,0 +1,98 @@
+"""A Scrapy downloader whose concurrency limits hold for every request.
+
+Stock Scrapy 2.19 overshoots its limits in two ways:
+
+* ``Downloader._process_queue`` loops ``while slot.queue and
+  slot.free_transfer_slots() > 0`` but only *schedules* a coroutine per
+  request; the request enters ``slot.transferring`` when that coroutine
+  first runs, after the loop. One call therefore starts the whole queue of a
+  slot: every image an item pipeline queued for a host is requested at once,
+  whatever ``CONCURRENT_REQUESTS_PER_DOMAIN`` says.
+* ``CONCURRENT_REQUESTS`` is only checked by the engine before it takes a
+  request from the scheduler. Requests sent with ``engine.download_async()``
+  (what media pipelines do for every image) never pass that check.
+
+:class:`LimitedDownloader` reserves the transfer slot synchronously and
+keeps a crawl-wide count of transfers, so that no more than the slot's
+concurrency (``CONCURRENT_REQUESTS_PER_DOMAIN``/``_PER_IP`` or
+``DOWNLOAD_SLOTS``) are in flight per slot and no more than
+``CONCURRENT_REQUESTS`` in all. Delays (``DOWNLOAD_DELAY``, AutoThrottle)
+are applied by the stock code path, unchanged.
+"""
+
+from __future__ import annotations
+
+from time import monotonic
+from typing import TYPE_CHECKING
+
+from scrapy.core.downloader import Downloader, Slot
+from scrapy.utils.asyncio import call_later
+from scrapy.utils.defer import _schedule_coro
+
+if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
+    from scrapy.http import Request, Response
+
+__all__ = ["LimitedDownloader"]
+
+
+class LimitedDownloader(Downloader):
+    """``Downloader`` that never exceeds its per-slot or total concurrency.
+
+    Enable it with ``DOWNLOADER = "imgscraper.downloader.LimitedDownloader"``.
+    A ``CONCURRENT_REQUESTS`` of 0 means no total limit, as in Scrapy.
+    """
+
+    def __init__(self, crawler: Crawler):
+        super().__init__(crawler)
+        #: Requests being transferred, all slots together.
+        self.transferring_count: int = 0
+        # Slots with queued requests that wait for a free total transfer
+        # slot, oldest first (a dict as an ordered set).
+        self._blocked: dict[Slot, None] = {}
+
+    def total_slots_full(self) -> bool:
+        """Whether ``CONCURRENT_REQUESTS`` transfers are in flight."""
+        return 0 < self.total_concurrency <= self.transferring_count
+
+    def _process_queue(self, slot: Slot) -> None:
+        if slot.latercall:
+            return
+        now = monotonic()
+        delay = slot.download_delay()
+        if delay:
+            penalty = delay - now + slot.lastseen
+            if penalty > 0:
+                slot.latercall = call_later(penalty, self._latercall, slot)
+                return
+        while slot.queue and slot.free_transfer_slots() > 0:
+            if self.total_slots_full():
+                self._blocked[slot] = None
+                return
+            slot.lastseen = now
+            request, queue_dfd = slot.queue.popleft()
+            # Reserved here, not when the coroutine starts: see the module doc.
+            slot.transferring.add(request)
+            self.transferring_count += 1
+            _schedule_coro(self._wait_for_download(slot, request, queue_dfd))
+            if delay:
+                # One request per delay: this schedules the next call.
+                self._process_queue(slot)
+                break
+
+    async def _download(self, slot: Slot, request: Request) -> Response:
+        try:
+            return await super()._download(slot, request)
+        finally:
+            self.transferring_count -= 1
+            self._process_blocked()
+
+    def _process_blocked(self) -> None:
+        while self._blocked and not self.total_slots_full():
+            slot = next(iter(self._blocked))
+            del self._blocked[slot]
+            self._process_queue(slot)
+
+    def close(self) -> None:
+        self._blocked.clear()
+        super().close()
