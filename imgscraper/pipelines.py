@@ -26,7 +26,8 @@ from scrapy.utils.defer import ensure_awaitable
 from twisted.internet.threads import deferToThread
 
 from imgscraper.inspection import ImageInfo, ImageRejected, inspect_image
-from imgscraper.records import ImageRecord, SQLiteRecord
+from imgscraper.durations import parse_duration
+from imgscraper.records import ImageRecord, StoreRecord, open_store_record
 
 if TYPE_CHECKING:
     from twisted.internet.defer import Deferred
@@ -158,9 +159,21 @@ class ImageStorePipeline(ImagesPipeline):
             )
         self.convert_to_jpeg: bool = settings.getbool("IMGSCRAPER_CONVERT_TO_JPEG")
         self.skip_tracking_pixels: bool = settings.getbool("IMGSCRAPER_SKIP_TRACKING_PIXELS")
-        self.expires_seconds: float = self.expires * 86400
+        self.expires_seconds: float = self._expires_seconds(settings)
         self.stats = crawler.stats
-        self.record = SQLiteRecord.in_store(self.store.basedir) if isinstance(self.store, FSFilesStore) else None
+        self.record: StoreRecord | None = open_store_record(self.store)
+        if getattr(self.record, "rebuilt", ""):
+            self.stats.set_value("imgscraper/record_rebuilt", self.record.rebuilt)
+
+    def _expires_seconds(self, settings: Any) -> float:
+        """``IMGSCRAPER_EXPIRES`` (``12h``, ``7d``, ...) or, when unset, ``IMAGES_EXPIRES`` days."""
+        value = settings.get("IMGSCRAPER_EXPIRES")
+        if value in (None, ""):
+            return self.expires * 86400.0
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            raise ValueError(f"IMGSCRAPER_EXPIRES: {exc}") from None
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:

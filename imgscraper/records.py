@@ -5,20 +5,35 @@ so every crawl writing there, scheduled or concurrent, shares it. It lets a
 re-crawl answer "already stored?" before downloading, and remembers the
 validators (``ETag``, ``Last-Modified``) for conditional re-fetches.
 
-A damaged record is moved aside and started afresh: since stored file names
-derive from the image bytes, the only cost is one more download per URL.
+The pipeline only needs the small :class:`StoreRecord` interface and gets its
+record from :func:`open_store_record`, so another kind of store (S3, ...) can
+bring another kind of record.
+
+Rebuilding: each job that closes the record leaves a consistent snapshot of it
+next to it (``records.sqlite3.bak``). A record that is damaged is moved aside
+(``records.sqlite3.damaged-<time>``) and, like a missing one, rebuilt from that
+snapshot, so the images stored up to the last finished job are not downloaded
+again. Without a snapshot the record starts empty: since stored file names
+derive from the image bytes, the images already in the store are then
+downloaded once more but not stored twice, and the record fills up again.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
+import tempfile
 import threading
 import time
+from contextlib import closing
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
+from typing import Any, Protocol
 
-__all__ = ["ImageRecord", "SQLiteRecord"]
+from scrapy.pipelines.files import FSFilesStore
+
+__all__ = ["ImageRecord", "SQLiteRecord", "StoreRecord", "open_store_record"]
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +55,32 @@ class ImageRecord:
     stored_at: float = 0.0
 
 
+class StoreRecord(Protocol):
+    """What the pipeline needs from a store's record. Methods may block
+    (the pipeline calls them from worker threads) and must be safe to call
+    from several threads and from several processes sharing the store."""
+
+    def get(self, url: str) -> ImageRecord | None:
+        """The record of ``url``, or None."""
+
+    def put(self, record: ImageRecord) -> None:
+        """Insert or replace the record of ``record.url``."""
+
+    def touch(self, url: str, stored_at: float) -> None:
+        """Mark ``url`` as checked at ``stored_at`` (a 304 revalidation)."""
+
+    def close(self) -> None:
+        """Flush and release; called once when the crawl ends."""
+
+
+def open_store_record(store: Any) -> StoreRecord | None:
+    """The record of the files store ``store`` (a ``FilesPipeline`` store),
+    or None when this kind of store has none (every image is then fetched)."""
+    if isinstance(store, FSFilesStore):
+        return SQLiteRecord.in_store(store.basedir)
+    return None
+
+
 _COLUMNS = [f.name for f in fields(ImageRecord)]
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS images ("
@@ -50,14 +91,20 @@ _SCHEMA = (
 
 
 class SQLiteRecord:
-    """An :class:`ImageRecord` table in one SQLite file, safe across threads and processes."""
+    """An :class:`ImageRecord` table in one SQLite file, safe across threads and processes.
+
+    :attr:`rebuilt` is ``"backup"`` or ``"empty"`` when the file was damaged
+    or missing and has been rebuilt from the snapshot or from nothing, else ``""``.
+    """
 
     FILENAME = ".imgscraper/records.sqlite3"
+    BACKUP_SUFFIX = ".bak"
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        self.backup_path = self.path.with_name(self.path.name + self.BACKUP_SUFFIX)
         self._lock = threading.Lock()
-        self.rebuilt = False
+        self.rebuilt = ""
         self._db = self._open()
 
     @classmethod
@@ -66,17 +113,47 @@ class SQLiteRecord:
 
     def _open(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            return self._connect()
-        except sqlite3.DatabaseError as exc:
-            damaged = self.path.with_name(f"{self.path.name}.damaged-{int(time.time())}")
-            logger.warning("Store record %s is damaged (%s); moved to %s and rebuilt", self.path, exc, damaged)
-            self.path.replace(damaged)
-            self.rebuilt = True
-            return self._connect()
+        problem = "missing" if not self.path.exists() else ""
+        if not problem:
+            try:
+                return self._connect(self.path)
+            except sqlite3.DatabaseError as exc:
+                problem = f"damaged ({exc})"
+                damaged = self.path.with_name(f"{self.path.name}.damaged-{int(time.time())}")
+                self.path.replace(damaged)
+                problem += f"; moved to {damaged.name}"
+        # A write-ahead log left by a damaged or deleted file must not be replayed into the new one.
+        for suffix in ("-wal", "-shm"):
+            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+        if self._restore_backup():
+            self.rebuilt = "backup"
+            logger.warning(
+                "Store record %s is %s; rebuilt from the snapshot of the last finished crawl", self.path, problem
+            )
+        # A missing record in a store that holds images was lost (a new store has no images yet).
+        elif problem != "missing" or any(self.path.parent.parent.glob("full/*")):
+            self.rebuilt = "empty"
+            logger.warning(
+                "Store record %s is %s and has no snapshot; started afresh: stored images are downloaded "
+                "once more (not stored twice) to rebuild it", self.path, problem,
+            )
+        return self._connect(self.path)
 
-    def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
+    def _restore_backup(self) -> bool:
+        if not self.backup_path.is_file():
+            return False
+        try:
+            with closing(sqlite3.connect(f"file:{self.backup_path}?mode=ro", uri=True)) as snapshot:
+                snapshot.execute("SELECT count(*) FROM images").fetchone()
+                self._write_copy(snapshot, self.path)
+        except sqlite3.DatabaseError as exc:
+            logger.warning("Store record snapshot %s is unusable (%s)", self.backup_path, exc)
+            return False
+        return True
+
+    @staticmethod
+    def _connect(path: Path) -> sqlite3.Connection:
+        db = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
@@ -86,6 +163,22 @@ class SQLiteRecord:
             db.close()
             raise
         return db
+
+    @staticmethod
+    def _write_copy(source: sqlite3.Connection, target: Path) -> None:
+        """Copy the database ``source`` to ``target`` atomically (temporary file, then rename)."""
+        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".sqlite3")
+        os.close(fd)
+        try:
+            copy = sqlite3.connect(tmp_name)
+            try:
+                source.backup(copy)
+            finally:
+                copy.close()
+            os.replace(tmp_name, target)
+        except BaseException:
+            Path(tmp_name).unlink(missing_ok=True)
+            raise
 
     def get(self, url: str) -> ImageRecord | None:
         """The record of ``url``, or None."""
@@ -110,6 +203,16 @@ class SQLiteRecord:
             rows = self._db.execute(f"SELECT {', '.join(_COLUMNS)} FROM images").fetchall()
         return [ImageRecord(*row) for row in rows]
 
+    def snapshot(self) -> None:
+        """Write the snapshot a damaged or missing record is rebuilt from."""
+        with self._lock:
+            self._write_copy(self._db, self.backup_path)
+
     def close(self) -> None:
+        """Snapshot the record, then close it. A failed snapshot is logged, never fatal."""
+        try:
+            self.snapshot()
+        except (OSError, sqlite3.Error) as exc:
+            logger.warning("Could not snapshot the store record to %s: %s", self.backup_path, exc)
         with self._lock:
             self._db.close()

@@ -30,6 +30,7 @@ DOWNLOAD_WARNSIZE = 32 * 1024 * 1024
 EXTENSIONS = {"imgscraper.extensions.OneLineRobotsErrors": 0}
 ITEM_PIPELINES = {"imgscraper.pipelines.ImageStorePipeline": 300}
 IMAGES_STORE = "images"
+# Days a stored image counts as fresh; IMGSCRAPER_EXPIRES, when set, takes precedence.
 IMAGES_EXPIRES = 90
 # Image URLs that redirect (CDNs, short links) are followed.
 MEDIA_ALLOW_REDIRECTS = True
@@ -52,3 +53,7 @@ IMGSCRAPER_FILE_NAMES = "stable"
 IMGSCRAPER_CONVERT_TO_JPEG = False
 # Skip 1x1 images (tracking pixels, lazy-load placeholders).
 IMGSCRAPER_SKIP_TRACKING_PIXELS = True
+# How long a stored image counts as fresh before it is revalidated with a
+# conditional request: "30m", "12h", "7d", "2w", or a bare number of days.
+# Empty: IMAGES_EXPIRES days.
+IMGSCRAPER_EXPIRES = ""

@@ -1,8 +1,9 @@
 """imgscraper.records: the store's record of stored URLs."""
 
 import threading
+from pathlib import Path
 
-from imgscraper.records import ImageRecord, SQLiteRecord
+from imgscraper.records import ImageRecord, SQLiteRecord, open_store_record
 
 
 def make_record(url: str, **overrides) -> ImageRecord:
@@ -43,3 +44,37 @@ def test_concurrent_writers_from_threads(tmp_path):
     for thread in threads:
         thread.join()
     assert len(record.all()) == 200
+
+
+def test_close_leaves_a_snapshot_a_missing_record_is_rebuilt_from(tmp_path):
+    record = SQLiteRecord.in_store(tmp_path)
+    record.put(make_record("http://a/1.png"))
+    record.close()
+    (tmp_path / ".imgscraper" / "records.sqlite3").unlink()
+    reopened = SQLiteRecord.in_store(tmp_path)
+    assert reopened.rebuilt == "backup"
+    assert reopened.get("http://a/1.png") == make_record("http://a/1.png")
+
+
+def test_damaged_record_with_a_stale_write_ahead_log_is_rebuilt_from_the_snapshot(tmp_path):
+    record = SQLiteRecord.in_store(tmp_path)
+    record.put(make_record("http://a/1.png"))
+    record.close()
+    path = tmp_path / ".imgscraper" / "records.sqlite3"
+    path.write_bytes(b"\0junk" * 1000)
+    Path(f"{path}-wal").write_bytes(b"stale log")
+    reopened = SQLiteRecord.in_store(tmp_path)
+    assert reopened.rebuilt == "backup"
+    assert [r.url for r in reopened.all()] == ["http://a/1.png"]
+    assert not Path(f"{path}-wal").exists() or Path(f"{path}-wal").read_bytes() != b"stale log"
+
+
+def test_new_store_is_not_reported_as_rebuilt(tmp_path):
+    assert SQLiteRecord.in_store(tmp_path).rebuilt == ""
+
+
+def test_open_store_record_only_for_filesystem_stores(tmp_path):
+    from scrapy.pipelines.files import FSFilesStore
+
+    assert isinstance(open_store_record(FSFilesStore(str(tmp_path))), SQLiteRecord)
+    assert open_store_record(object()) is None
