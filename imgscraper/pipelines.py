@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from itemadapter import ItemAdapter
 from PIL import Image, ImageOps
-from scrapy.exceptions import IgnoreRequest, NotConfigured
+from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Request, Response
 from scrapy.http.request import NO_CALLBACK
 from scrapy.pipelines.files import FSFilesStore
@@ -154,7 +154,9 @@ class ImageStorePipeline(ImagesPipeline):
         self.thumbs = settings.getdict("IMAGES_THUMBS")
         self.file_names: str = settings.get("IMGSCRAPER_FILE_NAMES")
         if self.file_names not in FILE_NAME_MODES:
-            raise NotConfigured(
+            # Not NotConfigured: Scrapy would silently crawl without the pipeline.
+            # imgscraper.checks reports this before the pipeline is built.
+            raise ValueError(
                 f"IMGSCRAPER_FILE_NAMES must be one of {', '.join(FILE_NAME_MODES)}, not {self.file_names!r}"
             )
         self.convert_to_jpeg: bool = settings.getbool("IMGSCRAPER_CONVERT_TO_JPEG")

@@ -27,7 +27,12 @@ RETRY_GIVE_UP_LOG_LEVEL = "DEBUG"
 DOWNLOAD_MAXSIZE = 100 * 1024 * 1024
 DOWNLOAD_WARNSIZE = 32 * 1024 * 1024
 
-EXTENSIONS = {"imgscraper.extensions.OneLineRobotsErrors": 0}
+# Checks every setting once, before anything is built (imgscraper/checks.py).
+ADDONS = {"imgscraper.checks.SettingsCheck": 0}
+EXTENSIONS = {
+    "imgscraper.extensions.OneLineRobotsErrors": 0,
+    "imgscraper.summary.CrawlSummary": 0,
+}
 ITEM_PIPELINES = {"imgscraper.pipelines.ImageStorePipeline": 300}
 IMAGES_STORE = "images"
 # Days a stored image counts as fresh; IMGSCRAPER_EXPIRES, when set, takes precedence.

@@ -179,6 +179,7 @@ class ImagesSpider(scrapy.Spider):
             key = ref.url if ref.url.startswith("data:") else canonicalize_url(ref.url)
             if key not in self.seen_images:
                 self.seen_images.add(key)
+                self.crawler.stats.inc_value("imgscraper/images/found")
                 yield ImageItem(url=ref.url, page=page)
 
     def should_follow(self, url: str) -> bool:

@@ -1,0 +1,101 @@
+"""Wrong settings: one error line saying what is wrong and how to fix it,
+exit status 1, no traceback, nothing fetched or stored.
+
+``check_settings`` is tested directly on Scrapy ``Settings`` objects, and a
+few crawls show the whole path through ``scrapy crawl``.
+"""
+
+from __future__ import annotations
+
+import pytest
+from scrapy.settings import Settings
+
+from imgscraper import settings as project_settings
+from imgscraper.checks import check_settings
+
+
+def project(tmp_path, **overrides) -> Settings:
+    settings = Settings()
+    settings.setmodule(project_settings, priority="project")
+    settings.set("IMAGES_STORE", str(tmp_path / "store"), priority="cmdline")
+    for name, value in overrides.items():
+        settings.set(name, value, priority="cmdline")
+    return settings
+
+
+def test_project_defaults_pass(tmp_path):
+    assert check_settings(project(tmp_path)) == []
+    assert (tmp_path / "store").is_dir()
+
+
+@pytest.mark.parametrize(
+    "overrides, words",
+    [
+        ({"IMGSCRAPER_FILE_NAMES": "bogus"}, ("IMGSCRAPER_FILE_NAMES", "'bogus'", "stable, random")),
+        ({"IMGSCRAPER_SRCSET": "biggest"}, ("IMGSCRAPER_SRCSET", "largest, all")),
+        ({"IMGSCRAPER_FILE_NAME": "random"}, ("unknown setting IMGSCRAPER_FILE_NAME", "did you mean IMGSCRAPER_FILE_NAMES")),
+        ({"IMAGE_STORE": "x"}, ("unknown setting IMAGE_STORE", "did you mean IMAGES_STORE")),
+        ({"IMGSCRAPER_CONVERT_TO_JPEG": "maybe"}, ("IMGSCRAPER_CONVERT_TO_JPEG", "true or false")),
+        ({"IMAGES_EXPIRES": "abc"}, ("IMAGES_EXPIRES", "integer")),
+        ({"IMAGES_MIN_WIDTH": "-3"}, ("IMAGES_MIN_WIDTH", ">= 0")),
+        ({"CONCURRENT_REQUESTS": "0"}, ("CONCURRENT_REQUESTS", ">= 1")),
+        ({"IMAGES_THUMBS": "[1, 2]"}, ("IMAGES_THUMBS", "JSON object")),
+        ({"IMAGES_THUMBS": {"small": [64]}}, ('IMAGES_THUMBS["small"]', "[width, height]")),
+    ],
+)
+def test_wrong_setting_is_one_clear_problem(tmp_path, overrides, words):
+    problems = check_settings(project(tmp_path, **overrides))
+    assert len(problems) == 1, problems
+    for word in words:
+        assert word in problems[0], problems[0]
+    assert any(fix in problems[0] for fix in ("-s ", "README", "did you mean")), f"no fix: {problems[0]}"
+
+
+def test_unwritable_store(tmp_path):
+    (tmp_path / "file").write_text("not a directory")
+    problems = check_settings(project(tmp_path, IMAGES_STORE=str(tmp_path / "file" / "store")))
+    assert len(problems) == 1 and "IMAGES_STORE" in problems[0] and "cannot be written" in problems[0], problems
+
+
+def test_store_not_checked_when_not_downloading(tmp_path):
+    (tmp_path / "file").write_text("not a directory")
+    settings = project(tmp_path, IMAGES_STORE=str(tmp_path / "file" / "store"), ITEM_PIPELINES={})
+    assert check_settings(settings) == []
+
+
+def test_other_components_settings_are_not_flagged(tmp_path):
+    assert check_settings(project(tmp_path, PLAYWRIGHT_BROWSER_TYPE="chromium", AWS_ENDPOINT_URL="http://x")) == []
+
+
+# -- through scrapy crawl ----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def srv(site_server_module):
+    return site_server_module
+
+
+@pytest.mark.parametrize(
+    "setting, words",
+    [
+        ("IMGSCRAPER_FILE_NAMES=bogus", ("IMGSCRAPER_FILE_NAMES", "stable")),
+        ("IMGSCRAPER_SKIP_TRACKING_PIXEL=no", ("did you mean IMGSCRAPER_SKIP_TRACKING_PIXELS",)),
+        ("", ("IMAGES_STORE", "cannot be written")),
+    ],
+    ids=["bad-value", "misspelt-name", "unwritable-store"],
+)
+def test_crawl_refuses_wrong_setting(srv, run_crawl, tmp_path, setting, words):
+    (tmp_path / "file").write_text("not a directory")
+    store = tmp_path / ("store" if setting else "file/store")
+    srv.clear_logs()
+    result = run_crawl(["-a", f"url={srv.url}"] + (["-s", setting] if setting else []), store=store, out_dir=tmp_path)
+    assert result.returncode == 1, result.tail()
+    assert "Traceback" not in result.output, result.tail()
+    errors = result.error_lines()
+    assert len(errors) == 1, errors
+    for word in words:
+        assert word in errors[0], errors[0]
+    assert "'finish_reason': 'bad_setting'" in result.stderr
+    assert not result.stored_files()
+    srv.server.log.wait_idle()
+    assert not srv.server.log.snapshot(), "requests made despite a wrong setting"
