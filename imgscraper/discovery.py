@@ -96,7 +96,11 @@ class SrcsetCandidate:
 
 
 def find_images(
-    document: Selector | str, base_url: str, *, srcset: str = "largest"
+    document: Selector | str,
+    base_url: str,
+    *,
+    srcset: str = "largest",
+    ignored: list[str] | None = None,
 ) -> list[ImageRef]:
     """Return every image *document* references, each URL once.
 
@@ -112,8 +116,11 @@ def find_images(
     order. The first reference to a URL sets its :attr:`ImageRef.source`.
 
     Values that are empty, fragment-only, or resolve to anything but an
-    ``http(s)`` URL or a ``data:image/...`` URI are ignored. URLs are kept
-    as the page spells them once resolved (no percent-encoding).
+    ``http(s)`` URL or a ``data:image/...`` URI are ignored; when *ignored*
+    is a list, the resolved URLs dropped for their scheme (``file:``,
+    ``ftp:``, ``javascript:``, non-image ``data:``...) are appended to it.
+    URLs are kept as the page spells them once resolved (no
+    percent-encoding).
     """
     if srcset not in _SRCSET_MODES:
         raise ValueError(f"srcset must be one of {_SRCSET_MODES}, got {srcset!r}")
@@ -128,6 +135,10 @@ def find_images(
         url = _image_url(value, base_url)
         if url and url not in images:
             images[url] = ImageRef(url, source)
+        elif url is None and ignored is not None:
+            other = _other_scheme_url(value, base_url)
+            if other:
+                ignored.append(other)
     return list(images.values())
 
 
@@ -316,6 +327,19 @@ def _image_url(value: str, base_url: str) -> str | None:
 def _lower_scheme(url: str) -> str:
     scheme, colon, rest = url.partition(":")
     return scheme.lower() + colon + rest
+
+
+def _other_scheme_url(value: str, base_url: str) -> str | None:
+    """Return *value* resolved if its scheme is neither ``http(s)`` nor an image ``data:``."""
+    url = _clean_url(value)
+    if not url or url.startswith("#"):
+        return None
+    try:
+        url = urljoin(base_url, url)
+        scheme = urlsplit(url).scheme.lower()
+    except ValueError:
+        return None
+    return url if scheme and scheme not in ("http", "https") else None
 
 
 def _extension(url: str) -> str:

@@ -43,6 +43,8 @@ logger = logging.getLogger(__name__)
 #: Namespace of the stable file names: ``uuid5(CONTENT_NAMESPACE, sha256 hex)``.
 CONTENT_NAMESPACE = uuid.UUID("6f1c8a52-3a57-4d5e-9a43-8e2f0b4d7c11")
 FILE_NAME_MODES = ("stable", "random")
+#: The only URL schemes images are fetched from.
+FETCHED_SCHEMES = ("http", "https", "data")
 
 
 class ImageFailed(_MediaRequestFiltered):
@@ -75,10 +77,21 @@ _FAILURE_REASONS = {
 }
 
 
+#: ``IgnoreRequest`` messages of Scrapy's middlewares that are failures, not choices.
+_IGNORE_REQUEST_FAILURES = {
+    "max redirections reached": "too-many-redirects",
+    "exceeded DOWNLOAD_MAXSIZE": "too-large",
+}
+
+
 def failure_reason(exc: BaseException) -> str:
     """A short slug for a download error, used in items, stats and logs."""
     if isinstance(exc, IgnoreRequest):
-        return "robots-txt" if "robots.txt" in str(exc) else "ignored"
+        message = str(exc)
+        for text, reason in _IGNORE_REQUEST_FAILURES.items():
+            if text in message:
+                return reason
+        return "robots-txt" if "robots.txt" in message else "ignored"
     name = type(exc).__name__
     return _FAILURE_REASONS.get(name) or re.sub(r"(?<!^)(?=[A-Z])", "-", name).lower()
 
@@ -190,6 +203,13 @@ class ImageStorePipeline(ImagesPipeline):
 
     def get_media_requests(self, item: Any, info: MediaPipeline.SpiderInfo) -> list[Request]:
         adapter = ItemAdapter(item)
+        scheme = adapter["url"].partition(":")[0].lower()
+        if scheme not in FETCHED_SCHEMES:
+            # Discovery only yields these; an item from elsewhere must not read local files.
+            adapter.update(status="skipped", reason="unsupported-scheme")
+            self._count("skipped", "unsupported-scheme")
+            logger.warning("Image skipped (unsupported-scheme): %(url)s", {"url": adapter["url"][:300]})
+            return []
         meta = {"imgscraper_uuid": str(uuid.uuid4())} if self.file_names == "random" else {}
         headers = {"Referer": adapter["page"]} if adapter.get("page") else {}
         return [Request(adapter["url"], callback=NO_CALLBACK, headers=headers, meta=meta)]
@@ -235,8 +255,9 @@ class ImageStorePipeline(ImagesPipeline):
         exc = failure.value
         if isinstance(exc, ImageFailed):
             raise exc
-        status = "skipped" if isinstance(exc, IgnoreRequest) else "failed"
-        raise self._reject(request, status, failure_reason(exc), str(exc))
+        reason = failure_reason(exc)
+        status = "skipped" if reason in ("robots-txt", "ignored") else "failed"
+        raise self._reject(request, status, reason, str(exc))
 
     async def media_downloaded(
         self, response: Response, request: Request, info: MediaPipeline.SpiderInfo, *, item: Any = None

@@ -24,6 +24,13 @@ RETRY_ENABLED = True
 RETRY_TIMES = 2
 # The spider and the pipeline log each final failure in one line of their own.
 RETRY_GIVE_UP_LOG_LEVEL = "DEBUG"
+# Stock RetryMiddleware retries a 429/503 at once; this one waits as Retry-After asks.
+DOWNLOADER_MIDDLEWARES = {
+    "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
+    "imgscraper.middlewares.RetryAfterMiddleware": 550,
+}
+# Only http(s) and data: are fetched: no local files or FTP, whatever a page or redirect says.
+DOWNLOAD_HANDLERS = {"file": None, "ftp": None}
 DOWNLOAD_MAXSIZE = 100 * 1024 * 1024
 DOWNLOAD_WARNSIZE = 32 * 1024 * 1024
 
@@ -62,3 +69,7 @@ IMGSCRAPER_SKIP_TRACKING_PIXELS = True
 # conditional request: "30m", "12h", "7d", "2w", or a bare number of days.
 # Empty: IMAGES_EXPIRES days.
 IMGSCRAPER_EXPIRES = ""
+# Longest Retry-After (seconds) waited before a retry; a longer one fails the request.
+IMGSCRAPER_RETRY_AFTER_MAX = 60
+# Most pages one crawl requests (start pages included); 0: no limit. Bounds link traps.
+IMGSCRAPER_MAX_PAGES = 0

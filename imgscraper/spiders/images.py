@@ -24,6 +24,7 @@ from imgscraper.discovery import (
     find_stylesheets,
 )
 from imgscraper.items import ImageItem
+from imgscraper.pipelines import failure_reason
 
 __all__ = ["ArgumentError", "ImagesSpider", "parse_depth", "parse_start_urls", "parse_yes_no", "site_in_domains", "site_of"]
 
@@ -132,6 +133,8 @@ class ImagesSpider(scrapy.Spider):
         spider = super().from_crawler(crawler, *args, **kwargs)
         spider.srcset_mode = crawler.settings.get("IMGSCRAPER_SRCSET")
         spider.fetch_stylesheets = crawler.settings.getbool("IMGSCRAPER_STYLESHEETS")
+        spider.max_pages = crawler.settings.getint("IMGSCRAPER_MAX_PAGES")
+        spider.pages_requested = set()
         if not spider.download:
             # Settings are frozen after the spider is created: list only.
             crawler.settings.set("ITEM_PIPELINES", {}, priority="spider")
@@ -142,28 +145,59 @@ class ImagesSpider(scrapy.Spider):
             logger.error("Bad argument: %s", self.argument_error)
             raise CloseSpider("bad_argument")
         for url in self.start_urls:
-            yield Request(url, callback=self.parse, errback=self.start_page_failed)
+            if self.within_page_budget(url):
+                yield Request(url, callback=self.parse, errback=self.page_failed)
 
-    def start_page_failed(self, failure: Failure) -> None:
+    def within_page_budget(self, url: str) -> bool:
+        """Whether ``url`` may be requested under ``IMGSCRAPER_MAX_PAGES`` (distinct pages, start pages included)."""
+        key = canonicalize_url(url)
+        if not self.max_pages or key in self.pages_requested:
+            return True
+        if len(self.pages_requested) >= self.max_pages:
+            if not self.crawler.stats.get_value("imgscraper/pages_over_budget"):
+                logger.warning("Page budget reached (IMGSCRAPER_MAX_PAGES=%d): no more pages are followed", self.max_pages)
+            self.crawler.stats.inc_value("imgscraper/pages_over_budget")
+            return False
+        self.pages_requested.add(key)
+        return True
+
+    def page_failed(self, failure: Failure) -> None:
+        """One log line and a stat (``imgscraper/pages_failed/<reason>``) per page that cannot be fetched.
+
+        A start page that fails is an ERROR (and fails the crawl); another page a WARNING.
+        """
         request = failure.request
-        self.crawler.stats.inc_value("imgscraper/start_pages_failed")
-        reason = getattr(failure.value, "response", None)
-        detail = f"HTTP {reason.status}" if reason is not None else str(failure.value) or type(failure.value).__name__
-        logger.error("Cannot fetch start page %s: %s", request.url, detail)
+        response = getattr(failure.value, "response", None)
+        if response is not None:
+            reason, detail = f"http-{response.status}", f"HTTP {response.status}"
+        else:
+            reason, detail = failure_reason(failure.value), str(failure.value) or type(failure.value).__name__
+        self.crawler.stats.inc_value(f"imgscraper/pages_failed/{reason}")
+        if request.meta.get("depth", 0) == 0:
+            self.crawler.stats.inc_value("imgscraper/start_pages_failed")
+            logger.error("Cannot fetch start page %s: %s", request.url, detail)
+        else:
+            logger.warning("Cannot fetch page %s: %s", request.url, detail)
 
     def parse(self, response: Response) -> Iterator[ImageItem | Request]:
         """Yield the page's new images, its style sheets, then its links while under ``depth``."""
         if not isinstance(response, TextResponse):
             return
         self.crawler.stats.inc_value("imgscraper/pages")
-        yield from self.new_images(find_images(response.selector, response.url, srcset=self.srcset_mode), response.url)
+        ignored: list[str] = []
+        refs = find_images(response.selector, response.url, srcset=self.srcset_mode, ignored=ignored)
+        yield from self.new_images(refs, response.url)
+        for url in ignored:
+            scheme = url.partition(":")[0].lower()
+            self.crawler.stats.inc_value(f"imgscraper/urls_ignored/{scheme}")
+            logger.debug("Ignored image URL %s on %s: only http, https and data: are fetched", url[:200], response.url)
         if self.fetch_stylesheets:
             for sheet in find_stylesheets(response.selector, response.url):
                 yield Request(sheet, callback=self.parse_stylesheet, cb_kwargs={"page": response.url})
         if response.meta.get("depth", 0) < self.depth:
             for link in find_page_links(response.selector, response.url):
-                if self.should_follow(link):
-                    yield response.follow(link, callback=self.parse)
+                if self.should_follow(link) and self.within_page_budget(link):
+                    yield response.follow(link, callback=self.parse, errback=self.page_failed)
 
     def parse_stylesheet(self, response: Response, page: str) -> Iterator[ImageItem | Request]:
         """Yield the new images of a style sheet ``page`` loads, and the sheets it imports."""
