@@ -8,11 +8,12 @@ STORE ?= images
 OUT ?= images.jsonl
 SCRAPY_ARGS ?=
 
-.PHONY: help install crawl test clean
+.PHONY: help install crawl test bench clean
 
 help:
 	@echo "make crawl URL=https://example.com [DEPTH=1] [STORE=images] [OUT=images.jsonl]"
 	@echo "make test"
+	@echo "make bench [BENCH_ARGS=...]   # a few minutes; see README, Speed"
 
 $(BIN)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +29,9 @@ crawl: install
 
 test: install
 	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

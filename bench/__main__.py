@@ -1,0 +1,99 @@
+"""``python -m bench``: generate the sites, serve them, measure every tool, report.
+
+Scenarios: the large site on loopback and at +50 ms per response (every
+tool), the small site (a tenth of the large one) on loopback (imgscraper,
+for memory growth), and a sweep of the concurrency at +50 ms on the small
+site (the chart).
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import os
+import time
+from pathlib import Path
+
+from bench import report, tools
+from bench.measure import Run
+from bench.servers import LatencyProxy, nginx
+from bench.site import LARGE, SMALL, ensure_site
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+LOOPBACK, LATENCY, SMALL_LOOPBACK = "large, loopback", "large, +50 ms", "small, loopback"
+SWEEP = "small, +50 ms"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "bench-out", help="work directory (sites, stores, logs, JSON)")
+    parser.add_argument("--chart", type=Path, default=PROJECT_ROOT / "docs" / "bench-concurrency.png")
+    parser.add_argument("--concurrency", type=int, default=16, help="requests in flight for every tool")
+    parser.add_argument("--sweep", default="2,4,8,16,32,64", help="concurrency values for the chart ('' to skip)")
+    parser.add_argument("--delay", type=float, default=0.05, help="latency the proxy adds per response (s)")
+    args = parser.parse_args()
+
+    sites = args.out / "sites"
+    print(f"Generating sites under {sites} (cached)...", flush=True)
+    large = ensure_site(sites / "large", LARGE, "/large/")
+    small = ensure_site(sites / "small", SMALL, "/small/")
+    (sites / "robots.txt").write_text("User-agent: *\nAllow: /\n")
+    print(f"large: {len(large['images'])} images, {large['bytes'] / 1e6:.0f} MB, {large['pages']} pages; "
+          f"small: {len(small['images'])} images, {small['bytes'] / 1e6:.0f} MB, {small['pages']} pages", flush=True)
+
+    runs: list[Run] = []
+    sweep: list[Run] = []
+    c = args.concurrency
+
+    def record(run: Run, into: list[Run]) -> None:
+        into.append(run)
+        print(f"  {run.scenario:<18} {run.tool:<22} c={run.extra.get('concurrency', c):<3} wall {run.wall:6.2f} s  "
+              f"CPU {run.cpu:6.2f} s  RSS {run.peak_rss_mb:6.1f} MB  images {run.images}"
+              + ("" if run.returncode == 0 else f"  EXIT {run.returncode}"), flush=True)
+
+    with nginx(sites, args.out / "nginx") as port, LatencyProxy(port, args.delay) as proxy:
+        direct, slow = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{proxy.port}"
+        for scenario, base in ((LOOPBACK, direct), (LATENCY, slow)):
+            work = args.out / "runs" / scenario.replace(" ", "").replace(",", "-").replace("+", "")
+            record(tools.curl([base + u for u in large["images"]], work / "curl", scenario=scenario, concurrency=c), runs)
+            record(tools.imgscraper(f"{base}/large/", work / "imgscraper", scenario=scenario, concurrency=c), runs)
+            record(tools.stock_scrapy(f"{base}/large/", work / "stock", scenario=scenario, concurrency=c), runs)
+        work = args.out / "runs" / "small-loopback"
+        record(tools.imgscraper(f"{direct}/small/", work / "imgscraper", scenario=SMALL_LOOPBACK, concurrency=c), runs)
+
+        for value in [int(v) for v in args.sweep.split(",") if v.strip()]:
+            work = args.out / "runs" / f"sweep-{value}"
+            for run in (
+                tools.curl([slow + u for u in small["images"]], work / "curl", scenario=SWEEP, concurrency=value),
+                tools.imgscraper(f"{slow}/small/", work / "imgscraper", scenario=SWEEP, concurrency=value),
+                tools.stock_scrapy(f"{slow}/small/", work / "stock", scenario=SWEEP, concurrency=value),
+            ):
+                run.extra["concurrency"] = value
+                record(run, sweep)
+
+    print()
+    print(report.table(runs))
+    checks = report.targets(runs, len(large["images"]), LOOPBACK, LATENCY, SMALL_LOOPBACK)
+    print()
+    print(report.format_targets(checks))
+    payload = {
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "concurrency": c,
+        "latency_s": args.delay,
+        "sites": {name: {k: v for k, v in m.items() if k != "images"} | {"image_count": len(m["images"])}
+                  for name, m in (("large", large), ("small", small))},
+        "runs": runs,
+        "sweep": sweep,
+        "targets": checks,
+    }
+    report.write_json(args.out / "bench.json", payload)
+    print(f"\nJSON: {args.out / 'bench.json'}")
+    if sweep:
+        report.chart(args.chart, sweep, f"images/s vs concurrency, +{args.delay * 1000:.0f} ms per response "
+                                        f"({len(small['images'])} images)")
+        print(f"Chart: {args.chart}")
+
+
+if __name__ == "__main__":
+    main()
