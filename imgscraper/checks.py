@@ -89,7 +89,7 @@ def check_values(settings: BaseSettings) -> Iterator[str]:
         yield from _number(settings, name, int, 0)
     for name in ("CONCURRENT_REQUESTS", "CONCURRENT_REQUESTS_PER_DOMAIN"):
         yield from _number(settings, name, int, 1)
-    for name in ("DOWNLOAD_TIMEOUT", "DOWNLOAD_DELAY"):
+    for name in ("DOWNLOAD_TIMEOUT", "DOWNLOAD_DELAY", "IMGSCRAPER_PROGRESS_INTERVAL"):
         yield from _number(settings, name, float, 0)
     yield from check_thumbs(settings)
 

@@ -39,7 +39,10 @@ ADDONS = {"imgscraper.checks.SettingsCheck": 0}
 EXTENSIONS = {
     "imgscraper.extensions.OneLineRobotsErrors": 0,
     "imgscraper.summary.CrawlSummary": 0,
+    "imgscraper.progress.CrawlProgress": 0,
 }
+# imgscraper.progress logs a fuller stats line (IMGSCRAPER_PROGRESS_INTERVAL).
+LOGSTATS_INTERVAL = 0
 ITEM_PIPELINES = {"imgscraper.pipelines.ImageStorePipeline": 300}
 IMAGES_STORE = "images"
 # Days a stored image counts as fresh; IMGSCRAPER_EXPIRES, when set, takes precedence.
@@ -73,3 +76,7 @@ IMGSCRAPER_EXPIRES = ""
 IMGSCRAPER_RETRY_AFTER_MAX = 60
 # Most pages one crawl requests (start pages included); 0: no limit. Bounds link traps.
 IMGSCRAPER_MAX_PAGES = 0
+# Live progress display on stderr when it is a terminal.
+IMGSCRAPER_PROGRESS = True
+# Seconds between progress lines in the log when stderr is not a terminal (0: none).
+IMGSCRAPER_PROGRESS_INTERVAL = 60.0

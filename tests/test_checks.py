@@ -39,6 +39,8 @@ def test_project_defaults_pass(tmp_path):
         ({"IMAGES_EXPIRES": "abc"}, ("IMAGES_EXPIRES", "integer")),
         ({"IMAGES_MIN_WIDTH": "-3"}, ("IMAGES_MIN_WIDTH", ">= 0")),
         ({"CONCURRENT_REQUESTS": "0"}, ("CONCURRENT_REQUESTS", ">= 1")),
+        ({"IMGSCRAPER_PROGRESS_INTERVAL": "soon"}, ("IMGSCRAPER_PROGRESS_INTERVAL", "number")),
+        ({"IMGSCRAPER_PROGRESS": "sometimes"}, ("IMGSCRAPER_PROGRESS", "true or false")),
         ({"IMAGES_THUMBS": "[1, 2]"}, ("IMAGES_THUMBS", "JSON object")),
         ({"IMAGES_THUMBS": {"small": [64]}}, ('IMAGES_THUMBS["small"]', "[width, height]")),
     ],
