@@ -18,11 +18,11 @@ from PIL import Image, ImageOps
 from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Request, Response
 from scrapy.http.request import NO_CALLBACK
-from scrapy.pipelines.files import FSFilesStore
+from scrapy.pipelines.files import FSFilesStore, S3FilesStore
 from scrapy.pipelines.images import ImagesPipeline
 from scrapy.pipelines.media import FileInfoOrError, MediaPipeline, _MediaRequestFiltered
 from scrapy.utils.asyncio import run_in_thread
-from scrapy.utils.defer import ensure_awaitable
+from scrapy.utils.defer import deferred_from_coro, ensure_awaitable
 from twisted.internet.threads import deferToThread
 
 from imgscraper.inspection import ImageInfo, ImageRejected, inspect_image
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
     from scrapy.crawler import Crawler
 
-__all__ = ["AtomicFSFilesStore", "ImageFailed", "ImageStorePipeline", "failure_reason", "to_jpeg"]
+__all__ = ["AtomicFSFilesStore", "ImageFailed", "ImageStorePipeline", "S3ImageStore", "failure_reason", "to_jpeg"]
 
 logger = logging.getLogger(__name__)
 
@@ -147,6 +147,46 @@ class AtomicFSFilesStore(FSFilesStore):
             return {}
 
 
+class S3ImageStore(S3FilesStore):
+    """An S3 or S3-compatible store (``AWS_ENDPOINT_URL``): ``s3://bucket[/prefix]``.
+
+    The prefix is a folder whether or not the URI ends with ``/``. Like the
+    local store, ``stat_file`` answers ``{}`` for a missing file, and a
+    failing S3 call raises ``OSError`` (the pipeline's "store error").
+    """
+
+    def __init__(self, uri: str):
+        bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+        prefix = prefix.strip("/")
+        super().__init__(f"s3://{bucket}/{prefix}/" if prefix else f"s3://{bucket}/")
+
+    def persist_file(  # type: ignore[override]
+        self,
+        path: str,
+        buf: BytesIO,
+        info: MediaPipeline.SpiderInfo,
+        meta: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Deferred[Any]:
+        return deferred_from_coro(self._call(super().persist_file, path, buf, info, meta, headers))
+
+    def stat_file(self, path: str, info: MediaPipeline.SpiderInfo) -> Deferred[dict[str, Any]]:  # type: ignore[override]
+        return deferred_from_coro(self._call(super().stat_file, path, info, missing={}))
+
+    @staticmethod
+    async def _call(method: Any, *args: Any, missing: Any = None) -> Any:
+        from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
+
+        try:
+            return await ensure_awaitable(method(*args))
+        except ClientError as exc:
+            if missing is not None and exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return missing
+            raise OSError(f"S3: {exc}") from exc
+        except BotoCoreError as exc:
+            raise OSError(f"S3: {exc}") from exc
+
+
 class ImageStorePipeline(ImagesPipeline):
     """Download each :class:`~imgscraper.items.ImageItem`'s ``url`` and store it.
 
@@ -158,7 +198,12 @@ class ImageStorePipeline(ImagesPipeline):
     record (:mod:`imgscraper.records`) lets re-crawls skip stored images.
     """
 
-    STORE_SCHEMES = {**ImagesPipeline.STORE_SCHEMES, "": AtomicFSFilesStore, "file": AtomicFSFilesStore}
+    STORE_SCHEMES = {
+        **ImagesPipeline.STORE_SCHEMES,
+        "": AtomicFSFilesStore,
+        "file": AtomicFSFilesStore,
+        "s3": S3ImageStore,
+    }
     LOG_FAILED_RESULTS = False
 
     def __init__(self, store_uri: str, *, crawler: Crawler):
@@ -224,7 +269,7 @@ class ImageStorePipeline(ImagesPipeline):
         """
         if self.record is None or request.url.startswith("data:"):
             return None
-        record = self.record.get(request.url)
+        record = await run_in_thread(self.record.get, request.url)
         if record is None or not await ensure_awaitable(self.store.stat_file(record.path, info)):
             return None
         if time.time() - record.stored_at <= self.expires_seconds:

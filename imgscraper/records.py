@@ -20,6 +20,8 @@ downloaded once more but not stored twice, and the record fills up again.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import sqlite3
@@ -27,13 +29,13 @@ import tempfile
 import threading
 import time
 from contextlib import closing
-from dataclasses import astuple, dataclass, fields
+from dataclasses import asdict, astuple, dataclass, fields
 from pathlib import Path
 from typing import Any, Protocol
 
-from scrapy.pipelines.files import FSFilesStore
+from scrapy.pipelines.files import FSFilesStore, S3FilesStore
 
-__all__ = ["ImageRecord", "SQLiteRecord", "StoreRecord", "open_store_record"]
+__all__ = ["ImageRecord", "S3Record", "SQLiteRecord", "StoreRecord", "open_store_record"]
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +80,8 @@ def open_store_record(store: Any) -> StoreRecord | None:
     or None when this kind of store has none (every image is then fetched)."""
     if isinstance(store, FSFilesStore):
         return SQLiteRecord.in_store(store.basedir)
+    if isinstance(store, S3FilesStore):
+        return S3Record(store.s3_client, store.bucket, store.prefix)
     return None
 
 
@@ -216,3 +220,80 @@ class SQLiteRecord:
             logger.warning("Could not snapshot the store record to %s: %s", self.backup_path, exc)
         with self._lock:
             self._db.close()
+
+
+class S3Record:
+    """The record of an S3 store, kept in the bucket next to the images.
+
+    One small JSON object per URL, ``<prefix>.imgscraper/records/<sha256 of
+    the URL>.json``, so any number of crawls on any number of machines share
+    it without locks (the last write of a URL wins). The methods block: call
+    them from a thread. A failing S3 call raises ``OSError``; an unreadable
+    entry counts as absent.
+    """
+
+    FOLDER = ".imgscraper/records/"
+
+    def __init__(self, client: Any, bucket: str, prefix: str = ""):
+        self.client = client
+        self.bucket = bucket
+        self.folder = f"{prefix}{self.FOLDER}"
+
+    def _key(self, url: str) -> str:
+        return f"{self.folder}{hashlib.sha256(url.encode('utf-8')).hexdigest()}.json"
+
+    def _read(self, key: str) -> ImageRecord | None:
+        from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
+
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
+                return None
+            raise OSError(f"S3 record {key}: {exc}") from exc
+        except BotoCoreError as exc:
+            raise OSError(f"S3 record {key}: {exc}") from exc
+        try:
+            return ImageRecord(**json.loads(body))
+        except (ValueError, TypeError) as exc:
+            logger.warning("Ignoring damaged store record entry %s: %s", key, exc)
+            return None
+
+    def get(self, url: str) -> ImageRecord | None:
+        """The record of ``url``, or None."""
+        record = self._read(self._key(url))
+        return record if record is not None and record.url == url else None
+
+    def put(self, record: ImageRecord) -> None:
+        """Insert or replace the record of ``record.url``."""
+        from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
+
+        try:
+            self.client.put_object(
+                Bucket=self.bucket,
+                Key=self._key(record.url),
+                Body=json.dumps(asdict(record)).encode("utf-8"),
+                ContentType="application/json",
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise OSError(f"S3 record {record.url}: {exc}") from exc
+
+    def touch(self, url: str, stored_at: float) -> None:
+        """Mark ``url`` as checked at ``stored_at`` (a 304 revalidation)."""
+        record = self.get(url)
+        if record is not None:
+            record.stored_at = stored_at
+            self.put(record)
+
+    def all(self) -> list[ImageRecord]:
+        """Every record, in no particular order."""
+        records = []
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.folder):
+            for entry in page.get("Contents", []):
+                record = self._read(entry["Key"])
+                if record is not None:
+                    records.append(record)
+        return records
+
+    def close(self) -> None:
+        """Nothing to release: the S3 client belongs to the store."""

@@ -163,7 +163,7 @@ _ERROR_LINE = re.compile(r"(?i)\b(error|critical)\b\s*:")
 class CrawlResult:
     proc: subprocess.CompletedProcess
     args: list[str]
-    store: Path
+    store: Path | str  # a directory, or a URI such as s3://bucket/prefix
     items_path: Path
     items: list[dict]
     duration: float
@@ -234,7 +234,7 @@ def _read_items(path: Path) -> list[dict]:
 def run_crawl_subprocess(
     args: list[str],
     *,
-    store: Path | None = None,
+    store: Path | str | None = None,
     out_dir: Path | None = None,
     env: dict[str, str] | None = None,
     timeout: float = 120,
@@ -253,7 +253,10 @@ def run_crawl_subprocess(
         out_dir = Path(tempfile.mkdtemp(prefix="crawl-", dir=base_dir))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    store = Path(store) if store is not None else out_dir / "store"
+    if store is None:
+        store = out_dir / "store"
+    elif "://" not in str(store):  # a URI (s3://bucket/prefix) stays as given
+        store = Path(store)
     items_path = out_dir / "items.jsonl"
     if items_path.exists():
         items_path.unlink()
