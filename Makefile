@@ -7,13 +7,27 @@ DEPTH ?= 0
 STORE ?= images
 OUT ?= images.jsonl
 SCRAPY_ARGS ?=
+# Scrapyd (see "Scrapyd" in the README).
+SCRAPYD_PORT ?= 6800
+SCRAPYD_URL ?= http://127.0.0.1:$(SCRAPYD_PORT)
+SCRAPYD_HOME ?= $(HOME)/.local/share/imgscraper/scrapyd
+SCRAPYD_AUTH_FILE ?= $(HOME)/.config/imgscraper/scrapyd.env
+SETTINGS ?=
+export SCRAPYD_URL
+# Loads SCRAPYD_USERNAME/SCRAPYD_PASSWORD from SCRAPYD_AUTH_FILE unless they are in the environment.
+WITH_SCRAPYD_AUTH = if [ -z "$$SCRAPYD_PASSWORD" ]; then \
+	  test -r "$(SCRAPYD_AUTH_FILE)" || { echo "no Scrapyd credentials: set SCRAPYD_USERNAME and SCRAPYD_PASSWORD, or run make scrapyd-auth" >&2; exit 2; }; \
+	  set -a; . "$(SCRAPYD_AUTH_FILE)"; set +a; fi;
+# Local paths are made absolute: Scrapyd runs jobs in SCRAPYD_HOME.
+STORE_URI = $(if $(findstring ://,$(STORE)),$(STORE),$(abspath $(STORE)))
 
-.PHONY: help install crawl test bench clean
+.PHONY: help install crawl test bench clean scrapyd-auth scrapyd deploy schedule
 
 help:
 	@echo "make crawl URL=https://example.com [DEPTH=1] [STORE=images] [OUT=images.jsonl]"
 	@echo "make test"
 	@echo "make bench [BENCH_ARGS=...]   # a few minutes; see README, Speed"
+	@echo "make scrapyd | make deploy | make schedule URL=https://example.com [DEPTH=1] [STORE=images] [SETTINGS='NAME=VALUE ...']"
 
 $(BIN)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +46,31 @@ test: install
 
 bench: install
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# Creates SCRAPYD_AUTH_FILE (user imgscraper, a random password, mode 600) unless
+# credentials are in the environment or the file exists.
+scrapyd-auth: install
+	@if [ -z "$$SCRAPYD_PASSWORD" ] && [ ! -f "$(SCRAPYD_AUTH_FILE)" ]; then \
+	  mkdir -p "$(dir $(SCRAPYD_AUTH_FILE))" && umask 077 && \
+	  printf 'SCRAPYD_USERNAME=imgscraper\nSCRAPYD_PASSWORD=%s\n' \
+	    "$$($(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(24))')" > "$(SCRAPYD_AUTH_FILE)" && \
+	  echo "Scrapyd credentials written to $(SCRAPYD_AUTH_FILE)"; fi
+
+# Runs Scrapyd in the foreground on 127.0.0.1:SCRAPYD_PORT, with its eggs, logs,
+# items and job database in SCRAPYD_HOME.
+scrapyd: scrapyd-auth
+	mkdir -p "$(SCRAPYD_HOME)"
+	cp deploy/scrapyd.conf "$(SCRAPYD_HOME)/scrapyd.conf"
+	@$(WITH_SCRAPYD_AUTH) cd "$(SCRAPYD_HOME)" && SCRAPYD_HTTP_PORT=$(SCRAPYD_PORT) exec "$(CURDIR)/$(BIN)/scrapyd"
+
+deploy: install
+	@$(WITH_SCRAPYD_AUTH) $(BIN)/scrapyd-deploy env
+
+schedule: install
+	@test -n "$(URL)" || { echo "usage: make schedule URL=https://example.com [DEPTH=1]" >&2; exit 2; }
+	@$(WITH_SCRAPYD_AUTH) $(BIN)/scrapyd-client schedule -t env -p imgscraper images \
+	  --arg url="$(URL)" --arg depth=$(DEPTH) --arg setting=IMAGES_STORE="$(STORE_URI)" \
+	  $(foreach s,$(SETTINGS),--arg setting=$(s))
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,234 @@
+"""Scrapyd, as the README runs it: ``make scrapyd``, ``make deploy``, ``make schedule``.
+
+One real Scrapyd per module, started by ``make scrapyd`` on a free 127.0.0.1
+port with its home in a temporary folder and credentials in the environment.
+Jobs crawl the generated test site (:mod:`sitegen`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+from conftest import PROJECT_ROOT
+
+USERNAME = "tester"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make(target: str, env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["make", "--no-print-directory", target, *args], cwd=PROJECT_ROOT, env=env,
+        capture_output=True, text=True, timeout=timeout,
+    )
+
+
+@dataclass
+class Scrapyd:
+    home: Path
+    port: int
+    env: dict[str, str]
+    proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def auth(self) -> tuple[str, str]:
+        return self.env["SCRAPYD_USERNAME"], self.env["SCRAPYD_PASSWORD"]
+
+    def start(self) -> None:
+        out = open(self.home.parent / "scrapyd.out", "ab")  # noqa: SIM115 - closed with the process
+        self.proc = subprocess.Popen(
+            ["make", "--no-print-directory", "scrapyd"], cwd=PROJECT_ROOT, env=self.env,
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        out.close()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"make scrapyd exited {self.proc.returncode}:\n{self.output()}")
+            try:
+                if requests.get(f"{self.url}/daemonstatus.json", auth=self.auth, timeout=2).ok:
+                    return
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"Scrapyd did not answer within 30 s:\n{self.output()}")
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        self.proc = None
+
+    def output(self) -> str:
+        return (self.home.parent / "scrapyd.out").read_text(errors="replace")
+
+    def api(self, name: str, method: str = "GET", **params) -> dict:
+        response = requests.request(
+            method, f"{self.url}/{name}.json", auth=self.auth, timeout=10,
+            **({"params": params} if method == "GET" else {"data": params}),
+        )
+        response.raise_for_status()
+        return response.json()
+
+    def wait_finished(self, job: str, timeout: float = 60) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            jobs = self.api("listjobs", project="imgscraper")
+            for finished in jobs["finished"]:
+                if finished["id"] == job:
+                    return finished
+            time.sleep(0.25)
+        raise AssertionError(f"job {job} not finished after {timeout} s: {jobs}")
+
+
+@pytest.fixture(scope="module")
+def scrapyd(tmp_path_factory):
+    base = tmp_path_factory.mktemp("scrapyd")
+    home = base / "home"
+    env = {k: v for k, v in os.environ.items() if k.lower() not in {"http_proxy", "https_proxy", "all_proxy"}}
+    env.pop("PYTHONPATH", None)
+    port = free_port()
+    env.update(
+        SCRAPYD_HOME=str(home), SCRAPYD_PORT=str(port), SCRAPYD_URL=f"http://127.0.0.1:{port}",
+        SCRAPYD_USERNAME=USERNAME, SCRAPYD_PASSWORD=secrets.token_urlsafe(16),
+        SCRAPYD_AUTH_FILE=str(base / "no-such-file"), NO_PROXY="127.0.0.1",
+    )
+    server = Scrapyd(home, port, env)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def deployed(scrapyd):
+    result = make("deploy", scrapyd.env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+@pytest.fixture(scope="module")
+def job(scrapyd, deployed, site_server_module, tmp_path_factory):
+    store = tmp_path_factory.mktemp("scrapyd-store") / "images"
+    result = make(
+        "schedule", scrapyd.env, f"URL={site_server_module.url}", "DEPTH=1", f"STORE={store}",
+        "SETTINGS=IMGSCRAPER_EXPIRES=12h LOG_LEVEL=INFO",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    match = re.search(r"imgscraper / images => (\w+)", result.stdout)
+    assert match, result.stdout
+    finished = scrapyd.wait_finished(match[1])
+    return finished, store
+
+
+def test_scrapyd_needs_the_credentials(scrapyd):
+    status = f"{scrapyd.url}/daemonstatus.json"
+    assert requests.get(status, timeout=5).status_code == 401
+    assert requests.get(status, auth=(USERNAME, "wrong"), timeout=5).status_code == 401
+    assert requests.get(status, auth=("someone", scrapyd.auth[1]), timeout=5).status_code == 401
+    schedule = requests.post(
+        f"{scrapyd.url}/schedule.json", data={"project": "imgscraper", "spider": "images"}, timeout=5
+    )
+    assert schedule.status_code == 401
+    assert requests.get(status, auth=scrapyd.auth, timeout=5).json()["status"] == "ok"
+
+
+def test_scrapyd_listens_on_loopback_only(scrapyd):
+    """Bound to 127.0.0.1, not to every address (on Linux all of 127/8 reaches a 0.0.0.0 listener)."""
+    with socket.socket() as s:
+        s.settimeout(2)
+        assert s.connect_ex(("127.0.0.2", scrapyd.port)) != 0
+
+
+def test_deploy_makes_the_spider_available(scrapyd, deployed):
+    assert json.loads(deployed.stdout.strip().splitlines()[-1])["spiders"] == 1
+    assert scrapyd.api("listspiders", project="imgscraper")["spiders"] == ["images"]
+
+
+def test_the_egg_holds_every_file_of_the_package(scrapyd, deployed):
+    """Jobs import the project from the egg only (nothing is installed), so every
+    file the spider may need at run time must be in it."""
+    (egg,) = (scrapyd.home / "eggs" / "imgscraper").glob("*.egg")
+    tracked = subprocess.run(
+        ["git", "ls-files", "imgscraper"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    with zipfile.ZipFile(egg) as archive:
+        names = set(archive.namelist())
+    assert tracked and set(tracked) <= names
+    assert not [n for n in names if n.startswith("tests/")]
+    outside = subprocess.run([sys.executable, "-c", "import imgscraper"], cwd=scrapyd.home, capture_output=True)
+    assert outside.returncode != 0, "imgscraper is importable outside the egg: the job would not test the egg"
+
+
+def test_scheduled_job_stores_images_and_items(scrapyd, job, site_server_module):
+    finished, store = job
+    site = site_server_module.site
+    items_file = scrapyd.home / "items" / "imgscraper" / "images" / f"{finished['id']}.jl"
+    log = (scrapyd.home / "logs" / "imgscraper" / "images" / f"{finished['id']}.log").read_text()
+    assert "'finish_reason': 'finished'" in log, log[-3000:]
+    assert finished["items_url"].endswith(f"{finished['id']}.jl")
+    items = [json.loads(line) for line in items_file.read_text().splitlines()]
+    by_url = {i["url"]: i for i in items}
+    expected = site.stored_at(1)
+    assert set(by_url) == site.discovered_at(1)
+    for url, sha in expected.items():
+        item = by_url[url]
+        assert item["status"] == "downloaded" and item["checksum"] == sha, item
+        assert hashlib.sha256((store / item["path"]).read_bytes()).hexdigest() == sha
+    stored = {p for p in store.rglob("*") if p.is_file() and ".imgscraper" not in p.parts}
+    assert len(stored) == len(set(expected.values()))
+    assert (store / ".imgscraper" / "records.sqlite3").is_file()
+
+
+def test_finished_job_survives_a_restart(scrapyd, job):
+    finished, _ = job
+    scrapyd.stop()
+    scrapyd.start()
+    jobs = scrapyd.api("listjobs", project="imgscraper")
+    assert finished["id"] in [j["id"] for j in jobs["finished"]]
+    assert scrapyd.api("listprojects")["projects"] == ["imgscraper"]
+
+
+def test_make_targets_need_credentials_that_scrapyd_auth_creates(scrapyd, tmp_path):
+    env = {k: v for k, v in scrapyd.env.items() if k not in ("SCRAPYD_USERNAME", "SCRAPYD_PASSWORD")}
+    env.update(SCRAPYD_AUTH_FILE=str(tmp_path / "auth.env"), SCRAPYD_HOME=str(tmp_path / "home"))
+    result = make("schedule", env, "URL=http://127.0.0.1:9/")
+    assert result.returncode != 0 and "no Scrapyd credentials" in result.stderr
+    # make scrapyd-auth writes a random password to a private file outside the repository.
+    result = make("scrapyd-auth", env)
+    assert result.returncode == 0, result.stderr
+    text = (tmp_path / "auth.env").read_text()
+    assert re.fullmatch(r"SCRAPYD_USERNAME=imgscraper\nSCRAPYD_PASSWORD=[\w-]{20,}\n", text)
+    assert (tmp_path / "auth.env").stat().st_mode & 0o077 == 0
+    again = make("scrapyd-auth", env)
+    assert (tmp_path / "auth.env").read_text() == text, "an existing credentials file was overwritten"
+    assert again.returncode == 0
