@@ -25,6 +25,7 @@ from scrapy.exceptions import CloseSpider
 from scrapy.settings import BaseSettings, Settings, default_settings
 
 from imgscraper import settings as project_settings
+from imgscraper.durations import parse_duration
 
 __all__ = ["SettingsCheck", "check_settings", "check_store"]
 
@@ -85,6 +86,13 @@ def check_values(settings: BaseSettings) -> Iterator[str]:
                 settings.getbool(name)
             except ValueError:
                 yield f"{name}={settings.get(name)!r} is not true or false: pass e.g. -s {name}=false"
+    expires = settings.get("IMGSCRAPER_EXPIRES")
+    if expires not in (None, ""):
+        try:
+            parse_duration(expires)
+        except ValueError:
+            yield (f"IMGSCRAPER_EXPIRES={expires!r} is not a duration such as 30m, 12h, 7d or 2w: "
+                   "pass e.g. -s IMGSCRAPER_EXPIRES=12h")
     for name in ("IMAGES_EXPIRES", "IMAGES_MIN_WIDTH", "IMAGES_MIN_HEIGHT"):
         yield from _number(settings, name, int, 0)
     for name in ("CONCURRENT_REQUESTS", "CONCURRENT_REQUESTS_PER_DOMAIN"):

@@ -37,6 +37,7 @@ def test_project_defaults_pass(tmp_path):
         ({"IMAGE_STORE": "x"}, ("unknown setting IMAGE_STORE", "did you mean IMAGES_STORE")),
         ({"IMGSCRAPER_CONVERT_TO_JPEG": "maybe"}, ("IMGSCRAPER_CONVERT_TO_JPEG", "true or false")),
         ({"IMAGES_EXPIRES": "abc"}, ("IMAGES_EXPIRES", "integer")),
+        ({"IMGSCRAPER_EXPIRES": "soon"}, ("IMGSCRAPER_EXPIRES", "duration")),
         ({"IMAGES_MIN_WIDTH": "-3"}, ("IMAGES_MIN_WIDTH", ">= 0")),
         ({"CONCURRENT_REQUESTS": "0"}, ("CONCURRENT_REQUESTS", ">= 1")),
         ({"IMGSCRAPER_PROGRESS_INTERVAL": "soon"}, ("IMGSCRAPER_PROGRESS_INTERVAL", "number")),

@@ -246,5 +246,7 @@ def test_lost_record_is_rebuilt_without_storing_anything_twice(site, damaged, lo
 def test_bad_expiry_stops_the_crawl_with_its_reason(site, run_crawl, tmp_path):
     result = run_crawl(["-a", f"url={site.server.url}", "-s", "IMGSCRAPER_EXPIRES=soon"], store=tmp_path / "s")
     assert result.returncode != 0
-    assert "IMGSCRAPER_EXPIRES: 'soon' is not a duration" in result.stderr
+    errors = result.error_lines()
+    assert len(errors) == 1 and "IMGSCRAPER_EXPIRES='soon' is not a duration" in errors[0], errors
+    assert "Traceback" not in result.stderr
     assert not result.stored_files()
