@@ -41,7 +41,9 @@ crawl: install
 	@test -n "$(URL)" || { echo "usage: make crawl URL=https://example.com [DEPTH=1]" >&2; exit 2; }
 	$(BIN)/scrapy crawl images -a url="$(URL)" -a depth=$(DEPTH) -s IMAGES_STORE="$(STORE)" -O "$(OUT)" $(SCRAPY_ARGS)
 
+# The gallery tests open the gallery in Debian's headless Chromium.
 test: install
+	@command -v chromium >/dev/null || { apt-get update -q && apt-get install -y -q chromium; }
 	$(BIN)/python -m pytest -q
 
 bench: install

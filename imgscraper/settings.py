@@ -40,6 +40,7 @@ EXTENSIONS = {
     "imgscraper.extensions.OneLineRobotsErrors": 0,
     "imgscraper.summary.CrawlSummary": 0,
     "imgscraper.progress.CrawlProgress": 0,
+    "imgscraper.gallery.Gallery": 0,
 }
 # imgscraper.progress logs a fuller stats line (IMGSCRAPER_PROGRESS_INTERVAL).
 LOGSTATS_INTERVAL = 0
@@ -80,3 +81,5 @@ IMGSCRAPER_MAX_PAGES = 0
 IMGSCRAPER_PROGRESS = True
 # Seconds between progress lines in the log when stderr is not a terminal (0: none).
 IMGSCRAPER_PROGRESS_INTERVAL = 60.0
+# Rebuild index.html, a gallery of everything a local IMAGES_STORE holds, after each crawl.
+IMGSCRAPER_GALLERY = True

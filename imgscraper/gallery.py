@@ -1,0 +1,329 @@
+"""The gallery: ``index.html`` in ``IMAGES_STORE`` to browse what the store holds.
+
+:class:`Gallery` is an extension. At the end of every crawl into a local
+store it rewrites ``<IMAGES_STORE>/index.html`` from everything the store
+holds (the store's record, :mod:`imgscraper.records`, plus any image file the
+record does not know, such as ``data:`` URIs), so scheduled runs into one
+store keep one complete gallery. Images are shown as a grid grouped by the
+page they were found on, with dimensions, size, format and original URL; the
+page opens from ``file://`` (relative links, no script, no server), uses the
+thumbnails when ``IMAGES_THUMBS`` made some, and loads images lazily.
+
+While the crawl runs the extension notes each page's ``<title>`` and the
+``alt`` text of its ``<img>`` elements (observing ``item_scraped``), and keeps
+them in ``<IMAGES_STORE>/.imgscraper/gallery.sqlite3`` for later galleries.
+
+Everything that comes from the web (URLs, titles, alt text) is HTML-escaped,
+only ``http(s)`` URLs become links, and a Content-Security-Policy forbids
+scripts, so a crafted URL or title cannot inject markup or script.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import os
+import sqlite3
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from itemadapter import ItemAdapter
+from scrapy import signals
+from scrapy.crawler import Crawler
+from scrapy.exceptions import NotConfigured
+from scrapy.http import Response, TextResponse
+from w3lib.html import strip_html5_whitespace
+from w3lib.url import safe_url_string
+
+from imgscraper.inspection import ImageRejected, inspect_image
+from imgscraper.records import SQLiteRecord
+from imgscraper.summary import NOT_STARTED, format_bytes
+
+__all__ = ["Gallery", "GalleryImage", "build_gallery", "render_gallery"]
+
+logger = logging.getLogger(__name__)
+
+INDEX = "index.html"
+NOTES = ".imgscraper/gallery.sqlite3"
+#: Formats browsers do not display: shown as a link (or their thumbnail).
+NOT_DISPLAYED = {"TIFF"}
+#: Thumbnails are shown at most this wide and high (CSS pixels).
+TILE = 220
+_LINKABLE = ("http://", "https://")
+
+
+@dataclass
+class GalleryImage:
+    """One stored file as found on one page."""
+
+    path: str
+    url: str
+    page: str
+    format: str = ""
+    width: int | None = None
+    height: int | None = None
+    size: int = 0
+    alt: str = ""
+    stored_at: float = 0.0
+
+
+# -- what the crawl observed: page titles and alt text ----------------------
+
+
+def _open_notes(store: Path) -> sqlite3.Connection:
+    path = store / NOTES
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path, timeout=30, isolation_level=None)
+    db.execute("CREATE TABLE IF NOT EXISTS pages (url TEXT PRIMARY KEY, title TEXT)")
+    db.execute("CREATE TABLE IF NOT EXISTS alts (url TEXT PRIMARY KEY, alt TEXT)")
+    return db
+
+
+def save_notes(store: Path, titles: dict[str, str], alts: dict[str, str]) -> None:
+    """Remember page titles and alt texts for this and later galleries."""
+    with closing(_open_notes(store)) as db, db:
+        db.executemany("INSERT OR REPLACE INTO pages VALUES (?, ?)", titles.items())
+        db.executemany("INSERT OR REPLACE INTO alts VALUES (?, ?)", alts.items())
+
+
+def load_notes(store: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """Page titles and alt texts by URL (empty when none were noted)."""
+    if not (store / NOTES).is_file():
+        return {}, {}
+    try:
+        with closing(_open_notes(store)) as db:
+            return dict(db.execute("SELECT url, title FROM pages")), dict(db.execute("SELECT url, alt FROM alts"))
+    except sqlite3.DatabaseError as exc:
+        logger.warning("Gallery notes %s are unreadable (%s): titles and alt texts left out", store / NOTES, exc)
+        return {}, {}
+
+
+# -- what the store holds ---------------------------------------------------
+
+
+def recorded_images(store: Path) -> list[GalleryImage]:
+    """Every (URL, file) pair of the store's record, read-only."""
+    path = store / SQLiteRecord.FILENAME
+    if not path.is_file():
+        return []
+    query = "SELECT path, url, page, format, width, height, size, stored_at FROM images"
+    try:
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)) as db:
+            return [GalleryImage(*row) for row in db.execute(query)]
+    except sqlite3.DatabaseError as exc:
+        logger.warning("Store record %s is unreadable (%s): the gallery shows the files only", path, exc)
+        return []
+
+
+def unrecorded_images(store: Path, known: set[str]) -> Iterator[GalleryImage]:
+    """Image files under ``full/`` that the record does not name."""
+    full = store / "full"
+    if not full.is_dir():
+        return
+    for file in sorted(full.iterdir()):
+        rel = f"full/{file.name}"
+        if rel in known or file.name.startswith(".") or not file.is_file():
+            continue
+        try:
+            info = inspect_image(file.read_bytes())
+        except (ImageRejected, OSError):
+            continue
+        stat = file.stat()
+        yield GalleryImage(rel, "", "", info.format, info.width, info.height, stat.st_size, stored_at=stat.st_mtime)
+
+
+def pick_thumb(thumbs: dict[str, Any]) -> str:
+    """The ``IMAGES_THUMBS`` name closest to the tile size, or ``""``."""
+    sizes = {name: max(size) for name, size in thumbs.items() if isinstance(size, (list, tuple)) and size}
+    return min(sizes, key=lambda name: (abs(sizes[name] - TILE), name)) if sizes else ""
+
+
+def build_gallery(store: str | Path, thumbs: dict[str, Any] | None = None) -> Path:
+    """Write ``index.html`` in ``store`` from everything it holds; return its path."""
+    store = Path(store)
+    titles, alts = load_notes(store)
+    images = [image for image in recorded_images(store) if (store / image.path).is_file()]
+    images += unrecorded_images(store, {image.path for image in images})
+    for image in images:
+        image.alt = alts.get(image.url, "")
+    thumb = pick_thumb(thumbs or {})
+    text = "".join(render_gallery(images, titles, thumb_dir=f"thumbs/{thumb}" if thumb else "", store=store))
+    target = store / INDEX
+    fd, tmp_name = tempfile.mkstemp(dir=store, prefix=".tmp-", suffix=".html")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as tmp:
+            tmp.write(text)
+        os.chmod(tmp_name, 0o644)
+        os.replace(tmp_name, target)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return target
+
+
+# -- HTML -------------------------------------------------------------------
+
+_STYLE = f"""
+:root {{ color-scheme: light dark; --muted: #777; --tile: {TILE}px; }}
+body {{ font: 14px/1.4 system-ui, sans-serif; margin: 0 1.5rem 2rem; }}
+header {{ position: sticky; top: 0; background: Canvas; padding: .8rem 0; border-bottom: 1px solid #8884; z-index: 1; }}
+h1 {{ font-size: 1.3rem; margin: 0; }}
+h2 {{ font-size: 1.05rem; margin: 1.6rem 0 .2rem; overflow-wrap: anywhere; }}
+.muted, figcaption {{ color: var(--muted); }}
+.page-url {{ margin: 0 0 .6rem; overflow-wrap: anywhere; font-size: 12px; }}
+section {{ content-visibility: auto; contain-intrinsic-size: auto 600px; }}
+.grid {{ display: grid; grid-template-columns: repeat(auto-fill, minmax(var(--tile), 1fr)); gap: 12px; }}
+figure {{ margin: 0; border: 1px solid #8884; border-radius: 6px; padding: 6px; overflow: hidden; }}
+.tile {{ display: flex; align-items: center; justify-content: center; height: var(--tile);
+  background: repeating-conic-gradient(#8882 0 25%, transparent 0 50%) 50% / 16px 16px; }}
+.tile img {{ max-width: 100%; max-height: 100%; width: auto; height: auto; object-fit: contain; }}
+.tile .nodisplay {{ padding: 1rem; text-align: center; }}
+figcaption {{ font-size: 12px; margin-top: 4px; overflow-wrap: anywhere; }}
+figcaption .meta {{ color: CanvasText; }}
+figcaption .alt {{ font-style: italic; }}
+figcaption a {{ color: inherit; }}
+"""
+
+_CSP = "default-src 'none'; img-src 'self' file: data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
+
+
+def _e(text: Any) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _link(url: str, text: str | None = None, cls: str = "") -> str:
+    """``url`` as a link when it is http(s), else as text; always escaped."""
+    label = _e(text if text is not None else url)
+    attr = f' class="{cls}"' if cls else ""
+    if url.lower().startswith(_LINKABLE):
+        return f'<a{attr} href="{_e(url)}" rel="noreferrer noopener">{label}</a>'
+    return f"<span{attr}>{label}</span>"
+
+
+def _short(url: str, limit: int = 160) -> str:
+    return url if len(url) <= limit else url[: limit - 1] + "…"
+
+
+def _figure(image: GalleryImage, thumb_dir: str, store: Path | None) -> str:
+    src = image.path
+    if thumb_dir and image.format != "SVG":
+        candidate = f"{thumb_dir}/{Path(image.path).stem}.jpg"
+        if store is None or (store / candidate).is_file():
+            src = candidate
+    size_attrs = ""
+    if image.width and image.height and src == image.path:
+        size_attrs = f' width="{int(image.width)}" height="{int(image.height)}"'
+    if image.format in NOT_DISPLAYED and src == image.path:
+        tile = f'<span class="nodisplay">{_e(image.format)}: browsers do not display it; open the file</span>'
+    else:
+        tile = f'<img src="{_e(src)}"{size_attrs} alt="{_e(image.alt)}" loading="lazy" decoding="async">'
+    dims = f"{image.width}×{image.height}" if image.width and image.height else "size unknown"
+    meta = f"{dims} · {format_bytes(image.size or 0)} · {_e(image.format or '?')}"
+    origin = _link(image.url, _short(image.url), "src") if image.url else '<span class="src">not in the record</span>'
+    alt = f'<div class="alt">{_e(image.alt)}</div>' if image.alt else ""
+    return (
+        f'<figure><a class="tile" href="{_e(image.path)}">{tile}</a>'
+        f'<figcaption><div class="meta">{meta}</div>{alt}<div>{origin}</div></figcaption></figure>\n'
+    )
+
+
+def render_gallery(
+    images: Iterable[GalleryImage], titles: dict[str, str], thumb_dir: str = "", store: Path | None = None
+) -> Iterator[str]:
+    """The gallery page, in pieces: one section per page, one figure per file."""
+    by_page: dict[str, dict[str, GalleryImage]] = defaultdict(dict)
+    for image in images:
+        by_page[image.page].setdefault(image.path, image)  # one figure per file and page
+    files = {image.path: image.size or 0 for page in by_page.values() for image in page.values()}
+    yield (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
+        f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        '<meta name="referrer" content="no-referrer">\n'
+        f"<title>Gallery: {len(files)} images</title>\n<style>{_STYLE}</style></head>\n<body>\n"
+        f"<header><h1>{len(files)} images from {sum(1 for page in by_page if page)} pages</h1>"
+        f'<div class="muted">{format_bytes(sum(files.values()))} in this folder · rebuilt '
+        f"{time.strftime('%Y-%m-%d %H:%M:%S')} by imgscraper</div></header>\n"
+    )
+    for page in sorted(by_page, key=lambda p: (p == "", p)):
+        figures = sorted(by_page[page].values(), key=lambda image: (image.url, image.path))
+        title = titles.get(page, "").strip()
+        heading = _link(page, title or page) if page else "Images not found on any recorded page"
+        yield f"<section><h2>{heading}</h2>"
+        if page and title:
+            yield f'<p class="page-url">{_link(page, _short(page))}</p>'
+        yield f'<p class="muted">{len(figures)} images</p><div class="grid">\n'
+        for image in figures:
+            yield _figure(image, thumb_dir, store)
+        yield "</div></section>\n"
+    yield "</body></html>\n"
+
+
+# -- the extension ----------------------------------------------------------
+
+
+def local_store(settings: Any) -> Path | None:
+    """``IMAGES_STORE`` as a local directory, or None for S3, GCS, FTP..."""
+    store = str(settings.get("IMAGES_STORE") or "")
+    if not store or ("://" in store and not store.startswith("file://")):
+        return None
+    return Path(store.removeprefix("file://"))
+
+
+class Gallery:
+    """Rebuild ``index.html`` at the end of each crawl (see the module docstring)."""
+
+    def __init__(self, store: Path, thumbs: dict[str, Any]):
+        self.store = store
+        self.thumbs = thumbs
+        self.titles: dict[str, str] = {}
+        self.alts: dict[str, str] = {}
+        self.seen_pages: set[str] = set()
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Gallery:
+        settings = crawler.settings
+        store = local_store(settings)
+        if store is None or not settings.getbool("IMGSCRAPER_GALLERY") or not settings.get("ITEM_PIPELINES"):
+            raise NotConfigured
+        extension = cls(store, settings.getdict("IMAGES_THUMBS"))
+        crawler.signals.connect(extension.item_scraped, signal=signals.item_scraped)
+        crawler.signals.connect(extension.spider_closed, signal=signals.spider_closed)
+        return extension
+
+    def item_scraped(self, item: Any, response: Response) -> None:
+        """Note the title of the item's page and the alt texts of its images (once per page)."""
+        if response.url in self.seen_pages or not isinstance(response, TextResponse):
+            return
+        if ItemAdapter(item).get("page") != response.url:
+            return  # found in a style sheet, not in this page
+        self.seen_pages.add(response.url)
+        try:
+            title = response.xpath("normalize-space(//title)").get("")
+            imgs = response.xpath("//img[@alt and @src]")
+        except ValueError:  # not HTML after all
+            return
+        if title:
+            self.titles[response.url] = title[:500]
+        for img in imgs:
+            alt = " ".join(img.attrib.get("alt", "").split())
+            if alt:
+                # Keyed like the item's URL, which went through Request (safe_url_string).
+                self.alts[safe_url_string(response.urljoin(strip_html5_whitespace(img.attrib["src"])))] = alt[:500]
+
+    def spider_closed(self, reason: str) -> None:
+        if reason in NOT_STARTED:
+            return
+        try:
+            save_notes(self.store, self.titles, self.alts)
+            path = build_gallery(self.store, self.thumbs)
+        except (OSError, sqlite3.Error) as exc:
+            logger.warning("Could not write the gallery in %s: %s", self.store, exc)
+            return
+        logger.info("Gallery: %s", path.resolve().as_uri())
