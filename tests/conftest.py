@@ -206,12 +206,12 @@ class CrawlResult:
         return "\n".join(lines[-n:])
 
     def stored_files(self) -> list[Path]:
-        """Every file in the store (metadata folder .imgscraper excluded)."""
+        """Every file in the store (metadata folder .imgscraper and the gallery's index.html excluded)."""
         if not self.store.exists():
             return []
         return sorted(
             p for p in self.store.rglob("*")
-            if p.is_file() and ".imgscraper" not in p.relative_to(self.store).parts
+            if p.is_file() and ".imgscraper" not in p.relative_to(self.store).parts and p != self.store / "index.html"
         )
 
     def __repr__(self) -> str:
