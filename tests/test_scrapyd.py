@@ -204,9 +204,11 @@ def test_scheduled_job_stores_images_and_items(scrapyd, job, site_server_module)
         item = by_url[url]
         assert item["status"] == "downloaded" and item["checksum"] == sha, item
         assert hashlib.sha256((store / item["path"]).read_bytes()).hexdigest() == sha
-    stored = {p for p in store.rglob("*") if p.is_file() and ".imgscraper" not in p.parts}
+    stored = {p for p in store.rglob("*") if p.is_file() and ".imgscraper" not in p.parts} - {store / "index.html"}
     assert len(stored) == len(set(expected.values()))
     assert (store / ".imgscraper" / "records.sqlite3").is_file()
+    assert (store / "index.html").is_file(), "the gallery is written by Scrapyd jobs too"
+    assert "Crawl summary (finished)" in log and "\x1b[" not in log
 
 
 def test_finished_job_survives_a_restart(scrapyd, job):
