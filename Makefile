@@ -13,6 +13,7 @@ SCRAPYD_URL ?= http://127.0.0.1:$(SCRAPYD_PORT)
 SCRAPYD_HOME ?= $(HOME)/.local/share/imgscraper/scrapyd
 SCRAPYD_AUTH_FILE ?= $(HOME)/.config/imgscraper/scrapyd.env
 SETTINGS ?=
+SCHEDULE ?= schedule.toml
 export SCRAPYD_URL
 # Loads SCRAPYD_USERNAME/SCRAPYD_PASSWORD from SCRAPYD_AUTH_FILE unless they are in the environment.
 WITH_SCRAPYD_AUTH = if [ -z "$$SCRAPYD_PASSWORD" ]; then \
@@ -21,13 +22,13 @@ WITH_SCRAPYD_AUTH = if [ -z "$$SCRAPYD_PASSWORD" ]; then \
 # Local paths are made absolute: Scrapyd runs jobs in SCRAPYD_HOME.
 STORE_URI = $(if $(findstring ://,$(STORE)),$(STORE),$(abspath $(STORE)))
 
-.PHONY: help install crawl test bench clean scrapyd-auth scrapyd deploy schedule
+.PHONY: help install crawl test bench clean scrapyd-auth scrapyd deploy schedule scheduler
 
 help:
 	@echo "make crawl URL=https://example.com [DEPTH=1] [STORE=images] [OUT=images.jsonl]"
 	@echo "make test"
 	@echo "make bench [BENCH_ARGS=...]   # a few minutes; see README, Speed"
-	@echo "make scrapyd | make deploy | make schedule URL=https://example.com [DEPTH=1] [STORE=images] [SETTINGS='NAME=VALUE ...']"
+	@echo "make scrapyd | make deploy | make schedule URL=https://example.com [DEPTH=1] [STORE=images] [SETTINGS='NAME=VALUE ...'] | make scheduler SCHEDULE=schedule.toml"
 
 $(BIN)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -73,6 +74,10 @@ schedule: install
 	@$(WITH_SCRAPYD_AUTH) $(BIN)/scrapyd-client schedule -t env -p imgscraper images \
 	  --arg url="$(URL)" --arg depth=$(DEPTH) --arg setting=IMAGES_STORE="$(STORE_URI)" \
 	  $(foreach s,$(SETTINGS),--arg setting=$(s))
+
+# Submits the crawls of SCHEDULE to Scrapyd on their cron expressions (foreground).
+scheduler: install
+	@$(WITH_SCRAPYD_AUTH) exec $(BIN)/python -m imgscraper.scheduler "$(SCHEDULE)"
 
 clean:
 	rm -rf $(VENV) .pytest_cache

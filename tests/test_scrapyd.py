@@ -25,6 +25,7 @@ import pytest
 import requests
 
 from conftest import PROJECT_ROOT
+from httpserver import HTTPTestServer
 
 USERNAME = "tester"
 
@@ -234,3 +235,90 @@ def test_make_targets_need_credentials_that_scrapyd_auth_creates(scrapyd, tmp_pa
     again = make("scrapyd-auth", env)
     assert (tmp_path / "auth.env").read_text() == text, "an existing credentials file was overwritten"
     assert again.returncode == 0
+
+
+# ---------------------------------------------------------------------------
+# The scheduler (make scheduler) against this Scrapyd
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def slow_site(tmp_path_factory):
+    """A site whose crawl outlasts the scheduler's interval: 1 s per response."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("slow-site")
+    Image.new("RGB", (20, 20), (10, 120, 200)).save(root / "slow.png")
+    (root / "index.html").write_text('<img src="slow.png">')
+    with HTTPTestServer(root, latency=1.0) as server:
+        yield server
+
+
+def finished_jobs(scrapyd: Scrapyd, prefix: str) -> list[dict]:
+    jobs = scrapyd.api("listjobs", project="imgscraper")["finished"]
+    return sorted((j for j in jobs if j["id"].startswith(prefix)), key=lambda j: j["start_time"])
+
+
+def wait_idle(scrapyd: Scrapyd, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        jobs = scrapyd.api("listjobs", project="imgscraper")
+        if not jobs["pending"] and not jobs["running"]:
+            return
+        time.sleep(0.25)
+    raise AssertionError(f"jobs still pending or running after {timeout} s: {jobs}")
+
+
+def test_scheduler_submits_each_run_and_skips_a_site_still_running(
+    scrapyd, deployed, site_server_module, slow_site, tmp_path
+):
+    schedule = tmp_path / "schedule.toml"
+    schedule.write_text(f"""
+[settings]
+IMAGES_STORE = "{tmp_path / 'quick-store'}"
+LOG_LEVEL = "INFO"
+
+[[sites]]
+name = "quick"
+url = "{site_server_module.url}"
+every = "2s"
+
+[[sites]]
+name = "slow"
+url = "{slow_site.url}"
+every = "1s"
+settings = {{ IMAGES_STORE = "{tmp_path / 'slow-store'}" }}
+""")
+    out = tmp_path / "scheduler.out"
+    with out.open("wb") as sink:
+        proc = subprocess.Popen(
+            ["make", "--no-print-directory", "scheduler", f"SCHEDULE={schedule}"], cwd=PROJECT_ROOT,
+            env=scrapyd.env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 45
+        while len(finished_jobs(scrapyd, "quick-")) < 2 and time.monotonic() < deadline:
+            assert proc.poll() is None, out.read_text()
+            time.sleep(0.5)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=15)
+    wait_idle(scrapyd)
+    log = out.read_text()
+    assert "Scheduler stopped" in log and "Traceback" not in log, log
+
+    quick = finished_jobs(scrapyd, "quick-")
+    assert len(quick) >= 2, log
+    assert len(re.findall(r"Submitted quick: job quick-", log)) == len(quick)
+    # The second run re-crawls into the same store: what the first stored is up to date.
+    runs = []
+    for job in quick[:2]:
+        items_file = scrapyd.home / "items" / "imgscraper" / "images" / f"{job['id']}.jl"
+        runs.append({i["url"]: i for i in map(json.loads, items_file.read_text().splitlines())})
+    stored = {u for u, i in runs[0].items() if i["status"] == "downloaded"}
+    assert stored and {runs[1][u]["status"] for u in stored} == {"uptodate"}
+
+    slow = finished_jobs(scrapyd, "slow-")
+    assert slow and "Skipped slow: its job slow-" in log, log
+    for before, after in zip(slow, slow[1:]):
+        assert after["start_time"] >= before["end_time"], f"slow jobs overlap: {before} {after}"
