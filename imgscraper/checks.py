@@ -93,11 +93,11 @@ def check_values(settings: BaseSettings) -> Iterator[str]:
         except ValueError:
             yield (f"IMGSCRAPER_EXPIRES={expires!r} is not a duration such as 30m, 12h, 7d or 2w: "
                    "pass e.g. -s IMGSCRAPER_EXPIRES=12h")
-    for name in ("IMAGES_EXPIRES", "IMAGES_MIN_WIDTH", "IMAGES_MIN_HEIGHT"):
+    for name in ("IMAGES_EXPIRES", "IMAGES_MIN_WIDTH", "IMAGES_MIN_HEIGHT", "IMGSCRAPER_MAX_PAGES"):
         yield from _number(settings, name, int, 0)
     for name in ("CONCURRENT_REQUESTS", "CONCURRENT_REQUESTS_PER_DOMAIN"):
         yield from _number(settings, name, int, 1)
-    for name in ("DOWNLOAD_TIMEOUT", "DOWNLOAD_DELAY", "IMGSCRAPER_PROGRESS_INTERVAL"):
+    for name in ("DOWNLOAD_TIMEOUT", "DOWNLOAD_DELAY", "IMGSCRAPER_PROGRESS_INTERVAL", "IMGSCRAPER_RETRY_AFTER_MAX"):
         yield from _number(settings, name, float, 0)
     yield from check_thumbs(settings)
 

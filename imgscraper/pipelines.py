@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
 import re
+import sqlite3
 import tempfile
 import time
 import uuid
@@ -94,6 +96,27 @@ def failure_reason(exc: BaseException) -> str:
         return "robots-txt" if "robots.txt" in message else "ignored"
     name = type(exc).__name__
     return _FAILURE_REASONS.get(name) or re.sub(r"(?<!^)(?=[A-Z])", "-", name).lower()
+
+
+_STORE_ERRNOS = {
+    errno.ENOSPC: "store-full",
+    errno.EDQUOT: "store-full",
+    errno.EROFS: "store-unwritable",
+    errno.EACCES: "store-unwritable",
+    errno.EPERM: "store-unwritable",
+}
+
+
+def store_fault(exc: OSError | sqlite3.Error) -> str:
+    """``store-full``, ``store-unwritable`` or ``store-error``: why the store could not be written."""
+    if isinstance(exc, OSError):
+        return _STORE_ERRNOS.get(exc.errno or 0, "store-error")
+    message = str(exc).lower()
+    if "full" in message:
+        return "store-full"
+    if "readonly" in message or "read-only" in message:
+        return "store-unwritable"
+    return "store-error"
 
 
 def to_jpeg(picture: Image.Image, size: tuple[int, int] | None = None) -> BytesIO:
@@ -221,6 +244,7 @@ class ImageStorePipeline(ImagesPipeline):
         self.skip_tracking_pixels: bool = settings.getbool("IMGSCRAPER_SKIP_TRACKING_PIXELS")
         self.expires_seconds: float = self._expires_seconds(settings)
         self.stats = crawler.stats
+        self.store_fault = ""
         self.record: StoreRecord | None = open_store_record(self.store)
         if getattr(self.record, "rebuilt", ""):
             self.stats.set_value("imgscraper/record_rebuilt", self.record.rebuilt)
@@ -326,7 +350,7 @@ class ImageStorePipeline(ImagesPipeline):
                 for thumb_path, thumb_buf in thumbs:
                     await ensure_awaitable(self.store.persist_file(thumb_path, thumb_buf, info))
         except OSError as exc:
-            raise self._reject(request, "failed", "store-error", str(exc)) from None
+            raise self._store_failed(request, exc) from None
         stored = ImageRecord(
             url=request.url,
             path=path,
@@ -341,7 +365,10 @@ class ImageStorePipeline(ImagesPipeline):
             stored_at=time.time(),
         )
         if self.record is not None and not request.url.startswith("data:"):
-            await run_in_thread(self.record.put, stored)
+            try:
+                await run_in_thread(self.record.put, stored)
+            except sqlite3.Error as exc:
+                raise self._store_failed(request, exc) from None
         # A data: URI carries its image: if that file is stored, it is up to date.
         status = "uptodate" if already_stored and request.url.startswith("data:") else "downloaded"
         self._count(status)
@@ -410,6 +437,24 @@ class ImageStorePipeline(ImagesPipeline):
             self.skip_tracking_pixels and width <= 1 and height <= 1
         ):
             raise ImageRejected("too-small", f"{width}x{height}")
+
+    def _store_failed(self, request: Request, exc: OSError | sqlite3.Error) -> ImageFailed:
+        """Fail this image and stop the crawl: a store that cannot be written fails every image.
+
+        The first failure logs one ERROR line and closes the spider with the
+        reason (``store_full``, ``store_unwritable`` or ``store_error``);
+        images in flight fail the same way. Files already stored are
+        complete (writes are atomic) and stay.
+        """
+        reason = store_fault(exc)
+        if not self.store_fault:
+            self.store_fault = reason
+            logger.error(
+                "Cannot write to IMAGES_STORE %(store)s (%(error)s): stopping the crawl",
+                {"store": getattr(self.store, "basedir", ""), "error": getattr(exc, "strerror", None) or exc},
+            )
+            self._closing = deferred_from_coro(self.crawler.engine.close_spider_async(reason=reason.replace("-", "_")))
+        return self._reject(request, "failed", reason, str(exc))
 
     def _reject(self, request: Request, status: str, reason: str, detail: str = "") -> ImageFailed:
         self._count(status, reason)

@@ -51,8 +51,7 @@ CRAWL_SETTINGS = {
 
 def make_png(seed: int, size: tuple[int, int] = (40, 30)) -> bytes:
     """A small, distinct PNG (random pixels from ``seed``)."""
-    rng = random.Random(seed)
-    picture = Image.frombytes("RGB", size, bytes(rng.randrange(256) for _ in range(size[0] * size[1] * 3)))
+    picture = Image.frombytes("RGB", size, random.Random(seed).randbytes(size[0] * size[1] * 3))
     buf = io.BytesIO()
     picture.save(buf, "PNG")
     return buf.getvalue()

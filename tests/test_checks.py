@@ -42,6 +42,8 @@ def test_project_defaults_pass(tmp_path):
         ({"CONCURRENT_REQUESTS": "0"}, ("CONCURRENT_REQUESTS", ">= 1")),
         ({"IMGSCRAPER_PROGRESS_INTERVAL": "soon"}, ("IMGSCRAPER_PROGRESS_INTERVAL", "number")),
         ({"IMGSCRAPER_PROGRESS": "sometimes"}, ("IMGSCRAPER_PROGRESS", "true or false")),
+        ({"IMGSCRAPER_MAX_PAGES": "-1"}, ("IMGSCRAPER_MAX_PAGES", ">= 0")),
+        ({"IMGSCRAPER_RETRY_AFTER_MAX": "soon"}, ("IMGSCRAPER_RETRY_AFTER_MAX", "number")),
         ({"IMAGES_THUMBS": "[1, 2]"}, ("IMAGES_THUMBS", "JSON object")),
         ({"IMAGES_THUMBS": {"small": [64]}}, ('IMAGES_THUMBS["small"]', "[width, height]")),
     ],
