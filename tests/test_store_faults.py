@@ -68,7 +68,7 @@ def check_store_intact(store, site, before: dict[str, str]) -> list[str]:
     problems = []
     files = {p.relative_to(store).as_posix(): p for p in store.rglob("*") if p.is_file()}
     for rel, path in files.items():
-        if rel.startswith(".imgscraper/"):
+        if rel.startswith(".imgscraper/") or rel == "index.html":  # the record, the gallery
             continue
         if not STORE_NAME.match(rel):
             problems.append(f"junk file {rel}")
