@@ -285,6 +285,7 @@ class Gallery:
         self.titles: dict[str, str] = {}
         self.alts: dict[str, str] = {}
         self.seen_pages: set[str] = set()
+        self.written: Path | None = None
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Gallery:
@@ -295,6 +296,7 @@ class Gallery:
         extension = cls(store, settings.getdict("IMAGES_THUMBS"))
         crawler.signals.connect(extension.item_scraped, signal=signals.item_scraped)
         crawler.signals.connect(extension.spider_closed, signal=signals.spider_closed)
+        crawler.signals.connect(extension.engine_stopped, signal=signals.engine_stopped)
         return extension
 
     def item_scraped(self, item: Any, response: Response) -> None:
@@ -326,4 +328,9 @@ class Gallery:
         except (OSError, sqlite3.Error) as exc:
             logger.warning("Could not write the gallery in %s: %s", self.store, exc)
             return
-        logger.info("Gallery: %s", path.resolve().as_uri())
+        self.written = path
+
+    def engine_stopped(self) -> None:
+        """Name the gallery last, below the summary, where a reader looks."""
+        if self.written is not None:
+            logger.info("Gallery: %s", self.written.resolve().as_uri())

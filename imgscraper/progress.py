@@ -12,6 +12,7 @@ seconds. Every number comes from the crawl's stats.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import sys
 import time
@@ -161,6 +162,7 @@ class CrawlProgress:
         self.live = Live(console=console, auto_refresh=False, transient=True, redirect_stdout=True, redirect_stderr=True)
         original = sys.stderr
         self.live.start()
+        atexit.register(self.stop_live)  # a forced shutdown (second Ctrl-C) skips spider_closed
         # Scrapy's log handler holds the stream it was created with; point it
         # at rich's proxy so each log line is printed above the display.
         for handler in logging.root.handlers:
@@ -175,3 +177,4 @@ class CrawlProgress:
         if self.live is not None:
             self.live.stop()
             self.live = None
+            atexit.unregister(self.stop_live)

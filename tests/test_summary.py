@@ -22,6 +22,8 @@ def parse_summary(stderr: str) -> tuple[str, dict[str, str], dict[str, dict[str,
     reasons: dict[str, dict[str, int]] = collections.defaultdict(dict)
     status = ""
     for line in lines[starts[0] + 1:]:
+        if re.match(r"^\d{4}-\d\d-\d\d ", line):  # the next log line: the gallery's
+            break
         if re.match(r"^  \S", line):
             label, value = re.split(r"\s{2,}", line.strip(), maxsplit=1)
             rows[label] = value
