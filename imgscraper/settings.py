@@ -18,6 +18,10 @@ ROBOTSTXT_OBEY = True
 DOWNLOADER = "imgscraper.downloader.LimitedDownloader"
 CONCURRENT_REQUESTS = 16
 CONCURRENT_REQUESTS_PER_DOMAIN = 8
+# Images of one page in the pipeline at once. Each holds its request, its
+# tasks and, once downloaded, its bytes: Scrapy's 100 grows memory with the
+# site. Keep it about twice CONCURRENT_REQUESTS so the downloader never idles.
+CONCURRENT_ITEMS = 32
 DOWNLOAD_DELAY = 0
 DOWNLOAD_TIMEOUT = 30
 RETRY_ENABLED = True

@@ -113,9 +113,12 @@ def test_download_delay_applies_to_images(two_hosts, run_crawl):
         two_hosts, run_crawl, 0.0, "DOWNLOAD_DELAY=0.15", "DOWNLOAD_DELAY_JITTER=0"
     )
     for log in (log_a, log_b):
-        images = log.requests(path_prefix="/img/")
-        assert len(images) == IMAGES_PER_HOST
-        assert min(start_gaps(log.snapshot())) >= 0.12
+        gaps = start_gaps(log.snapshot())
+        assert len(log.requests(path_prefix="/img/")) == IMAGES_PER_HOST
+        # The server notes a start when it reads the request, a little late
+        # under load, which shortens the gap before it: hence the mean.
+        assert sum(gaps) / len(gaps) >= 0.145, gaps
+        assert min(gaps) >= 0.075, gaps
         assert log.max_in_flight() == 1
 
 
@@ -130,7 +133,9 @@ def test_autothrottle_applies_to_images(two_hosts, run_crawl):
     )
     for log in (log_a, log_b):
         gaps = start_gaps(log.requests(path_prefix="/img/"))
-        assert min(gaps) >= 0.08, gaps
+        # Without throttling 8 requests would share each 0.1 s of latency.
+        assert sum(gaps) / len(gaps) >= 0.095, gaps
+        assert min(gaps) >= 0.03, gaps
         # The start delay applied too: the first gaps are well above latency.
-        assert gaps[0] >= 0.14, gaps
+        assert sum(gaps[:2]) / 2 >= 0.13, gaps
         assert log.max_in_flight() <= 2
