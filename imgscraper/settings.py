@@ -87,3 +87,53 @@ IMGSCRAPER_PROGRESS = True
 IMGSCRAPER_PROGRESS_INTERVAL = 60.0
 # Rebuild index.html, a gallery of everything a local IMAGES_STORE holds, after each crawl.
 IMGSCRAPER_GALLERY = True
+
+# Rendering (-a render=yes): see "JavaScript pages" in the README.
+# The Chromium executable (Debian's chromium package; never a Playwright download).
+IMGSCRAPER_RENDER_BROWSER = "/usr/bin/chromium"
+# Pages open in the browser at once (per scheme: http and https each).
+IMGSCRAPER_RENDER_MAX_PAGES = 4
+# Viewport-high scroll steps per page (infinite scroll stops there).
+IMGSCRAPER_RENDER_MAX_SCROLLS = 30
+# A page has settled when no request was in flight for this long.
+IMGSCRAPER_RENDER_SETTLE_MS = 500
+# Seconds a page may take to scroll and settle after loading.
+IMGSCRAPER_RENDER_TIMEOUT = 20
+# Browser requests aborted by resource type, and by (tracker) domain.
+IMGSCRAPER_RENDER_BLOCK_RESOURCE_TYPES = ["font", "media", "texttrack", "manifest", "ping"]
+IMGSCRAPER_RENDER_BLOCK_DOMAINS = [
+    "google-analytics.com",
+    "googletagmanager.com",
+    "googlesyndication.com",
+    "googleadservices.com",
+    "doubleclick.net",
+    "adservice.google.com",
+    "connect.facebook.net",
+    "facebook.com",
+    "analytics.twitter.com",
+    "ads-twitter.com",
+    "bat.bing.com",
+    "clarity.ms",
+    "hotjar.com",
+    "hotjar.io",
+    "mixpanel.com",
+    "segment.com",
+    "segment.io",
+    "amplitude.com",
+    "heapanalytics.com",
+    "fullstory.com",
+    "newrelic.com",
+    "nr-data.net",
+    "quantserve.com",
+    "scorecardresearch.com",
+    "chartbeat.com",
+    "criteo.com",
+    "criteo.net",
+    "taboola.com",
+    "outbrain.com",
+    "adnxs.com",
+    "mc.yandex.ru",
+]
+# Let the browser download images too (by default it only records their URLs
+# and Scrapy fetches each image once, within the crawl's limits).
+IMGSCRAPER_RENDER_LOAD_IMAGES = False

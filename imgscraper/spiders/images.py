@@ -25,6 +25,7 @@ from imgscraper.discovery import (
 )
 from imgscraper.items import ImageItem
 from imgscraper.pipelines import failure_reason
+from imgscraper.rendering import Renderer, RenderingError
 
 __all__ = ["ArgumentError", "ImagesSpider", "parse_depth", "parse_start_urls", "parse_yes_no", "site_in_domains", "site_of"]
 
@@ -97,7 +98,8 @@ class ImagesSpider(scrapy.Spider):
     Arguments: ``url`` (comma-separated) and/or ``urls_file``; ``depth``
     (default 0: the start pages only); ``follow_domains`` (comma-separated
     domains whose pages are followed too, ``*`` for any; by default only the
-    start URLs' sites); ``download=no`` to list images without downloading.
+    start URLs' sites); ``download=no`` to list images without downloading;
+    ``render=yes`` to render pages in Chromium first (:mod:`imgscraper.rendering`).
     Images are taken from any host.
     """
 
@@ -110,6 +112,7 @@ class ImagesSpider(scrapy.Spider):
         depth: str | int = 0,
         follow_domains: str = "",
         download: str = "yes",
+        render: str = "no",
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
@@ -117,10 +120,13 @@ class ImagesSpider(scrapy.Spider):
         self.start_urls: list[str] = []
         self.depth = 0
         self.download = True
+        self.render = False
+        self.renderer: Renderer | None = None
         try:
             self.start_urls = parse_start_urls(url, urls_file)
             self.depth = parse_depth(depth)
             self.download = parse_yes_no("download", download)
+            self.render = parse_yes_no("render", render)
         except ArgumentError as exc:
             self.argument_error = str(exc)
         extra_domains = [d.strip().lower() for d in follow_domains.split(",") if d.strip()]
@@ -138,7 +144,16 @@ class ImagesSpider(scrapy.Spider):
         if not spider.download:
             # Settings are frozen after the spider is created: list only.
             crawler.settings.set("ITEM_PIPELINES", {}, priority="spider")
+        if spider.render and not spider.argument_error:
+            try:
+                spider.renderer = Renderer.from_crawler(crawler)
+            except RenderingError as exc:
+                spider.argument_error = str(exc)
         return spider
+
+    def page_meta(self) -> dict[str, Any]:
+        """Meta for a page request: rendering, when on."""
+        return self.renderer.request_meta() if self.renderer else {}
 
     async def start(self) -> AsyncIterator[Request]:
         if self.argument_error:
@@ -146,7 +161,7 @@ class ImagesSpider(scrapy.Spider):
             raise CloseSpider("bad_argument")
         for url in self.start_urls:
             if self.within_page_budget(url):
-                yield Request(url, callback=self.parse, errback=self.page_failed)
+                yield Request(url, callback=self.parse, errback=self.page_failed, meta=self.page_meta())
 
     def within_page_budget(self, url: str) -> bool:
         """Whether ``url`` may be requested under ``IMGSCRAPER_MAX_PAGES`` (distinct pages, start pages included)."""
@@ -187,6 +202,8 @@ class ImagesSpider(scrapy.Spider):
         ignored: list[str] = []
         refs = find_images(response.selector, response.url, srcset=self.srcset_mode, ignored=ignored)
         yield from self.new_images(refs, response.url)
+        if self.renderer:
+            yield from self.new_images(self.renderer.browser_images(response, self.srcset_mode), response.url)
         for url in ignored:
             scheme = url.partition(":")[0].lower()
             self.crawler.stats.inc_value(f"imgscraper/urls_ignored/{scheme}")
@@ -197,7 +214,7 @@ class ImagesSpider(scrapy.Spider):
         if response.meta.get("depth", 0) < self.depth:
             for link in find_page_links(response.selector, response.url):
                 if self.should_follow(link) and self.within_page_budget(link):
-                    yield response.follow(link, callback=self.parse, errback=self.page_failed)
+                    yield response.follow(link, callback=self.parse, errback=self.page_failed, meta=self.page_meta())
 
     def parse_stylesheet(self, response: Response, page: str) -> Iterator[ImageItem | Request]:
         """Yield the new images of a style sheet ``page`` loads, and the sheets it imports."""
