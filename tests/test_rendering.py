@@ -1,0 +1,329 @@
+"""``-a render=yes``: pages rendered in Debian's Chromium through scrapy-playwright.
+
+Crawls (subprocesses, as in :mod:`test_e2e_crawl`) of the JavaScript site of
+:mod:`jssite` served on 127.0.0.1, with and without rendering, and with the
+rendering settings changed. Each crawl runs once per module and launches one
+browser. Without Chromium the tests fail in CI (``CI=true``) and are skipped
+elsewhere; ``make test`` installs it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from scrapy.http import HtmlResponse, Request
+from scrapy.settings import Settings
+
+import imgscraper.settings
+from conftest import TESTS_DIR
+from httpserver import HTTPTestServer
+from imgscraper.rendering import REPORT_KEY, Renderer, RenderingError
+from jssite import PAGES, generate_js_site
+
+STORE_NAME = re.compile(r"^full/[0-9a-f-]{36}\.png$")
+CHROMIUM = imgscraper.settings.IMGSCRAPER_RENDER_BROWSER
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    path = shutil.which(CHROMIUM)
+    if not path:
+        message = f"{CHROMIUM} is missing: `make test` installs Debian's chromium"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture(scope="module")
+def js_site(tmp_path_factory):
+    root = tmp_path_factory.mktemp("jssite")
+    server = HTTPTestServer(root).start()
+    try:
+        site = generate_js_site(root, server.url, server.port)
+        site.root = root
+        site.server = server
+        yield site
+    finally:
+        server.stop()
+
+
+def crawl(site, run_crawl, *args, probe: Path | None = None, **kwargs):
+    """Run a crawl; attach what the server saw during it, and with ``probe``
+    (a file name) what :mod:`browser_probe` saw."""
+    site.server.log.clear()
+    env = {}
+    if probe:
+        env = {"PYTHONPATH": str(TESTS_DIR), "BROWSER_PROBE_FILE": str(probe)}
+        args += ("-s", 'EXTENSIONS={"browser_probe.BrowserProbe": 0}')
+    result = run_crawl(list(args), env=env, **kwargs)
+    site.server.log.wait_idle()
+    result.requests = site.server.log.snapshot()
+    result.probe = json.loads(probe.read_text()) if probe else None
+    return result
+
+
+def project_settings(**overrides) -> Settings:
+    settings = Settings()
+    settings.setmodule(imgscraper.settings)
+    settings.update(overrides)
+    return settings
+
+
+def stat(result, key: str) -> int | None:
+    """An integer stat from the crawl's stats dump."""
+    m = re.search(rf"'{re.escape(key)}': (\d+)", result.stderr)
+    return int(m.group(1)) if m else None
+
+
+def requests_for(result, path: str) -> list:
+    return [r for r in result.requests if r.url_path == path]
+
+
+def image_names(result) -> set[str]:
+    return {item["url"].rsplit("/", 1)[1] for item in result.items}
+
+
+def assert_ok(result):
+    assert result.returncode == 0, f"exit code {result.returncode}\n{result.tail()}"
+    assert not result.error_lines(), result.tail()
+
+
+def check_stored(site, result, names) -> list[str]:
+    """Problems with the items and files of the images ``names``."""
+    items = {item["url"]: item for item in result.items}
+    problems = []
+    for name in sorted(names):
+        item = items.get(site.image_url(name))
+        if item is None:
+            problems.append(f"{name}: no item")
+            continue
+        if item["status"] != "downloaded" or not STORE_NAME.match(item["path"]):
+            problems.append(f"{name}: status {item['status']} {item['reason']}, path {item['path']!r}")
+            continue
+        served = (site.root / "img" / name).read_bytes()
+        stored = (result.store / item["path"]).read_bytes()
+        if stored != served:
+            problems.append(f"{name}: stored bytes differ from the served bytes")
+        if item["checksum"] != hashlib.sha256(served).hexdigest():
+            problems.append(f"{name}: checksum is not the sha256 of the bytes")
+        if item["page"] != site.url(site.images[name]).removesuffix("index.html"):
+            problems.append(f"{name}: page {item['page']}, want {site.images[name]}")
+    return problems
+
+
+# --- crawls -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def static(js_site, run_crawl, tmp_path_factory):
+    return crawl(js_site, run_crawl, "-a", f"url={js_site.base_url}", "-a", "depth=1",
+                 probe=tmp_path_factory.mktemp("probe") / "static.json")
+
+
+@pytest.fixture(scope="module")
+def rendered(js_site, run_crawl, chromium, tmp_path_factory):
+    return crawl(js_site, run_crawl, "-a", f"url={js_site.base_url}", "-a", "depth=1", "-a", "render=yes",
+                 probe=tmp_path_factory.mktemp("probe") / "rendered.json")
+
+
+@pytest.fixture(scope="module")
+def recrawl(js_site, run_crawl, rendered):
+    """A second rendered crawl into the first one's store."""
+    return crawl(js_site, run_crawl, "-a", f"url={js_site.base_url}", "-a", "depth=1", "-a", "render=yes",
+                 store=rendered.store)
+
+
+@pytest.fixture(scope="module")
+def tuned(js_site, run_crawl, chromium):
+    """A rendered crawl with every limit and block list changed."""
+    return crawl(
+        js_site, run_crawl, "-a", f"url={js_site.base_url}", "-a", "depth=1", "-a", "render=yes",
+        "-s", "IMGSCRAPER_RENDER_MAX_PAGES=1",
+        "-s", "IMGSCRAPER_RENDER_MAX_SCROLLS=1",
+        "-s", "IMGSCRAPER_RENDER_BLOCK_RESOURCE_TYPES=",
+        "-s", "IMGSCRAPER_RENDER_BLOCK_DOMAINS=localhost,google-analytics.com",
+        "-s", "IMGSCRAPER_RENDER_LOAD_IMAGES=True",
+    )
+
+
+# --- without rendering ----------------------------------------------------------
+
+
+def test_without_render_the_script_inserted_images_are_missed(js_site, static):
+    assert_ok(static)
+    assert image_names(static) == js_site.static & js_site.linked
+    missed = js_site.linked - image_names(static)
+    assert missed == {
+        "fetch-1.png", "fetch-2.png",  # inserted after a fetch()
+        "scroll-1.png", "scroll-2.png", "scroll-3.png",  # infinite scroll
+        "background.png", "cssom.png",  # backgrounds set from JavaScript
+        "slide-2.png", "slide-3.png",  # a slideshow swapping src
+    }
+
+
+def test_without_render_no_browser_is_imported_or_started(static):
+    assert static.probe["modules"] == []
+    assert not [p for p in static.probe["processes"] if "chrom" in p or p == "node"], static.probe
+    assert "scrapy-playwright" not in static.stderr
+    assert stat(static, "playwright/page_count") is None
+
+
+# --- rendering ------------------------------------------------------------------
+
+
+def test_render_stores_every_image_scripts_insert(js_site, rendered):
+    assert_ok(rendered)
+    assert image_names(rendered) == js_site.linked
+    assert not check_stored(js_site, rendered, js_site.linked), "\n".join(check_stored(js_site, rendered, js_site.linked))
+    assert len(rendered.stored_files()) == len(js_site.linked)
+    assert stat(rendered, "imgscraper/render/pages") == 1 + len(PAGES)
+
+
+def test_render_runs_the_browser_the_probe_can_see(rendered):
+    """The probe that saw nothing without rendering sees the browser here."""
+    assert "scrapy_playwright.handler" in rendered.probe["modules"]
+    assert any("chrom" in p for p in rendered.probe["processes"]), rendered.probe
+
+
+def test_render_pages_come_from_the_browser_images_from_scrapy_once(js_site, rendered):
+    for page in PAGES:
+        (request,) = requests_for(rendered, "/" + page)
+        assert request.header("Sec-Fetch-Dest") == "document", page
+    for name in js_site.linked:
+        requests = requests_for(rendered, "/img/" + name)
+        assert len(requests) == 1, f"{name}: {len(requests)} requests"
+        assert requests[0].header("User-Agent").startswith("imgscraper/")
+        assert requests[0].header("Sec-Fetch-Dest") is None, f"{name} was fetched by the browser"
+
+
+def test_render_blocks_fonts_media_and_trackers(rendered):
+    assert requests_for(rendered, "/fonts/face.woff2") == []
+    assert requests_for(rendered, "/media/clip.mp4") == []
+    assert stat(rendered, "imgscraper/render/blocked/font") == 1
+    assert stat(rendered, "imgscraper/render/blocked/media") == 1
+    assert stat(rendered, "imgscraper/render/blocked/tracker") == 1  # google-analytics.com
+    assert len(requests_for(rendered, "/tracker.js")) == 1  # localhost is no tracker by default
+
+
+def test_render_bounds_open_pages(rendered):
+    assert 1 < stat(rendered, "playwright/page_count/max_concurrent") <= 4
+
+
+def test_render_recrawl_downloads_nothing_again(js_site, recrawl):
+    assert_ok(recrawl)
+    assert {item["status"] for item in recrawl.items} == {"uptodate"}
+    assert image_names(recrawl) == js_site.linked
+    assert [r.path for r in recrawl.requests if r.path.startswith("/img/")] == []
+
+
+# --- settings ---------------------------------------------------------------------
+
+
+def test_max_pages_setting(tuned):
+    assert_ok(tuned)
+    assert stat(tuned, "playwright/page_count/max_concurrent") == 1
+
+
+def test_max_scrolls_setting(js_site, tuned):
+    assert image_names(tuned) == js_site.linked - {"scroll-1.png", "scroll-2.png", "scroll-3.png"}
+    assert stat(tuned, "imgscraper/render/scroll_limit") == 1
+
+
+def test_block_settings(tuned):
+    assert len(requests_for(tuned, "/fonts/face.woff2")) == 1
+    assert len(requests_for(tuned, "/media/clip.mp4")) >= 1
+    assert requests_for(tuned, "/tracker.js") == []
+    assert stat(tuned, "imgscraper/render/blocked/tracker") == 2
+
+
+def test_load_images_setting(tuned):
+    requests = requests_for(tuned, "/img/static.png")
+    assert sorted(str(r.header("Sec-Fetch-Dest")) for r in requests) == ["None", "image"]
+
+
+@pytest.fixture(scope="module")
+def late_default(js_site, run_crawl, chromium):
+    return crawl(js_site, run_crawl, "-a", f"url={js_site.url('late.html')}", "-a", "render=yes")
+
+
+@pytest.fixture(scope="module")
+def late_patient(js_site, run_crawl, chromium):
+    return crawl(js_site, run_crawl, "-a", f"url={js_site.url('late.html')}", "-a", "render=yes",
+                 "-s", "IMGSCRAPER_RENDER_SETTLE_MS=2500")
+
+
+def test_settle_setting(late_default, late_patient):
+    """An image added 1.5 s after load, with the network quiet meanwhile."""
+    assert_ok(late_default)
+    assert_ok(late_patient)
+    assert image_names(late_default) == set()
+    assert image_names(late_patient) == {"late.png"}
+
+
+def test_timeout_setting_bounds_a_page_that_never_settles(js_site, run_crawl, chromium):
+    result = crawl(js_site, run_crawl, "-a", f"url={js_site.url('busy.html')}", "-a", "render=yes",
+                   "-s", "IMGSCRAPER_RENDER_TIMEOUT=2")
+    assert result.returncode == 0, result.tail()
+    assert image_names(result) == {"busy.png"}
+    assert not check_stored(js_site, result, {"busy.png"})
+    assert stat(result, "imgscraper/render/timeout") == 1
+    warnings = [line for line in result.stderr.splitlines() if "WARNING" in line and "busy.html" in line]
+    assert len(warnings) == 1 and "IMGSCRAPER_RENDER_TIMEOUT" in warnings[0], warnings
+    polls = [r for r in result.requests if r.url_path == "/data/poll.json"]
+    assert len(polls) >= 5  # it was busy all along
+    assert result.duration < imgscraper.settings.IMGSCRAPER_RENDER_TIMEOUT
+
+
+def test_browser_setting_missing_browser_is_one_clear_error(js_site, run_crawl, tmp_path):
+    result = crawl(js_site, run_crawl, "-a", f"url={js_site.base_url}", "-a", "render=yes",
+                   "-s", f"IMGSCRAPER_RENDER_BROWSER={tmp_path}/no-chromium")
+    assert result.returncode == 1
+    (line,) = result.error_lines()
+    assert "IMGSCRAPER_RENDER_BROWSER" in line and "no-chromium" in line
+    assert "Traceback" not in result.stderr
+    assert result.items == [] and result.requests == []
+
+
+def test_bad_render_argument(js_site, run_crawl):
+    result = crawl(js_site, run_crawl, "-a", f"url={js_site.base_url}", "-a", "render=maybe")
+    assert result.returncode == 1
+    (line,) = result.error_lines()
+    assert "render" in line and "maybe" in line
+
+
+# --- units (no browser) --------------------------------------------------------------
+
+
+def rendered_response(html: str, browser_images: list[str]) -> HtmlResponse:
+    url = "http://example.com/page"
+    request = Request(url, meta={REPORT_KEY: {"images": browser_images}})
+    return HtmlResponse(url, body=html.encode(), encoding="utf-8", request=request)
+
+
+def test_browser_images_drop_srcset_candidates_that_are_not_taken():
+    html = '<img src="a.jpg" srcset="small.jpg 300w, large.jpg 1200w"><div id="x"></div>'
+    seen = ["http://example.com/small.jpg", "http://example.com/bg.jpg", "http://example.com/bg.jpg", "data:x"]
+    renderer = Renderer(project_settings())
+    response = rendered_response(html, seen)
+    assert renderer.browser_images(response, "largest") == ["http://example.com/bg.jpg"]
+    assert renderer.browser_images(response, "all") == ["http://example.com/small.jpg", "http://example.com/bg.jpg"]
+
+
+def test_request_meta_is_new_for_every_request():
+    renderer = Renderer(project_settings())
+    first, second = renderer.request_meta(), renderer.request_meta()
+    assert first["playwright"] is True
+    assert first["playwright_page_methods"][0] is not second["playwright_page_methods"][0]
+    assert first[REPORT_KEY] is not second[REPORT_KEY]
+
+
+def test_max_pages_must_be_positive():
+    with pytest.raises(RenderingError, match="IMGSCRAPER_RENDER_MAX_PAGES"):
+        Renderer(project_settings(IMGSCRAPER_RENDER_MAX_PAGES=0))
