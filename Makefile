@@ -7,6 +7,9 @@ DEPTH ?= 0
 STORE ?= images
 OUT ?= images.jsonl
 SCRAPY_ARGS ?=
+# Debian packages the tests need, installed by `make debs` when missing (add yours here).
+DEBS := chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 # Scrapyd (see "Scrapyd" in the README).
 SCRAPYD_PORT ?= 6800
 SCRAPYD_URL ?= http://127.0.0.1:$(SCRAPYD_PORT)
@@ -22,13 +25,14 @@ WITH_SCRAPYD_AUTH = if [ -z "$$SCRAPYD_PASSWORD" ]; then \
 # Local paths are made absolute: Scrapyd runs jobs in SCRAPYD_HOME.
 STORE_URI = $(if $(findstring ://,$(STORE)),$(STORE),$(abspath $(STORE)))
 
-.PHONY: help install crawl test bench clean scrapyd-auth scrapyd deploy schedule scheduler
+.PHONY: help install debs crawl test bench bench-render clean scrapyd-auth scrapyd deploy schedule scheduler
 
 help:
 	@echo "make crawl URL=https://example.com [DEPTH=1] [STORE=images] [OUT=images.jsonl]"
 	@echo "make test"
 	@echo "make bench [BENCH_ARGS=...]   # a few minutes; see README, Speed"
 	@echo "make scrapyd | make deploy | make schedule URL=https://example.com [DEPTH=1] [STORE=images] [SETTINGS='NAME=VALUE ...'] | make scheduler SCHEDULE=schedule.toml"
+	@echo "make bench-render [BENCH_ARGS=...]   # pages/s with and without -a render=yes"
 
 $(BIN)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -38,13 +42,19 @@ $(BIN)/.installed: requirements.txt
 
 install: $(BIN)/.installed
 
+debs:
+	@missing="$$(for p in $(DEBS); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done)"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:" $$missing; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
 crawl: install
 	@test -n "$(URL)" || { echo "usage: make crawl URL=https://example.com [DEPTH=1]" >&2; exit 2; }
 	$(BIN)/scrapy crawl images -a url="$(URL)" -a depth=$(DEPTH) -s IMAGES_STORE="$(STORE)" -O "$(OUT)" $(SCRAPY_ARGS)
 
-# The gallery tests open the gallery in Debian's headless Chromium.
-test: install
-	@command -v chromium >/dev/null || { apt-get update -q && apt-get install -y -q chromium; }
+# The gallery tests and the rendering tests use Debian's headless Chromium (DEBS).
+test: install debs
 	$(BIN)/python -m pytest -q
 
 bench: install
@@ -78,6 +88,9 @@ schedule: install
 # Submits the crawls of SCHEDULE to Scrapyd on their cron expressions (foreground).
 scheduler: install
 	@$(WITH_SCRAPYD_AUTH) exec $(BIN)/python -m imgscraper.scheduler "$(SCHEDULE)"
+
+bench-render: install debs
+	$(BIN)/python -m bench.render $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -97,8 +97,12 @@ def check_values(settings: BaseSettings) -> Iterator[str]:
         yield from _number(settings, name, int, 0)
     for name in ("CONCURRENT_REQUESTS", "CONCURRENT_REQUESTS_PER_DOMAIN"):
         yield from _number(settings, name, int, 1)
-    for name in ("DOWNLOAD_TIMEOUT", "DOWNLOAD_DELAY", "IMGSCRAPER_PROGRESS_INTERVAL", "IMGSCRAPER_RETRY_AFTER_MAX"):
+    for name in ("DOWNLOAD_TIMEOUT", "DOWNLOAD_DELAY", "IMGSCRAPER_PROGRESS_INTERVAL", "IMGSCRAPER_RETRY_AFTER_MAX",
+                 "IMGSCRAPER_RENDER_TIMEOUT"):
         yield from _number(settings, name, float, 0)
+    yield from _number(settings, "IMGSCRAPER_RENDER_MAX_PAGES", int, 1)
+    for name in ("IMGSCRAPER_RENDER_MAX_SCROLLS", "IMGSCRAPER_RENDER_SETTLE_MS"):
+        yield from _number(settings, name, int, 0)
     yield from check_thumbs(settings)
 
 

@@ -31,7 +31,7 @@ from scrapy.http import Response
 from scrapy.settings import BaseSettings
 from w3lib.url import canonicalize_url
 
-from imgscraper.discovery import find_images
+from imgscraper.discovery import ImageRef, find_images
 
 if TYPE_CHECKING:
     from playwright.async_api import Page, Request as BrowserRequest, Route
@@ -97,13 +97,16 @@ class Renderer:
 
     def __init__(self, settings: BaseSettings, crawler: Crawler | None = None):
         self.browser = settings.get("IMGSCRAPER_RENDER_BROWSER")
-        self.max_pages = settings.getint("IMGSCRAPER_RENDER_MAX_PAGES")
-        self.max_scrolls = settings.getint("IMGSCRAPER_RENDER_MAX_SCROLLS")
-        self.settle_ms = settings.getint("IMGSCRAPER_RENDER_SETTLE_MS")
-        self.timeout = settings.getfloat("IMGSCRAPER_RENDER_TIMEOUT")
+        try:  # imgscraper.checks reports wrong values, in one line each
+            self.max_pages = settings.getint("IMGSCRAPER_RENDER_MAX_PAGES")
+            self.max_scrolls = settings.getint("IMGSCRAPER_RENDER_MAX_SCROLLS")
+            self.settle_ms = settings.getint("IMGSCRAPER_RENDER_SETTLE_MS")
+            self.timeout = settings.getfloat("IMGSCRAPER_RENDER_TIMEOUT")
+            self.load_images = settings.getbool("IMGSCRAPER_RENDER_LOAD_IMAGES")
+        except ValueError as exc:
+            raise RenderingError(f"a rendering setting is wrong: {exc}") from None
         self.block_resource_types = [t.lower() for t in settings.getlist("IMGSCRAPER_RENDER_BLOCK_RESOURCE_TYPES")]
         self.block_domains = [d.lower().strip(".") for d in settings.getlist("IMGSCRAPER_RENDER_BLOCK_DOMAINS")]
-        self.load_images = settings.getbool("IMGSCRAPER_RENDER_LOAD_IMAGES")
         self.crawler = crawler
         if self.max_pages < 1:
             raise RenderingError(f"IMGSCRAPER_RENDER_MAX_PAGES must be at least 1, not {self.max_pages}")
@@ -166,9 +169,10 @@ class Renderer:
             },
         }
 
-    def browser_images(self, response: Response, srcset: str = "largest") -> list[str]:
-        """The image URLs the browser requested while rendering ``response``,
-        minus the ``srcset`` candidates that ``srcset`` mode does not take.
+    def browser_images(self, response: Response, srcset: str = "largest") -> list[ImageRef]:
+        """The images the browser requested while rendering ``response``
+        (source ``browser``), minus the ``srcset`` candidates that the
+        ``srcset`` mode does not take.
 
         Also counts the page's rendering in the stats, and logs a page whose
         network never settled.
@@ -182,7 +186,7 @@ class Renderer:
             taken = {canonicalize_url(r.url) for r in find_images(response.selector, response.url, srcset=srcset)}
             not_taken = every - taken
             urls = [u for u in urls if canonicalize_url(u) not in not_taken]
-        return list(dict.fromkeys(urls))
+        return [ImageRef(url, "browser") for url in dict.fromkeys(urls)]
 
     def _count(self, response: Response, report: dict[str, Any]) -> None:
         if self.crawler is None:
@@ -304,6 +308,7 @@ async def scroll_and_settle(page: Page, *, max_scrolls: int, settle: float, time
     deadline = loop.time() + timeout
     scrolls, bottom = 0, False
     settled = await tracker.wait_quiet(settle, deadline)
+    settled_at = 0  # scroll steps done at the last full settle
     try:
         while settled and scrolls < max_scrolls:
             moved, height = await page.evaluate(_SCROLL)
@@ -311,12 +316,16 @@ async def scroll_and_settle(page: Page, *, max_scrolls: int, settle: float, time
                 scrolls += 1
                 settled = await tracker.wait_quiet(_STEP_QUIET, deadline)
                 continue
+            if scrolls == settled_at:  # nothing scrolled since the page settled
+                bottom = True
+                break
             # At the bottom: give infinite-scroll loaders time to add more.
             settled = await tracker.wait_quiet(settle, deadline)
+            settled_at = scrolls
             if await page.evaluate(_HEIGHT) <= height:
                 bottom = True
                 break
-        if settled and not bottom:
+        if settled and scrolls > settled_at:
             settled = await tracker.wait_quiet(settle, deadline)
     except PlaywrightError as exc:  # the page navigated away or closed
         logger.debug("Stopped scrolling %s: %s", page.url, exc)

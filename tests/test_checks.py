@@ -46,6 +46,11 @@ def test_project_defaults_pass(tmp_path):
         ({"IMGSCRAPER_RETRY_AFTER_MAX": "soon"}, ("IMGSCRAPER_RETRY_AFTER_MAX", "number")),
         ({"IMAGES_THUMBS": "[1, 2]"}, ("IMAGES_THUMBS", "JSON object")),
         ({"IMAGES_THUMBS": {"small": [64]}}, ('IMAGES_THUMBS["small"]', "[width, height]")),
+        ({"IMGSCRAPER_RENDER_MAX_PAGES": "0"}, ("IMGSCRAPER_RENDER_MAX_PAGES", ">= 1")),
+        ({"IMGSCRAPER_RENDER_MAX_SCROLLS": "-1"}, ("IMGSCRAPER_RENDER_MAX_SCROLLS", ">= 0")),
+        ({"IMGSCRAPER_RENDER_SETTLE_MS": "soon"}, ("IMGSCRAPER_RENDER_SETTLE_MS", "integer")),
+        ({"IMGSCRAPER_RENDER_TIMEOUT": "-1"}, ("IMGSCRAPER_RENDER_TIMEOUT", ">= 0")),
+        ({"IMGSCRAPER_RENDER_LOAD_IMAGES": "maybe"}, ("IMGSCRAPER_RENDER_LOAD_IMAGES", "true or false")),
     ],
 )
 def test_wrong_setting_is_one_clear_problem(tmp_path, overrides, words):

@@ -312,8 +312,10 @@ def test_browser_images_drop_srcset_candidates_that_are_not_taken():
     seen = ["http://example.com/small.jpg", "http://example.com/bg.jpg", "http://example.com/bg.jpg", "data:x"]
     renderer = Renderer(project_settings())
     response = rendered_response(html, seen)
-    assert renderer.browser_images(response, "largest") == ["http://example.com/bg.jpg"]
-    assert renderer.browser_images(response, "all") == ["http://example.com/small.jpg", "http://example.com/bg.jpg"]
+    assert [r.url for r in renderer.browser_images(response, "largest")] == ["http://example.com/bg.jpg"]
+    assert [r.url for r in renderer.browser_images(response, "all")] == [
+        "http://example.com/small.jpg", "http://example.com/bg.jpg"]
+    assert {r.source for r in renderer.browser_images(response, "all")} == {"browser"}
 
 
 def test_request_meta_is_new_for_every_request():
