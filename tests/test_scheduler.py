@@ -117,3 +117,20 @@ def test_crontab_weekdays_count_from_sunday(weekdays, expected):
 def test_bad_crontab(expression):
     with pytest.raises(ValueError):
         crontab_trigger(expression)
+
+
+def test_submitter_logs_and_skips_when_scrapyd_is_unreachable(tmp_path, caplog):
+    import socket
+
+    from scrapyd_client.pyclient import ScrapydClient
+
+    from imgscraper.scheduler import SiteSubmitter
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    site = load(tmp_path, '[[sites]]\nurl = "https://a.example/"\nevery = "1h"\n').sites[0]
+    submitter = SiteSubmitter(ScrapydClient(f"http://127.0.0.1:{port}", "u", "p"), "imgscraper")
+    with caplog.at_level("ERROR", logger="imgscraper.scheduler"):
+        assert submitter.submit(site) is None
+    assert [r.getMessage() for r in caplog.records if "Could not submit a.example" in r.getMessage()]

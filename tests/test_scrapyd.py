@@ -186,6 +186,9 @@ def test_the_egg_holds_every_file_of_the_package(scrapyd, deployed):
         names = set(archive.namelist())
     assert tracked and set(tracked) <= names
     assert not [n for n in names if n.startswith("tests/")]
+    # The egg is a zip: a module must read its data with pkgutil.get_data, never from a path next to its source.
+    readers = [p for p in tracked if p.endswith(".py") and "__file__" in (PROJECT_ROOT / p).read_text()]
+    assert not readers, f"modules using __file__ (breaks in the zipped egg): {readers}"
     outside = subprocess.run([sys.executable, "-c", "import imgscraper"], cwd=scrapyd.home, capture_output=True)
     assert outside.returncode != 0, "imgscraper is importable outside the egg: the job would not test the egg"
 
