@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import shutil
 import weakref
 from typing import TYPE_CHECKING, Any
 
 from urllib.parse import urlsplit
 
+from scrapy import signals
 from scrapy.http import Response
 from scrapy.settings import BaseSettings
 from w3lib.url import canonicalize_url
@@ -38,7 +40,7 @@ if TYPE_CHECKING:
     from scrapy import Request
     from scrapy.crawler import Crawler
 
-__all__ = ["HANDLER", "RenderingError", "Renderer", "init_page", "scroll_and_settle"]
+__all__ = ["HANDLER", "RenderingError", "Renderer", "browser_failure_reason", "init_page", "scroll_and_settle"]
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +84,33 @@ _STEP_QUIET = 0.1
 _STREAMS = frozenset({"eventsource", "websocket"})
 
 
+_NET_ERROR = re.compile(r"net::ERR_([A-Z_]+)")
+
+
+def browser_failure_reason(exc: BaseException) -> str | None:
+    """A short slug for a page the browser could not load (``connection-refused``
+    from Chromium's ``net::ERR_CONNECTION_REFUSED``, ``timeout`` for a
+    navigation timeout), or None if ``exc`` is no browser error."""
+    if not type(exc).__module__.startswith("playwright."):
+        return None
+    if type(exc).__name__ == "TimeoutError":
+        return "timeout"
+    found = _NET_ERROR.search(str(exc))
+    return found.group(1).lower().replace("_", "-") if found else "browser-error"
+
+
+class OneLinePageFailures(logging.Filter):
+    """scrapy-playwright logs a page it could not load as a WARNING with a
+    traceback; the spider reports each failed page in one line of its own,
+    so this keeps scrapy-playwright's record for DEBUG, without traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and str(record.msg).startswith("Closing page due to failed request"):
+            record.exc_info = record.exc_text = None
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return True
+
+
 class RenderingError(RuntimeError):
     """Rendering cannot work with this configuration; the message says why."""
 
@@ -116,6 +145,12 @@ class Renderer:
         renderer = cls(crawler.settings, crawler)
         for name, value in renderer.scrapy_settings(crawler.settings).items():
             crawler.settings.set(name, value, priority="spider")
+        page_failures = OneLinePageFailures()
+        logging.getLogger("scrapy-playwright").addFilter(page_failures)
+        crawler.signals.connect(
+            lambda: logging.getLogger("scrapy-playwright").removeFilter(page_failures),
+            signal=signals.engine_stopped, weak=False,
+        )
         return renderer
 
     def browser_path(self) -> str:

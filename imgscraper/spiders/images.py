@@ -25,7 +25,7 @@ from imgscraper.discovery import (
 )
 from imgscraper.items import ImageItem
 from imgscraper.pipelines import failure_reason
-from imgscraper.rendering import Renderer, RenderingError
+from imgscraper.rendering import Renderer, RenderingError, browser_failure_reason
 
 __all__ = ["ArgumentError", "ImagesSpider", "parse_depth", "parse_start_urls", "parse_yes_no", "site_in_domains", "site_of"]
 
@@ -186,7 +186,8 @@ class ImagesSpider(scrapy.Spider):
         if response is not None:
             reason, detail = f"http-{response.status}", f"HTTP {response.status}"
         else:
-            reason, detail = failure_reason(failure.value), str(failure.value) or type(failure.value).__name__
+            reason = browser_failure_reason(failure.value) or failure_reason(failure.value)
+            detail = (str(failure.value) or type(failure.value).__name__).splitlines()[0]
         self.crawler.stats.inc_value(f"imgscraper/pages_failed/{reason}")
         if request.meta.get("depth", 0) == 0:
             self.crawler.stats.inc_value("imgscraper/start_pages_failed")
