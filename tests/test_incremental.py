@@ -250,3 +250,26 @@ def test_bad_expiry_stops_the_crawl_with_its_reason(site, run_crawl, tmp_path):
     assert len(errors) == 1 and "IMGSCRAPER_EXPIRES='soon' is not a duration" in errors[0], errors
     assert "Traceback" not in result.stderr
     assert not result.stored_files()
+
+
+def test_concurrent_jobs_share_the_record(site, run_crawl, tmp_path):
+    """Two crawls writing one store at the same time both finish, and what
+    they stored is known to the next crawl, which requests no image."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    shared = Site(site.root, site.server, tmp_path / "shared-store", run_crawl)
+    site.server.log.clear()
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(
+            lambda n: run_crawl(["-a", f"url={site.server.url}"], store=shared.store, out_dir=tmp_path / f"job{n}"),
+            range(2),
+        ))
+    for result in results:
+        assert result.returncode == 0, result.tail()
+        assert {i["status"] for i in result.items} <= {"downloaded", "uptodate"}
+        assert "database is locked" not in result.stderr
+    paths = {i["url"]: i["path"] for i in results[0].items}
+    assert paths == {i["url"]: i["path"] for i in results[1].items}
+    after = shared.crawl()
+    assert after.image_requests() == {}
+    assert {i["url"]: i["path"] for i in after.result.items} == paths

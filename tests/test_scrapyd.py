@@ -245,15 +245,26 @@ def test_make_targets_need_credentials_that_scrapyd_auth_creates(scrapyd, tmp_pa
 # ---------------------------------------------------------------------------
 
 
+def tiny_site(root: Path, latency: float = 0.0) -> HTTPTestServer:
+    """A page with two images."""
+    from PIL import Image
+
+    Image.new("RGB", (20, 20), (10, 120, 200)).save(root / "a.png")
+    Image.new("RGB", (30, 20), (200, 120, 10)).save(root / "b.png")
+    (root / "index.html").write_text('<img src="a.png"><img src="b.png">')
+    return HTTPTestServer(root, latency=latency)
+
+
+@pytest.fixture(scope="module")
+def quick_site(tmp_path_factory):
+    with tiny_site(tmp_path_factory.mktemp("quick-site")) as server:
+        yield server
+
+
 @pytest.fixture(scope="module")
 def slow_site(tmp_path_factory):
     """A site whose crawl outlasts the scheduler's interval: 1 s per response."""
-    from PIL import Image
-
-    root = tmp_path_factory.mktemp("slow-site")
-    Image.new("RGB", (20, 20), (10, 120, 200)).save(root / "slow.png")
-    (root / "index.html").write_text('<img src="slow.png">')
-    with HTTPTestServer(root, latency=1.0) as server:
+    with tiny_site(tmp_path_factory.mktemp("slow-site"), latency=1.0) as server:
         yield server
 
 
@@ -273,17 +284,18 @@ def wait_idle(scrapyd: Scrapyd, timeout: float = 30) -> None:
 
 
 def test_scheduler_submits_each_run_and_skips_a_site_still_running(
-    scrapyd, deployed, site_server_module, slow_site, tmp_path
+    scrapyd, deployed, quick_site, slow_site, tmp_path
 ):
     schedule = tmp_path / "schedule.toml"
     schedule.write_text(f"""
 [settings]
 IMAGES_STORE = "{tmp_path / 'quick-store'}"
 LOG_LEVEL = "INFO"
+IMGSCRAPER_GALLERY = false
 
 [[sites]]
 name = "quick"
-url = "{site_server_module.url}"
+url = "{quick_site.url}"
 every = "2s"
 
 [[sites]]
