@@ -188,6 +188,9 @@ class Renderer:
 
         return {
             "playwright": True,
+            # Like Scrapy, accept any certificate; service workers would
+            # answer requests out of sight of the page's route.
+            "playwright_context_kwargs": {"ignore_https_errors": True, "service_workers": "block"},
             "playwright_page_init_callback": "imgscraper.rendering.init_page",
             "playwright_page_methods": [
                 PageMethod(

@@ -9,12 +9,17 @@ elsewhere; ``make test`` installs it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import http.server
+import ipaddress
 import json
 import os
 import re
 import shutil
 import socket
+import ssl
+import threading
 from pathlib import Path
 
 import pytest
@@ -339,3 +344,47 @@ def test_unreachable_start_page_is_one_error_line(run_crawl, chromium):
     assert "Cannot fetch start page" in line and "ERR_CONNECTION_REFUSED" in line, line
     assert "Traceback" not in result.stderr and "Call log" not in result.stderr, result.tail()
     assert stat(result, "imgscraper/pages_failed/connection-refused") == 1
+
+
+def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
+    """A throwaway certificate for 127.0.0.1 and its key (PEM files)."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = directory / "cert.pem", directory / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_file, key_file
+
+
+def test_render_https_page_with_a_self_signed_certificate(js_site, run_crawl, chromium, tmp_path):
+    """Like Scrapy, rendering accepts any certificate; https has its own handler."""
+    cert_file, key_file = self_signed_certificate(tmp_path)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(js_site.root))
+    handler.log_message = lambda *args: None
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        base = f"https://127.0.0.1:{server.server_address[1]}/"
+        result = run_crawl(["-a", f"url={base}fetch.html", "-a", "render=yes", "-s", "ROBOTSTXT_OBEY=False"])
+        server.shutdown()
+    assert_ok(result)
+    assert {item["url"] for item in result.items} == {base + "img/fetch-1.png", base + "img/fetch-2.png"}
+    assert {item["status"] for item in result.items} == {"downloaded"}
