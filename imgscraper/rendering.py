@@ -25,7 +25,6 @@ import re
 import shutil
 import weakref
 from typing import TYPE_CHECKING, Any
-
 from urllib.parse import urlsplit
 
 from scrapy import signals
@@ -82,7 +81,6 @@ _HEIGHT = "() => (document.scrollingElement || document.documentElement).scrollH
 _STEP_QUIET = 0.1
 # Requests that stay open as long as the page does.
 _STREAMS = frozenset({"eventsource", "websocket"})
-
 
 _NET_ERROR = re.compile(r"net::ERR_([A-Z_]+)")
 
@@ -251,7 +249,7 @@ class _PageTracker:
     """Follows one page's requests: counts those in flight, records image
     URLs in ``report["images"]``, aborts blocked ones."""
 
-    def __init__(self, page_url: str, report: dict[str, Any]):
+    def __init__(self, report: dict[str, Any]):
         self.report = report
         self.report.setdefault("images", [])
         self.report.setdefault("blocked", {})
@@ -317,7 +315,7 @@ _TRACKERS: weakref.WeakKeyDictionary[Page, _PageTracker] = weakref.WeakKeyDictio
 async def init_page(page: Page, request: Request) -> None:
     """scrapy-playwright page init callback: start following the page's
     requests before it navigates."""
-    tracker = _PageTracker(request.url, request.meta.setdefault(REPORT_KEY, {}))
+    tracker = _PageTracker(request.meta.setdefault(REPORT_KEY, {}))
     _TRACKERS[page] = tracker
     page.on("request", tracker.started)
     page.on("requestfinished", tracker.ended)
@@ -338,7 +336,7 @@ async def scroll_and_settle(page: Page, *, max_scrolls: int, settle: float, time
 
     tracker = _TRACKERS.get(page)
     if tracker is None:  # the init callback failed: follow from now on
-        tracker = _PageTracker(page.url, {})
+        tracker = _PageTracker({})
         page.on("request", tracker.started)
         page.on("requestfinished", tracker.ended)
         page.on("requestfailed", tracker.ended)
