@@ -1,8 +1,9 @@
 """A small generated site whose images JavaScript inserts, for the rendering tests.
 
 :func:`generate_js_site` writes it under a directory served by
-:class:`httpserver.HTTPTestServer`. ``index.html`` has one static image and
-links to one page per way of inserting images:
+:class:`httpserver.HTTPTestServer`. ``index.html`` has one static image,
+links to one page per way of inserting images, and a link a script adds to
+``scripted.html`` (one image in its HTML):
 
 ``fetch.html``
     a script ``fetch()``-es a JSON list and adds an ``<img>`` per entry;
@@ -25,8 +26,8 @@ loading, with no request in between) and ``busy.html`` (polls the server
 every 100 ms forever, and has one static image).
 
 Image URLs appear in no HTML nor script text, so only a browser finds them
-(except ``static.png``, ``slide-1.png``, ``blocked-page.png`` and
-``busy.png``, which are in the HTML).
+(except ``static.png``, ``slide-1.png``, ``blocked-page.png``,
+``scripted.png`` and ``busy.png``, which are in the HTML).
 """
 
 from __future__ import annotations
@@ -95,7 +96,17 @@ def generate_js_site(root: Path, base_url: str, port: int) -> JSSite:
         (root / name).write_text(html, encoding="utf-8")
 
     links = "\n".join(f'<p><a href="{p}">{p}</a></p>' for p in PAGES)
-    write("index.html", _page("index", f'<img src="img/{image("static.png", "index.html", True)}">\n{links}'))
+    write("index.html", _page("index", f'''<img src="img/{image("static.png", "index.html", True)}">
+{links}
+<p id="more"></p>
+<script>
+const more = document.createElement("a");
+more.href = ["scripted", "html"].join(".");
+more.textContent = "more";
+document.getElementById("more").append(more);
+</script>'''))
+    # Its image is in its HTML, but only a script links to the page.
+    write("scripted.html", _page("scripted", f'<img src="img/{image("scripted.png", "scripted.html")}">'))
 
     gallery = [image("fetch-1.png", "fetch.html"), image("fetch-2.png", "fetch.html")]
     (root / "data" / "gallery.json").write_text(json.dumps([n.removesuffix(".png") for n in gallery]))

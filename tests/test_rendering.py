@@ -172,6 +172,7 @@ def test_without_render_the_script_inserted_images_are_missed(js_site, static):
         "scroll-1.png", "scroll-2.png", "scroll-3.png",  # infinite scroll
         "background.png", "cssom.png",  # backgrounds set from JavaScript
         "slide-2.png", "slide-3.png",  # a slideshow swapping src
+        "scripted.png",  # on a page only a script links to
     }
 
 
@@ -190,7 +191,8 @@ def test_render_stores_every_image_scripts_insert(js_site, rendered):
     assert image_names(rendered) == js_site.linked
     assert not check_stored(js_site, rendered, js_site.linked), "\n".join(check_stored(js_site, rendered, js_site.linked))
     assert len(rendered.stored_files()) == len(js_site.linked)
-    assert stat(rendered, "imgscraper/render/pages") == 2 + len(PAGES)  # index, late.html and the linked pages
+    # index, late.html, the linked pages and the one a script links to
+    assert stat(rendered, "imgscraper/render/pages") == 3 + len(PAGES)
 
 
 def test_render_runs_the_browser_the_probe_can_see(rendered):
