@@ -8,7 +8,7 @@ STORE ?= images
 OUT ?= images.jsonl
 SCRAPY_ARGS ?=
 # Debian packages the tests need, installed by `make debs` when missing (add yours here).
-DEBS := chromium
+DEBS := chromium redis-server
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 # Scrapyd (see "Scrapyd" in the README).
 SCRAPYD_PORT ?= 6800
@@ -53,7 +53,7 @@ crawl: install
 	@test -n "$(URL)" || { echo "usage: make crawl URL=https://example.com [DEPTH=1]" >&2; exit 2; }
 	$(BIN)/scrapy crawl images -a url="$(URL)" -a depth=$(DEPTH) -s IMAGES_STORE="$(STORE)" -O "$(OUT)" $(SCRAPY_ARGS)
 
-# The gallery tests and the rendering tests use Debian's headless Chromium (DEBS).
+# The gallery and rendering tests use Debian's headless Chromium, the shared-crawl tests a real Redis (DEBS).
 test: install debs
 	$(BIN)/python -m pytest -q
 

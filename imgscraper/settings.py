@@ -39,7 +39,11 @@ DOWNLOAD_MAXSIZE = 100 * 1024 * 1024
 DOWNLOAD_WARNSIZE = 32 * 1024 * 1024
 
 # Checks every setting once, before anything is built (imgscraper/checks.py).
-ADDONS = {"imgscraper.checks.SettingsCheck": 0}
+ADDONS = {
+    "imgscraper.checks.SettingsCheck": 0,
+    # IMGSCRAPER_REDIS_URL: one crawl shared by many workers (imgscraper/distributed.py).
+    "imgscraper.addons.DistributedCrawl": 10,
+}
 EXTENSIONS = {
     "imgscraper.extensions.OneLineRobotsErrors": 0,
     "imgscraper.summary.CrawlSummary": 0,
@@ -137,3 +141,12 @@ IMGSCRAPER_RENDER_BLOCK_DOMAINS = [
 # Let the browser download images too (by default it only records their URLs
 # and Scrapy fetches each image once, within the crawl's limits).
 IMGSCRAPER_RENDER_LOAD_IMAGES = False
+# Share the crawl with every worker using this Redis, e.g. "redis://host:6379/0"
+# (scrapy-redis queue and duplicate filter, shared image claims). Empty: a crawl of its own.
+IMGSCRAPER_REDIS_URL = ""
+# The shared crawl to join. Empty: derived from the spider and its arguments,
+# so the same command on every machine joins the same crawl.
+IMGSCRAPER_CRAWL_ID = ""
+# Seconds without a heartbeat after which a worker of a shared crawl counts as
+# dead: its pages go back to the queue and its images may be taken over.
+IMGSCRAPER_REDIS_WORKER_TIMEOUT = 30.0

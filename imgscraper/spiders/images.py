@@ -133,6 +133,7 @@ class ImagesSpider(scrapy.Spider):
         self.follow_any_domain = "*" in extra_domains
         self.follow_domains = [site_of(u) for u in self.start_urls] + extra_domains
         self.seen_images: set[str] = set()
+        self.dedupe_images = True
 
     @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> ImagesSpider:
@@ -141,6 +142,8 @@ class ImagesSpider(scrapy.Spider):
         spider.fetch_stylesheets = crawler.settings.getbool("IMGSCRAPER_STYLESHEETS")
         spider.max_pages = crawler.settings.getint("IMGSCRAPER_MAX_PAGES")
         spider.pages_requested = set()
+        # A shared crawl (imgscraper.distributed) deduplicates images across workers instead.
+        spider.dedupe_images = not crawler.settings.get("IMGSCRAPER_REDIS_URL")
         if not spider.download:
             # Settings are frozen after the spider is created: list only.
             crawler.settings.set("ITEM_PIPELINES", {}, priority="spider")
@@ -226,12 +229,14 @@ class ImagesSpider(scrapy.Spider):
             yield Request(sheet, callback=self.parse_stylesheet, cb_kwargs={"page": page})
 
     def new_images(self, refs: list[ImageRef], page: str) -> Iterator[ImageItem]:
-        """One item per image URL not yielded before in this crawl."""
+        """One item per image URL not yielded before in this crawl (by this process:
+        with ``dedupe_images`` off, every reference is yielded for a shared crawl to sort out)."""
         for ref in refs:
             key = ref.url if ref.url.startswith("data:") else canonicalize_url(ref.url)
-            if key not in self.seen_images:
+            if not self.dedupe_images or key not in self.seen_images:
                 self.seen_images.add(key)
-                self.crawler.stats.inc_value("imgscraper/images/found")
+                if self.dedupe_images:
+                    self.crawler.stats.inc_value("imgscraper/images/found")
                 yield ImageItem(url=ref.url, page=page)
 
     def should_follow(self, url: str) -> bool:

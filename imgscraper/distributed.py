@@ -1,0 +1,485 @@
+"""One crawl shared by any number of workers through Redis.
+
+Turned on by ``IMGSCRAPER_REDIS_URL`` (the add-on :class:`imgscraper.addons.DistributedCrawl`
+installs these components; nothing here is imported otherwise). Pages go
+through one shared queue and duplicate filter (scrapy-redis); images, which
+Scrapy's media pipeline fetches without its scheduler, are claimed in Redis
+so that each is fetched and stored by one worker only.
+
+Workers agree on a crawl by its id, ``IMGSCRAPER_CRAWL_ID`` or, when empty,
+one derived from the spider and its arguments (the same command on every
+machine is the same crawl). A worker *joins* the crawl if it is running or
+was interrupted (it resumes), and *starts it afresh* (empty queue, empty
+duplicate filter, no claims) if the last run of that id finished: a
+scheduled re-crawl needs nothing but being started again.
+
+A crawl is finished when no page is queued and no worker holds a page.
+A worker holds each page it takes (moved atomically from the queue to its
+own ``taken`` hash) until the page's links are queued and its images are
+done. Workers exit only then, not when their own queue is momentarily
+empty. A worker that stops sending heartbeats for
+``IMGSCRAPER_REDIS_WORKER_TIMEOUT`` seconds counts as dead: another worker
+puts its pages back in the queue, and may take over its image claims.
+
+Redis keys, under ``imgscraper:<crawl id>:``:
+
+``requests`` (sorted set)
+    queued page requests (scrapy-redis ``PriorityQueue``)
+``dupefilter`` (set)
+    fingerprints of every page request seen (scrapy-redis ``RFPDupeFilter``)
+``images`` (hash)
+    image URL fingerprint -> id of the worker fetching it, or ``""`` once done
+``workers`` (set), ``alive:<worker>`` (expiring string), ``taken:<worker>`` (hash)
+    members, their heartbeats, the pages each holds
+``finished`` (string)
+    set when the crawl is done
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import itertools
+import json
+import logging
+import os
+import socket
+import uuid
+import weakref
+from collections import deque
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from itemadapter import ItemAdapter, is_item
+from scrapy import Request, Spider, signals
+from redis.exceptions import RedisError
+from scrapy.exceptions import CloseSpider, DontCloseSpider
+from scrapy.utils.defer import deferred_from_coro
+from scrapy.utils.request import request_from_dict
+from scrapy_redis import connection, picklecompat
+from scrapy_redis.dupefilter import RFPDupeFilter
+from scrapy_redis.queue import PriorityQueue
+from scrapy_redis.scheduler import Scheduler
+from twisted.internet import task
+from w3lib.url import canonicalize_url
+
+if TYPE_CHECKING:
+    from redis import Redis
+
+    from scrapy.crawler import Crawler
+    from scrapy.http import Response
+
+__all__ = ["SharedCrawl", "SharedImagesMiddleware", "SharedScheduler", "crawl_id_of"]
+
+logger = logging.getLogger(__name__)
+
+#: Request meta keys: the worker's token for a page it took, and the token of
+#: the page a request was found on.
+TOKEN = "imgscraper_shared_token"
+PARENT = "imgscraper_shared_parent"
+#: The field of a worker's ``taken`` hash held from joining until it is first idle.
+STARTING = "starting"
+#: Seconds between checks for new work while a worker is idle.
+IDLE_POLL = 0.25
+
+_JOIN = """
+local p, me = ARGV[1], ARGV[2]
+local fresh = 0
+if redis.call('EXISTS', p .. 'finished') == 1 then
+  for _, w in ipairs(redis.call('SMEMBERS', p .. 'workers')) do
+    redis.call('DEL', p .. 'taken:' .. w)
+  end
+  redis.call('DEL', p .. 'requests', p .. 'dupefilter', p .. 'images', p .. 'workers', p .. 'finished')
+  fresh = 1
+elseif redis.call('EXISTS', p .. 'workers') == 0 and redis.call('EXISTS', p .. 'requests') == 0 then
+  redis.call('DEL', p .. 'dupefilter', p .. 'images')
+  fresh = 1
+end
+redis.call('SADD', p .. 'workers', me)
+redis.call('SET', p .. 'alive:' .. me, '1', 'PX', ARGV[3])
+redis.call('HSET', p .. 'taken:' .. me, ARGV[4], '')
+return fresh
+"""
+
+_HEARTBEAT = """
+local p, me = ARGV[1], ARGV[2]
+redis.call('SET', p .. 'alive:' .. me, '1', 'PX', ARGV[3])
+redis.call('SADD', p .. 'workers', me)
+"""
+
+_TAKE = """
+local p = ARGV[1]
+local head = redis.call('ZRANGE', p .. 'requests', 0, 0)
+if #head == 0 then return false end
+redis.call('ZREMRANGEBYRANK', p .. 'requests', 0, 0)
+redis.call('HSET', p .. 'taken:' .. ARGV[2], ARGV[3], head[1])
+return head[1]
+"""
+
+# Put the pages a worker holds back in the queue (all workers in ARGV[3..] when
+# given, else every dead one) and forget the worker.
+_RELEASE = """
+local p, starting = ARGV[1], ARGV[2]
+local workers = {}
+if #ARGV > 2 then
+  for i = 3, #ARGV do workers[#workers + 1] = ARGV[i] end
+else
+  for _, w in ipairs(redis.call('SMEMBERS', p .. 'workers')) do
+    if redis.call('EXISTS', p .. 'alive:' .. w) == 0 then workers[#workers + 1] = w end
+  end
+end
+local moved = 0
+for _, w in ipairs(workers) do
+  local taken = redis.call('HGETALL', p .. 'taken:' .. w)
+  for i = 1, #taken, 2 do
+    if taken[i] ~= starting then
+      redis.call('ZADD', p .. 'requests', 0, taken[i + 1])
+      moved = moved + 1
+    end
+  end
+  redis.call('DEL', p .. 'taken:' .. w, p .. 'alive:' .. w)
+  redis.call('SREM', p .. 'workers', w)
+end
+return moved
+"""
+
+_FINISHED = """
+local p = ARGV[1]
+if redis.call('EXISTS', p .. 'finished') == 1 then return 1 end
+if redis.call('ZCARD', p .. 'requests') > 0 then return 0 end
+for _, w in ipairs(redis.call('SMEMBERS', p .. 'workers')) do
+  if redis.call('HLEN', p .. 'taken:' .. w) > 0 then return 0 end
+end
+redis.call('SET', p .. 'finished', '1')
+return 1
+"""
+
+# 1: the image is now ours; 0: done, or being fetched by a live worker.
+_CLAIM = """
+local p, me = ARGV[1], ARGV[2]
+local owner = redis.call('HGET', p .. 'images', ARGV[3])
+if owner == false or (owner ~= '' and owner ~= me and redis.call('EXISTS', p .. 'alive:' .. owner) == 0) then
+  redis.call('HSET', p .. 'images', ARGV[3], me)
+  return 1
+end
+return 0
+"""
+
+
+def crawl_id_of(spider: Spider) -> str:
+    """The default crawl id: the spider's name and a digest of its arguments."""
+    args = {
+        name: getattr(spider, name, None)
+        for name in ("start_urls", "depth", "follow_domains", "follow_any_domain", "download")
+    }
+    digest = hashlib.sha1(json.dumps(args, sort_keys=True, default=str).encode("utf-8")).hexdigest()
+    return f"{spider.name}-{digest[:12]}"
+
+
+def image_key(url: str) -> str:
+    """The fingerprint an image URL is claimed under (as the spider deduplicates it)."""
+    key = url if url.startswith("data:") else canonicalize_url(url)
+    return hashlib.sha1(key.encode("utf-8")).hexdigest()
+
+
+@dataclass
+class _Page:
+    """A page this worker holds: outputs not yet through the engine, and whether all are out."""
+
+    pending: int = 0
+    parsed: bool = False
+
+
+class SharedCrawl:
+    """This worker's membership of one shared crawl (see the module docstring).
+
+    One per crawler, shared by the scheduler and the spider middleware:
+    :meth:`of`. Its methods call Redis synchronously, like scrapy-redis does.
+    """
+
+    _instances: weakref.WeakKeyDictionary[Crawler, SharedCrawl] = weakref.WeakKeyDictionary()
+
+    def __init__(self, crawler: Crawler):
+        settings = crawler.settings
+        self.crawler = crawler
+        self.server: Redis = connection.get_redis_from_settings(settings)
+        self.configured_id: str = settings.get("IMGSCRAPER_CRAWL_ID") or ""
+        self.timeout_ms = int(settings.getfloat("IMGSCRAPER_REDIS_WORKER_TIMEOUT") * 1000)
+        self.worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.crawl_id = ""
+        self.prefix = ""
+        self.joined = False
+        self._tokens = itertools.count(1)
+        self._pages: dict[str, _Page] = {}
+        self._item_pages: dict[int, str] = {}
+        self._scripts = {
+            name: self.server.register_script(source)
+            for name, source in (
+                ("join", _JOIN), ("heartbeat", _HEARTBEAT), ("take", _TAKE),
+                ("release", _RELEASE), ("finished", _FINISHED), ("claim", _CLAIM),
+            )
+        }
+
+    @classmethod
+    def of(cls, crawler: Crawler) -> SharedCrawl:
+        """The crawler's :class:`SharedCrawl`, created on first use."""
+        if crawler not in cls._instances:
+            cls._instances[crawler] = cls(crawler)
+        return cls._instances[crawler]
+
+    def key(self, name: str) -> str:
+        return f"{self.prefix}{name}"
+
+    def _run(self, script: str, *args: Any) -> Any:
+        return self._scripts[script](args=[self.prefix, *args])
+
+    # -- membership -------------------------------------------------------
+
+    def join(self, spider: Spider) -> bool:
+        """Join (or start afresh, returning True) the crawl of ``spider``."""
+        self.crawl_id = self.configured_id or crawl_id_of(spider)
+        self.prefix = f"imgscraper:{self.crawl_id}:"
+        fresh = bool(self._run("join", self.worker, self.timeout_ms, STARTING))
+        self.joined = True
+        self.crawler.stats.set_value("imgscraper/shared/crawl_id", self.crawl_id)
+        logger.info(
+            "%s shared crawl %s as worker %s (Redis keys %s*)",
+            "Started" if fresh else "Joined", self.crawl_id, self.worker, self.prefix,
+        )
+        return fresh
+
+    def heartbeat(self) -> None:
+        """Say this worker is alive; put the pages of dead workers back in the queue."""
+        self._run("heartbeat", self.worker, self.timeout_ms)
+        moved = self._run("release", STARTING)
+        if moved:
+            self.crawler.stats.inc_value("imgscraper/shared/pages_recovered", moved)
+            logger.warning("Put %d pages of stopped workers back in the shared queue", moved)
+
+    def leave(self) -> None:
+        """Leave the crawl, putting any page still held back in the queue."""
+        if not self.joined:
+            return
+        self.joined = False
+        moved = self._run("release", STARTING, self.worker)
+        if moved:
+            logger.info("Put %d unfinished pages back in the shared queue", moved)
+
+    def finished(self) -> bool:
+        """Whether the whole crawl is done (and mark it so)."""
+        return bool(self._run("finished"))
+
+    # -- pages ------------------------------------------------------------
+
+    def take(self) -> tuple[str, bytes] | None:
+        """Move the next queued page into this worker's hold: (token, encoded request)."""
+        token = str(next(self._tokens))
+        data = self._run("take", self.worker, token)
+        return (token, data) if data is not None else None
+
+    def all_pages_done(self) -> None:
+        """This worker is idle: every page it took is finished."""
+        self.server.delete(self.key(f"taken:{self.worker}"))
+        self._pages.clear()
+        self._item_pages.clear()
+
+    def page_output(self, token: str | None, obj: Any) -> None:
+        """``obj`` (item or request) found on the page ``token`` is on its way."""
+        if token is None:
+            return
+        self._pages.setdefault(token, _Page()).pending += 1
+        if isinstance(obj, Request):
+            obj.meta[PARENT] = token
+        else:
+            self._item_pages[id(obj)] = token
+
+    def page_parsed(self, token: str | None) -> None:
+        if token is not None:
+            self._pages.setdefault(token, _Page()).parsed = True
+            self._maybe_done(token)
+
+    def output_done(self, token: str | None) -> None:
+        """One output of the page ``token`` has gone through the engine."""
+        page = self._pages.get(token) if token is not None else None
+        if page is not None:
+            page.pending -= 1
+            self._maybe_done(token)
+
+    def item_done(self, item: Any) -> None:
+        token = self._item_pages.pop(id(item), None)
+        if is_item(item) and "url" in ItemAdapter(item):
+            self.server.hset(self.key("images"), image_key(ItemAdapter(item)["url"]), "")
+        self.output_done(token)
+
+    def _maybe_done(self, token: str) -> None:
+        page = self._pages[token]
+        if page.parsed and page.pending <= 0:
+            del self._pages[token]
+            self.server.hdel(self.key(f"taken:{self.worker}"), token)
+
+    # -- images -----------------------------------------------------------
+
+    def claim_image(self, url: str) -> bool:
+        """Whether this worker is the one to fetch ``url`` (no other did or does)."""
+        return bool(self._run("claim", self.worker, image_key(url)))
+
+
+class SharedScheduler(Scheduler):
+    """scrapy-redis's scheduler, with pages held by the worker that took them
+    and the crawl's end agreed by all workers (see the module docstring)."""
+
+    def __init__(self, server: Redis, *, crawler: Crawler, **kwargs: Any):
+        super().__init__(server, **kwargs)
+        self.crawler = crawler
+        self.shared = SharedCrawl.of(crawler)
+        self.error = ""
+        self._ready: deque[Request] = deque()
+        self._held: dict[str, Request] = {}
+        interval = self.shared.timeout_ms / 3000
+        self._heartbeat = task.LoopingCall(self.shared.heartbeat)
+        self._heartbeat_interval = interval
+        self._idle_poll = task.LoopingCall(self._poll)
+        crawler.signals.connect(self.spider_idle, signal=signals.spider_idle)
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> SharedScheduler:
+        settings = crawler.settings
+        server = connection.get_redis_from_settings(settings)
+        serializer = settings.get("SCHEDULER_SERIALIZER") or picklecompat
+        if isinstance(serializer, str):
+            serializer = importlib.import_module(serializer)
+        scheduler = cls(server, crawler=crawler, persist=True, serializer=serializer)
+        scheduler.stats = crawler.stats
+        return scheduler
+
+    def open(self, spider: Spider) -> None:
+        self.spider = spider
+        try:
+            self.shared.join(spider)
+        except RedisError as exc:
+            # One clear line, then the spider is closed as soon as it is open.
+            self.error = f"Cannot join the shared crawl at {self.crawler.settings.get('REDIS_URL')}: {exc}"
+            self.crawler.signals.connect(self._refuse, signal=signals.spider_opened)
+            return
+        self.queue = PriorityQueue(
+            server=self.server, spider=spider, key=self.shared.key("requests"), serializer=self.serializer
+        )
+        self.df = RFPDupeFilter(
+            self.server, key=self.shared.key("dupefilter"), debug=spider.settings.getbool("DUPEFILTER_DEBUG")
+        )
+        self._heartbeat.start(self._heartbeat_interval, now=False)
+
+    def _refuse(self) -> None:
+        logger.error(self.error)
+        raise CloseSpider("shared_crawl_unavailable")
+
+    def close(self, reason: str) -> None:
+        for loop in (self._heartbeat, self._idle_poll):
+            if loop.running:
+                loop.stop()
+        self.shared.leave()
+
+    def enqueue_request(self, request: Request) -> bool:
+        if self.error:
+            return False
+        token = request.meta.get(TOKEN)
+        if token is not None and self._held.get(token) is request:
+            # A page this worker already took (see _poll): no need to queue it again.
+            del self._held[token]
+            self._ready.append(request)
+            return True
+        parent = request.meta.pop(PARENT, None)
+        request.meta.pop(TOKEN, None)
+        try:
+            return super().enqueue_request(request)
+        finally:
+            self.shared.output_done(parent)
+
+    def next_request(self) -> Request | None:
+        if self.error:
+            return None
+        if self._ready:
+            return self._ready.popleft()
+        taken = self.shared.take()
+        return self._decode(*taken) if taken is not None else None
+
+    def has_pending_requests(self) -> bool:
+        if self.error:
+            return False
+        return bool(self._ready) or len(self.queue) > 0
+
+    # -- the end of the crawl ----------------------------------------------
+
+    def spider_idle(self) -> None:
+        """Keep an idle worker open until the whole crawl is finished."""
+        if self.error:
+            return
+        self.shared.all_pages_done()
+        if self.shared.finished():
+            return
+        if not self._idle_poll.running:
+            self._idle_poll.start(IDLE_POLL, now=False)
+        raise DontCloseSpider
+
+    def _poll(self) -> None:
+        """While idle: hand the engine the next queued page, or close when the crawl is over."""
+        engine = self.crawler.engine
+        taken = self.shared.take()
+        if taken is not None:
+            self._idle_poll.stop()
+            request = self._decode(*taken)
+            self._held[request.meta[TOKEN]] = request
+            engine.crawl(request)
+        elif self.shared.finished():
+            self._idle_poll.stop()
+            deferred_from_coro(engine.close_spider_async(reason="finished"))
+
+    def _decode(self, token: str, data: bytes) -> Request:
+        request = request_from_dict(self.serializer.loads(data), spider=self.spider)
+        request.meta[TOKEN] = token
+        if self.stats:
+            self.stats.inc_value("scheduler/dequeued/redis", spider=self.spider)
+            self.stats.inc_value("imgscraper/shared/pages_taken")
+        return request
+
+
+class SharedImagesMiddleware:
+    """Spider middleware: each image URL is passed on by one worker only, and
+    each page is held until all it yielded has gone through the engine."""
+
+    def __init__(self, crawler: Crawler):
+        self.crawler = crawler
+        self.shared = SharedCrawl.of(crawler)
+        for signal in (signals.item_scraped, signals.item_dropped, signals.item_error):
+            crawler.signals.connect(self.item_done, signal=signal)
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> SharedImagesMiddleware:
+        return cls(crawler)
+
+    def item_done(self, item: Any) -> None:
+        self.shared.item_done(item)
+
+    def _keep(self, obj: Any, token: str | None) -> bool:
+        if is_item(obj) and "url" in ItemAdapter(obj):
+            if not self.shared.claim_image(ItemAdapter(obj)["url"]):
+                self.crawler.stats.inc_value("imgscraper/shared/images_already_claimed")
+                return False
+            self.crawler.stats.inc_value("imgscraper/images/found")
+        self.shared.page_output(token, obj)
+        return True
+
+    def process_spider_output(self, response: Response, result: Iterable[Any]) -> Iterable[Any]:
+        token = response.meta.get(TOKEN)
+        for obj in result:
+            if self._keep(obj, token):
+                yield obj
+        self.shared.page_parsed(token)
+
+    async def process_spider_output_async(self, response: Response, result: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        token = response.meta.get(TOKEN)
+        async for obj in result:
+            if self._keep(obj, token):
+                yield obj
+        self.shared.page_parsed(token)
