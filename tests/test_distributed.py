@@ -94,6 +94,22 @@ def start_workers(n, srv, redis_url, s3, tmp_path, prefix, *extra, env=None):
     return [Worker(f"worker-{i}", tmp_path, args, {**S3_ENV, **(env or {})}) for i in range(1, n + 1)]
 
 
+def start_together(n, srv, *args, **kwargs) -> list[Worker]:
+    """Start ``n`` workers and hold the site back (slow responses) until all
+    of them have joined the crawl, however slowly a loaded machine starts them."""
+    srv.server.latency = 2.0
+    try:
+        workers = start_workers(n, srv, *args, **kwargs)
+        deadline = time.monotonic() + 60
+        while not all("shared crawl" in w.output for w in workers):
+            assert time.monotonic() < deadline, "\n".join(w.output[-2000:] for w in workers)
+            assert all(w.proc.poll() is None for w in workers), "\n".join(w.output[-2000:] for w in workers)
+            time.sleep(0.05)
+    finally:
+        srv.server.latency = 0.05
+    return workers
+
+
 def bucket_images(client, prefix: str) -> dict[str, str]:
     """path -> sha256 of every image under ``prefix`` (the record's folder left out)."""
     out = {}
@@ -115,7 +131,7 @@ def image_requests(srv, requests, urls=None) -> list:
 def test_two_workers_share_one_crawl(srv, redis_url, s3, tmp_path):
     _, client = s3
     srv.clear_logs()
-    workers = start_workers(2, srv, redis_url, s3, tmp_path, "two")
+    workers = start_together(2, srv, redis_url, s3, tmp_path, "two")
     codes = [w.wait() for w in workers]
     assert codes == [0, 0], "\n".join(w.output[-3000:] for w in workers)
     srv.server.log.wait_idle()
@@ -166,12 +182,12 @@ def test_recrawl_starts_afresh(srv, redis_url, s3, tmp_path):
 def test_killed_worker_is_taken_over(srv, redis_url, s3, tmp_path):
     _, client = s3
     srv.clear_logs()
-    srv.server.latency = 0.2  # slow enough to kill a worker mid-crawl
     try:
-        workers = start_workers(
+        workers = start_together(
             2, srv, redis_url, s3, tmp_path, "kill",
             "-s", "IMGSCRAPER_CRAWL_ID=kill-test", "-s", "IMGSCRAPER_REDIS_WORKER_TIMEOUT=2",
         )
+        srv.server.latency = 0.2
         victim, survivor = workers
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
