@@ -213,6 +213,8 @@ class SharedCrawl:
         self._tokens = itertools.count(1)
         self._pages: dict[str, _Page] = {}
         self._item_pages: dict[int, str] = {}
+        #: Images found on this worker's pages and not yet through the pipeline.
+        self.images_in_progress = 0
         self._scripts = {
             name: self.server.register_script(source)
             for name, source in (
@@ -283,6 +285,7 @@ class SharedCrawl:
         self.server.delete(self.key(f"taken:{self.worker}"))
         self._pages.clear()
         self._item_pages.clear()
+        self.images_in_progress = 0
 
     def page_output(self, token: str | None, obj: Any) -> None:
         """``obj`` (item or request) found on the page ``token`` is on its way."""
@@ -293,6 +296,7 @@ class SharedCrawl:
             obj.meta[PARENT] = token
         else:
             self._item_pages[id(obj)] = token
+            self.images_in_progress += 1
 
     def page_parsed(self, token: str | None) -> None:
         if token is not None:
@@ -308,6 +312,8 @@ class SharedCrawl:
 
     def item_done(self, item: Any) -> None:
         token = self._item_pages.pop(id(item), None)
+        if token is not None:
+            self.images_in_progress -= 1
         if is_item(item) and "url" in ItemAdapter(item):
             self.server.hset(self.key("images"), image_key(ItemAdapter(item)["url"]), "")
         self.output_done(token)
@@ -327,13 +333,19 @@ class SharedCrawl:
 
 class SharedScheduler(Scheduler):
     """scrapy-redis's scheduler, with pages held by the worker that took them
-    and the crawl's end agreed by all workers (see the module docstring)."""
+    and the crawl's end agreed by all workers (see the module docstring).
+
+    A worker takes another page only while fewer than ``CONCURRENT_REQUESTS``
+    images of its pages wait for the pipeline: the pages it could not start
+    soon are left to idle workers.
+    """
 
     def __init__(self, server: Redis, *, crawler: Crawler, **kwargs: Any):
         super().__init__(server, **kwargs)
         self.crawler = crawler
         self.shared = SharedCrawl.of(crawler)
         self.error = ""
+        self.max_images = max(1, crawler.settings.getint("CONCURRENT_REQUESTS"))
         self._ready: deque[Request] = deque()
         self._held: dict[str, Request] = {}
         interval = self.shared.timeout_ms / 3000
@@ -401,6 +413,8 @@ class SharedScheduler(Scheduler):
             return None
         if self._ready:
             return self._ready.popleft()
+        if self.shared.images_in_progress >= self.max_images:
+            return None
         taken = self.shared.take()
         return self._decode(*taken) if taken is not None else None
 
