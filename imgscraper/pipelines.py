@@ -7,6 +7,7 @@ import hashlib
 import logging
 import os
 import re
+import socket
 import sqlite3
 import tempfile
 import time
@@ -133,13 +134,52 @@ def to_jpeg(picture: Image.Image, size: tuple[int, int] | None = None) -> BytesI
     return buf
 
 
+def _process_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class AtomicFSFilesStore(FSFilesStore):
     """A local store that writes each file under a temporary name, then renames it.
 
-    A crawl killed mid-write never leaves a truncated image behind. Writes
-    run in a worker thread. ``stat_file`` only stats (stock also reads the
-    whole file to compute an MD5 the pipeline does not use).
+    A crawl killed mid-write never leaves a truncated image behind, only a
+    temporary file named ``.tmp-<host>-<pid>-*``; opening the store removes
+    those whose process is gone (same host) or that are over an hour old, so
+    crawls sharing a store never delete each other's files in progress.
+    Writes run in a worker thread. ``stat_file`` only stats (stock also reads
+    the whole file to compute an MD5 the pipeline does not use).
     """
+
+    #: Temporary files older than this (seconds) are junk whoever wrote them.
+    STALE_AFTER = 3600.0
+
+    def __init__(self, basedir: str | os.PathLike[str]):
+        super().__init__(basedir)
+        self.temp_prefix = f".tmp-{socket.gethostname()}-{os.getpid()}-"
+        removed = self.remove_stale_temp_files()
+        if removed:
+            logger.info("Removed %d temporary files left in %s by an interrupted crawl", removed, self.basedir)
+
+    def remove_stale_temp_files(self) -> int:
+        """Delete temporary files that interrupted crawls left; returns how many."""
+        removed, now, mine = 0, time.time(), f".tmp-{socket.gethostname()}-"
+        for folder in ("full", "thumbs"):
+            for tmp in Path(self.basedir, folder).rglob(".tmp-*"):
+                pid = tmp.name[len(mine):].partition("-")[0] if tmp.name.startswith(mine) else ""
+                try:
+                    writer_gone = pid.isdigit() and not _process_alive(int(pid))
+                    if writer_gone or now - tmp.stat().st_mtime > self.STALE_AFTER:
+                        tmp.unlink()
+                        removed += 1
+                except OSError:
+                    continue
+        return removed
 
     def persist_file(  # type: ignore[override]
         self,
@@ -159,13 +199,12 @@ class AtomicFSFilesStore(FSFilesStore):
         """Store ``data`` at ``path`` atomically (synchronous: call it from a worker thread)."""
         self._write_atomically(self._get_filesystem_path(path), data)
 
-    @staticmethod
-    def _write_atomically(target: Path, data: memoryview | bytes) -> None:
+    def _write_atomically(self, target: Path, data: memoryview | bytes) -> None:
         try:
-            fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=target.suffix)
+            fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=self.temp_prefix, suffix=target.suffix)
         except FileNotFoundError:
             target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=target.suffix)
+            fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=self.temp_prefix, suffix=target.suffix)
         try:
             with open(fd, "wb", buffering=0) as tmp:
                 view = memoryview(data)

@@ -8,10 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import scrapy
+from scrapy import signals
 from scrapy.crawler import Crawler
 from scrapy.exceptions import CloseSpider
 from scrapy.http import Request, Response, TextResponse
 from scrapy.utils.httpobj import urlparse_cached
+from scrapy.utils.job import job_dir
 from twisted.python.failure import Failure
 from w3lib.url import canonicalize_url
 
@@ -24,6 +26,7 @@ from imgscraper.discovery import (
     find_stylesheets,
 )
 from imgscraper.items import ImageItem
+from imgscraper.journal import PageJournal, PageTracker
 from imgscraper.pipelines import failure_reason
 from imgscraper.rendering import Renderer, RenderingError, browser_failure_reason
 
@@ -144,6 +147,15 @@ class ImagesSpider(scrapy.Spider):
         spider.pages_requested = set()
         # A shared crawl (imgscraper.distributed) deduplicates images across workers instead.
         spider.dedupe_images = not crawler.settings.get("IMGSCRAPER_REDIS_URL")
+        spider.tracker = None
+        spider.item_pages = {}
+        spider.parsed_pages = set()
+        if directory := job_dir(crawler.settings):
+            spider.tracker = PageTracker(PageJournal.in_job_dir(directory))
+            for signal in (signals.item_scraped, signals.item_dropped, signals.item_error):
+                crawler.signals.connect(spider.item_finished, signal=signal)
+            crawler.signals.connect(spider.request_dropped, signal=signals.request_dropped)
+            crawler.signals.connect(spider.close_journal, signal=signals.spider_closed)
         if not spider.download:
             # Settings are frozen after the spider is created: list only.
             crawler.settings.set("ITEM_PIPELINES", {}, priority="spider")
@@ -162,9 +174,49 @@ class ImagesSpider(scrapy.Spider):
         if self.argument_error:
             logger.error("Bad argument: %s", self.argument_error)
             raise CloseSpider("bad_argument")
+        if self.tracker is not None:
+            journal = self.tracker.journal
+            self.pages_requested.update(journal.urls())
+            pending = journal.pending()
+            total, done = journal.counts()
+            if total:
+                logger.info("Resuming from JOBDIR: %d pages done, %d to crawl again or for the first time", done, len(pending))
+                self.crawler.stats.set_value("imgscraper/pages_resumed", len(pending))
+            for url, depth in pending:
+                # Scrapy's own JOBDIR state may hold these as seen after a kill: bypass it.
+                yield self.page_request(url, depth, dont_filter=True)
         for url in self.start_urls:
-            if self.within_page_budget(url):
-                yield Request(url, callback=self.parse, errback=self.page_failed, meta=self.page_meta())
+            if self.within_page_budget(url) and self.new_page(url, 0):
+                yield self.page_request(url, 0)
+
+    def page_request(self, url: str, depth: int, dont_filter: bool = False) -> Request:
+        return Request(
+            url,
+            callback=self.parse,
+            errback=self.page_failed,
+            meta={**self.page_meta(), "depth": depth, "imgscraper_page": canonicalize_url(url)},
+            dont_filter=dont_filter,
+        )
+
+    def new_page(self, url: str, depth: int) -> bool:
+        """Whether ``url`` is a page to request now: with a ``JOBDIR``, one its journal does not hold yet."""
+        return self.tracker is None or self.tracker.journal.add(canonicalize_url(url), depth)
+
+    def item_finished(self, item: Any) -> None:
+        """An item left the pipelines: one less thing its page waits for."""
+        page = self.item_pages.pop(id(item), None)
+        if page is not None:
+            self.tracker.release(page)
+
+    def request_dropped(self, request: Request) -> None:
+        if page := request.meta.get("imgscraper_holds"):
+            self.tracker.release(page)
+
+    def close_journal(self) -> None:
+        total, done = self.tracker.journal.counts()
+        self.crawler.stats.set_value("imgscraper/journal/pages", total)
+        self.crawler.stats.set_value("imgscraper/journal/pages_done", done)
+        self.tracker.journal.close()
 
     def within_page_budget(self, url: str) -> bool:
         """Whether ``url`` may be requested under ``IMGSCRAPER_MAX_PAGES`` (distinct pages, start pages included)."""
@@ -192,6 +244,8 @@ class ImagesSpider(scrapy.Spider):
             reason = browser_failure_reason(failure.value) or failure_reason(failure.value)
             detail = (str(failure.value) or type(failure.value).__name__).splitlines()[0]
         self.crawler.stats.inc_value(f"imgscraper/pages_failed/{reason}")
+        if self.tracker is not None and "imgscraper_page" in request.meta:
+            self.tracker.journal.done(request.meta["imgscraper_page"])
         if request.meta.get("depth", 0) == 0:
             self.crawler.stats.inc_value("imgscraper/start_pages_failed")
             logger.error("Cannot fetch start page %s: %s", request.url, detail)
@@ -199,36 +253,73 @@ class ImagesSpider(scrapy.Spider):
             logger.warning("Cannot fetch page %s: %s", request.url, detail)
 
     def parse(self, response: Response) -> Iterator[ImageItem | Request]:
-        """Yield the page's new images, its style sheets, then its links while under ``depth``."""
+        """Yield the page's new images, its style sheets, then its links while under ``depth``.
+
+        With a ``JOBDIR``, the page counts as done in the journal once all
+        that has been processed (see :mod:`imgscraper.journal`).
+        """
+        page = response.meta.get("imgscraper_page") if self.tracker is not None else None
+        if page is not None:
+            if page in self.parsed_pages or self.tracker.journal.is_done(page):
+                return  # a second copy, from Scrapy's own JOBDIR queue
+            self.parsed_pages.add(page)
+            self.tracker.acquire(page)
+        try:
+            yield from self._parse_page(response, page)
+        finally:
+            if page is not None:
+                self.tracker.release(page)
+
+    def _parse_page(self, response: Response, page: str | None) -> Iterator[ImageItem | Request]:
         if not isinstance(response, TextResponse):
             return
         self.crawler.stats.inc_value("imgscraper/pages")
         ignored: list[str] = []
         refs = find_images(response.selector, response.url, srcset=self.srcset_mode, ignored=ignored)
-        yield from self.new_images(refs, response.url)
+        yield from self.new_images(refs, response.url, page)
         if self.renderer:
-            yield from self.new_images(self.renderer.browser_images(response, self.srcset_mode), response.url)
+            yield from self.new_images(self.renderer.browser_images(response, self.srcset_mode), response.url, page)
         for url in ignored:
             scheme = url.partition(":")[0].lower()
             self.crawler.stats.inc_value(f"imgscraper/urls_ignored/{scheme}")
             logger.debug("Ignored image URL %s on %s: only http, https and data: are fetched", url[:200], response.url)
         if self.fetch_stylesheets:
             for sheet in find_stylesheets(response.selector, response.url):
-                yield Request(sheet, callback=self.parse_stylesheet, cb_kwargs={"page": response.url})
-        if response.meta.get("depth", 0) < self.depth:
+                yield self.stylesheet_request(sheet, response.url, page)
+        depth = response.meta.get("depth", 0)
+        if depth < self.depth:
             for link in find_page_links(response.selector, response.url):
-                if self.should_follow(link) and self.within_page_budget(link):
-                    yield response.follow(link, callback=self.parse, errback=self.page_failed, meta=self.page_meta())
+                if self.should_follow(link) and self.within_page_budget(link) and self.new_page(link, depth + 1):
+                    yield self.page_request(link, depth + 1)
+
+    def stylesheet_request(self, url: str, page: str, journal_page: str | None) -> Request:
+        meta = {}
+        if journal_page is not None:
+            self.tracker.acquire(journal_page)
+            meta["imgscraper_holds"] = journal_page
+        return Request(url, callback=self.parse_stylesheet, errback=self.stylesheet_failed,
+                       cb_kwargs={"page": page}, meta=meta)
 
     def parse_stylesheet(self, response: Response, page: str) -> Iterator[ImageItem | Request]:
         """Yield the new images of a style sheet ``page`` loads, and the sheets it imports."""
-        css = response.text if isinstance(response, TextResponse) else response.body.decode("utf-8", "replace")
-        self.crawler.stats.inc_value("imgscraper/stylesheets")
-        yield from self.new_images(find_css_images(css, response.url), page)
-        for sheet in css_import_urls(css, response.url):
-            yield Request(sheet, callback=self.parse_stylesheet, cb_kwargs={"page": page})
+        journal_page = response.meta.get("imgscraper_holds")
+        try:
+            css = response.text if isinstance(response, TextResponse) else response.body.decode("utf-8", "replace")
+            self.crawler.stats.inc_value("imgscraper/stylesheets")
+            yield from self.new_images(find_css_images(css, response.url), page, journal_page)
+            for sheet in css_import_urls(css, response.url):
+                yield self.stylesheet_request(sheet, page, journal_page)
+        finally:
+            if journal_page is not None:
+                self.tracker.release(journal_page)
 
-    def new_images(self, refs: list[ImageRef], page: str) -> Iterator[ImageItem]:
+    def stylesheet_failed(self, failure: Failure) -> None:
+        self.crawler.stats.inc_value("imgscraper/stylesheets_failed")
+        logger.debug("Cannot fetch style sheet %s: %s", failure.request.url, failure.value)
+        if journal_page := failure.request.meta.get("imgscraper_holds"):
+            self.tracker.release(journal_page)
+
+    def new_images(self, refs: list[ImageRef], page: str, journal_page: str | None = None) -> Iterator[ImageItem]:
         """One item per image URL not yielded before in this crawl (by this process:
         with ``dedupe_images`` off, every reference is yielded for a shared crawl to sort out)."""
         for ref in refs:
@@ -237,7 +328,11 @@ class ImagesSpider(scrapy.Spider):
                 self.seen_images.add(key)
                 if self.dedupe_images:
                     self.crawler.stats.inc_value("imgscraper/images/found")
-                yield ImageItem(url=ref.url, page=page)
+                item = ImageItem(url=ref.url, page=page)
+                if journal_page is not None:
+                    self.tracker.acquire(journal_page)
+                    self.item_pages[id(item)] = journal_page
+                yield item
 
     def should_follow(self, url: str) -> bool:
         """Whether a page link stays on the crawled sites."""

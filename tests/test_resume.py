@@ -1,0 +1,193 @@
+"""Interruptions: Ctrl-C once (graceful), twice (at once), ``kill -9``; then
+the same command with the same ``JOBDIR`` finishes the job.
+
+The site: 30 pages in a binary tree (depth 4), 6 distinct images each (180),
+served with a little latency so the crawl is interrupted mid-way (when 30
+or more images are stored). After every interruption the store holds only
+complete, byte-exact images and no temporary file; after the resume it holds
+exactly the 180 images, and no image stored before was requested again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import PROJECT_ROOT
+from faultsite import make_png
+from httpserver import HTTPTestServer
+
+N_PAGES, PER_PAGE = 30, 6
+
+
+class TreeSite:
+    def __init__(self, server: HTTPTestServer):
+        self.server = server
+        self.images: dict[str, bytes] = {}
+        for page in range(N_PAGES):
+            links = "".join(f'<a href="/p{q}.html">next</a>' for q in (2 * page + 1, 2 * page + 2) if q < N_PAGES)
+            images = "".join(f'<img src="/i/{page}-{k}.png">' for k in range(PER_PAGE))
+            for k in range(PER_PAGE):
+                self.images[f"/i/{page}-{k}.png"] = make_png(50_000 + page * PER_PAGE + k)
+            html = f"<html><body>{images}{links}</body></html>"
+            server.add_handler(f"/p{page}.html", lambda h, t=html: h.send_body(t, content_type="text/html") or True)
+        server.add_handler("/i/*", lambda h: h.send_body(self.images[h.url_path], content_type="image/png") or True)
+        self.sha_to_path = {hashlib.sha256(body).hexdigest(): path for path, body in self.images.items()}
+
+    def image_requests(self) -> list[str]:
+        self.server.log.wait_idle()
+        return [r.url_path for r in self.server.log if r.url_path.startswith("/i/")]
+
+
+@pytest.fixture
+def site(tmp_path):
+    with HTTPTestServer(tmp_path / "www", latency=0.03) as server:
+        yield TreeSite(server)
+
+
+class Job:
+    """``scrapy crawl images`` over the tree site with one store and one JOBDIR."""
+
+    def __init__(self, site: TreeSite, tmp_path: Path):
+        self.site = site
+        self.store = tmp_path / "store"
+        self.items = tmp_path / "items.jsonl"
+        self.cmd = [
+            sys.executable, "-m", "scrapy", "crawl", "images", "-a", f"url={site.server.url}p0.html", "-a", "depth=10",
+            "-s", f"IMAGES_STORE={self.store}", "-s", f"JOBDIR={tmp_path / 'job'}", "-s", "CONCURRENT_REQUESTS=4",
+            "-s", "LOG_LEVEL=INFO", "-O", str(self.items),
+        ]
+
+    def start(self) -> subprocess.Popen:
+        env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+        return subprocess.Popen(self.cmd, cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+
+    def run(self) -> subprocess.CompletedProcess:
+        proc = self.start()
+        _, err = proc.communicate(timeout=120)
+        return subprocess.CompletedProcess(self.cmd, proc.returncode, "", err)
+
+    def files(self) -> dict[str, bytes]:
+        """The store's files by name (temporary ones included)."""
+        folder = self.store / "full"
+        found = {}
+        for path in folder.iterdir() if folder.exists() else ():
+            try:
+                found[path.name] = path.read_bytes()
+            except FileNotFoundError:  # a temporary file renamed meanwhile
+                continue
+        return found
+
+    def wait_for_files(self, proc: subprocess.Popen, n: int, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while len([name for name in self.files() if not name.startswith(".tmp")]) < n:
+            assert proc.poll() is None, "the crawl ended before it could be interrupted"
+            assert time.monotonic() < deadline, "the crawl stored too little"
+            time.sleep(0.01)
+
+    def stored_paths(self, temporary_files_ok: bool = False) -> set[str]:
+        """The site paths of the images in the store; fails on any file that is not one, complete."""
+        paths = set()
+        for name, body in self.files().items():
+            if temporary_files_ok and name.startswith(".tmp-"):
+                continue
+            assert not name.startswith(".tmp"), f"temporary file left: {name}"
+            sha = hashlib.sha256(body).hexdigest()
+            assert sha in self.site.sha_to_path, f"{name} is not a complete served image"
+            paths.add(self.site.sha_to_path[sha])
+        return paths
+
+    def resume_and_check(self, stored_before: set[str]) -> None:
+        """Run the same command again: the full set, nothing stored before fetched again."""
+        self.site.server.log.clear()
+        result = self.run()
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "Resuming from JOBDIR" in result.stderr
+        assert self.stored_paths() == set(self.site.images)
+        again = set(self.site.image_requests()) & stored_before
+        assert not again, f"{len(again)} images stored before the interruption were downloaded again"
+
+
+def interrupt(proc: subprocess.Popen, signals_: list[int]) -> tuple[float, str]:
+    started = time.monotonic()
+    for sig in signals_:
+        proc.send_signal(sig)
+        time.sleep(0.05)
+    _, err = proc.communicate(timeout=60)
+    return time.monotonic() - started, err
+
+
+def test_ctrl_c_once_finishes_in_flight_work_then_resumes(site, tmp_path):
+    job = Job(site, tmp_path)
+    proc = job.start()
+    job.wait_for_files(proc, 30)
+    took, err = interrupt(proc, [signal.SIGINT])
+    assert "Closing spider (shutdown)" in err and "Traceback" not in err, err[-3000:]
+    assert proc.returncode == 1  # the crawl did not finish: a scheduler must not take it for done
+    assert took < 20
+    stored = job.stored_paths()
+    items = [json.loads(line) for line in job.items.read_text().splitlines()]
+    assert items and all(i["status"] == "downloaded" for i in items)
+    # Every image that made it to the feed is complete in the store.
+    assert {i["path"].removeprefix("full/") for i in items} <= set(job.files())
+    assert len(stored) < len(site.images)
+    job.resume_and_check(stored)
+
+
+def test_ctrl_c_twice_stops_at_once_without_partial_files(site, tmp_path):
+    job = Job(site, tmp_path)
+    proc = job.start()
+    job.wait_for_files(proc, 30)
+    took, err = interrupt(proc, [signal.SIGINT, signal.SIGINT])
+    assert "Received SIGINT twice, forcing unclean shutdown" in err, err[-3000:]
+    assert took < 10
+    stored = job.stored_paths()
+    assert len(stored) < len(site.images)
+    job.resume_and_check(stored)
+
+
+def test_kill_9_then_resume_with_same_jobdir(site, tmp_path):
+    job = Job(site, tmp_path)
+    proc = job.start()
+    job.wait_for_files(proc, 40)
+    interrupt(proc, [signal.SIGKILL])
+    assert proc.returncode == -signal.SIGKILL
+    # A kill can land mid-write: at most a temporary file is left (the resumed
+    # crawl removes it), never a truncated image.
+    stored = job.stored_paths(temporary_files_ok=True)
+    assert 40 <= len(stored) < len(site.images)
+    job.resume_and_check(stored)
+
+
+def test_stale_temporary_files_removed_when_the_store_opens(tmp_path):
+    from imgscraper.pipelines import AtomicFSFilesStore
+
+    full = tmp_path / "store" / "full"
+    full.mkdir(parents=True)
+    host = socket.gethostname()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)
+    files = {
+        "dead_writer": full / f".tmp-{host}-{dead_pid}-abcd1234.png",
+        "live_writer": full / f".tmp-{host}-{os.getpid()}-abcd1234.png",
+        "other_host_recent": full / ".tmp-elsewhere-1-abcd1234.png",
+        "other_host_old": full / ".tmp-elsewhere-2-abcd1234.png",
+        "image": full / "0b6f5a8e-6c1d-5d7e-9a43-8e2f0b4d7c11.png",
+    }
+    for path in files.values():
+        path.write_bytes(b"x")
+    old = time.time() - 2 * AtomicFSFilesStore.STALE_AFTER
+    os.utime(files["other_host_old"], (old, old))
+    AtomicFSFilesStore(str(tmp_path / "store"))
+    left = {name for name, path in files.items() if path.exists()}
+    assert left == {"live_writer", "other_host_recent", "image"}
