@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import logging
@@ -212,7 +213,9 @@ class AtomicFSFilesStore(FSFilesStore):
                     view = view[tmp.write(view) :]
             os.replace(tmp_name, target)
         except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
+            # On a store turned read-only even this fails: the next crawl removes it.
+            with contextlib.suppress(OSError):
+                Path(tmp_name).unlink()
             raise
 
     def stat_file(self, path: str, info: MediaPipeline.SpiderInfo) -> dict[str, float]:  # type: ignore[override]

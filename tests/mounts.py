@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
+import threading
 from pathlib import Path
 from typing import Iterator
 
@@ -29,8 +30,12 @@ def _mount(*args: str) -> None:
 
 
 def _umount(path: Path) -> None:
-    if subprocess.run(["umount", str(path)], capture_output=True).returncode != 0:
-        subprocess.run(["umount", "-l", str(path)], capture_output=True)
+    """Unmount everything mounted on ``path`` (lazily if busy)."""
+    for _ in range(10):
+        if subprocess.run(["mountpoint", "-q", str(path)]).returncode != 0:
+            return
+        if subprocess.run(["umount", str(path)], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "-l", str(path)], capture_output=True)
 
 
 @contextlib.contextmanager
@@ -55,9 +60,12 @@ class ReadOnlySwitch:
     def __init__(self, path: Path):
         self.path = path
         self.read_only = False
+        self._lock = threading.Lock()
 
     def make_read_only(self) -> None:
-        if not self.read_only:
+        with self._lock:
+            if self.read_only:
+                return
             # One command: util-linux sets up the read-only bind atomically, so a
             # file opened for writing in between cannot make it fail with EBUSY.
             subprocess.run(["mount", "--bind", "-o", "ro", str(self.path), str(self.path)], check=True, capture_output=True)
