@@ -52,6 +52,7 @@ class CrawlCounts:
     bytes_stored: int = 0
     skipped_by_reason: dict[str, int] = field(default_factory=dict)
     failed_by_reason: dict[str, int] = field(default_factory=dict)
+    pages_failed_by_reason: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def from_stats(cls, stats: dict[str, Any]) -> CrawlCounts:
@@ -64,9 +65,13 @@ class CrawlCounts:
             failed=stats.get("imgscraper/images/failed", 0),
             bytes_stored=stats.get("imgscraper/bytes_stored", 0),
         )
+        prefixes = (
+            ("imgscraper/images/skipped/", counts.skipped_by_reason),
+            ("imgscraper/images/failed/", counts.failed_by_reason),
+            ("imgscraper/pages_failed/", counts.pages_failed_by_reason),
+        )
         for key, value in stats.items():
-            for status, by_reason in (("skipped", counts.skipped_by_reason), ("failed", counts.failed_by_reason)):
-                prefix = f"imgscraper/images/{status}/"
+            for prefix, by_reason in prefixes:
                 if key.startswith(prefix):
                     by_reason[key[len(prefix):]] = value
         return counts
@@ -85,6 +90,10 @@ def summary_table(counts: CrawlCounts, duration: float) -> Table:
     table.add_column("reason", justify="left")
     table.add_column("count", justify="right")
     table.add_row("pages crawled", "", str(counts.pages))
+    if counts.pages_failed_by_reason:
+        table.add_row("pages failed", "", str(sum(counts.pages_failed_by_reason.values())))
+        for reason_name, n in sorted(counts.pages_failed_by_reason.items(), key=lambda kv: (-kv[1], kv[0])):
+            table.add_row("", reason_name, str(n))
     table.add_row("images found", "", str(counts.found))
     table.add_row("stored", "", str(counts.downloaded))
     table.add_row("up to date", "", str(counts.uptodate))

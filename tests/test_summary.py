@@ -105,3 +105,14 @@ def test_table_lists_reasons_under_their_status():
     assert lines[failed + 1].split() == ["http-404", "2"]
     assert lines[failed + 2].split() == ["timeout", "1"]
     assert "1.5 KiB" in text and "1.5" in lines[-1]
+
+
+def test_table_lists_failed_pages_only_when_some_failed():
+    ok = render_plain(summary_table(CrawlCounts.from_stats({"imgscraper/pages": 3}), 1.0))
+    assert "pages failed" not in ok
+    counts = CrawlCounts.from_stats({"imgscraper/pages": 3, "imgscraper/pages_failed/http-404": 2,
+                                     "imgscraper/pages_failed/timeout": 1})
+    lines = render_plain(summary_table(counts, 1.0)).splitlines()
+    row = next(i for i, line in enumerate(lines) if line.strip().startswith("pages failed"))
+    assert lines[row].split()[-1] == "3"
+    assert [lines[row + 1].split(), lines[row + 2].split()] == [["http-404", "2"], ["timeout", "1"]]
