@@ -25,7 +25,7 @@ WITH_SCRAPYD_AUTH = if [ -z "$$SCRAPYD_PASSWORD" ]; then \
 # Local paths are made absolute: Scrapyd runs jobs in SCRAPYD_HOME.
 STORE_URI = $(if $(findstring ://,$(STORE)),$(STORE),$(abspath $(STORE)))
 
-.PHONY: help install debs crawl test bench bench-render clean scrapyd-auth scrapyd deploy schedule scheduler
+.PHONY: help install debs crawl test bench bench-render faults clean scrapyd-auth scrapyd deploy schedule scheduler
 
 help:
 	@echo "make crawl URL=https://example.com [DEPTH=1] [STORE=images] [OUT=images.jsonl]"
@@ -33,6 +33,7 @@ help:
 	@echo "make bench [BENCH_ARGS=...]   # a few minutes; see README, Speed"
 	@echo "make scrapyd | make deploy | make schedule URL=https://example.com [DEPTH=1] [STORE=images] [SETTINGS='NAME=VALUE ...'] | make scheduler SCHEDULE=schedule.toml"
 	@echo "make bench-render [BENCH_ARGS=...]   # pages/s with and without -a render=yes"
+	@echo "make faults [TRIES=3]   # every fault scenario TRIES times: the table in the README (root: mounts a tmpfs)"
 
 $(BIN)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -91,6 +92,11 @@ scheduler: install
 
 bench-render: install debs
 	$(BIN)/python -m bench.render $(BENCH_ARGS)
+
+# Every fault scenario of the tests, TRIES times each, as a table (see README, Faults).
+TRIES ?= 3
+faults: install
+	$(BIN)/python tests/faults_report.py --tries $(TRIES)
 
 clean:
 	rm -rf $(VENV) .pytest_cache
