@@ -43,11 +43,10 @@ class Run:
                 "cpu_ms_per_image": self.cpu_ms_per_image}
 
 
-def store_stats(directory: Path, exclude: str = ".imgscraper") -> tuple[int, int]:
+def store_stats(directory: Path) -> tuple[int, int]:
     """(number of non-empty files, their total size) under ``directory``."""
     count = size = 0
-    for dirpath, dirnames, filenames in os.walk(directory):
-        dirnames[:] = [d for d in dirnames if d != exclude]
+    for dirpath, _, filenames in os.walk(directory):
         for name in filenames:
             if name.startswith(".tmp-"):
                 continue

@@ -34,7 +34,7 @@ def imgscraper(start_url: str, work: Path, *, scenario: str, concurrency: int = 
     for name, value in (settings or {}).items():
         command += ["-s", f"{name}={value}"]
     wall, cpu, rss, rc = run_measured(command, cwd=PROJECT_ROOT, log=work / "crawl.log")
-    images, size = store_stats(store)
+    images, size = store_stats(store / "full")  # not the gallery nor the record
     return Run("imgscraper", scenario, wall, cpu, rss, images, size, rc, command)
 
 
@@ -48,7 +48,7 @@ def stock_scrapy(start_url: str, work: Path, *, scenario: str, concurrency: int 
     # Outside the project (no scrapy.cfg above the working directory).
     with tempfile.TemporaryDirectory(prefix="stock-scrapy-") as cwd:
         wall, cpu, rss, rc = run_measured(command, cwd=Path(cwd), log=work / "crawl.log")
-    images, size = store_stats(store)
+    images, size = store_stats(store / "full")
     return Run("stock ImagesPipeline", scenario, wall, cpu, rss, images, size, rc, command)
 
 

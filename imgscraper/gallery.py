@@ -88,6 +88,8 @@ def _open_notes(store: Path) -> sqlite3.Connection:
 def save_notes(store: Path, titles: dict[str, str], alts: dict[str, str]) -> None:
     """Remember page titles and alt texts for this and later galleries."""
     with closing(_open_notes(store)) as db, db:
+        # One transaction: in autocommit mode each row would cost a sync to disk.
+        db.execute("BEGIN")
         db.executemany("INSERT OR REPLACE INTO pages VALUES (?, ?)", titles.items())
         db.executemany("INSERT OR REPLACE INTO alts VALUES (?, ?)", alts.items())
 
