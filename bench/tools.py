@@ -29,7 +29,7 @@ def imgscraper(start_url: str, work: Path, *, scenario: str, concurrency: int = 
     """``scrapy crawl images -a url=START -a depth=2`` with the project's settings."""
     store = _fresh(work / "store")
     command = [sys.executable, "-m", "scrapy", "crawl", "images", "-a", f"url={start_url}", "-a", "depth=2",
-               "-s", f"IMAGES_STORE={store}", "-s", "LOG_LEVEL=INFO",
+               "-s", f"IMAGES_STORE={store}",
                "-s", f"CONCURRENT_REQUESTS={concurrency}", "-s", f"CONCURRENT_REQUESTS_PER_DOMAIN={concurrency}"]
     for name, value in (settings or {}).items():
         command += ["-s", f"{name}={value}"]

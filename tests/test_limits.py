@@ -86,9 +86,12 @@ def start_gaps(requests: list[RecordedRequest]) -> list[float]:
 
 
 def test_per_host_and_total_limits_hold(two_hosts, run_crawl):
-    _, log_a, log_b = crawl_logged(
+    result, log_a, log_b = crawl_logged(
         two_hosts, run_crawl, 0.1, "CONCURRENT_REQUESTS=6", "CONCURRENT_REQUESTS_PER_DOMAIN=4"
     )
+    # Tuned defaults: no per-crawl telnet console or remote control server.
+    assert "Telnet console listening" not in result.output
+    assert "Remote control HTTP server listening" not in result.output
     per_host = (log_a.max_in_flight(), log_b.max_in_flight())
     total = overall_in_flight(log_a.snapshot(), log_b.snapshot())
     assert max(per_host) <= 4, per_host
