@@ -7,7 +7,7 @@ import logging
 from scrapy import signals
 from scrapy.crawler import Crawler
 
-__all__ = ["OneLineRobotsErrors"]
+__all__ = ["OneLinePerFailure", "OneLineRobotsErrors"]
 
 ROBOTSTXT_LOGGER = "scrapy.downloadermiddlewares.robotstxt"
 
@@ -36,3 +36,33 @@ class OneLineRobotsErrors(logging.Filter):
 
     def spider_closed(self) -> None:
         logging.getLogger(ROBOTSTXT_LOGGER).removeFilter(self)
+
+
+class OneLinePerFailure(logging.Filter):
+    """Demote to DEBUG Scrapy's warnings about a response it then fails.
+
+    A response over ``DOWNLOAD_MAXSIZE`` (announced, streamed or once
+    decompressed) or cut short (data loss) makes Scrapy log a WARNING, then
+    fail the request, which the pipeline (image) or the spider (page) logs
+    in one line with its reason. This keeps that one line.
+    """
+
+    LOGGERS = ("scrapy.core.downloader.handlers.http11", "scrapy.downloadermiddlewares.httpcompression")
+    MESSAGES = ("larger than download max size", "Got data loss", "exceeded DOWNLOAD_MAXSIZE")
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> OneLinePerFailure:
+        extension = cls()
+        for name in cls.LOGGERS:
+            logging.getLogger(name).addFilter(extension)
+        crawler.signals.connect(extension.spider_closed, signal=signals.spider_closed)
+        return extension
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.WARNING and any(text in record.getMessage() for text in self.MESSAGES):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return True
+
+    def spider_closed(self) -> None:
+        for name in self.LOGGERS:
+            logging.getLogger(name).removeFilter(self)

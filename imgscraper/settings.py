@@ -53,6 +53,7 @@ ADDONS = {
 }
 EXTENSIONS = {
     "imgscraper.extensions.OneLineRobotsErrors": 0,
+    "imgscraper.extensions.OneLinePerFailure": 0,
     "imgscraper.summary.CrawlSummary": 0,
     "imgscraper.progress.CrawlProgress": 0,
     "imgscraper.gallery.Gallery": 0,

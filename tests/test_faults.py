@@ -99,6 +99,15 @@ def test_fault(name, fault_site, crawl):
         assert item["path"] == ""
 
 
+def test_one_log_line_per_failure(fault_site, crawl):
+    """Each failed or skipped image is one log line (WARNING, or DEBUG for a skip), never more."""
+    lines = [line for line in crawl.stderr.splitlines() if " WARNING: " in line or " ERROR: " in line]
+    for fault in fault_site.faults:
+        if fault.status == "failed":
+            mentions = [line for line in lines if fault.url + " " in line + " " or fault.url + ">" in line]
+            assert len(mentions) == 1, (fault.name, mentions)
+
+
 def test_failures_counted_by_reason(fault_site, crawl):
     """``imgscraper/images/<status>/<reason>`` counts every failed or skipped item."""
     by_reason = collections.Counter(
