@@ -25,7 +25,7 @@ WITH_SCRAPYD_AUTH = if [ -z "$$SCRAPYD_PASSWORD" ]; then \
 # Local paths are made absolute: Scrapyd runs jobs in SCRAPYD_HOME.
 STORE_URI = $(if $(findstring ://,$(STORE)),$(STORE),$(abspath $(STORE)))
 
-.PHONY: help install debs crawl test bench bench-render faults clean scrapyd-auth scrapyd deploy schedule scheduler
+.PHONY: help install debs crawl test bench bench-workers bench-render faults clean scrapyd-auth scrapyd deploy schedule scheduler
 
 help:
 	@echo "make crawl URL=https://example.com [DEPTH=1] [STORE=images] [OUT=images.jsonl]"
@@ -34,6 +34,7 @@ help:
 	@echo "make scrapyd | make deploy | make schedule URL=https://example.com [DEPTH=1] [STORE=images] [SETTINGS='NAME=VALUE ...'] | make scheduler SCHEDULE=schedule.toml"
 	@echo "make bench-render [BENCH_ARGS=...]   # pages/s with and without -a render=yes"
 	@echo "make faults [TRIES=3]   # every fault scenario TRIES times: the table in the README (root: mounts a tmpfs)"
+	@echo "make bench-workers [BENCH_ARGS=...]  # images/s of 1 and 2 workers sharing a crawl through Redis"
 
 $(BIN)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -58,7 +59,7 @@ crawl: install
 test: install debs
 	$(BIN)/python -m pytest -q
 
-bench: install
+bench: install debs
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 # Creates SCRAPYD_AUTH_FILE (user imgscraper, a random password, mode 600) unless
@@ -89,6 +90,10 @@ schedule: install
 # Submits the crawls of SCHEDULE to Scrapyd on their cron expressions (foreground).
 scheduler: install
 	@$(WITH_SCRAPYD_AUTH) exec $(BIN)/python -m imgscraper.scheduler "$(SCHEDULE)"
+
+# Many workers, one crawl: 1 and 2 workers through Redis (make bench runs it too).
+bench-workers: install debs
+	$(BIN)/python -m bench.workers $(BENCH_ARGS)
 
 bench-render: install debs
 	$(BIN)/python -m bench.render $(BENCH_ARGS)

@@ -14,7 +14,7 @@ import os
 import time
 from pathlib import Path
 
-from bench import report, tools
+from bench import report, tools, workers
 from bench.measure import Run
 from bench.servers import LatencyProxy, nginx
 from bench.site import LARGE, SMALL, ensure_site
@@ -60,6 +60,10 @@ def main() -> None:
             record(tools.stock_scrapy(f"{base}/large/", work / "stock", scenario=scenario, concurrency=c), runs)
         work = args.out / "runs" / "small-loopback"
         record(tools.imgscraper(f"{direct}/small/", work / "imgscraper", scenario=SMALL_LOOPBACK, concurrency=c), runs)
+        # Many workers, one crawl (Redis): one worker, two, and two independent crawls (the ceiling).
+        shared = workers.run(direct, args.out / "runs" / "shared", concurrency=c)
+        for run in shared:
+            record(run, runs)
 
         for value in [int(v) for v in args.sweep.split(",") if v.strip()]:
             work = args.out / "runs" / f"sweep-{value}"
@@ -73,6 +77,7 @@ def main() -> None:
     print()
     print(report.table(runs))
     checks = report.targets(runs, len(large["images"]), LOOPBACK, LATENCY, SMALL_LOOPBACK)
+    checks += workers.targets(shared, len(large["images"]))
     print()
     print(report.format_targets(checks))
     payload = {

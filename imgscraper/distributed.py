@@ -155,15 +155,21 @@ redis.call('SET', p .. 'finished', '1')
 return 1
 """
 
-# 1: the image is now ours; 0: done, or being fetched by a live worker.
+# For each image fingerprint in ARGV[3..]: 1, the image is now ours; 0: done,
+# or being fetched by a live worker.
 _CLAIM = """
 local p, me = ARGV[1], ARGV[2]
-local owner = redis.call('HGET', p .. 'images', ARGV[3])
-if owner == false or (owner ~= '' and owner ~= me and redis.call('EXISTS', p .. 'alive:' .. owner) == 0) then
-  redis.call('HSET', p .. 'images', ARGV[3], me)
-  return 1
+local won = {}
+for i = 3, #ARGV do
+  local owner = redis.call('HGET', p .. 'images', ARGV[i])
+  if owner == false or (owner ~= '' and owner ~= me and redis.call('EXISTS', p .. 'alive:' .. owner) == 0) then
+    redis.call('HSET', p .. 'images', ARGV[i], me)
+    won[#won + 1] = 1
+  else
+    won[#won + 1] = 0
+  end
 end
-return 0
+return won
 """
 
 
@@ -215,6 +221,14 @@ class SharedCrawl:
         self._item_pages: dict[int, str] = {}
         #: Images found on this worker's pages and not yet through the pipeline.
         self.images_in_progress = 0
+        #: Pages taken and not yet out of the downloader; pages parsed and the
+        #: images kept from them (the images a page brings, on average).
+        self.pages_fetching = 0
+        self.pages_parsed = 0
+        self.images_kept = 0
+        # Fingerprints of images done but not yet marked so in Redis: written
+        # with the next page done (one round trip per page, not per image).
+        self._done_images: list[str] = []
         self._scripts = {
             name: self.server.register_script(source)
             for name, source in (
@@ -264,6 +278,7 @@ class SharedCrawl:
         if not self.joined:
             return
         self.joined = False
+        self._flush_done_images(self.server)
         moved = self._run("release", STARTING, self.worker)
         if moved:
             logger.info("Put %d unfinished pages back in the shared queue", moved)
@@ -282,10 +297,14 @@ class SharedCrawl:
 
     def all_pages_done(self) -> None:
         """This worker is idle: every page it took is finished."""
-        self.server.delete(self.key(f"taken:{self.worker}"))
+        pipe = self.server.pipeline()
+        self._flush_done_images(pipe)
+        pipe.delete(self.key(f"taken:{self.worker}"))
+        pipe.execute()
         self._pages.clear()
         self._item_pages.clear()
         self.images_in_progress = 0
+        self.pages_fetching = 0
 
     def page_output(self, token: str | None, obj: Any) -> None:
         """``obj`` (item or request) found on the page ``token`` is on its way."""
@@ -298,7 +317,15 @@ class SharedCrawl:
             self._item_pages[id(obj)] = token
             self.images_in_progress += 1
 
-    def page_parsed(self, token: str | None) -> None:
+    def expected_images(self, default: float) -> float:
+        """The images this worker has to fetch soon: those of its parsed pages,
+        and an estimate for the pages it is fetching."""
+        per_page = self.images_kept / self.pages_parsed if self.pages_parsed else default
+        return self.images_in_progress + self.pages_fetching * per_page
+
+    def page_parsed(self, token: str | None, images: int = 0) -> None:
+        self.pages_parsed += 1
+        self.images_kept += images
         if token is not None:
             self._pages.setdefault(token, _Page()).parsed = True
             self._maybe_done(token)
@@ -315,29 +342,41 @@ class SharedCrawl:
         if token is not None:
             self.images_in_progress -= 1
         if is_item(item) and "url" in ItemAdapter(item):
-            self.server.hset(self.key("images"), image_key(ItemAdapter(item)["url"]), "")
+            self._done_images.append(image_key(ItemAdapter(item)["url"]))
         self.output_done(token)
+
+    def _flush_done_images(self, client: Any) -> None:
+        if self._done_images:
+            client.hset(self.key("images"), mapping=dict.fromkeys(self._done_images, ""))
+            self._done_images = []
 
     def _maybe_done(self, token: str) -> None:
         page = self._pages[token]
         if page.parsed and page.pending <= 0:
             del self._pages[token]
-            self.server.hdel(self.key(f"taken:{self.worker}"), token)
+            # The page's images are marked done before the page is let go.
+            pipe = self.server.pipeline()
+            self._flush_done_images(pipe)
+            pipe.hdel(self.key(f"taken:{self.worker}"), token)
+            pipe.execute()
 
     # -- images -----------------------------------------------------------
 
-    def claim_image(self, url: str) -> bool:
-        """Whether this worker is the one to fetch ``url`` (no other did or does)."""
-        return bool(self._run("claim", self.worker, image_key(url)))
+    def claim_images(self, urls: list[str]) -> list[bool]:
+        """For each of ``urls``, whether this worker is the one to fetch it (no other did or does)."""
+        if not urls:
+            return []
+        return [bool(won) for won in self._run("claim", self.worker, *(image_key(url) for url in urls))]
 
 
 class SharedScheduler(Scheduler):
     """scrapy-redis's scheduler, with pages held by the worker that took them
     and the crawl's end agreed by all workers (see the module docstring).
 
-    A worker takes another page only while fewer than ``CONCURRENT_REQUESTS``
-    images of its pages wait for the pipeline: the pages it could not start
-    soon are left to idle workers.
+    A worker takes another page only while it expects fewer than
+    ``CONCURRENT_REQUESTS`` images to fetch (those of its pages, and an
+    estimate for the pages it is fetching): the pages it could not start soon
+    are left to idle workers.
     """
 
     def __init__(self, server: Redis, *, crawler: Crawler, **kwargs: Any):
@@ -353,6 +392,7 @@ class SharedScheduler(Scheduler):
         self._heartbeat_interval = interval
         self._idle_poll = task.LoopingCall(self._poll)
         crawler.signals.connect(self.spider_idle, signal=signals.spider_idle)
+        crawler.signals.connect(self.request_left_downloader, signal=signals.request_left_downloader)
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> SharedScheduler:
@@ -413,7 +453,7 @@ class SharedScheduler(Scheduler):
             return None
         if self._ready:
             return self._ready.popleft()
-        if self.shared.images_in_progress >= self.max_images:
+        if self.shared.expected_images(default=self.max_images) >= self.max_images:
             return None
         taken = self.shared.take()
         return self._decode(*taken) if taken is not None else None
@@ -449,9 +489,14 @@ class SharedScheduler(Scheduler):
             self._idle_poll.stop()
             deferred_from_coro(engine.close_spider_async(reason="finished"))
 
+    def request_left_downloader(self, request: Request) -> None:
+        if TOKEN in request.meta and self.shared.pages_fetching > 0:
+            self.shared.pages_fetching -= 1
+
     def _decode(self, token: str, data: bytes) -> Request:
         request = request_from_dict(self.serializer.loads(data), spider=self.spider)
         request.meta[TOKEN] = token
+        self.shared.pages_fetching += 1
         if self.stats:
             self.stats.inc_value("scheduler/dequeued/redis", spider=self.spider)
             self.stats.inc_value("imgscraper/shared/pages_taken")
@@ -475,25 +520,32 @@ class SharedImagesMiddleware:
     def item_done(self, item: Any) -> None:
         self.shared.item_done(item)
 
-    def _keep(self, obj: Any, token: str | None) -> bool:
-        if is_item(obj) and "url" in ItemAdapter(obj):
-            if not self.shared.claim_image(ItemAdapter(obj)["url"]):
-                self.crawler.stats.inc_value("imgscraper/shared/images_already_claimed")
-                return False
-            self.crawler.stats.inc_value("imgscraper/images/found")
-        self.shared.page_output(token, obj)
-        return True
+    def _parsed(self, outputs: list[Any], token: str | None) -> list[Any]:
+        kept = self._kept(outputs, token)
+        self.shared.page_parsed(token, images=sum(1 for obj in kept if not isinstance(obj, Request)))
+        return kept
+
+    def _kept(self, outputs: list[Any], token: str | None) -> list[Any]:
+        """The page's outputs without the images other workers (or this one) already have.
+
+        All of a page's images are claimed in one round trip to Redis.
+        """
+        images = [obj for obj in outputs if is_item(obj) and "url" in ItemAdapter(obj)]
+        won = dict(zip(map(id, images), self.shared.claim_images([ItemAdapter(obj)["url"] for obj in images])))
+        kept = []
+        for obj in outputs:
+            if id(obj) in won:
+                if not won[id(obj)]:
+                    self.crawler.stats.inc_value("imgscraper/shared/images_already_claimed")
+                    continue
+                self.crawler.stats.inc_value("imgscraper/images/found")
+            self.shared.page_output(token, obj)
+            kept.append(obj)
+        return kept
 
     def process_spider_output(self, response: Response, result: Iterable[Any]) -> Iterable[Any]:
-        token = response.meta.get(TOKEN)
-        for obj in result:
-            if self._keep(obj, token):
-                yield obj
-        self.shared.page_parsed(token)
+        yield from self._parsed(list(result), response.meta.get(TOKEN))
 
     async def process_spider_output_async(self, response: Response, result: AsyncIterator[Any]) -> AsyncIterator[Any]:
-        token = response.meta.get(TOKEN)
-        async for obj in result:
-            if self._keep(obj, token):
-                yield obj
-        self.shared.page_parsed(token)
+        for obj in self._parsed([obj async for obj in result], response.meta.get(TOKEN)):
+            yield obj
