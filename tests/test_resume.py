@@ -191,3 +191,56 @@ def test_stale_temporary_files_removed_when_the_store_opens(tmp_path):
     AtomicFSFilesStore(str(tmp_path / "store"))
     left = {name for name, path in files.items() if path.exists()}
     assert left == {"live_writer", "other_host_recent", "image"}
+
+
+# -- the page journal, unit ---------------------------------------------------------
+
+
+def journal_spider(tmp_path):
+    from scrapy.utils.test import get_crawler
+
+    from imgscraper.spiders.images import ImagesSpider
+
+    from imgscraper import settings as project_settings
+
+    settings = {name: getattr(project_settings, name) for name in dir(project_settings) if name.isupper()}
+    crawler = get_crawler(ImagesSpider, settings_dict={**settings, "JOBDIR": str(tmp_path / "job")})
+    crawler._apply_settings()
+    return ImagesSpider.from_crawler(crawler, url="http://127.0.0.1:9/", depth="1")
+
+
+def page_response(url: str, body: str):
+    from scrapy.http import HtmlResponse, Request
+
+    request = Request(url, meta={"depth": 0, "imgscraper_page": url})
+    return HtmlResponse(url, body=body.encode(), encoding="utf-8", request=request)
+
+
+def test_page_done_only_when_its_items_are_finished(tmp_path):
+    spider = journal_spider(tmp_path)
+    journal = spider.tracker.journal
+    url = "http://127.0.0.1:9/"
+    journal.add(url, 0)
+    output = list(spider.parse(page_response(url, '<img src="/a.png"><img src="/b.png"><a href="/next.html">n</a>')))
+    items = [o for o in output if not hasattr(o, "callback")]
+    assert len(items) == 2
+    assert journal.pending() == [(url, 0), ("http://127.0.0.1:9/next.html", 1)]
+    spider.item_finished(items[0])
+    assert not journal.is_done(url)
+    spider.item_finished(items[1])
+    assert journal.is_done(url)
+    assert journal.pending() == [("http://127.0.0.1:9/next.html", 1)]
+    # A link the journal already holds is not requested again.
+    again = page_response("http://127.0.0.1:9/other.html", '<a href="/next.html">n</a>')
+    assert [o for o in spider.parse(again) if hasattr(o, "callback")] == []
+
+
+def test_parse_cut_short_leaves_the_page_to_redo(tmp_path):
+    spider = journal_spider(tmp_path)
+    url = "http://127.0.0.1:9/"
+    spider.tracker.journal.add(url, 0)
+    parse = spider.parse(page_response(url, '<img src="/a.png"><img src="/b.png">'))
+    first = next(parse)
+    spider.item_finished(first)
+    parse.close()  # the crawl stopped while the page was being parsed
+    assert not spider.tracker.journal.is_done(url)

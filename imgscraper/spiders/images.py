@@ -264,11 +264,10 @@ class ImagesSpider(scrapy.Spider):
                 return  # a second copy, from Scrapy's own JOBDIR queue
             self.parsed_pages.add(page)
             self.tracker.acquire(page)
-        try:
-            yield from self._parse_page(response, page)
-        finally:
-            if page is not None:
-                self.tracker.release(page)
+        yield from self._parse_page(response, page)
+        # Not in a ``finally``: a parse cut short (the crawl stopping) leaves the page to redo.
+        if page is not None:
+            self.tracker.release(page)
 
     def _parse_page(self, response: Response, page: str | None) -> Iterator[ImageItem | Request]:
         if not isinstance(response, TextResponse):
@@ -303,15 +302,13 @@ class ImagesSpider(scrapy.Spider):
     def parse_stylesheet(self, response: Response, page: str) -> Iterator[ImageItem | Request]:
         """Yield the new images of a style sheet ``page`` loads, and the sheets it imports."""
         journal_page = response.meta.get("imgscraper_holds")
-        try:
-            css = response.text if isinstance(response, TextResponse) else response.body.decode("utf-8", "replace")
-            self.crawler.stats.inc_value("imgscraper/stylesheets")
-            yield from self.new_images(find_css_images(css, response.url), page, journal_page)
-            for sheet in css_import_urls(css, response.url):
-                yield self.stylesheet_request(sheet, page, journal_page)
-        finally:
-            if journal_page is not None:
-                self.tracker.release(journal_page)
+        css = response.text if isinstance(response, TextResponse) else response.body.decode("utf-8", "replace")
+        self.crawler.stats.inc_value("imgscraper/stylesheets")
+        yield from self.new_images(find_css_images(css, response.url), page, journal_page)
+        for sheet in css_import_urls(css, response.url):
+            yield self.stylesheet_request(sheet, page, journal_page)
+        if journal_page is not None:
+            self.tracker.release(journal_page)
 
     def stylesheet_failed(self, failure: Failure) -> None:
         self.crawler.stats.inc_value("imgscraper/stylesheets_failed")
