@@ -9,8 +9,10 @@ site (imgscraper and curl: the chart).
 from __future__ import annotations
 
 import argparse
-import platform
 import os
+import platform
+import signal
+import sys
 import time
 from pathlib import Path
 
@@ -32,6 +34,8 @@ def main() -> None:
     parser.add_argument("--sweep", default="4,8,16,32,64", help="concurrency values for the chart ('' to skip)")
     parser.add_argument("--delay", type=float, default=0.05, help="latency the proxy adds per response (s)")
     args = parser.parse_args()
+    # A terminated bench still stops its nginx and proxy (the with blocks below).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     sites = args.out / "sites"
     print(f"Generating sites under {sites} (cached)...", flush=True)

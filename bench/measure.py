@@ -70,13 +70,18 @@ def run_measured(command: list[str], *, cwd: Path, log: Path, env: dict[str, str
         started = time.monotonic()
         proc = subprocess.Popen(command, cwd=cwd, env=full_env, stdout=out, stderr=subprocess.STDOUT)
         deadline = started + timeout
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.monotonic() > deadline:
-                proc.kill()
-            time.sleep(0.005)
+        try:
+            while True:
+                pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+                if pid:
+                    break
+                if time.monotonic() > deadline:
+                    proc.kill()
+                time.sleep(0.005)
+        except BaseException:  # the bench was interrupted: leave nothing running
+            proc.kill()
+            proc.wait()
+            raise
         wall = time.monotonic() - started
     proc.returncode = os.waitstatus_to_exitcode(status)
     return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, proc.returncode
