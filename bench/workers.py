@@ -11,7 +11,9 @@ images per second as one.
 from __future__ import annotations
 
 import argparse
+import datetime
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -30,6 +32,19 @@ __all__ = ["SCENARIO", "redis_server", "shared_workers", "run", "targets"]
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SCENARIO = "large, loopback, shared"
 TARGET_SPEEDUP = 1.6
+_STAT_TIME = re.compile(r"'(start|finish)_time': datetime\.datetime\(([\d, ]+)")
+
+
+def crawl_span(logs: list[Path]) -> float | None:
+    """Seconds from the first worker's crawl start to the last one's finish, from their
+    stats (``start_time``/``finish_time``): the crawl without process start-up and exit."""
+    times: dict[str, list[datetime.datetime]] = {"start": [], "finish": []}
+    for log in logs:
+        for kind, numbers in _STAT_TIME.findall(log.read_text(errors="replace")):
+            times[kind].append(datetime.datetime(*(int(n) for n in numbers.split(",") if n.strip())))
+    if not times["start"] or not times["finish"]:
+        return None
+    return (max(times["finish"]) - min(times["start"])).total_seconds()
 
 
 @contextmanager
@@ -97,12 +112,14 @@ def shared_workers(start_url: str, work: Path, *, workers: int, redis_url: str |
         log.close()
     images = size = 0
     for store in stores:
-        count, length = store_stats(store)
+        count, length = store_stats(store / "full")  # the images, not the store record
         images, size = images + count, size + length
     returncode = next((code for code in codes if code), 0)
     tool = f"imgscraper x{workers} (Redis)" if redis_url else f"{workers} independent crawls"
+    span = crawl_span([work / f"worker-{n}.log" for n in range(workers)])
     return Run(tool, SCENARIO, wall, cpu, rss, images, size, returncode, [*command, "-s", "IMAGES_STORE=..."],
-               extra={"workers": workers, "shared": bool(redis_url), "concurrency": concurrency})
+               extra={"workers": workers, "shared": bool(redis_url), "concurrency": concurrency,
+                      "crawl_s": span, "crawl_images_per_s": images / span if span else None})
 
 
 def run(base_url: str, work: Path, *, concurrency: int = 16, rounds: int = 2) -> list[Run]:
@@ -140,10 +157,16 @@ def targets(runs: list[Run], expected_images: int) -> list[dict]:
         speedup = two.images_per_s / max(one.images_per_s, 1e-9)
         rows.append({"target": "images/s, 2 workers vs 1 (Redis)", "value": speedup, "limit": TARGET_SPEEDUP,
                      "at_least": True, "met": speedup >= TARGET_SPEEDUP})
+        if one.extra.get("crawl_images_per_s") and two.extra.get("crawl_images_per_s"):
+            # As the crawl summary counts images/s: over the crawl, start-up and exit left out.
+            speedup = two.extra["crawl_images_per_s"] / one.extra["crawl_images_per_s"]
+            rows.append({"target": "images/s while crawling, 2 workers vs 1", "value": speedup,
+                         "limit": TARGET_SPEEDUP, "at_least": True, "met": speedup >= TARGET_SPEEDUP})
     if one and ceiling:
         # Not a target: what this machine allowed at that moment (2 cores shared with nginx and others).
-        ratio = ceiling.images_per_s / max(one.images_per_s, 1e-9)
-        rows.append({"target": "(ceiling: 2 independent crawls vs 1 worker)", "value": ratio, "limit": TARGET_SPEEDUP,
+        rate = "crawl_images_per_s" if one.extra.get("crawl_images_per_s") and ceiling.extra.get("crawl_images_per_s") else None
+        ratio = (ceiling.extra[rate] / one.extra[rate]) if rate else ceiling.images_per_s / max(one.images_per_s, 1e-9)
+        rows.append({"target": "(ceiling while crawling: 2 independent crawls vs 1)", "value": ratio, "limit": TARGET_SPEEDUP,
                      "at_least": True, "met": ratio >= TARGET_SPEEDUP})
     return rows
 
@@ -162,7 +185,8 @@ def main() -> None:
         runs = run(f"http://127.0.0.1:{port}", args.out / "runs" / "shared", concurrency=args.concurrency)
     for r in runs:
         walls = ", ".join(f"{w:.2f}" for w in r.extra["walls"])
-        print(f"  {r.scenario:<24} {r.tool:<22} wall {r.wall:6.2f} s (runs: {walls})  CPU {r.cpu:6.2f} s  "
+        crawl = f"crawl {r.extra['crawl_s']:.2f} s" if r.extra.get("crawl_s") else "crawl n/a"
+        print(f"  {r.tool:<24} wall {r.wall:6.2f} s (runs: {walls}), {crawl}  CPU {r.cpu:6.2f} s  "
               f"RSS {r.peak_rss_mb:6.1f} MB  images {r.images}  {r.images_per_s:6.1f} images/s"
               + ("" if r.returncode == 0 else f"  EXIT {r.returncode}"))
     print()
