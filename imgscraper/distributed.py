@@ -444,7 +444,14 @@ class SharedScheduler(Scheduler):
         parent = request.meta.pop(PARENT, None)
         request.meta.pop(TOKEN, None)
         try:
-            return super().enqueue_request(request)
+            # scrapy-redis's enqueue_request, without its deprecated stats call.
+            if not request.dont_filter and self.df.request_seen(request):
+                self.df.log(request, self.spider)
+                return False
+            if self.stats:
+                self.stats.inc_value("scheduler/enqueued/redis")
+            self.queue.push(request)
+            return True
         finally:
             self.shared.output_done(parent)
 
@@ -498,7 +505,7 @@ class SharedScheduler(Scheduler):
         request.meta[TOKEN] = token
         self.shared.pages_fetching += 1
         if self.stats:
-            self.stats.inc_value("scheduler/dequeued/redis", spider=self.spider)
+            self.stats.inc_value("scheduler/dequeued/redis")
             self.stats.inc_value("imgscraper/shared/pages_taken")
         return request
 
