@@ -31,7 +31,7 @@ from twisted.internet.threads import deferToThread
 
 from imgscraper.inspection import ImageInfo, ImageRejected, inspect_image
 from imgscraper.durations import parse_duration
-from imgscraper.records import ImageRecord, StoreRecord, open_store_record
+from imgscraper.records import ImageRecord, SQLiteRecord, StoreRecord, open_store_record
 
 if TYPE_CHECKING:
     from twisted.internet.defer import Deferred
@@ -374,7 +374,11 @@ class ImageStorePipeline(ImagesPipeline):
         """
         if self.record is None or request.url.startswith("data:"):
             return None
-        record = await run_in_thread(self.record.get, request.url)
+        if isinstance(self.record, SQLiteRecord):
+            # An indexed lookup in a local file costs less than the hop to a worker thread.
+            record = self.record.get(request.url)
+        else:
+            record = await run_in_thread(self.record.get, request.url)
         if record is None or not await ensure_awaitable(self.store.stat_file(record.path, info)):
             return None
         if time.time() - record.stored_at <= self.expires_seconds:
@@ -591,9 +595,8 @@ class ImageStorePipeline(ImagesPipeline):
         adapter = ItemAdapter(item)
         for ok, result in results:
             if ok:
-                for key, value in result.items():
-                    if key in adapter.field_names():
-                        adapter[key] = value
+                fields = adapter.field_names()
+                adapter.update({key: value for key, value in result.items() if key in fields})
                 continue
             exc = result.value
             if isinstance(exc, ImageFailed):

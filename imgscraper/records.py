@@ -59,8 +59,9 @@ class ImageRecord:
 
 class StoreRecord(Protocol):
     """What the pipeline needs from a store's record. Methods may block
-    (the pipeline calls them from worker threads) and must be safe to call
-    from several threads and from several processes sharing the store."""
+    (the pipeline calls them from worker threads, except :meth:`SQLiteRecord.get`,
+    quick enough for the reactor thread) and must be safe to call from
+    several threads and from several processes sharing the store."""
 
     def get(self, url: str) -> ImageRecord | None:
         """The record of ``url``, or None."""
@@ -110,6 +111,10 @@ class SQLiteRecord:
         self._lock = threading.Lock()
         self.rebuilt = ""
         self._db = self._open()
+        # Lookups get their own connection: in WAL mode a reader never waits for
+        # a writer (nor for its checkpoint), so get() is quick enough for the reactor thread.
+        self._read_lock = threading.Lock()
+        self._reader = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
 
     @classmethod
     def in_store(cls, store_dir: str | Path) -> SQLiteRecord:
@@ -185,9 +190,9 @@ class SQLiteRecord:
             raise
 
     def get(self, url: str) -> ImageRecord | None:
-        """The record of ``url``, or None."""
-        with self._lock:
-            row = self._db.execute(f"SELECT {', '.join(_COLUMNS)} FROM images WHERE url = ?", (url,)).fetchone()
+        """The record of ``url``, or None. Never waits for :meth:`put` or :meth:`touch`."""
+        with self._read_lock:
+            row = self._reader.execute(f"SELECT {', '.join(_COLUMNS)} FROM images WHERE url = ?", (url,)).fetchone()
         return ImageRecord(*row) if row else None
 
     def put(self, record: ImageRecord) -> None:
@@ -218,6 +223,8 @@ class SQLiteRecord:
             self.snapshot()
         except (OSError, sqlite3.Error) as exc:
             logger.warning("Could not snapshot the store record to %s: %s", self.backup_path, exc)
+        with self._read_lock:
+            self._reader.close()
         with self._lock:
             self._db.close()
 

@@ -1,6 +1,8 @@
 """imgscraper.records: the store's record of stored URLs."""
 
+import sqlite3
 import threading
+import time
 from pathlib import Path
 
 from imgscraper.records import ImageRecord, SQLiteRecord, open_store_record
@@ -78,3 +80,25 @@ def test_open_store_record_only_for_filesystem_stores(tmp_path):
 
     assert isinstance(open_store_record(FSFilesStore(str(tmp_path))), SQLiteRecord)
     assert open_store_record(object()) is None
+
+
+def test_get_does_not_wait_for_a_writer(tmp_path):
+    """The pipeline looks URLs up on the reactor thread: a write in progress must not hold it."""
+    record = SQLiteRecord.in_store(tmp_path)
+    record.put(make_record("http://a/1.png"))
+    with sqlite3.connect(tmp_path / SQLiteRecord.FILENAME, isolation_level=None) as writer:
+        writer.execute("BEGIN IMMEDIATE")
+        writer.execute("UPDATE images SET path = 'full/y.png'")
+        started = time.monotonic()
+        assert record.get("http://a/1.png").path == "full/x.png"  # the last committed state
+        assert record.get("http://a/2.png") is None
+        assert time.monotonic() - started < 1  # the writer's transaction is still open
+        found = []
+        with record._lock:  # as while a put of this process is in progress
+            reader = threading.Thread(target=lambda: found.append(record.get("http://a/1.png")), daemon=True)
+            reader.start()
+            reader.join(5)
+        assert [r.path for r in found] == ["full/x.png"]
+        writer.execute("COMMIT")
+    assert record.get("http://a/1.png").path == "full/y.png"
+    record.close()
