@@ -19,12 +19,28 @@ that reaches zero.
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 import threading
 from collections import Counter
 from pathlib import Path
 
-__all__ = ["PageJournal", "PageTracker"]
+__all__ = ["PageJournal", "PageTracker", "discard_request_queue"]
+
+
+def discard_request_queue(job_dir: str | Path) -> bool:
+    """Delete Scrapy's request queue from ``job_dir``; True if there was one.
+
+    A resumed crawl gets its pages from the journal. Scrapy's queue only
+    holds the same pages after a graceful stop, and after an unclean one it
+    is unreadable: queuelib writes a queue file's header when the file is
+    closed, so a file left open is empty and breaks the scheduler.
+    """
+    queue = Path(job_dir, "requests.queue")
+    if not queue.exists():
+        return False
+    shutil.rmtree(queue, ignore_errors=True)
+    return True
 
 
 class PageJournal:

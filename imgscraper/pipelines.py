@@ -26,16 +26,16 @@ from scrapy.pipelines.files import FSFilesStore, S3FilesStore
 from scrapy.pipelines.images import ImagesPipeline
 from scrapy.pipelines.media import FileInfoOrError, MediaPipeline, _MediaRequestFiltered
 from scrapy.utils.asyncio import run_in_thread
-from scrapy.utils.defer import deferred_from_coro, ensure_awaitable
+from scrapy.utils.defer import deferred_from_coro, ensure_awaitable, maybe_deferred_to_future
+from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThread
+from twisted.python.failure import Failure
 
 from imgscraper.inspection import ImageInfo, ImageRejected, inspect_image
 from imgscraper.durations import parse_duration
 from imgscraper.records import ImageRecord, SQLiteRecord, StoreRecord, open_store_record
 
 if TYPE_CHECKING:
-    from twisted.internet.defer import Deferred
-    from twisted.python.failure import Failure
     from typing_extensions import Self
 
     from scrapy.crawler import Crawler
@@ -153,8 +153,9 @@ class AtomicFSFilesStore(FSFilesStore):
     temporary file named ``.tmp-<host>-<pid>-*``; opening the store removes
     those whose process is gone (same host) or that are over an hour old, so
     crawls sharing a store never delete each other's files in progress.
-    Writes run in a worker thread. ``stat_file`` only stats (stock also reads
-    the whole file to compute an MD5 the pipeline does not use).
+    ``write_file`` is synchronous (the pipeline picks the thread),
+    ``persist_file`` writes in a worker thread. ``stat_file`` only stats
+    (stock also reads the whole file to compute an MD5 nobody uses).
     """
 
     #: Temporary files older than this (seconds) are junk whoever wrote them.
@@ -193,11 +194,11 @@ class AtomicFSFilesStore(FSFilesStore):
         return deferToThread(self._write_atomically, self._get_filesystem_path(path), buf.getbuffer())
 
     def has_file(self, path: str) -> bool:
-        """Whether ``path`` is stored (synchronous: call it from a worker thread)."""
+        """Whether ``path`` is stored."""
         return self._get_filesystem_path(path).exists()
 
     def write_file(self, path: str, data: memoryview | bytes) -> None:
-        """Store ``data`` at ``path`` atomically (synchronous: call it from a worker thread)."""
+        """Store ``data`` at ``path`` atomically."""
         self._write_atomically(self._get_filesystem_path(path), data)
 
     def _write_atomically(self, target: Path, data: memoryview | bytes) -> None:
@@ -304,6 +305,8 @@ class ImageStorePipeline(ImagesPipeline):
     LOG_FAILED_RESULTS = False
     #: Media results kept for requests that repeat one (see :class:`RecentResults`).
     RESULTS_KEPT = 1000
+    #: Larger images are hashed and written in a worker thread (see :meth:`_store_inline`).
+    INLINE_STORE_MAX_BYTES = 2 * 1024 * 1024
 
     class SpiderInfo(ImagesPipeline.SpiderInfo):
         def __init__(self, spider: Any):
@@ -360,9 +363,76 @@ class ImageStorePipeline(ImagesPipeline):
             self._count("skipped", "unsupported-scheme")
             logger.warning("Image skipped (unsupported-scheme): %(url)s", {"url": adapter["url"][:300]})
             return []
-        meta = {"imgscraper_uuid": str(uuid.uuid4())} if self.file_names == "random" else {}
+        meta: dict[str, Any] = {"imgscraper_uuid": str(uuid.uuid4())} if self.file_names == "random" else {}
+        # What MediaPipeline does per request: every status reaches media_downloaded,
+        # except redirects while MEDIA_ALLOW_REDIRECTS is on.
+        if self.handle_httpstatus_list:
+            meta["handle_httpstatus_list"] = self.handle_httpstatus_list
+        else:
+            meta["handle_httpstatus_all"] = True
         headers = {"Referer": adapter["page"]} if adapter.get("page") else {}
         return [Request(adapter["url"], callback=NO_CALLBACK, headers=headers, meta=meta)]
+
+    async def process_item(self, item: Any) -> Any:
+        """Download and store the item's image, then fill in its result fields.
+
+        ``MediaPipeline.process_item`` serves items with many files: per
+        request it computes a fingerprint and makes four event-loop round
+        trips to share downloads between items. An image item has one URL
+        and the spider yields each URL once, so this does without (a tenth
+        of the CPU per image, ``make bench``); a URL in flight or answered
+        recently (:class:`RecentResults`) is still fetched only once.
+        """
+        info = self.spiderinfo
+        results: list[FileInfoOrError] = []
+        for request in self.get_media_requests(item, info):
+            try:
+                results.append((True, await self._image_result(request, info, item)))
+            except Exception as exc:
+                results.append((False, Failure(exc)))
+        return self.item_completed(results, item, info)
+
+    async def _image_result(self, request: Request, info: MediaPipeline.SpiderInfo, item: Any) -> dict[str, Any]:
+        """The result of ``request``, shared with the requests for its URL in flight or answered recently."""
+        url = request.url
+        if url in info.downloaded:
+            return self._cached(info.downloaded[url])
+        if url in info.downloading:
+            waiter: Deferred[None] = Deferred()
+            info.waiting[url].append(waiter)
+            await maybe_deferred_to_future(waiter)
+            return self._cached(info.downloaded[url])
+        info.downloading.add(url)
+        try:
+            result: dict[str, Any] | BaseException = await self._download_and_store(request, info, item)
+        except Exception as exc:
+            # Cached without traceback nor context: they hold the response and its body.
+            result = exc.with_traceback(None)
+            result.__context__ = None
+        info.downloading.discard(url)
+        info.downloaded[url] = result
+        for waiter in info.waiting.pop(url, []):
+            waiter.callback(None)
+        return self._cached(result)
+
+    @staticmethod
+    def _cached(result: dict[str, Any] | BaseException) -> dict[str, Any]:
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    async def _download_and_store(
+        self, request: Request, info: MediaPipeline.SpiderInfo, item: Any
+    ) -> dict[str, Any]:
+        answer = await self.media_to_download(request, info, item=item)
+        if answer is not None:
+            return answer
+        try:
+            response = await self.crawler.engine.download_async(request)
+            return await self.media_downloaded(response, request, info, item=item)
+        except Exception:
+            self.media_failed(Failure(), request, info)  # raises the image's failure
+            raise
 
     async def media_to_download(
         self, request: Request, info: MediaPipeline.SpiderInfo, *, item: Any = None
@@ -424,7 +494,10 @@ class ImageStorePipeline(ImagesPipeline):
             raise self._reject(request, "failed", f"http-{response.status}")
         try:
             if isinstance(self.store, AtomicFSFilesStore):
-                stored, already_stored = await run_in_thread(self._store_locally, response, request)
+                if self._store_inline(response):
+                    stored, already_stored = self._store_locally(response, request)
+                else:
+                    stored, already_stored = await run_in_thread(self._store_locally, response, request)
             else:
                 stored, already_stored = await self._store_remotely(response, request, info, item)
         except ImageRejected as exc:
@@ -450,12 +523,22 @@ class ImageStorePipeline(ImagesPipeline):
             "size": stored.size,
         }
 
+    def _store_inline(self, response: Response) -> bool:
+        """Whether to store ``response`` on the reactor thread rather than in a worker thread.
+
+        Checking a header, hashing and writing a typical image takes less
+        CPU than handing it to a thread and back (the hand-offs cost more
+        than the work: ``make bench``), so only images that need decoding
+        (thumbnails, JPEG conversion) or are large go to a worker thread.
+        """
+        return not (self.thumbs or self.convert_to_jpeg) and len(response.body) <= self.INLINE_STORE_MAX_BYTES
+
     def _store_locally(self, response: Response, request: Request) -> tuple[ImageRecord, bool]:
-        """Validate, write and record one image in a local store (runs in a worker thread).
+        """Validate, write and record one image in a local store.
 
         Everything an image needs after its download happens in this one
-        thread call: thread hand-offs, not the work itself, dominated the
-        CPU cost per image when each step had its own.
+        call, so that an image that goes to a worker thread
+        (:meth:`_store_inline`) makes one hand-off.
         Returns the record and whether the file was stored already.
         """
         image, image_info, thumbs = self._prepare(response, request)
@@ -518,7 +601,7 @@ class ImageStorePipeline(ImagesPipeline):
         )
 
     def _prepare(self, response: Response, request: Request) -> tuple[BytesIO, ImageInfo, list[tuple[str, BytesIO]]]:
-        """Validate the body and produce the bytes to store (runs in a worker thread).
+        """Validate the body and produce the bytes to store.
 
         Returns the image bytes, what they are, and the thumbnails to store.
         The SHA-256 of the stored bytes goes to ``request.meta`` for

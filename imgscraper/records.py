@@ -95,6 +95,30 @@ _SCHEMA = (
 )
 
 
+def _is_busy(exc: sqlite3.Error) -> bool:
+    """Whether ``exc`` means another connection holds a lock (not that the file is damaged)."""
+    return (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
+def _enable_wal(db: sqlite3.Connection, timeout: float) -> None:
+    """Put ``db`` in WAL mode, waiting up to ``timeout`` seconds for other openers.
+
+    Switching the journal mode fails at once with "database is locked" while
+    another connection opens the same new file: SQLite's busy timeout does
+    not apply to it.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if not _is_busy(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 class SQLiteRecord:
     """An :class:`ImageRecord` table in one SQLite file, safe across threads and processes.
 
@@ -127,13 +151,17 @@ class SQLiteRecord:
             try:
                 return self._connect(self.path)
             except sqlite3.DatabaseError as exc:
+                if _is_busy(exc):
+                    raise
                 problem = f"damaged ({exc})"
                 damaged = self.path.with_name(f"{self.path.name}.damaged-{int(time.time())}")
                 self.path.replace(damaged)
                 problem += f"; moved to {damaged.name}"
-        # A write-ahead log left by a damaged or deleted file must not be replayed into the new one.
-        for suffix in ("-wal", "-shm"):
-            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+        # A write-ahead log left by a damaged or deleted file must not be replayed into the
+        # new one (unless a concurrent crawl created the new one meanwhile).
+        if not self.path.exists():
+            for suffix in ("-wal", "-shm"):
+                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
         if self._restore_backup():
             self.rebuilt = "backup"
             logger.warning(
@@ -164,7 +192,7 @@ class SQLiteRecord:
     def _connect(path: Path) -> sqlite3.Connection:
         db = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
         try:
-            db.execute("PRAGMA journal_mode=WAL")
+            _enable_wal(db, timeout=30)
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute(_SCHEMA)
             db.execute("SELECT count(*) FROM images LIMIT 1").fetchone()

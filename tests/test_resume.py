@@ -25,6 +25,7 @@ import pytest
 from conftest import PROJECT_ROOT
 from faultsite import make_png
 from httpserver import HTTPTestServer
+from imgscraper.journal import PageJournal
 
 N_PAGES, PER_PAGE = 30, 6
 
@@ -154,6 +155,21 @@ def test_ctrl_c_twice_stops_at_once_without_partial_files(site, tmp_path):
     stored = job.stored_paths()
     assert len(stored) < len(site.images)
     job.resume_and_check(stored)
+
+
+def test_resume_past_an_unreadable_scrapy_queue(site, tmp_path):
+    """An unclean stop can leave Scrapy's queue files empty (queuelib writes their
+    header on close); the resume must not trip on them: the journal has the pages."""
+    job = Job(site, tmp_path)
+    journal = PageJournal.in_job_dir(tmp_path / "job")
+    journal.add(f"{site.server.url}p0.html", 0)
+    journal.close()
+    # What a forced shutdown left in one run: no active queue, an empty file for priority 0 of the host's slot.
+    slot = tmp_path / "job" / "requests.queue" / f"127.0.0.1-{hashlib.md5(b'127.0.0.1').hexdigest()}"
+    slot.mkdir(parents=True)
+    (slot / "0").write_bytes(b"")
+    (slot.parent / "active.json").write_text("{}")
+    job.resume_and_check(set())
 
 
 def test_kill_9_then_resume_with_same_jobdir(site, tmp_path):

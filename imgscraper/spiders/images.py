@@ -26,7 +26,7 @@ from imgscraper.discovery import (
     find_stylesheets,
 )
 from imgscraper.items import ImageItem
-from imgscraper.journal import PageJournal, PageTracker
+from imgscraper.journal import PageJournal, PageTracker, discard_request_queue
 from imgscraper.pipelines import failure_reason
 from imgscraper.rendering import Renderer, RenderingError, browser_failure_reason
 
@@ -152,6 +152,9 @@ class ImagesSpider(scrapy.Spider):
         spider.parsed_pages = set()
         if directory := job_dir(crawler.settings):
             spider.tracker = PageTracker(PageJournal.in_job_dir(directory))
+            if spider.tracker.journal.counts()[0]:
+                # Before the scheduler opens it: the journal re-requests every page not done.
+                discard_request_queue(directory)
             for signal in (signals.item_scraped, signals.item_dropped, signals.item_error):
                 crawler.signals.connect(spider.item_finished, signal=signal)
             crawler.signals.connect(spider.request_dropped, signal=signals.request_dropped)
