@@ -114,7 +114,8 @@ def recorded_images(store: Path) -> list[GalleryImage]:
     path = store / SQLiteRecord.FILENAME
     if not path.is_file():
         return []
-    query = "SELECT path, url, page, format, width, height, size, stored_at FROM images"
+    # Rejected images (remembered so re-crawls skip them) have no file.
+    query = "SELECT path, url, page, format, width, height, size, stored_at FROM images WHERE path != ''"
     try:
         with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)) as db:
             return [GalleryImage(*row) for row in db.execute(query)]

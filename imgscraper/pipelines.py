@@ -305,6 +305,10 @@ class ImageStorePipeline(ImagesPipeline):
     LOG_FAILED_RESULTS = False
     #: Media results kept for requests that repeat one (see :class:`RecentResults`).
     RESULTS_KEPT = 1000
+    #: Rejections that depend only on the bytes: remembered in the store's record, so a
+    #: re-crawl does not fetch the URL again while the rejection is fresh (``IMGSCRAPER_EXPIRES``).
+    #: Failures that may pass (HTTP errors, timeouts, truncated or empty bodies) are retried.
+    REMEMBERED_REJECTIONS = frozenset({"too-small", "not-an-image", "decompression-bomb"})
     #: Larger images are hashed and written in a worker thread (see :meth:`_store_inline`).
     INLINE_STORE_MAX_BYTES = 2 * 1024 * 1024
 
@@ -440,7 +444,8 @@ class ImageStorePipeline(ImagesPipeline):
         """Answer from the store's record when the image is stored and fresh.
 
         A stored but expired image is re-fetched with its validators, so an
-        unchanged one costs a 304 instead of its bytes.
+        unchanged one costs a 304 instead of its bytes. A fresh rejection
+        (:attr:`REMEMBERED_REJECTIONS`) is repeated without a request.
         """
         if self.record is None or request.url.startswith("data:"):
             return None
@@ -449,9 +454,17 @@ class ImageStorePipeline(ImagesPipeline):
             record = self.record.get(request.url)
         else:
             record = await run_in_thread(self.record.get, request.url)
-        if record is None or not await ensure_awaitable(self.store.stat_file(record.path, info)):
+        if record is None:
             return None
-        if time.time() - record.stored_at <= self.expires_seconds:
+        fresh = time.time() - record.stored_at <= self.expires_seconds
+        if record.rejected:
+            if fresh and self._still_rejected(record):
+                status = "skipped" if record.rejected == "too-small" else "failed"
+                raise self._reject(request, status, record.rejected, "as on an earlier crawl")
+            return None
+        if not await ensure_awaitable(self.store.stat_file(record.path, info)):
+            return None
+        if fresh:
             return self._uptodate(record)
         request.meta["imgscraper_record"] = record
         if record.etag:
@@ -459,6 +472,32 @@ class ImageStorePipeline(ImagesPipeline):
         if record.last_modified:
             request.headers["If-Modified-Since"] = record.last_modified
         return None
+
+    def _still_rejected(self, record: ImageRecord) -> bool:
+        """Whether a remembered rejection holds under this crawl's size limits."""
+        if record.rejected != "too-small":
+            return True
+        try:
+            self.check_size(ImageInfo(record.format, record.width, record.height))
+        except ImageRejected:
+            return True
+        return False
+
+    def _remember_rejection(self, request: Request, response: Response, reason: str) -> None:
+        """Record that ``response`` was rejected for ``reason``, so re-crawls skip it while fresh."""
+        image_info: ImageInfo | None = request.meta.get("imgscraper_info")
+        self.record.put(ImageRecord(
+            url=request.url,
+            path="",
+            checksum="",
+            format=image_info.format if image_info else "",
+            width=image_info.width if image_info else None,
+            height=image_info.height if image_info else None,
+            size=len(response.body),
+            page=request.headers.get("Referer", b"").decode("utf-8", "replace"),
+            stored_at=time.time(),
+            rejected=reason,
+        ))
 
     def _uptodate(self, record: ImageRecord) -> dict[str, Any]:
         self._count("uptodate")
@@ -501,6 +540,14 @@ class ImageStorePipeline(ImagesPipeline):
             else:
                 stored, already_stored = await self._store_remotely(response, request, info, item)
         except ImageRejected as exc:
+            if exc.reason in self.REMEMBERED_REJECTIONS and self.record is not None and not request.url.startswith("data:"):
+                try:
+                    if isinstance(self.record, SQLiteRecord):
+                        self._remember_rejection(request, response, exc.reason)
+                    else:
+                        await run_in_thread(self._remember_rejection, request, response, exc.reason)
+                except (OSError, sqlite3.Error) as record_error:
+                    logger.debug("Could not record the rejection of %s: %s", request.url[:300], record_error)
             status = "skipped" if exc.reason == "too-small" else "failed"
             raise self._reject(request, status, exc.reason, exc.detail) from None
         except (OSError, sqlite3.Error) as exc:
@@ -609,6 +656,7 @@ class ImageStorePipeline(ImagesPipeline):
         """
         content_type = response.headers.get("Content-Type", b"").decode("latin-1")
         image_info = inspect_image(response.body, content_type)
+        request.meta["imgscraper_info"] = image_info
         self.check_size(image_info)
         image, picture = BytesIO(response.body), None
         if image_info.format != "SVG" and (self.convert_to_jpeg or self.thumbs):

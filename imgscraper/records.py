@@ -55,6 +55,9 @@ class ImageRecord:
     etag: str = ""
     last_modified: str = ""
     stored_at: float = 0.0
+    #: Why the bytes at ``url`` were not stored (``too-small``, ``not-an-image``, ...);
+    #: empty for a stored image. ``path`` is empty when this is set.
+    rejected: str = ""
 
 
 class StoreRecord(Protocol):
@@ -91,8 +94,10 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS images ("
     "url TEXT PRIMARY KEY, path TEXT, checksum TEXT, format TEXT, width INTEGER,"
     " height INTEGER, size INTEGER, page TEXT, etag TEXT, last_modified TEXT,"
-    " stored_at REAL)"
+    " stored_at REAL, rejected TEXT NOT NULL DEFAULT '')"
 )
+# Columns added since the first release, for records made before them.
+_ADDED_COLUMNS = {"rejected": "TEXT NOT NULL DEFAULT ''"}
 
 
 def _is_busy(exc: sqlite3.Error) -> bool:
@@ -117,6 +122,18 @@ def _enable_wal(db: sqlite3.Connection, timeout: float) -> None:
             if not _is_busy(exc) or time.monotonic() > deadline:
                 raise
             time.sleep(0.02)
+
+
+def _add_missing_columns(db: sqlite3.Connection) -> None:
+    """Bring a record written by an earlier version up to the current columns."""
+    present = {row[1] for row in db.execute("PRAGMA table_info(images)")}
+    for name, declaration in _ADDED_COLUMNS.items():
+        if name not in present:
+            try:
+                db.execute(f"ALTER TABLE images ADD COLUMN {name} {declaration}")
+            except sqlite3.OperationalError as exc:
+                if "duplicate column" not in str(exc):  # a concurrent crawl added it first
+                    raise
 
 
 class SQLiteRecord:
@@ -195,6 +212,7 @@ class SQLiteRecord:
             _enable_wal(db, timeout=30)
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute(_SCHEMA)
+            _add_missing_columns(db)
             db.execute("SELECT count(*) FROM images LIMIT 1").fetchone()
         except sqlite3.DatabaseError:
             db.close()
@@ -227,7 +245,7 @@ class SQLiteRecord:
         """Insert or replace the record of ``record.url``."""
         placeholders = ", ".join("?" * len(_COLUMNS))
         with self._lock:
-            self._db.execute(f"INSERT OR REPLACE INTO images VALUES ({placeholders})", astuple(record))
+            self._db.execute(f"INSERT OR REPLACE INTO images ({', '.join(_COLUMNS)}) VALUES ({placeholders})", astuple(record))
 
     def touch(self, url: str, stored_at: float) -> None:
         """Mark ``url`` as checked at ``stored_at`` (a 304 revalidation)."""

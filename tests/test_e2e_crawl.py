@@ -432,6 +432,27 @@ def test_second_run_requests_no_stored_image(second, site, srv):
         assert requests_for(srv, second, page), f"page {page} not fetched again"
 
 
+def test_second_run_remembers_rejections_by_content(second, site, srv):
+    """Images rejected for their bytes (too small, not an image) are not fetched again
+    while fresh, and keep their status and reason; HTTP and network failures are retried."""
+    remembered = {"too-small", "not-an-image"}
+    expected = {url: ("skipped", reason) for url, reason in site.skipped_at(2).items()}
+    expected.update({url: ("failed", reason) for url, reason in site.failed_at(2).items()})
+    assert {reason for _, reason in expected.values()} >= remembered | {"404"}
+    items = second.by_url()
+    problems = []
+    for url, (status, reason) in expected.items():
+        item = items.get(url, {})
+        if item.get("status") != status or (reason in remembered and item.get("reason") != reason):
+            problems.append(f"{short(url)}: {item.get('status')}/{item.get('reason')}, want {status}/{reason}")
+        fetched = bool(requests_for(srv, second, url))
+        if reason in remembered and fetched:
+            problems.append(f"{short(url)} ({reason}) fetched again")
+        if reason == "404" and not fetched:
+            problems.append(f"{short(url)} (404) not retried")
+    assert not problems, fmt(problems, second)
+
+
 def test_second_run_store_unchanged(second, full):
     before = {rel: sha_file(p) for rel, p in store_files(full).items()}
     after = {rel: sha_file(p) for rel, p in store_files(second).items()}

@@ -171,7 +171,11 @@ def test_ten_thousand_images(tmp_path, browser):
         rows.append((f"https://e.example/img/{n}.png", path, "x", "PNG", 64, 48, size, f"https://e.example/p/{n // 100}",
                      "", "", 0.0))
     with sqlite3.connect(tmp_path / SQLiteRecord.FILENAME) as db:
-        db.executemany(f"INSERT INTO images VALUES ({', '.join('?' * len(rows[0]))})", rows)
+        db.executemany(
+            "INSERT INTO images (url, path, checksum, format, width, height, size, page, etag, last_modified,"
+            f" stored_at) VALUES ({', '.join('?' * len(rows[0]))})",
+            rows,
+        )
     index = build_gallery(tmp_path)
     assert len(re.findall(r'<img [^>]*loading="lazy"', index.read_text(encoding="utf-8"))) == 10_000
     load_time = browser.open(index.as_uri())

@@ -85,3 +85,40 @@ def test_tracking_pixels_kept_when_the_setting_is_off(srv, run_crawl):
     pixels = [i for i in result.items if (i["width"], i["height"]) == (1, 1)]
     assert pixels and all(i["status"] == "downloaded" for i in pixels)
     assert all((result.store / i["path"]).is_file() for i in pixels)
+
+
+def test_remembered_rejections_follow_the_size_limits_of_each_crawl(srv, run_crawl, tmp_path):
+    """A too-small image is not fetched again while its rejection is fresh, unless
+    this crawl's limits would take it, or IMGSCRAPER_EXPIRES says it is stale."""
+    store = tmp_path / "store"
+    args = ["-a", f"url={srv.url}", "-a", "depth=0"]
+    strict = ["-s", "IMAGES_MIN_WIDTH=100"]
+
+    def run(extra: list[str]):
+        srv.clear_logs()
+        result = run_crawl(args + extra, store=store)
+        assert result.returncode == 0, result.tail()
+        srv.server.log.wait_idle()
+        result.requests = srv.all_requests()
+        return result
+
+    first = run(strict)
+    small = {
+        i["url"] for i in first.items
+        if i["reason"] == "too-small" and srv.site.images[i["url"]].width > 1 and not i["url"].startswith("data:")
+    }
+    assert small, "the start page has images narrower than 100 px"
+
+    again = run(strict)
+    assert {i["url"]: (i["status"], i["reason"]) for i in again.items if i["url"] in small} == {
+        url: ("skipped", "too-small") for url in small
+    }
+    assert not [url for url in small if srv.requests_for(url, again.requests)]
+
+    stale = run(strict + ["-s", "IMGSCRAPER_EXPIRES=0"])
+    assert all(srv.requests_for(url, stale.requests) for url in small)
+
+    relaxed = run([])
+    items = relaxed.by_url()
+    assert {items[url]["status"] for url in small} == {"downloaded"}
+    assert all((store / items[url]["path"]).is_file() for url in small)

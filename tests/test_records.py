@@ -138,3 +138,20 @@ def test_crawls_opening_a_new_record_together_all_open_it():
             outcomes.update(results.get(timeout=10) for _ in openers)
             outcomes["damaged files"] += len(list(path.parent.glob("*damaged*")))
     assert outcomes == Counter({"opened": 200}), outcomes
+
+
+def test_record_from_before_rejections_were_remembered_is_upgraded(tmp_path):
+    path = tmp_path / "records.sqlite3"
+    with sqlite3.connect(path) as old:
+        old.execute(
+            "CREATE TABLE images (url TEXT PRIMARY KEY, path TEXT, checksum TEXT, format TEXT, width INTEGER,"
+            " height INTEGER, size INTEGER, page TEXT, etag TEXT, last_modified TEXT, stored_at REAL)"
+        )
+        old.execute("INSERT INTO images VALUES ('http://a/1.png', 'full/x.png', 'c', 'PNG', 3, 4, 99, '', '', '', 5.0)")
+    old.close()
+    record = SQLiteRecord(path)
+    assert record.rebuilt == ""
+    assert record.get("http://a/1.png") == make_record("http://a/1.png", checksum="c", stored_at=5.0)
+    record.put(make_record("http://a/2.gif", path="", checksum="", width=1, height=1, rejected="too-small"))
+    assert record.get("http://a/2.gif").rejected == "too-small"
+    record.close()

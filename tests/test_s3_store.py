@@ -110,11 +110,18 @@ def test_s3_store_record_lives_in_the_bucket(crawls, site_server_module, s3):
     first, *_ = crawls
     _, client = s3
     expected = {u for u in site_server_module.site.stored_at(2) if not u.startswith("data:")}
-    records = {r.url: r for r in S3Record(client, BUCKET, f"{PREFIX}/").all()}
+    every = S3Record(client, BUCKET, f"{PREFIX}/").all()
+    records = {r.url: r for r in every if not r.rejected}
     assert set(records) == expected
     for url in expected:
         assert records[url].path == first.by_url()[url]["path"]
         assert records[url].etag  # the test server sends ETags: kept for revalidation
+    # Images rejected for their bytes are remembered too (not fetched again while fresh).
+    rejected = {r.url: r.rejected for r in every if r.rejected}
+    site = site_server_module.site
+    want = {**site.skipped_at(2), **site.failed_at(2)}
+    assert rejected == {u: r for u, r in want.items() if r in ("too-small", "not-an-image") and not u.startswith("data:")}
+    assert all(r.path == "" for r in every if r.rejected)
 
 
 def test_s3_recrawl_fetches_no_stored_image(crawls, site_server_module):
