@@ -50,6 +50,8 @@ ADDONS = {
     "imgscraper.checks.SettingsCheck": 0,
     # IMGSCRAPER_REDIS_URL: one crawl shared by many workers (imgscraper/distributed.py).
     "imgscraper.addons.DistributedCrawl": 10,
+    # IMGSCRAPER_PROCESSES: image downloads spread over processes (imgscraper/processes.py).
+    "imgscraper.processes.DownloadProcesses": 20,
 }
 EXTENSIONS = {
     "imgscraper.extensions.OneLineRobotsErrors": 0,
@@ -97,6 +99,10 @@ IMGSCRAPER_MAX_PAGES = 0
 IMGSCRAPER_PROGRESS = True
 # Seconds between progress lines in the log when stderr is not a terminal (0: none).
 IMGSCRAPER_PROGRESS_INTERVAL = 60.0
+# Processes that download and store images (1: this one only). N > 1 starts N - 1
+# download processes and divides CONCURRENT_REQUESTS(_PER_DOMAIN/_PER_IP) between all N;
+# one process is kept when DOWNLOAD_DELAY or AutoThrottle is on. See "Speed" in the README.
+IMGSCRAPER_PROCESSES = 1
 # Rebuild index.html, a gallery of everything a local IMAGES_STORE holds, after each crawl.
 IMGSCRAPER_GALLERY = True
 
