@@ -55,13 +55,13 @@ from itemadapter import ItemAdapter, is_item
 from scrapy import Request, Spider, signals
 from redis.exceptions import RedisError
 from scrapy.exceptions import CloseSpider, DontCloseSpider
+from scrapy.utils.asyncio import create_looping_call
 from scrapy.utils.defer import deferred_from_coro
 from scrapy.utils.request import request_from_dict
 from scrapy_redis import connection, picklecompat
 from scrapy_redis.dupefilter import RFPDupeFilter
 from scrapy_redis.queue import PriorityQueue
 from scrapy_redis.scheduler import Scheduler
-from twisted.internet import task
 from w3lib.url import canonicalize_url
 
 if TYPE_CHECKING:
@@ -388,9 +388,9 @@ class SharedScheduler(Scheduler):
         self._ready: deque[Request] = deque()
         self._held: dict[str, Request] = {}
         interval = self.shared.timeout_ms / 3000
-        self._heartbeat = task.LoopingCall(self.shared.heartbeat)
+        self._heartbeat = create_looping_call(self.shared.heartbeat)
         self._heartbeat_interval = interval
-        self._idle_poll = task.LoopingCall(self._poll)
+        self._idle_poll = create_looping_call(self._poll)
         crawler.signals.connect(self.spider_idle, signal=signals.spider_idle)
         crawler.signals.connect(self.request_left_downloader, signal=signals.request_left_downloader)
 

@@ -7,7 +7,7 @@ import logging
 from scrapy import signals
 from scrapy.crawler import Crawler
 
-__all__ = ["OneLinePerFailure", "OneLineRobotsErrors"]
+__all__ = ["CloseHandlersOnEarlyClose", "OneLinePerFailure", "OneLineRobotsErrors"]
 
 ROBOTSTXT_LOGGER = "scrapy.downloadermiddlewares.robotstxt"
 
@@ -47,7 +47,12 @@ class OneLinePerFailure(logging.Filter):
     in one line with its reason. This keeps that one line.
     """
 
-    LOGGERS = ("scrapy.core.downloader.handlers.http11", "scrapy.downloadermiddlewares.httpcompression")
+    LOGGERS = (
+        "scrapy.core.downloader.handlers.http11",
+        # The aiohttp handler's (reactorless crawls).
+        "scrapy.core.downloader.handlers._base_streaming",
+        "scrapy.downloadermiddlewares.httpcompression",
+    )
     MESSAGES = ("larger than download max size", "Got data loss", "exceeded DOWNLOAD_MAXSIZE")
 
     @classmethod
@@ -66,3 +71,35 @@ class OneLinePerFailure(logging.Filter):
     def spider_closed(self) -> None:
         for name in self.LOGGERS:
             logging.getLogger(name).removeFilter(self)
+
+
+class CloseHandlersOnEarlyClose:
+    """Close the download handlers of a crawl closed while its spider was opening.
+
+    A component that raises ``CloseSpider`` while the spider opens
+    (:mod:`imgscraper.checks`, a shared crawl that cannot reach Redis) closes
+    the spider before the engine starts, and Scrapy 2.19 then never sends
+    ``engine_stopped``, the signal the download handlers close on: the
+    aiohttp handler of a reactorless crawl would leave its sessions open and
+    asyncio log "Unclosed client session" errors at exit. (Sending
+    ``engine_stopped`` instead fails extensions that expect ``engine_started`` first.)
+    """
+
+    def __init__(self, crawler: Crawler):
+        self.crawler = crawler
+        self.engine_started = False
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> CloseHandlersOnEarlyClose:
+        extension = cls(crawler)
+        crawler.signals.connect(extension.started, signal=signals.engine_started)
+        crawler.signals.connect(extension.spider_closed, signal=signals.spider_closed)
+        return extension
+
+    def started(self) -> None:
+        self.engine_started = True
+
+    async def spider_closed(self) -> None:
+        if not self.engine_started:
+            # What engine_stopped would have run (no public API for it).
+            await self.crawler.engine.downloader.handlers._close()

@@ -28,7 +28,6 @@ from scrapy.pipelines.media import FileInfoOrError, MediaPipeline, _MediaRequest
 from scrapy.utils.asyncio import run_in_thread
 from scrapy.utils.defer import deferred_from_coro, ensure_awaitable, maybe_deferred_to_future
 from twisted.internet.defer import Deferred
-from twisted.internet.threads import deferToThread
 from twisted.python.failure import Failure
 
 from imgscraper.inspection import ImageInfo, ImageRejected, inspect_image
@@ -71,6 +70,9 @@ _FAILURE_REASONS = {
     "ConnectionRefusedError": "connection-refused",
     "CannotResolveHostError": "dns-error",
     "DNSLookupError": "dns-error",
+    # aiohttp (reactorless) cannot IDNA-encode a host name with a label over
+    # 63 characters; the Twisted reactor reports the same host as a failed lookup.
+    "UnicodeError": "dns-error",
     "DownloadTimeoutError": "timeout",
     "TimeoutError": "timeout",
     "DownloadCancelledError": "too-large",
@@ -192,7 +194,8 @@ class AtomicFSFilesStore(FSFilesStore):
         meta: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
     ) -> Deferred[None]:
-        return deferToThread(self._write_atomically, self._get_filesystem_path(path), buf.getbuffer())
+        target = self._get_filesystem_path(path)
+        return deferred_from_coro(run_in_thread(self._write_atomically, target, buf.getbuffer()))
 
     def has_file(self, path: str) -> bool:
         """Whether ``path`` is stored."""

@@ -4,8 +4,10 @@ Enabled in a crawl subprocess with ``PYTHONPATH=tests``, ``-s
 EXTENSIONS={"browser_probe.BrowserProbe": 0}`` and the environment variable
 ``BROWSER_PROBE_FILE``. When the spider closes (before the download handlers
 close), it writes to that file a JSON object: ``modules``, the imported
-Playwright / scrapy-playwright modules, and ``processes``, the command names
-(``/proc/PID/comm``) of every process descended from the crawl.
+Playwright / scrapy-playwright modules, ``processes``, the command names
+(``/proc/PID/comm``) of every process descended from the crawl, ``reactor``,
+the class of the installed Twisted reactor (``None`` without one), and
+``handlers``, the class of each download handler the crawl used, by scheme.
 """
 
 from __future__ import annotations
@@ -43,16 +45,29 @@ def descendant_processes(pid: int) -> list[str]:
     return sorted(found)
 
 
+def class_name(obj: object) -> str:
+    return f"{type(obj).__module__}.{type(obj).__qualname__}"
+
+
 class BrowserProbe:
-    def __init__(self, path: str):
+    def __init__(self, path: str, crawler: Crawler):
         self.path = path
+        self.crawler = crawler
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> BrowserProbe:
-        probe = cls(os.environ["BROWSER_PROBE_FILE"])
+        probe = cls(os.environ["BROWSER_PROBE_FILE"], crawler)
         crawler.signals.connect(probe.spider_closed, signal=signals.spider_closed)
         return probe
 
     def spider_closed(self) -> None:
         modules = sorted(m for m in sys.modules if m.split(".")[0] in BROWSER_PACKAGES)
-        Path(self.path).write_text(json.dumps({"modules": modules, "processes": descendant_processes(os.getpid())}))
+        # Importing twisted.internet.reactor would install one: only look.
+        reactor = sys.modules.get("twisted.internet.reactor")
+        handlers = self.crawler.engine.downloader.handlers._handlers
+        Path(self.path).write_text(json.dumps({
+            "modules": modules,
+            "processes": descendant_processes(os.getpid()),
+            "reactor": class_name(reactor) if reactor is not None else None,
+            "handlers": {scheme: class_name(handler) for scheme, handler in handlers.items()},
+        }))

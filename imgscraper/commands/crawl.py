@@ -4,6 +4,9 @@ Stock ``crawl`` exits 0 whenever the spider started, so a scheduler cannot
 tell a bad argument or an unreachable start page from a good crawl. Here the
 exit status is 1 when the finish reason is not ``finished`` or a start page
 could not be fetched.
+
+It also runs the crawl with the Twisted reactor when the spider arguments
+ask for rendering (:func:`imgscraper.commands.use_reactor_for_rendering`).
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from typing import Any
 from scrapy import Spider
 from scrapy.commands.crawl import Command as ScrapyCrawlCommand
 from scrapy.crawler import Crawler
+
+from imgscraper.commands import use_reactor_for_rendering
 
 __all__ = ["Command", "crawl_failed"]
 
@@ -29,6 +34,11 @@ class Command(ScrapyCrawlCommand):
     def _create_crawler(self, spidercls: type[Spider] | str) -> Crawler:
         self.crawler = super()._create_crawler(spidercls)
         return self.crawler
+
+    def process_options(self, args: list[str], opts: argparse.Namespace) -> None:
+        super().process_options(args, opts)
+        assert self.settings is not None
+        use_reactor_for_rendering(self.settings, opts.spargs)
 
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
         super().run(args, opts)
