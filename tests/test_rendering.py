@@ -19,6 +19,8 @@ import re
 import shutil
 import socket
 import ssl
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -27,13 +29,17 @@ from scrapy.http import HtmlResponse, Request
 from scrapy.settings import Settings
 
 import imgscraper.settings
-from conftest import TESTS_DIR
+from conftest import _PROXY_VARS, PROJECT_ROOT, TESTS_DIR
 from httpserver import HTTPTestServer
 from imgscraper.rendering import REPORT_KEY, Renderer, RenderingError
 from jssite import PAGES, generate_js_site
 
 STORE_NAME = re.compile(r"^full/[0-9a-f-]{36}\.png$")
 CHROMIUM = imgscraper.settings.IMGSCRAPER_RENDER_BROWSER
+ASYNCIO_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
+AIOHTTP_HANDLER = "scrapy.core.downloader.handlers._aiohttp.AiohttpDownloadHandler"
+TWISTED_HANDLER = "scrapy.core.downloader.handlers.http11.HTTP11DownloadHandler"
+PLAYWRIGHT_HANDLER = "scrapy_playwright.handler.ScrapyPlaywrightDownloadHandler"
 
 
 @pytest.fixture(scope="module")
@@ -183,6 +189,20 @@ def test_without_render_no_browser_is_imported_or_started(static):
     assert stat(static, "playwright/page_count") is None
 
 
+def test_without_render_the_crawl_runs_without_the_reactor(static):
+    assert static.probe["reactor"] is None
+    assert static.probe["handlers"]["http"] == AIOHTTP_HANDLER
+
+
+def test_the_reactor_can_still_be_chosen(js_site, run_crawl, tmp_path):
+    result = crawl(js_site, run_crawl, "-a", f"url={js_site.base_url}", "-a", "depth=1",
+                   "-s", "TWISTED_REACTOR_ENABLED=True", probe=tmp_path / "probe.json")
+    assert_ok(result)
+    assert image_names(result) == js_site.static & js_site.linked
+    assert result.probe["reactor"] == ASYNCIO_REACTOR
+    assert result.probe["handlers"]["http"] == TWISTED_HANDLER
+
+
 # --- rendering ------------------------------------------------------------------
 
 
@@ -199,6 +219,12 @@ def test_render_runs_the_browser_the_probe_can_see(rendered):
     """The probe that saw nothing without rendering sees the browser here."""
     assert "scrapy_playwright.handler" in rendered.probe["modules"]
     assert any("chrom" in p for p in rendered.probe["processes"]), rendered.probe
+
+
+def test_render_runs_with_the_asyncio_reactor(rendered):
+    """scrapy crawl turns the reactor on for render=yes: scrapy-playwright needs it."""
+    assert rendered.probe["reactor"] == ASYNCIO_REACTOR
+    assert rendered.probe["handlers"]["http"] == PLAYWRIGHT_HANDLER
 
 
 def test_render_pages_come_from_the_browser_images_from_scrapy_once(js_site, rendered):
@@ -293,6 +319,33 @@ def test_browser_setting_missing_browser_is_one_clear_error(js_site, run_crawl, 
     assert "IMGSCRAPER_RENDER_BROWSER" in line and "no-chromium" in line
     assert "Traceback" not in result.stderr
     assert result.items == [] and result.requests == []
+
+
+def test_render_without_the_reactor_is_one_clear_error(js_site, run_crawl):
+    result = crawl(js_site, run_crawl, "-a", f"url={js_site.base_url}", "-a", "render=yes",
+                   "-s", "TWISTED_REACTOR_ENABLED=False")
+    assert result.returncode == 1
+    (line,) = result.error_lines()
+    assert "render=yes needs the Twisted reactor" in line, line
+    assert "Traceback" not in result.stderr
+    assert result.items == [] and result.requests == []
+
+
+def test_runspider_renders_with_the_reactor(js_site, chromium, tmp_path):
+    """``scrapy runspider`` turns the reactor on for render=yes too."""
+    probe, items = tmp_path / "probe.json", tmp_path / "items.jsonl"
+    env = {k: v for k, v in os.environ.items() if k.lower() not in _PROXY_VARS}
+    env.update(PYTHONPATH=str(TESTS_DIR), BROWSER_PROBE_FILE=str(probe))
+    proc = subprocess.run(
+        [sys.executable, "-m", "scrapy", "runspider", "imgscraper/spiders/images.py",
+         "-a", f"url={js_site.base_url}", "-a", "render=yes", "-s", f"IMAGES_STORE={tmp_path / 'store'}",
+         "-s", 'EXTENSIONS={"browser_probe.BrowserProbe": 0}', "-O", str(items)],
+        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(probe.read_text())["reactor"] == ASYNCIO_REACTOR
+    stored = [json.loads(line) for line in items.read_text().splitlines()]
+    assert stored and all(item["status"] == "downloaded" for item in stored), proc.stderr[-3000:]
 
 
 def test_bad_render_argument(js_site, run_crawl):
