@@ -75,7 +75,7 @@ IMAGES_MIN_HEIGHT = 0
 
 FEED_EXPORT_ENCODING = "utf-8"
 # No Twisted reactor: Scrapy runs on the asyncio loop with its aiohttp download
-# handler: 14% less CPU on the bench site (see "Tuning" in the README). Rendering
+# handler: 14 to 17% less CPU on the bench site (see "Tuning" in the README). Rendering
 # needs the reactor: scrapy crawl turns it back on for -a render=yes
 # (imgscraper/commands). -s TWISTED_REACTOR_ENABLED=True runs with it anyway.
 TWISTED_REACTOR_ENABLED = False
