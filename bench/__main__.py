@@ -24,6 +24,7 @@ from bench.site import LARGE, SMALL, ensure_site
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 LOOPBACK, LATENCY, SMALL_LOOPBACK = "large, loopback", "large, +50 ms", "small, loopback"
 SWEEP = "large, +50 ms, sweep"
+TWO_PROCESSES = "imgscraper 2 processes"
 
 
 def main() -> None:
@@ -62,6 +63,9 @@ def main() -> None:
             record(tools.curl([base + u for u in large["images"]], work / "curl", scenario=scenario, concurrency=c), runs)
             record(tools.imgscraper(f"{base}/large/", work / "imgscraper", scenario=scenario, concurrency=c), runs)
             record(tools.stock_scrapy(f"{base}/large/", work / "stock", scenario=scenario, concurrency=c), runs)
+            if scenario == LOOPBACK:  # where the crawl is CPU-bound
+                record(tools.imgscraper(f"{base}/large/", work / "imgscraper-2p", scenario=scenario, concurrency=c,
+                                        settings={"IMGSCRAPER_PROCESSES": "2"}, label=TWO_PROCESSES), runs)
         work = args.out / "runs" / "small-loopback"
         record(tools.imgscraper(f"{direct}/small/", work / "imgscraper", scenario=SMALL_LOOPBACK, concurrency=c), runs)
         # Many workers, one crawl (Redis): one worker, two, and two independent crawls (the ceiling).
@@ -81,6 +85,7 @@ def main() -> None:
     print()
     print(report.table(runs))
     checks = report.targets(runs, len(large["images"]), LOOPBACK, LATENCY, SMALL_LOOPBACK)
+    checks += report.targets_for(runs, TWO_PROCESSES, LOOPBACK)
     checks += workers.targets(shared, len(large["images"]))
     print()
     print(report.format_targets(checks))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from bench.measure import Run
 
-__all__ = ["table", "targets", "write_json", "chart"]
+__all__ = ["table", "targets", "targets_for", "write_json", "chart"]
 
 
 def table(runs: list[Run]) -> str:
@@ -50,6 +50,24 @@ def targets(runs: list[Run], expected_images: int, loopback: str, latency: str, 
         add("wall vs curl, +50 ms", ours_l.wall / curl_l.wall, 1.5)
     if ours and ours_small:
         add("peak RSS, 10x larger site vs smaller", ours.peak_rss_mb / ours_small.peak_rss_mb, 1.5)
+    return rows
+
+
+def targets_for(runs: list[Run], tool: str, loopback: str) -> list[dict]:
+    """The loopback speed targets for another imgscraper set-up ``tool`` (e.g. more processes)."""
+    ours, stock, curl = (_find(runs, t, loopback) for t in (tool, "stock ImagesPipeline", "curl --parallel"))
+    rows = []
+    if ours and stock:
+        value = ours.images_per_s / max(stock.images_per_s, 1e-9)
+        rows.append({"target": f"images/s vs stock ({tool})", "value": value, "limit": 5, "at_least": True,
+                     "met": value >= 5})
+    if ours and curl:
+        value = ours.wall / curl.wall
+        rows.append({"target": f"wall vs curl, loopback ({tool})", "value": value, "limit": 4, "at_least": False,
+                     "met": value <= 4})
+    if ours:
+        rows.append({"target": f"CPU ms per stored image ({tool})", "value": ours.cpu_ms_per_image, "limit": 1.5,
+                     "at_least": False, "met": ours.cpu_ms_per_image <= 1.5})
     return rows
 
 

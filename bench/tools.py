@@ -25,8 +25,8 @@ def _fresh(directory: Path) -> Path:
 
 
 def imgscraper(start_url: str, work: Path, *, scenario: str, concurrency: int = 16,
-               settings: dict[str, str] | None = None) -> Run:
-    """``scrapy crawl images -a url=START -a depth=2`` with the project's settings."""
+               settings: dict[str, str] | None = None, label: str = "imgscraper") -> Run:
+    """``scrapy crawl images -a url=START -a depth=2`` with the project's settings (and ``settings``)."""
     store = _fresh(work / "store")
     command = [sys.executable, "-m", "scrapy", "crawl", "images", "-a", f"url={start_url}", "-a", "depth=2",
                "-s", f"IMAGES_STORE={store}",
@@ -35,7 +35,7 @@ def imgscraper(start_url: str, work: Path, *, scenario: str, concurrency: int = 
         command += ["-s", f"{name}={value}"]
     wall, cpu, rss, rc = run_measured(command, cwd=PROJECT_ROOT, log=work / "crawl.log")
     images, size = store_stats(store / "full")  # not the gallery nor the record
-    return Run("imgscraper", scenario, wall, cpu, rss, images, size, rc, command)
+    return Run(label, scenario, wall, cpu, rss, images, size, rc, command)
 
 
 def stock_scrapy(start_url: str, work: Path, *, scenario: str, concurrency: int = 16) -> Run:
