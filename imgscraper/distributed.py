@@ -80,8 +80,9 @@ TOKEN = "imgscraper_shared_token"
 PARENT = "imgscraper_shared_parent"
 #: The field of a worker's ``taken`` hash held from joining until it is first idle.
 STARTING = "starting"
-#: Seconds between checks for new work while a worker is idle.
-IDLE_POLL = 0.25
+#: Seconds between checks for new work while a worker is idle: one Redis call each,
+#: and an idle worker picks up a new page at most this late (0.25 s cost 0.3 s of a 3 s crawl).
+IDLE_POLL = 0.05
 
 _JOIN = """
 local p, me = ARGV[1], ARGV[2]
