@@ -35,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from itemadapter import ItemAdapter
@@ -218,20 +219,28 @@ def start_processes(crawler: Crawler, count: int) -> list[DownloadProcess]:
     capacity = 2 * max(1, crawler.settings.getint("CONCURRENT_REQUESTS"))
     started = []
     for _ in range(count):
+        settings_path: Path | None = None
         try:
-            with tempfile.NamedTemporaryFile("wb", prefix="imgscraper-settings-", suffix=".pickle",
-                                             delete=False) as file:
+            # Readable by this user only (mkstemp): the settings may hold credentials.
+            fd, name = tempfile.mkstemp(prefix="imgscraper-settings-", suffix=".pickle")
+            settings_path = Path(name)
+            with os.fdopen(fd, "wb") as file:
                 pickle.dump(values, file)
             ours, theirs = socket.socketpair()
             try:
                 proc = subprocess.Popen(
-                    [sys.executable, "-m", "imgscraper.processes", str(theirs.fileno()), file.name],
+                    [sys.executable, "-m", "imgscraper.processes", str(theirs.fileno()), name],
                     pass_fds=(theirs.fileno(),), env=env, stdin=subprocess.DEVNULL,
                 )
+            except BaseException:
+                ours.close()
+                raise
             finally:
                 theirs.close()
         except (OSError, pickle.PicklingError, TypeError, AttributeError) as exc:
             logger.warning("Cannot start a download process (%s): downloading in this process", exc)
+            if settings_path is not None:
+                settings_path.unlink(missing_ok=True)
             break
         started.append(DownloadProcess(proc, ours, capacity))
     return started

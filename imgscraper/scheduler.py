@@ -277,7 +277,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _stop(signum: int, frame: Any) -> None:
     """SIGTERM stops the scheduler like Ctrl-C (once: repeated signals are ignored)."""
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    except OSError:
+        pass  # "ignored due to race condition": a second SIGTERM came first, and is ignored as wanted
     raise KeyboardInterrupt
 
 

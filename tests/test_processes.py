@@ -13,6 +13,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -82,8 +83,13 @@ def download_processes_of(pid: int) -> list[int]:
     return children
 
 
+def settings_copies() -> set[Path]:
+    return set(Path(tempfile.gettempdir()).glob("imgscraper-settings-*"))
+
+
 def test_two_processes_store_every_image_once(site, tmp_path):
     store = tmp_path / "store"
+    copies_before = settings_copies()
     result = subprocess.run(command(site, store, "IMGSCRAPER_PROCESSES=2", "CONCURRENT_REQUESTS_PER_DOMAIN=8"),
                             cwd=PROJECT_ROOT, env=environment(), capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -96,6 +102,8 @@ def test_two_processes_store_every_image_once(site, tmp_path):
     assert 0 < handed < len(site.images), handed
     assert "'imgscraper/images/downloaded': 240" in result.stderr
     assert "Traceback" not in result.stderr
+    # The settings handed to the download process (they may hold credentials) are not left behind.
+    assert settings_copies() <= copies_before
 
 
 def test_download_process_killed_mid_crawl_the_crawl_still_stores_everything(site, tmp_path):
