@@ -73,8 +73,9 @@ class ImageRef:
     a ``style`` attribute or ``<style>``, or a ``background`` attribute),
     ``meta`` (``<meta>`` such as ``og:image``, or JSON-LD), ``link``
     (``<link>`` icons, ``image_src`` and image preloads), ``input``
-    (``<input type=image>``), ``svg`` (SVG ``<image>`` and ``<use>``) or
-    ``poster`` (``<video poster>``).
+    (``<input type=image>``), ``svg`` (SVG ``<image>`` and ``<use>``),
+    ``poster`` (``<video poster>``) or ``start`` (the spider's: a start URL
+    that is an image).
     """
 
     url: str

@@ -309,6 +309,9 @@ class ImageStorePipeline(ImagesPipeline):
     LOG_FAILED_RESULTS = False
     #: Media results kept for requests that repeat one (see :class:`RecentResults`).
     RESULTS_KEPT = 1000
+    #: The Accept header of image requests: what a browser sends for an <img>. Some servers
+    #: and CDNs answer a page's Accept (text/html) with an error or a different format.
+    IMAGE_ACCEPT = "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8"
     #: Rejections that depend only on the bytes: remembered in the store's record, so a
     #: re-crawl does not fetch the URL again while the rejection is fresh (``IMGSCRAPER_EXPIRES``).
     #: Failures that may pass (HTTP errors, timeouts, truncated or empty bodies) are retried.
@@ -389,7 +392,9 @@ class ImageStorePipeline(ImagesPipeline):
             meta["handle_httpstatus_list"] = self.handle_httpstatus_list
         else:
             meta["handle_httpstatus_all"] = True
-        headers = {"Referer": adapter["page"]} if adapter.get("page") else {}
+        headers = {"Accept": self.IMAGE_ACCEPT}
+        if adapter.get("page"):
+            headers["Referer"] = adapter["page"]
         return [Request(adapter["url"], callback=NO_CALLBACK, headers=headers, meta=meta)]
 
     async def process_item(self, item: Any) -> Any:

@@ -409,6 +409,35 @@ def test_depth_limits(limited, site, srv):
 # ---------------------------------------------------------------------------
 
 
+def test_image_requests_look_like_a_browsers(full, site, srv):
+    """Image requests carry the page as Referer and a browser's image Accept header."""
+    problems = []
+    for url in site.stored_at(2):
+        for request in requests_for(srv, full, url):
+            headers = {k.lower(): v for k, v in request.headers.items()}
+            if not headers.get("accept", "").startswith("image/avif,image/webp,"):
+                problems.append(f"{short(url)}: Accept {headers.get('accept')!r}")
+            if not headers.get("referer", "").startswith(srv.url):
+                problems.append(f"{short(url)}: Referer {headers.get('referer')!r}")
+    assert not problems, fmt(problems, full)
+
+
+def test_an_image_as_start_url_is_stored(srv, site, run_crawl):
+    """``-a url=`` naming an image (by its extension, or by what it serves) stores that image."""
+    photo = f"{srv.url}img/photo.jpg"
+    body = (srv.server.root / "img" / "photo.jpg").read_bytes()
+    srv.server.add_handler("/photo", lambda h: h.send_body(body, content_type="image/jpeg") or True)
+    result = crawl(srv, run_crawl, "-a", f"url={photo},{srv.url}photo")
+    assert_ok(result)
+    items = result.by_url()
+    assert set(items) == {photo, f"{srv.url}photo"}, items
+    for item in items.values():
+        assert item["status"] == "downloaded" and item["checksum"] == site.images[photo].sha256, item
+        assert (result.store / item["path"]).read_bytes() == body
+    # The image URL is fetched once, as an image, not as a page too.
+    assert len(requests_for(srv, result, photo)) == 1
+
+
 def test_second_run_exits_ok(second):
     assert_ok(second)
 

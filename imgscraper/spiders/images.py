@@ -20,6 +20,7 @@ from w3lib.url import canonicalize_url
 from imgscraper.discovery import (
     ImageRef,
     css_import_urls,
+    is_image_url,
     find_css_images,
     find_images,
     find_page_links,
@@ -189,7 +190,11 @@ class ImagesSpider(scrapy.Spider):
                 # Scrapy's own JOBDIR state may hold these as seen after a kill: bypass it.
                 yield self.page_request(url, depth, dont_filter=True)
         for url in self.start_urls:
-            if self.within_page_budget(url) and self.new_page(url, 0):
+            if is_image_url(url):
+                # An image given as a start URL is an image to store, not a page to read.
+                for item in self.new_images([ImageRef(url, "start")], ""):
+                    yield item
+            elif self.within_page_budget(url) and self.new_page(url, 0):
                 yield self.page_request(url, 0)
 
     def page_request(self, url: str, depth: int, dont_filter: bool = False) -> Request:
@@ -274,6 +279,11 @@ class ImagesSpider(scrapy.Spider):
 
     def _parse_page(self, response: Response, page: str | None) -> Iterator[ImageItem | Request]:
         if not isinstance(response, TextResponse):
+            content_type = response.headers.get("Content-Type", b"").decode("latin-1").lower()
+            if response.meta.get("depth", 0) == 0 and content_type.startswith("image/"):
+                # A start URL without an image extension that serves an image (/photo?id=5):
+                # stored like any image (the pipeline fetches it once more).
+                yield from self.new_images([ImageRef(response.url, "start")], "", page)
             return
         self.crawler.stats.inc_value("imgscraper/pages")
         ignored: list[str] = []
