@@ -88,6 +88,9 @@ class DownloadProcesses:
     @staticmethod
     def why_one_process(settings: Settings, processes: int) -> str:
         """Why the crawl must stay in one process, or ``""``."""
+        if not any(str(name).endswith("ImageStorePipeline") and order is not None
+                   for name, order in settings.getdict("ITEM_PIPELINES").items()):
+            return "no images are downloaded (download=no, or no ImageStorePipeline)"
         if settings.getfloat("DOWNLOAD_DELAY") > 0:
             return "DOWNLOAD_DELAY spaces the requests of one process"
         if settings.getbool("AUTOTHROTTLE_ENABLED"):

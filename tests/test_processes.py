@@ -136,3 +136,14 @@ def test_download_delay_keeps_one_process(site, tmp_path):
     assert "IMGSCRAPER_PROCESSES=2: using one process (DOWNLOAD_DELAY spaces the requests of one process)" in result.stderr
     assert _PROCESSES_STAT.search(result.stderr) is None
     assert sorted(site.stored_paths(store)) == sorted(site.images)
+
+
+def test_listing_crawl_keeps_one_process_and_its_limits(site, tmp_path):
+    """-a download=no: nothing to hand over, so the limits are not divided either."""
+    store = tmp_path / "store"
+    cmd = command(site, store, "IMGSCRAPER_PROCESSES=2", "CONCURRENT_REQUESTS_PER_DOMAIN=6") + ["-a", "download=no"]
+    result = subprocess.run(cmd, cwd=PROJECT_ROOT, env=environment(), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "IMGSCRAPER_PROCESSES=2: using one process (no images are downloaded" in result.stderr
+    assert "'CONCURRENT_REQUESTS_PER_DOMAIN': 6" in result.stderr or "CONCURRENT_REQUESTS_PER_DOMAIN': '6'" in result.stderr
+    assert "'item_scraped_count': 240" in result.stderr
