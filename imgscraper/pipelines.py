@@ -371,6 +371,8 @@ class ImageStorePipeline(ImagesPipeline):
         for process in self.processes:
             await process.close(timeout=max(60.0, self.crawler.settings.getfloat("DOWNLOAD_TIMEOUT")))
             process.merge_stats(self.crawler)
+            if process.lost:
+                self.stats.inc_value("imgscraper/processes/lost")
         if self.record:
             self.record.close()
 

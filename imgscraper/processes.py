@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 from itemadapter import ItemAdapter
 from scrapy import Spider, signals
 from scrapy.settings import SETTINGS_PRIORITIES, Settings
+from scrapy.utils.misc import load_object
 
 from imgscraper.items import ImageItem
 
@@ -88,8 +89,7 @@ class DownloadProcesses:
     @staticmethod
     def why_one_process(settings: Settings, processes: int) -> str:
         """Why the crawl must stay in one process, or ``""``."""
-        if not any(str(name).endswith("ImageStorePipeline") and order is not None
-                   for name, order in settings.getdict("ITEM_PIPELINES").items()):
+        if not _stores_images(settings):
             return "no images are downloaded (download=no, or no ImageStorePipeline)"
         if settings.getfloat("DOWNLOAD_DELAY") > 0:
             return "DOWNLOAD_DELAY spaces the requests of one process"
@@ -100,6 +100,20 @@ class DownloadProcesses:
         if settings.getint("CONCURRENT_REQUESTS_PER_DOMAIN") < processes:
             return f"CONCURRENT_REQUESTS_PER_DOMAIN is under {processes}"
         return ""
+
+
+def _stores_images(settings: Settings) -> bool:
+    """Whether ``ITEM_PIPELINES`` holds :class:`~imgscraper.pipelines.ImageStorePipeline` or a subclass."""
+    from imgscraper.pipelines import ImageStorePipeline  # noqa: PLC0415 (it imports this module)
+
+    for path, order in settings.getdict("ITEM_PIPELINES").items():
+        try:
+            pipeline = load_object(path)
+        except (ImportError, NameError, ValueError):
+            continue  # Scrapy reports it when it builds the pipelines
+        if order is not None and isinstance(pipeline, type) and issubclass(pipeline, ImageStorePipeline):
+            return True
+    return False
 
 
 class DownloadProcessGone(Exception):
@@ -115,7 +129,9 @@ class DownloadProcess:
         self.ready = False
         self.alive = True
         self.stats: dict[str, Any] = {}
-        self.images = 0
+        #: Set by the main process when the download process ended before it was told to finish.
+        self.lost = False
+        self._closing = False
         self._sock = sock
         self._writer: asyncio.StreamWriter | None = None
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
@@ -143,7 +159,6 @@ class DownloadProcess:
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[n] = future
         self._writer.write(json.dumps({"n": n, "url": url, "page": page}).encode() + b"\n")
-        self.images += 1
         return await future
 
     async def _read(self) -> None:
@@ -163,6 +178,10 @@ class DownloadProcess:
             logger.warning("Lost the download process %d: %s", self.proc.pid, exc)
         finally:
             self.alive = False
+            if not self._closing:
+                self.lost = True
+                logger.warning("Download process %d ended before the crawl: this process downloads its %d "
+                               "image(s) in flight and the rest", self.proc.pid, len(self._pending))
             for future in self._pending.values():
                 if not future.done():
                     future.set_exception(DownloadProcessGone())
@@ -170,6 +189,7 @@ class DownloadProcess:
 
     async def close(self, timeout: float) -> None:
         """Tell the process to finish, wait up to ``timeout`` seconds, then kill it."""
+        self._closing = True
         if self._writer is not None and self.alive:
             try:
                 self._writer.write_eof()
@@ -188,7 +208,7 @@ class DownloadProcess:
             pass
         if self._writer is not None:
             self._writer.close()
-        if self.proc.returncode and not self.stats:
+        if self.proc.returncode and not self.stats and not self.lost:
             logger.warning("Download process %d exited with status %d", self.proc.pid, self.proc.returncode)
 
     def merge_stats(self, crawler: Crawler) -> None:

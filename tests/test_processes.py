@@ -124,6 +124,8 @@ def test_download_process_killed_mid_crawl_the_crawl_still_stores_everything(sit
     _, err = proc.communicate(timeout=120)
     assert killed, "the crawl ended before its download process could be killed"
     assert proc.returncode == 0, err[-3000:]
+    assert len(re.findall(r"WARNING: Download process \d+ ended before the crawl", err)) == 1, err[-3000:]
+    assert "'imgscraper/processes/lost': 1" in err
     assert sorted(site.stored_paths(store)) == sorted(site.images)
     assert not [p for p in (store / "full").iterdir() if p.name.startswith(".tmp")]
 
