@@ -44,6 +44,7 @@ from scrapy.settings import SETTINGS_PRIORITIES, Settings
 from scrapy.utils.misc import load_object
 
 from imgscraper.items import ImageItem
+from imgscraper.runtime import tune_garbage_collector
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -329,7 +330,9 @@ def main(argv: list[str]) -> None:
     with open(settings_path, "rb") as file:
         values = pickle.load(file)
     os.unlink(settings_path)
-    process = AsyncCrawlerProcess(Settings(values))
+    settings = Settings(values)
+    tune_garbage_collector(settings.getint("IMGSCRAPER_GC_THRESHOLD"))
+    process = AsyncCrawlerProcess(settings)
     process.crawl(DownloadProcessSpider, fd=fd)
     process.start(install_signal_handlers=False)
 

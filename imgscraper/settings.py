@@ -109,6 +109,10 @@ IMGSCRAPER_PROGRESS_INTERVAL = 60.0
 # download processes and divides CONCURRENT_REQUESTS(_PER_DOMAIN/_PER_IP) between all N;
 # one process is kept when DOWNLOAD_DELAY or AutoThrottle is on. See "Speed" in the README.
 IMGSCRAPER_PROCESSES = 1
+# Python's cyclic garbage collector: objects alive when the crawl starts are frozen and the
+# first generation is collected every this many allocations (Python: 700); 0 leaves it alone.
+# About 7% less CPU on the bench site, same peak memory (see "Where the time goes" in the README).
+IMGSCRAPER_GC_THRESHOLD = 20000
 # Rebuild index.html, a gallery of everything a local IMAGES_STORE holds, after each crawl.
 IMGSCRAPER_GALLERY = True
 

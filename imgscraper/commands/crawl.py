@@ -6,7 +6,8 @@ exit status is 1 when the finish reason is not ``finished`` or a start page
 could not be fetched.
 
 It also runs the crawl with the Twisted reactor when the spider arguments
-ask for rendering (:func:`imgscraper.commands.use_reactor_for_rendering`).
+ask for rendering (:func:`imgscraper.commands.use_reactor_for_rendering`),
+and tunes the garbage collector (:mod:`imgscraper.runtime`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from scrapy.commands.crawl import Command as ScrapyCrawlCommand
 from scrapy.crawler import Crawler
 
 from imgscraper.commands import use_reactor_for_rendering
+from imgscraper.runtime import tune_garbage_collector
 
 __all__ = ["Command", "crawl_failed"]
 
@@ -41,6 +43,8 @@ class Command(ScrapyCrawlCommand):
         use_reactor_for_rendering(self.settings, opts.spargs)
 
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
+        assert self.settings is not None
+        tune_garbage_collector(self.settings.getint("IMGSCRAPER_GC_THRESHOLD"))
         super().run(args, opts)
         if self.exitcode == 0 and self.crawler and crawl_failed(self.crawler.stats.get_stats()):
             self.exitcode = 1
