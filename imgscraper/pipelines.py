@@ -36,6 +36,8 @@ from imgscraper.durations import parse_duration
 from imgscraper.records import ImageRecord, SQLiteRecord, StoreRecord, open_store_record
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from typing_extensions import Self
 
     from scrapy.crawler import Crawler
@@ -49,6 +51,11 @@ CONTENT_NAMESPACE = uuid.UUID("6f1c8a52-3a57-4d5e-9a43-8e2f0b4d7c11")
 FILE_NAME_MODES = ("stable", "random")
 #: The only URL schemes images are fetched from.
 FETCHED_SCHEMES = ("http", "https", "data")
+
+
+def _rejection_status(reason: str) -> str:
+    """The item status of an image rejected for ``reason``: a too-small image is skipped, others failed."""
+    return "skipped" if reason == "too-small" else "failed"
 
 
 class ImageFailed(_MediaRequestFiltered):
@@ -479,18 +486,13 @@ class ImageStorePipeline(ImagesPipeline):
         """
         if self.record is None or request.url.startswith("data:"):
             return None
-        if isinstance(self.record, SQLiteRecord):
-            # An indexed lookup in a local file costs less than the hop to a worker thread.
-            record = self.record.get(request.url)
-        else:
-            record = await run_in_thread(self.record.get, request.url)
+        record = await self._on_record(self.record.get, request.url)
         if record is None:
             return None
         fresh = time.time() - record.stored_at <= self.expires_seconds
         if record.rejected:
             if fresh and self._still_rejected(record):
-                status = "skipped" if record.rejected == "too-small" else "failed"
-                raise self._reject(request, status, record.rejected, "as on an earlier crawl")
+                raise self._reject(request, _rejection_status(record.rejected), record.rejected, "as on an earlier crawl")
             return None
         if not await ensure_awaitable(self.store.stat_file(record.path, info)):
             return None
@@ -502,6 +504,13 @@ class ImageStorePipeline(ImagesPipeline):
         if record.last_modified:
             request.headers["If-Modified-Since"] = record.last_modified
         return None
+
+    async def _on_record(self, method: Callable[..., Any], *args: Any) -> Any:
+        """Call ``method`` (of the record, or one writing to it) where it costs least: an indexed
+        SQLite statement on a local file costs less than the hop to a worker thread."""
+        if isinstance(self.record, SQLiteRecord):
+            return method(*args)
+        return await run_in_thread(method, *args)
 
     def _answer_from_process(self, fields: dict[str, Any]) -> dict[str, Any]:
         """The result of an image a download process stored (it logged its own failures)."""
@@ -581,16 +590,13 @@ class ImageStorePipeline(ImagesPipeline):
             else:
                 stored, already_stored = await self._store_remotely(response, request, info, item)
         except ImageRejected as exc:
-            if exc.reason in self.REMEMBERED_REJECTIONS and self.record is not None and not request.url.startswith("data:"):
+            remember = exc.reason in self.REMEMBERED_REJECTIONS and not request.url.startswith("data:")
+            if remember and self.record is not None:
                 try:
-                    if isinstance(self.record, SQLiteRecord):
-                        self._remember_rejection(request, response, exc.reason)
-                    else:
-                        await run_in_thread(self._remember_rejection, request, response, exc.reason)
+                    await self._on_record(self._remember_rejection, request, response, exc.reason)
                 except (OSError, sqlite3.Error) as record_error:
                     logger.debug("Could not record the rejection of %s: %s", request.url[:300], record_error)
-            status = "skipped" if exc.reason == "too-small" else "failed"
-            raise self._reject(request, status, exc.reason, exc.detail) from None
+            raise self._reject(request, _rejection_status(exc.reason), exc.reason, exc.detail) from None
         except (OSError, sqlite3.Error) as exc:
             raise self._store_failed(request, exc) from None
         path = stored.path

@@ -146,7 +146,7 @@ class DownloadProcess:
 
     @property
     def has_room(self) -> bool:
-        return self.alive and self.ready and len(self._pending) < self.capacity
+        return self.alive and self.ready and self.pending < self.capacity
 
     async def download(self, url: str, page: str) -> dict[str, Any]:
         """Download and store ``url`` there; the item fields it ended with.

@@ -89,6 +89,18 @@ def reset_connection(handler: RequestHandler) -> None:
     socket.socket(fileno=sock.detach()).close()
 
 
+def reset_mid_body(handler: RequestHandler, body: bytes) -> None:
+    """Announce ``body`` as a PNG, send half of it, then reset the connection."""
+    handler.send_response(200)
+    handler.send_header("Content-Type", "image/png")
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body[: len(body) // 2])
+    handler.wfile.flush()
+    time.sleep(0.05)
+    reset_connection(handler)
+
+
 @dataclass
 class Fault:
     """One fault and what the crawl must make of it.
@@ -191,16 +203,9 @@ class FaultSite:
                 return True
             return serve
 
-        def reset_mid_body(body: bytes) -> Callable[[RequestHandler, int], None]:
+        def reset_mid_body_of(body: bytes) -> Callable[[RequestHandler, int], None]:
             def fault(h: RequestHandler, n: int) -> None:
-                h.send_response(200)
-                h.send_header("Content-Type", "image/png")
-                h.send_header("Content-Length", str(len(body)))
-                h.end_headers()
-                h.wfile.write(body[: len(body) // 2])
-                h.wfile.flush()
-                time.sleep(0.05)
-                reset_connection(h)
+                reset_mid_body(h, body)
             return fault
 
         def stall(h: RequestHandler, n: int) -> None:
@@ -213,9 +218,9 @@ class FaultSite:
             return fault
 
         body = self.image(next(seed))
-        self.fault("reset-once.png", "downloaded", failing_then(body, reset_mid_body(body), 1), tries=2, body=body)
+        self.fault("reset-once.png", "downloaded", failing_then(body, reset_mid_body_of(body), 1), tries=2, body=body)
         body = self.image(next(seed))
-        self.fault("reset-always.png", "failed", failing_then(body, reset_mid_body(body), 99),
+        self.fault("reset-always.png", "failed", failing_then(body, reset_mid_body_of(body), 99),
                    reason="data-loss", tries=3)
         body = self.image(next(seed))
         self.fault("stall-once.png", "downloaded", failing_then(body, stall, 1), tries=2, body=body)

@@ -13,22 +13,15 @@ import time
 
 import pytest
 
-from faultsite import make_png, reset_connection
+from faultsite import make_png, reset_mid_body
 from httpserver import HTTPTestServer, RequestHandler
 
 IMAGE = make_png(7)
 TIMEOUT = 1
 
 
-def reset_mid_body(h: RequestHandler) -> bool:
-    h.send_response(200)
-    h.send_header("Content-Type", "image/png")
-    h.send_header("Content-Length", str(len(IMAGE)))
-    h.end_headers()
-    h.wfile.write(IMAGE[: len(IMAGE) // 2])
-    h.wfile.flush()
-    time.sleep(0.05)
-    reset_connection(h)
+def reset_image_mid_body(h: RequestHandler) -> bool:
+    reset_mid_body(h, IMAGE)
     return True
 
 
@@ -66,7 +59,7 @@ EXPECTED = {
 def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("download-errors")
     with HTTPTestServer(root) as server:
-        server.add_handler("/reset-mid-body.png", reset_mid_body)
+        server.add_handler("/reset-mid-body.png", reset_image_mid_body)
         server.add_handler("/closed-before-response.png", close_before_response)
         server.add_handler("/stall.png", stall)
         urls = [
