@@ -42,6 +42,7 @@ from w3lib.html import strip_html5_whitespace
 from w3lib.url import safe_url_string
 
 from imgscraper.inspection import ImageRejected, inspect_image
+from imgscraper.processes import in_worker
 from imgscraper.records import SQLiteRecord
 from imgscraper.summary import NOT_STARTED, format_bytes
 
@@ -302,9 +303,9 @@ class Gallery:
         crawler.signals.connect(extension.engine_stopped, signal=signals.engine_stopped)
         return extension
 
-    def item_scraped(self, item: Any, response: Response) -> None:
+    def item_scraped(self, item: Any, response: Response | None) -> None:
         """Note the title of the item's page and the alt texts of its images (once per page)."""
-        if response.url in self.seen_pages or not isinstance(response, TextResponse):
+        if not isinstance(response, TextResponse) or response.url in self.seen_pages:
             return
         if ItemAdapter(item).get("page") != response.url:
             return  # found in a style sheet, not in this page
@@ -327,6 +328,8 @@ class Gallery:
             return
         try:
             save_notes(self.store, self.titles, self.alts)
+            if in_worker():
+                return  # the main process builds the gallery, with these notes
             path = build_gallery(self.store, self.thumbs)
         except (OSError, sqlite3.Error) as exc:
             logger.warning("Could not write the gallery in %s: %s", self.store, exc)

@@ -31,7 +31,6 @@ from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
 from imgscraper.inspection import ImageInfo, ImageRejected, inspect_image
-from imgscraper.processes import DownloadProcess, DownloadProcessGone, start_processes
 from imgscraper.durations import parse_duration
 from imgscraper.records import ImageRecord, SQLiteRecord, StoreRecord, open_store_record
 
@@ -347,9 +346,6 @@ class ImageStorePipeline(ImagesPipeline):
         self.expires_seconds: float = self._expires_seconds(settings)
         self.stats = crawler.stats
         self.store_fault = ""
-        #: Download processes next to this one (``IMGSCRAPER_PROCESSES``), started with the spider.
-        self.process_count: int = settings.getint("IMGSCRAPER_PROCESSES")
-        self.processes: list[DownloadProcess] = []
         self.record: StoreRecord | None = open_store_record(self.store)
         if getattr(self.record, "rebuilt", ""):
             self.stats.set_value("imgscraper/record_rebuilt", self.record.rebuilt)
@@ -369,17 +365,7 @@ class ImageStorePipeline(ImagesPipeline):
         cls._update_stores(crawler.settings)
         return cls(crawler.settings["IMAGES_STORE"], crawler=crawler)
 
-    def open_spider(self) -> None:
-        super().open_spider()
-        if self.process_count > 1:
-            self.processes = start_processes(self.crawler, self.process_count - 1)
-
     async def close_spider(self) -> None:
-        for process in self.processes:
-            await process.close(timeout=max(60.0, self.crawler.settings.getfloat("DOWNLOAD_TIMEOUT")))
-            process.merge_stats(self.crawler)
-            if process.lost:
-                self.stats.inc_value("imgscraper/processes/lost")
         if self.record:
             self.record.close()
 
@@ -460,14 +446,6 @@ class ImageStorePipeline(ImagesPipeline):
         answer = await self.media_to_download(request, info, item=item)
         if answer is not None:
             return answer
-        process = min((p for p in self.processes if p.has_room), key=lambda p: p.pending, default=None)
-        if process is not None:
-            try:
-                fields = await process.download(request.url, ItemAdapter(item).get("page") or "")
-            except DownloadProcessGone:
-                logger.debug("Download process gone: downloading %s here", request.url[:300])
-            else:
-                return self._answer_from_process(fields)
         try:
             response = await self.crawler.engine.download_async(request)
             return await self.media_downloaded(response, request, info, item=item)
@@ -511,17 +489,6 @@ class ImageStorePipeline(ImagesPipeline):
         if isinstance(self.record, SQLiteRecord):
             return method(*args)
         return await run_in_thread(method, *args)
-
-    def _answer_from_process(self, fields: dict[str, Any]) -> dict[str, Any]:
-        """The result of an image a download process stored (it logged its own failures)."""
-        self.stats.inc_value("imgscraper/processes/images")
-        status, reason = fields.get("status", "failed"), fields.get("reason") or ""
-        if status in ("downloaded", "uptodate"):
-            self._count(status)
-            return {key: fields.get(key) for key in ("url", "path", "checksum", "status", "width", "height",
-                                                     "format", "size")}
-        self._count(status, reason)
-        raise ImageFailed(status, reason, "in a download process")
 
     def _still_rejected(self, record: ImageRecord) -> bool:
         """Whether a remembered rejection holds under this crawl's size limits."""

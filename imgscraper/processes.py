@@ -1,74 +1,132 @@
-"""Image downloads spread over more than one process (``IMGSCRAPER_PROCESSES``).
+"""One crawl spread over several processes of one machine (``IMGSCRAPER_PROCESSES``).
 
 On a fast network a crawl is CPU-bound: Scrapy's own work per request keeps
 one core busy. With ``IMGSCRAPER_PROCESSES = N`` the crawl starts ``N - 1``
-download processes next to it. The main process crawls the pages and runs
-every item through its pipelines as usual; :class:`ImageStorePipeline
-<imgscraper.pipelines.ImageStorePipeline>` hands images to a download process
-that has room and does the others itself. A download process is a Scrapy
-crawler with the crawl's settings and the same pipeline, so image bytes still
-go through Scrapy's downloader, its middlewares, the store and its record.
+worker processes next to it, and the processes share the crawl's pages the
+way the workers of a Redis crawl (:mod:`imgscraper.distributed`) do, with the
+main process in Redis's place:
 
-:class:`DownloadProcesses` (the add-on) divides ``CONCURRENT_REQUESTS`` and
-``CONCURRENT_REQUESTS_PER_DOMAIN``/``_PER_IP`` by ``N`` so that all the
-processes together stay within them, and keeps one process for crawls that
-space their requests (``DOWNLOAD_DELAY``, AutoThrottle) or share a crawl
-through Redis.
+* the main process keeps the one queue of pages and its duplicate filter
+  (:class:`MainScheduler`); each process, itself included, takes the next
+  page when it expects fewer images to fetch than its share of
+  ``CONCURRENT_REQUESTS``, so a page goes to the process that can start on
+  it soonest;
+* a worker fetches and parses the pages it takes, sends the links it finds
+  to the main process's queue, and downloads and stores the page's images
+  through its own downloader, middlewares and pipelines; the main process
+  hands the worker's items to its feed exports;
+* each image is fetched by one process only: a process claims the images of
+  a page, in one message per page, before it yields them
+  (:class:`SharedImagesMiddleware`).
 
-The processes talk in JSON lines over a socket pair. The main process sends
-``{"n": 1, "url": ..., "page": ...}``; a download process answers
-``{"ready": true}`` once, ``{"n": 1, "item": {...}}`` per image, and
-``{"stats": {...}}`` when it closes. A download process ignores Ctrl-C: it
-ends when the main process closes its socket, or dies.
+A worker is a Scrapy crawler of the same spider, with the same arguments and
+settings, and no start requests of its own. :class:`CrawlProcesses` (the
+add-on) divides ``CONCURRENT_REQUESTS`` and ``CONCURRENT_REQUESTS_PER_DOMAIN``
+/ ``_PER_IP`` by ``N`` so that all the processes together stay within them,
+and keeps one process where sharing would change the crawl: ``DOWNLOAD_DELAY``
+and AutoThrottle (they pace one process), a Redis crawl (already shared),
+``JOBDIR`` and ``IMGSCRAPER_MAX_PAGES`` (kept by one process), a custom
+``SCHEDULER``, or no images to download.
+
+A worker ends when the main process closes its socket (the crawl is finished,
+or stopped), and ignores Ctrl-C. If a worker dies, the main process puts the
+pages it held back in its queue and lets its unfinished images be claimed
+again (one WARNING line, stat ``imgscraper/processes/lost``).
+
+The processes talk in length-prefixed pickles over a socket pair (they are
+the same program): the main process sends ``("page", token, request)``
+and ``("claimed", n, [bool, ...])``; a worker sends ``("want",)``,
+``("requests", [request, ...])``, ``("claim", n, [key, ...])``, ``("item",
+fields)``, ``("done", [token, ...], [key, ...])`` and ``("stats", {...})``.
+Requests travel as :meth:`Request.to_dict() <scrapy.Request.to_dict>` dicts.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
+import hashlib
+import itertools
 import logging
 import os
 import pickle
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
 import time
+import weakref
+from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from itemadapter import ItemAdapter
-from scrapy import Spider, signals
+from itemadapter import ItemAdapter, is_item
+from scrapy import Request, Spider, signals
+from scrapy.core.scheduler import BaseScheduler, Scheduler
+from scrapy.exceptions import DontCloseSpider
 from scrapy.settings import SETTINGS_PRIORITIES, Settings
+from scrapy.utils.asyncio import create_looping_call
+from scrapy.utils.defer import deferred_from_coro
 from scrapy.utils.misc import load_object
+from scrapy.utils.request import request_from_dict
+from w3lib.url import canonicalize_url
 
 from imgscraper.items import ImageItem
 from imgscraper.runtime import tune_garbage_collector
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Callable
 
     from scrapy.crawler import Crawler
+    from scrapy.http import Response
+    from twisted.internet.defer import Deferred
 
-__all__ = ["DownloadProcess", "DownloadProcessGone", "DownloadProcessSpider", "DownloadProcesses", "start_processes"]
+__all__ = [
+    "CrawlProcesses",
+    "ImageClaims",
+    "MainScheduler",
+    "SharedImagesMiddleware",
+    "WorkLedger",
+    "WorkerScheduler",
+    "in_worker",
+]
 
 logger = logging.getLogger(__name__)
 
 #: Limits divided between the processes.
 SPLIT_LIMITS = ("CONCURRENT_REQUESTS", "CONCURRENT_REQUESTS_PER_DOMAIN", "CONCURRENT_REQUESTS_PER_IP")
-#: Stats of a download process that the main process does not add to its own:
-#: it counts images itself, and times, memory and logs are per process.
+#: Request meta keys: the token of a page a process took, and of the page a request was found on.
+TOKEN = "imgscraper_process_token"
+PARENT = "imgscraper_process_parent"
+#: Stats a worker keeps for itself: the main process counts its items, and
+#: times, memory, logs and queues are per process.
 _OWN_STATS = ("item_", "items_", "responses_per_minute", "elapsed_time", "memusage/", "log_count/",
-              "imgscraper/images", "start_time", "finish_", "scheduler/")
+              "start_time", "finish_", "scheduler/")
+#: Seconds between checks, while the main process is idle, that the workers are done too.
+IDLE_POLL = 0.02
+
+#: The connection to the main process, in a worker process (set by :func:`main`).
+_channel: Channel | None = None
+#: The scheduler of each crawler, for its spider middleware.
+_schedulers: weakref.WeakKeyDictionary[Crawler, MainScheduler | WorkerScheduler] = weakref.WeakKeyDictionary()
 
 
-class DownloadProcesses:
-    """Add-on: with ``IMGSCRAPER_PROCESSES > 1``, divide the concurrency limits
-    between the processes, or fall back to one process (one INFO line) when
-    spreading would break the crawl's politeness settings."""
+def in_worker() -> bool:
+    """Whether this process is a worker of a crawl spread over processes."""
+    return _channel is not None
+
+
+class CrawlProcesses:
+    """Add-on: with ``IMGSCRAPER_PROCESSES > 1``, share the crawl between the
+    processes (scheduler and spider middleware of this module) and divide the
+    concurrency limits between them, or keep one process (one INFO line) when
+    sharing would change the crawl."""
 
     def update_settings(self, settings: Settings) -> None:
+        if in_worker():
+            return  # set up by main()
         processes = settings.getint("IMGSCRAPER_PROCESSES")
         if processes <= 1:
             return
@@ -81,6 +139,9 @@ class DownloadProcesses:
             value = settings.getint(name)
             if value > 0:
                 self._override(settings, name, max(1, value // processes))
+        settings.set("SCHEDULER", "imgscraper.processes.MainScheduler", priority="addon")
+        # Close to the engine, like the Redis crawl's: it sees what the other middlewares let through.
+        settings.set_in_component_priority_dict("SPIDER_MIDDLEWARES", SharedImagesMiddleware, 50)
 
     @staticmethod
     def _override(settings: Settings, name: str, value: int) -> None:
@@ -98,6 +159,12 @@ class DownloadProcesses:
             return "AutoThrottle adapts the pace of one process"
         if settings.get("IMGSCRAPER_REDIS_URL"):
             return "a shared crawl spreads over its workers"
+        if settings.get("JOBDIR"):
+            return "JOBDIR journals the pages of one process"
+        if settings.getint("IMGSCRAPER_MAX_PAGES"):
+            return "IMGSCRAPER_MAX_PAGES is counted by one process"
+        if load_object(settings["SCHEDULER"]) is not Scheduler:
+            return "SCHEDULER is not Scrapy's"
         if settings.getint("CONCURRENT_REQUESTS_PER_DOMAIN") < processes:
             return f"CONCURRENT_REQUESTS_PER_DOMAIN is under {processes}"
         return ""
@@ -105,7 +172,7 @@ class DownloadProcesses:
 
 def _stores_images(settings: Settings) -> bool:
     """Whether ``ITEM_PIPELINES`` holds :class:`~imgscraper.pipelines.ImageStorePipeline` or a subclass."""
-    from imgscraper.pipelines import ImageStorePipeline  # noqa: PLC0415 (it imports this module)
+    from imgscraper.pipelines import ImageStorePipeline  # noqa: PLC0415 (it imports the spider's modules)
 
     for path, order in settings.getdict("ITEM_PIPELINES").items():
         try:
@@ -117,139 +184,433 @@ def _stores_images(settings: Settings) -> bool:
     return False
 
 
-class DownloadProcessGone(Exception):
-    """The download process ended before answering; the image is to be downloaded here."""
+def image_key(url: str) -> str:
+    """The key an image URL is claimed under (as the spider deduplicates it)."""
+    key = url if url.startswith("data:") else canonicalize_url(url)
+    return hashlib.sha1(key.encode("utf-8")).hexdigest()
 
 
-class DownloadProcess:
-    """One download process, seen from the main process."""
+# -- the work a process holds -------------------------------------------------
 
-    def __init__(self, proc: subprocess.Popen, sock: socket.socket, capacity: int):
-        self.proc = proc
-        self.capacity = capacity
-        self.ready = False
-        self.alive = True
-        self.stats: dict[str, Any] = {}
-        #: Set by the main process when the download process ended before it was told to finish.
-        self.lost = False
-        self._closing = False
+
+@dataclass
+class _Unit:
+    """A request this process took from the queue: still being fetched, parsed, outputs pending."""
+
+    fetching: bool = True
+    parsed: bool = False
+    pending: int = 0
+
+
+class WorkLedger:
+    """The requests (pages, style sheets) a process took and the images they brought.
+
+    A taken request stays *held* until it is parsed and everything it yielded
+    has gone through the engine; ``on_done(token)`` is called then.
+    :meth:`busy` says whether the process has enough work for now.
+    """
+
+    def __init__(self, max_images: int, on_done: Callable[[str], None] | None = None):
+        self.max_images = max(1, max_images)
+        self.on_done = on_done
+        self.units: dict[str, _Unit] = {}
+        self.images_in_progress = 0
+        self._item_units: dict[int, str] = {}
+        self._tokens = itertools.count(1)
+        self._parsed = 0
+        self._images_kept = 0
+
+    def take(self, request: Request, token: str | None = None) -> Request:
+        """Hold ``request`` (taken from the queue) under a new token, or ``token``."""
+        token = token or str(next(self._tokens))
+        request.meta[TOKEN] = token
+        self.units[token] = _Unit()
+        return request
+
+    def fetched(self, request: Request) -> None:
+        unit = self.units.get(request.meta.get(TOKEN, ""))
+        if unit is not None:
+            unit.fetching = False
+
+    def busy(self) -> bool:
+        """Whether this process expects at least ``max_images`` images to fetch soon: those of
+        its parsed pages, and an estimate for the pages it is fetching."""
+        per_page = self._images_kept / self._parsed if self._parsed else self.max_images
+        fetching = sum(1 for unit in self.units.values() if unit.fetching)
+        return self.images_in_progress + fetching * per_page >= self.max_images
+
+    def output(self, token: str | None, obj: Any) -> None:
+        """``obj`` (item or request), yielded by the unit ``token``, is on its way."""
+        unit = self.units.get(token) if token is not None else None
+        if unit is None:
+            return
+        unit.pending += 1
+        if isinstance(obj, Request):
+            obj.meta[PARENT] = token
+        else:
+            self._item_units[id(obj)] = token
+            self.images_in_progress += 1
+
+    def parsed(self, token: str | None, images: int) -> None:
+        self._parsed += 1
+        self._images_kept += images
+        unit = self.units.get(token) if token is not None else None
+        if unit is not None:
+            unit.fetching, unit.parsed = False, True
+            self._maybe_done(token)
+
+    def output_done(self, token: str | None) -> None:
+        unit = self.units.get(token) if token is not None else None
+        if unit is not None:
+            unit.pending -= 1
+            self._maybe_done(token)
+
+    def item_done(self, item: Any) -> None:
+        token = self._item_units.pop(id(item), None)
+        if token is not None:
+            self.images_in_progress -= 1
+            self.output_done(token)
+
+    def clear(self) -> list[str]:
+        """The process is idle: everything it held is done. Returns the tokens it held."""
+        tokens = list(self.units)
+        self.units.clear()
+        self._item_units.clear()
+        self.images_in_progress = 0
+        return tokens
+
+    def _maybe_done(self, token: str) -> None:
+        unit = self.units[token]
+        if unit.parsed and unit.pending <= 0:
+            del self.units[token]
+            if self.on_done is not None:
+                self.on_done(token)
+
+
+class ImageClaims:
+    """Which process fetches each image (kept by the main process)."""
+
+    DONE = -1
+
+    def __init__(self) -> None:
+        self._owners: dict[str, int] = {}
+
+    def claim(self, process: int, keys: list[str]) -> list[bool]:
+        """For each key, whether ``process`` is to fetch it (no process did or does)."""
+        won = []
+        for key in keys:
+            new = key not in self._owners
+            if new:
+                self._owners[key] = process
+            won.append(new)
+        return won
+
+    def done(self, keys: list[str]) -> None:
+        for key in keys:
+            self._owners[key] = self.DONE
+
+    def release(self, process: int) -> int:
+        """Let the images ``process`` claimed and did not finish be claimed again; how many."""
+        keys = [key for key, owner in self._owners.items() if owner == process]
+        for key in keys:
+            del self._owners[key]
+        return len(keys)
+
+
+# -- the channel between two processes ---------------------------------------
+
+_LENGTH = struct.Struct("!I")
+
+
+class Channel:
+    """One end of the socket pair: ``send`` a message, ``on_message`` for each received one."""
+
+    def __init__(self, sock: socket.socket, on_message: Callable[[tuple], None], on_end: Callable[[str], None]):
         self._sock = sock
+        self.on_message = on_message
+        self.on_end = on_end
+        self.open = False
         self._writer: asyncio.StreamWriter | None = None
-        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
-        self._next = 0
-        self._reader = asyncio.ensure_future(self._read())
+        self._reader_task: asyncio.Future[None] | None = None
+        self._unsent: list[bytes] = []
+        self._ended = False
 
-    @property
-    def pending(self) -> int:
-        """Images sent and not answered yet."""
-        return len(self._pending)
+    def start(self) -> None:
+        """Start reading (with the event loop running)."""
+        self._reader_task = asyncio.ensure_future(self._read())
 
-    @property
-    def has_room(self) -> bool:
-        return self.alive and self.ready and self.pending < self.capacity
-
-    async def download(self, url: str, page: str) -> dict[str, Any]:
-        """Download and store ``url`` there; the item fields it ended with.
-
-        Raises :exc:`DownloadProcessGone` if the process ended first.
-        """
-        if not self.alive or self._writer is None:
-            raise DownloadProcessGone
-        self._next += 1
-        n = self._next
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._pending[n] = future
-        self._writer.write(json.dumps({"n": n, "url": url, "page": page}).encode() + b"\n")
-        return await future
+    def send(self, message: tuple) -> bool:
+        """Queue ``message``; False if the other end is gone."""
+        if (self._writer is None and self._ended) or (self._writer is not None and self._writer.is_closing()):
+            return False
+        data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+        frame = _LENGTH.pack(len(data)) + data
+        if self._writer is None:
+            self._unsent.append(frame)  # sent once connected
+        else:
+            # Also after the other end stopped sending: it still reads until it closes.
+            self._writer.write(frame)
+        return True
 
     async def _read(self) -> None:
+        why = ""
         try:
             reader, self._writer = await asyncio.open_connection(sock=self._sock)
-            while line := await reader.readline():
-                message = json.loads(line)
-                if "n" in message:
-                    future = self._pending.pop(message["n"], None)
-                    if future is not None and not future.done():
-                        future.set_result(message["item"])
-                elif "stats" in message:
-                    self.stats = message["stats"]
-                elif message.get("ready"):
-                    self.ready = True
-        except (OSError, ValueError) as exc:
-            logger.warning("Lost the download process %d: %s", self.proc.pid, exc)
+            self.open = True
+            self._writer.writelines(self._unsent)
+            self._unsent = []
+            while True:
+                header = await reader.readexactly(_LENGTH.size)
+                self.on_message(pickle.loads(await reader.readexactly(_LENGTH.unpack(header)[0])))
+        except asyncio.IncompleteReadError as exc:
+            why = "" if not exc.partial else "cut mid-message"
+        except (OSError, pickle.UnpicklingError, EOFError, ValueError) as exc:
+            why = str(exc) or type(exc).__name__
         finally:
-            self.alive = False
-            if not self._closing:
-                self.lost = True
-                logger.warning("Download process %d ended before the crawl: this process downloads its %d "
-                               "image(s) in flight and the rest", self.proc.pid, len(self._pending))
-            for future in self._pending.values():
-                if not future.done():
-                    future.set_exception(DownloadProcessGone())
-            self._pending.clear()
+            self.open, self._ended = False, True
+            self.on_end(why)
 
-    async def close(self, timeout: float) -> None:
-        """Tell the process to finish, wait up to ``timeout`` seconds, then kill it."""
-        self._closing = True
-        if self._writer is not None and self.alive:
+    def close_writing(self) -> None:
+        """Tell the other end that nothing more comes (it sees the end of the stream)."""
+        if self._writer is not None and not self._writer.is_closing():
             try:
                 self._writer.write_eof()
             except OSError:
                 pass
-        deadline = time.monotonic() + timeout
-        while self.proc.poll() is None and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-        if self.proc.poll() is None:
-            logger.warning("Download process %d did not finish in %.0f s: killed", self.proc.pid, timeout)
-            self.proc.kill()
-            self.proc.wait()
+
+    async def closed(self, timeout: float) -> None:
+        if self._reader_task is None:
+            return
         try:
-            await asyncio.wait_for(self._reader, 5)
+            await asyncio.wait_for(asyncio.shield(self._reader_task), timeout)
         except (asyncio.TimeoutError, asyncio.CancelledError):
-            pass
+            self._reader_task.cancel()
         if self._writer is not None:
             self._writer.close()
-        if self.proc.returncode and not self.stats and not self.lost:
-            logger.warning("Download process %d exited with status %d", self.proc.pid, self.proc.returncode)
 
-    def merge_stats(self, crawler: Crawler) -> None:
-        """Add the process's downloader, retry and byte counts to the crawl's stats."""
-        for name, value in self.stats.items():
+
+# -- the main process ---------------------------------------------------------
+
+
+class Worker:
+    """A worker process, seen from the main process."""
+
+    def __init__(self, number: int, proc: subprocess.Popen):
+        self.number = number
+        self.proc = proc
+        self.channel: Channel | None = None
+        self.held: dict[str, Request] = {}
+        self.wants = False
+        self.stats: dict[str, Any] = {}
+        self.closing = False
+        self.lost = False
+
+    @property
+    def alive(self) -> bool:
+        return self.channel is not None and self.channel.open
+
+
+class MainScheduler(Scheduler):
+    """Scrapy's scheduler, shared with the worker processes (see the module docstring)."""
+
+    def __init__(self, *args: Any, crawler: Crawler, **kwargs: Any):
+        super().__init__(*args, crawler=crawler, **kwargs)
+        self.crawler = crawler
+        _schedulers[crawler] = self
+        self.workers: list[Worker] = []
+        self.claims = ImageClaims()
+        self.ledger = WorkLedger(crawler.settings.getint("CONCURRENT_REQUESTS"))
+        self._idle_poll = create_looping_call(self._close_when_done)
+        crawler.signals.connect(self.spider_idle, signal=signals.spider_idle)
+        crawler.signals.connect(self.ledger.fetched, signal=signals.request_left_downloader)
+        for signal_ in (signals.item_scraped, signals.item_dropped, signals.item_error):
+            crawler.signals.connect(self.ledger.item_done, signal=signal_)
+
+    def open(self, spider: Spider) -> Deferred[None] | None:
+        result = super().open(spider)
+        count = self.crawler.settings.getint("IMGSCRAPER_PROCESSES") - 1
+        for proc, sock in start_workers(self.crawler, spider, count):
+            worker = Worker(len(self.workers) + 1, proc)
+            worker.channel = Channel(
+                sock,
+                lambda message, w=worker: self._on_message(w, message),
+                lambda why, w=worker: self._on_end(w, why),
+            )
+            worker.channel.start()
+            self.workers.append(worker)
+        return result
+
+    def close(self, reason: str) -> Deferred[None] | None:
+        if self._idle_poll.running:
+            self._idle_poll.stop()
+        return deferred_from_coro(self._close(reason))
+
+    async def _close(self, reason: str) -> None:
+        timeout = max(60.0, self.crawler.settings.getfloat("DOWNLOAD_TIMEOUT"))
+        for worker in self.workers:
+            worker.closing = True
+            if worker.channel is not None:
+                worker.channel.close_writing()
+        for worker in self.workers:
+            await _wait_or_kill(worker.proc, timeout)
+            if worker.channel is not None:
+                await worker.channel.closed(5)
+            self._merge_stats(worker)
+        result = super().close(reason)
+        if result is not None:
+            await result
+
+    def enqueue_request(self, request: Request) -> bool:
+        request.meta.pop(TOKEN, None)
+        parent = request.meta.pop(PARENT, None)
+        try:
+            queued = super().enqueue_request(request)
+        finally:
+            self.ledger.output_done(parent)
+        if queued:
+            self._feed_workers()
+        return queued
+
+    def next_request(self) -> Request | None:
+        if self.ledger.busy():
+            return None
+        request = super().next_request()
+        return self.ledger.take(request) if request is not None else None
+
+    def spider_idle(self) -> None:
+        """Keep the crawl open while a worker holds pages (they may bring more)."""
+        self.ledger.clear()
+        if any(worker.held for worker in self.workers):
+            if not self._idle_poll.running:
+                self._idle_poll.start(IDLE_POLL, now=False)
+            raise DontCloseSpider
+
+    def _close_when_done(self) -> None:
+        engine = self.crawler.engine
+        if any(worker.held for worker in self.workers):
+            return
+        self._idle_poll.stop()
+        if engine.spider_is_idle():
+            deferred_from_coro(engine.close_spider_async(reason="finished"))
+        # Else a worker's pages brought requests, which the engine is on: its idle check comes again.
+
+    def _feed_workers(self) -> None:
+        for worker in self.workers:
+            if worker.wants and worker.alive and len(self):
+                self._give(worker)
+
+    def _give(self, worker: Worker) -> None:
+        request = super().next_request()
+        if request is None:
+            return
+        token = str(next(self.ledger._tokens))
+        try:
+            data = request.to_dict(spider=self.spider)
+            sent = worker.channel is not None and worker.channel.send(("page", token, data))
+        except (pickle.PicklingError, TypeError, AttributeError, ValueError) as exc:
+            logger.debug("Keeping %s in this process (%s)", request.url, exc)
+            sent = False
+        if not sent:
+            # Fetched here instead; the engine asks for it again.
+            super().enqueue_request(request.replace(dont_filter=True))
+            return
+        worker.wants = False
+        worker.held[token] = request
+        self.crawler.stats.inc_value("imgscraper/processes/pages")
+
+    # -- messages from workers -------------------------------------------
+
+    def _on_message(self, worker: Worker, message: tuple) -> None:
+        kind = message[0]
+        if kind == "claim":
+            won = self.claims.claim(worker.number, message[2])
+            assert worker.channel is not None
+            worker.channel.send(("claimed", message[1], won))
+        elif kind == "requests":
+            for data in message[1]:
+                self.crawler.engine.crawl(request_from_dict(data, spider=self.spider))
+        elif kind == "item":
+            self.crawler.stats.inc_value("imgscraper/processes/images")
+            deferred_from_coro(self.crawler.signals.send_catch_log_async(
+                signal=signals.item_scraped, item=ImageItem(**message[1]), response=None, spider=self.spider
+            ))
+        elif kind == "done":
+            for token in message[1]:
+                worker.held.pop(token, None)
+            self.claims.done(message[2])
+        elif kind == "want":
+            worker.wants = True
+            self._feed_workers()
+        elif kind == "stats":
+            worker.stats = message[1]
+
+    def _on_end(self, worker: Worker, why: str) -> None:
+        worker.wants = False
+        if worker.closing:
+            return
+        worker.lost = True
+        self.crawler.stats.inc_value("imgscraper/processes/lost")
+        pages = list(worker.held.values())
+        worker.held.clear()
+        released = self.claims.release(worker.number)
+        logger.warning(
+            "Worker process %d ended before the crawl%s: its %d page(s) go back in the queue, %d image(s) to claim again",
+            worker.proc.pid, f" ({why})" if why else "", len(pages), released,
+        )
+        self._merge_stats(worker)
+        for request in pages:
+            self.crawler.engine.crawl(request.replace(dont_filter=True))
+
+    def _merge_stats(self, worker: Worker) -> None:
+        """Add the worker's counts to the crawl's stats (once)."""
+        for name, value in worker.stats.items():
             if isinstance(value, (int, float)) and not name.startswith(_OWN_STATS):
-                crawler.stats.inc_value(name, value)
+                if name.endswith("_max"):
+                    self.crawler.stats.max_value(name, value)
+                else:
+                    self.crawler.stats.inc_value(name, value)
+        worker.stats = {}
 
 
-def start_processes(crawler: Crawler, count: int) -> list[DownloadProcess]:
-    """Start ``count`` download processes with ``crawler``'s settings (call it with the event loop running).
+async def _wait_or_kill(proc: subprocess.Popen, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    if proc.poll() is None:
+        logger.warning("Worker process %d did not finish in %.0f s: killed", proc.pid, timeout)
+        proc.kill()
+        proc.wait()
 
-    Returns those that started; a failure to start one is one WARNING line.
+
+def start_workers(crawler: Crawler, spider: Spider, count: int) -> list[tuple[subprocess.Popen, socket.socket]]:
+    """Start ``count`` worker processes of ``spider`` with ``crawler``'s settings.
+
+    Returns those that started, each with the main process's end of its
+    socket pair; a failure to start one is one WARNING line.
     """
     settings = crawler.settings
     # Only what differs from Scrapy's defaults: setting a deprecated default would warn.
     values = {name: settings[name] for name in settings if (settings.getpriority(name) or 0) > SETTINGS_PRIORITIES["default"]}
     values.update({
-        "IMGSCRAPER_PROCESSES": 1,
         "FEEDS": {},
-        "JOBDIR": None,
         "STATS_DUMP": False,
         "IMGSCRAPER_PROGRESS": False,
-        "IMGSCRAPER_GALLERY": False,
         "LOGSTATS_INTERVAL": 0,
         # Its warnings (a failed image, a full disk) are worth seeing, its INFO lines repeat ours.
-        "LOG_LEVEL": max(logging.WARNING, _level_number(crawler.settings.get("LOG_LEVEL"))),
+        "LOG_LEVEL": max(logging.WARNING, _level_number(settings.get("LOG_LEVEL"))),
     })
-    # Scrapyd runs crawls from an egg: the download process needs the same import path.
+    job = {"settings": values, "spider": spider.name, "arguments": getattr(spider, "arguments", {})}
+    # Scrapyd runs crawls from an egg: the worker needs the same import path.
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-    capacity = 2 * max(1, crawler.settings.getint("CONCURRENT_REQUESTS"))
     started = []
     for _ in range(count):
-        settings_path: Path | None = None
+        job_path: Path | None = None
         try:
             # Readable by this user only (mkstemp): the settings may hold credentials.
-            fd, name = tempfile.mkstemp(prefix="imgscraper-settings-", suffix=".pickle")
-            settings_path = Path(name)
+            fd, name = tempfile.mkstemp(prefix="imgscraper-worker-", suffix=".pickle")
+            job_path = Path(name)
             with os.fdopen(fd, "wb") as file:
-                pickle.dump(values, file)
+                pickle.dump(job, file)
             ours, theirs = socket.socketpair()
             try:
                 proc = subprocess.Popen(
@@ -262,11 +623,11 @@ def start_processes(crawler: Crawler, count: int) -> list[DownloadProcess]:
             finally:
                 theirs.close()
         except (OSError, pickle.PicklingError, TypeError, AttributeError) as exc:
-            logger.warning("Cannot start a download process (%s): downloading in this process", exc)
-            if settings_path is not None:
-                settings_path.unlink(missing_ok=True)
+            logger.warning("Cannot start a worker process (%s): crawling in this process", exc)
+            if job_path is not None:
+                job_path.unlink(missing_ok=True)
             break
-        started.append(DownloadProcess(proc, ours, capacity))
+        started.append((proc, ours))
     return started
 
 
@@ -275,67 +636,214 @@ def _level_number(level: str | int) -> int:
     return number if isinstance(number, int) else logging.INFO
 
 
-class DownloadProcessSpider(Spider):
-    """The spider of a download process: its items are the images the main process sends."""
+# -- a worker process ----------------------------------------------------------
 
-    name = "imgscraper-download-process"
 
-    def __init__(self, fd: int, **kwargs: Any):
-        super().__init__(**kwargs)
-        self.fd = fd
-        self.jobs: dict[int, int] = {}
-        self._writer: asyncio.StreamWriter | None = None
+class WorkerScheduler(BaseScheduler):
+    """A worker's scheduler: its pages come from the main process, the requests
+    its pages bring go there."""
+
+    def __init__(self, crawler: Crawler):
+        self.crawler = crawler
+        _schedulers[crawler] = self
+        self.ledger = WorkLedger(crawler.settings.getint("CONCURRENT_REQUESTS"), on_done=self._unit_done)
+        self._ready: deque[Request] = deque()
+        self._incoming: dict[str, Request] = {}
+        self._done_tokens: list[str] = []
+        self._done_images: list[str] = []
+        self._wanting = False
+        self._main_gone = False
+        crawler.signals.connect(self.spider_idle, signal=signals.spider_idle)
+        crawler.signals.connect(self.ledger.fetched, signal=signals.request_left_downloader)
+        for signal_ in (signals.item_scraped, signals.item_dropped, signals.item_error):
+            crawler.signals.connect(self.item_done, signal=signal_)
+        crawler.signals.connect(self.item_scraped, signal=signals.item_scraped)
+        crawler.signals.connect(self.send_stats, signal=signals.spider_closed)
 
     @classmethod
-    def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> DownloadProcessSpider:
-        spider = super().from_crawler(crawler, *args, **kwargs)
-        for signal_ in (signals.item_scraped, signals.item_dropped, signals.item_error):
-            crawler.signals.connect(spider.item_finished, signal=signal_)
-        crawler.signals.connect(spider.send_stats, signal=signals.spider_closed)
-        return spider
+    def from_crawler(cls, crawler: Crawler) -> WorkerScheduler:
+        return cls(crawler)
 
-    async def start(self) -> AsyncIterator[ImageItem]:
-        reader, self._writer = await asyncio.open_connection(sock=socket.socket(fileno=self.fd))
-        self._send({"ready": True})
-        while line := await reader.readline():
-            job = json.loads(line)
-            item = ImageItem(url=job["url"], page=job["page"])
-            self.jobs[id(item)] = job["n"]
-            yield item
+    def open(self, spider: Spider) -> None:
+        self.spider = spider
+        assert _channel is not None
+        _channel.on_message = self._on_message
+        _channel.on_end = self._on_end
+        _channel.start()
+        self._want()
 
-    def item_finished(self, item: Any) -> None:
-        n = self.jobs.pop(id(item), None)
-        if n is not None:
-            self._send({"n": n, "item": ItemAdapter(item).asdict()})
+    def enqueue_request(self, request: Request) -> bool:
+        token = request.meta.get(TOKEN)
+        if token is not None and self._incoming.get(token) is request:
+            del self._incoming[token]
+            self._ready.append(request)
+            return True
+        parent = request.meta.pop(PARENT, None)
+        request.meta.pop(TOKEN, None)
+        try:
+            assert _channel is not None
+            return _channel.send(("requests", [request.to_dict(spider=self.spider)]))
+        finally:
+            self.ledger.output_done(parent)
+
+    def next_request(self) -> Request | None:
+        return self._ready.popleft() if self._ready else None
+
+    def has_pending_requests(self) -> bool:
+        return bool(self._ready)
+
+    def item_done(self, item: Any) -> None:
+        if is_item(item) and "url" in ItemAdapter(item):
+            self._done_images.append(image_key(ItemAdapter(item)["url"]))
+        self.ledger.item_done(item)
+        self._want()
+
+    def item_scraped(self, item: Any) -> None:
+        assert _channel is not None
+        _channel.send(("item", ItemAdapter(item).asdict()))
+
+    def spider_idle(self) -> None:
+        """Report everything done and ask for more, until the main process closes the crawl."""
+        self._done_tokens += self.ledger.clear()
+        self._flush_done()
+        if self._main_gone:
+            return
+        self._want()
+        raise DontCloseSpider
 
     def send_stats(self) -> None:
-        assert self.crawler.stats is not None
+        assert _channel is not None and self.crawler.stats is not None
         stats = {k: v for k, v in self.crawler.stats.get_stats().items() if isinstance(v, (int, float))}
-        self._send({"stats": stats})
-        if self._writer is not None:
-            self._writer.close()
+        _channel.send(("stats", stats))
 
-    def _send(self, message: dict[str, Any]) -> None:
-        if self._writer is not None and not self._writer.is_closing():
-            self._writer.write(json.dumps(message).encode() + b"\n")
+    def _unit_done(self, token: str) -> None:
+        self._done_tokens.append(token)
+        self._flush_done()
+        self._want()
+
+    def _flush_done(self) -> None:
+        if self._done_tokens or self._done_images:
+            assert _channel is not None
+            _channel.send(("done", self._done_tokens, self._done_images))
+            self._done_tokens, self._done_images = [], []
+
+    def _want(self) -> None:
+        if not self._wanting and not self._main_gone and not self._ready and not self.ledger.busy():
+            assert _channel is not None
+            self._wanting = _channel.send(("want",))
+
+    def _on_message(self, message: tuple) -> None:
+        kind = message[0]
+        if kind == "page":
+            _, token, data = message
+            self._wanting = False
+            request = self.ledger.take(request_from_dict(data, spider=self.spider), token)
+            self._incoming[token] = request
+            self.crawler.engine.crawl(request)
+            self._want()
+        elif kind == "claimed":
+            SharedImagesMiddleware.answer(message[1], message[2])
+
+    def _on_end(self, why: str) -> None:
+        self._main_gone = True
+        engine = self.crawler.engine
+        if engine.spider_is_idle():
+            deferred_from_coro(engine.close_spider_async(reason="finished"))
+        else:
+            deferred_from_coro(engine.close_spider_async(reason="shutdown"))
+
+
+class SharedImagesMiddleware:
+    """Spider middleware of a crawl spread over processes: each image is passed
+    on by the one process that claimed it; a worker has no start requests."""
+
+    _answers: dict[int, asyncio.Future[list[bool]]] = {}
+    _numbers = itertools.count(1)
+
+    def __init__(self, crawler: Crawler):
+        self.crawler = crawler
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> SharedImagesMiddleware:
+        return cls(crawler)
+
+    async def process_start(self, start: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        if in_worker():
+            return  # the main process starts the crawl
+        async for obj in start:
+            yield obj
+
+    async def process_spider_output(self, response: Response, result: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        outputs = [obj async for obj in result]
+        images = [obj for obj in outputs if is_item(obj) and "url" in ItemAdapter(obj)]
+        won = dict(zip(map(id, images), await self._claim([image_key(ItemAdapter(obj)["url"]) for obj in images])))
+        scheduler = _schedulers.get(self.crawler)
+        ledger = scheduler.ledger if scheduler is not None else None
+        token = response.meta.get(TOKEN)
+        kept = 0
+        for obj in outputs:
+            if id(obj) in won:
+                if not won[id(obj)]:
+                    self.crawler.stats.inc_value("imgscraper/processes/images_already_claimed")
+                    continue
+                self.crawler.stats.inc_value("imgscraper/images/found")
+                kept += 1
+            if ledger is not None:
+                ledger.output(token, obj)
+            yield obj
+        if ledger is not None:
+            ledger.parsed(token, kept)
+
+    async def _claim(self, keys: list[str]) -> list[bool]:
+        if not keys:
+            return []
+        if _channel is None:
+            scheduler = _schedulers.get(self.crawler)
+            if not isinstance(scheduler, MainScheduler):
+                return [True] * len(keys)
+            claims = scheduler.claims
+            won = claims.claim(0, keys)
+            claims.done(keys)  # the main process's claims end with the crawl only
+            return won
+        number = next(self._numbers)
+        future: asyncio.Future[list[bool]] = asyncio.get_running_loop().create_future()
+        self._answers[number] = future
+        if not _channel.send(("claim", number, keys)):
+            del self._answers[number]
+            return [False] * len(keys)
+        return await future
+
+    @classmethod
+    def answer(cls, number: int, won: list[bool]) -> None:
+        future = cls._answers.pop(number, None)
+        if future is not None and not future.done():
+            future.set_result(won)
 
 
 def main(argv: list[str]) -> None:
-    """``python -m imgscraper.processes FD SETTINGS``: run a download process."""
+    """``python -m imgscraper.processes FD JOB``: run a worker process."""
+    global _channel  # noqa: PLW0603
     from scrapy.crawler import AsyncCrawlerProcess  # noqa: PLC0415
 
-    fd, settings_path = int(argv[1]), argv[2]
+    fd, job_path = int(argv[1]), argv[2]
     # Ctrl-C reaches the whole process group: the main process decides when this one ends.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    with open(settings_path, "rb") as file:
-        values = pickle.load(file)
-    os.unlink(settings_path)
-    settings = Settings(values)
+    with open(job_path, "rb") as file:
+        job = pickle.load(file)
+    os.unlink(job_path)
+    settings = Settings(job["settings"], priority="cmdline")
+    settings.set("SCHEDULER", "imgscraper.processes.WorkerScheduler", priority="cmdline")
+    settings.set_in_component_priority_dict("SPIDER_MIDDLEWARES", SharedImagesMiddleware, 50)
     tune_garbage_collector(settings.getint("IMGSCRAPER_GC_THRESHOLD"))
+    # Before the crawler applies its add-ons: they set up a worker.
+    _channel = Channel(socket.socket(fileno=fd), lambda message: None, lambda why: None)
     process = AsyncCrawlerProcess(settings)
-    process.crawl(DownloadProcessSpider, fd=fd)
+    process.crawl(job["spider"], **job["arguments"])
     process.start(install_signal_handlers=False)
 
 
 if __name__ == "__main__":
-    main(sys.argv)
+    # In the module the crawl imports (not __main__): its components read _channel there.
+    from imgscraper import processes
+
+    processes.main(sys.argv)

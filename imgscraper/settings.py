@@ -50,8 +50,8 @@ ADDONS = {
     "imgscraper.checks.SettingsCheck": 0,
     # IMGSCRAPER_REDIS_URL: one crawl shared by many workers (imgscraper/distributed.py).
     "imgscraper.addons.DistributedCrawl": 10,
-    # IMGSCRAPER_PROCESSES: image downloads spread over processes (imgscraper/processes.py).
-    "imgscraper.processes.DownloadProcesses": 20,
+    # IMGSCRAPER_PROCESSES: one crawl spread over processes (imgscraper/processes.py).
+    "imgscraper.processes.CrawlProcesses": 20,
 }
 EXTENSIONS = {
     "imgscraper.extensions.OneLineRobotsErrors": 0,
@@ -105,9 +105,10 @@ IMGSCRAPER_MAX_PAGES = 0
 IMGSCRAPER_PROGRESS = True
 # Seconds between progress lines in the log when stderr is not a terminal (0: none).
 IMGSCRAPER_PROGRESS_INTERVAL = 60.0
-# Processes that download and store images (1: this one only). N > 1 starts N - 1
-# download processes and divides CONCURRENT_REQUESTS(_PER_DOMAIN/_PER_IP) between all N;
-# one process is kept when DOWNLOAD_DELAY or AutoThrottle is on. See "Speed" in the README.
+# Processes that share the crawl's pages and images (1: this one only). N > 1 starts N - 1
+# worker processes and divides CONCURRENT_REQUESTS(_PER_DOMAIN/_PER_IP) between all N;
+# one process is kept when DOWNLOAD_DELAY, AutoThrottle, JOBDIR or IMGSCRAPER_MAX_PAGES is on.
+# See "Speed" in the README.
 IMGSCRAPER_PROCESSES = 1
 # Python's cyclic garbage collector: objects alive when the crawl starts are frozen and the
 # first generation is collected every this many allocations (Python: 700); 0 leaves it alone.

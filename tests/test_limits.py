@@ -42,6 +42,11 @@ def two_hosts(tmp_path_factory):
             (server.root / "img" / f"{n}.png").write_bytes(_png(index * 100 + n))
             tags.append(f'<img src="{server.url}img/{n}.png">')
     (a.root / "index.html").write_text(f"<html><body>{''.join(tags)}</body></html>", encoding="utf-8")
+    # The same images over 8 pages linked from pages.html (a crawl that processes can share).
+    for part in range(8):
+        (a.root / f"part{part}.html").write_text(f"<html><body>{''.join(tags[part::8])}</body></html>", encoding="utf-8")
+    links = "".join(f'<a href="part{part}.html">{part}</a>' for part in range(8))
+    (a.root / "pages.html").write_text(f"<html><body>{links}</body></html>", encoding="utf-8")
     (a.root / "robots.txt").write_text("User-agent: *\nAllow: /\n", encoding="utf-8")
     (b.root / "robots.txt").write_text("User-agent: *\nAllow: /\n", encoding="utf-8")
     yield a, b
@@ -49,13 +54,13 @@ def two_hosts(tmp_path_factory):
         server.stop()
 
 
-def crawl_logged(two_hosts, run_crawl, latency: float, *settings: str):
-    """Crawl a's page; return (result, a's requests, b's requests)."""
+def crawl_logged(two_hosts, run_crawl, latency: float, *settings: str, pages: bool = False):
+    """Crawl a's page (``pages``: the pages linked from pages.html); return (result, a's requests, b's requests)."""
     a, b = two_hosts
     for server in (a, b):
         server.latency = latency
         server.log.clear()
-    args = ["-a", f"url={a.url}"]
+    args = ["-a", f"url={a.url}pages.html", "-a", "depth=1"] if pages else ["-a", f"url={a.url}"]
     for setting in settings:
         args += ["-s", setting]
     result = run_crawl(args, env={"PYTHONHASHSEED": "0"}, timeout=180)
@@ -150,13 +155,13 @@ def test_autothrottle_applies_to_images(two_hosts, run_crawl):
         assert log.max_in_flight() <= 2
 
 
-def test_limits_hold_across_download_processes(two_hosts, run_crawl):
+def test_limits_hold_across_worker_processes(two_hosts, run_crawl):
     """IMGSCRAPER_PROCESSES=2: the processes share the limits, they do not each get them."""
     result, log_a, log_b = crawl_logged(
         two_hosts, run_crawl, 0.15, "CONCURRENT_REQUESTS=6", "CONCURRENT_REQUESTS_PER_DOMAIN=4",
-        "IMGSCRAPER_PROCESSES=2",
+        "IMGSCRAPER_PROCESSES=2", pages=True,
     )
-    assert "'imgscraper/processes/images'" in result.output  # the download process took part
+    assert "'imgscraper/processes/images'" in result.output  # the worker process took part
     per_host = (log_a.max_in_flight(), log_b.max_in_flight())
     assert max(per_host) <= 4, per_host
     assert overall_in_flight(log_a.snapshot(), log_b.snapshot()) <= 6

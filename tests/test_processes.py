@@ -1,13 +1,14 @@
-"""IMGSCRAPER_PROCESSES: images downloaded by more than one process, seen from the server and the store.
+"""IMGSCRAPER_PROCESSES: one crawl shared by more than one process, seen from the server, the store and the feed.
 
 The site: 20 pages of 12 distinct PNGs each (240 images), served with a little
-latency so that the crawl lasts long enough for the download process to start
-and take its share.
+latency so that the crawl lasts long enough for the worker process to start
+and take its share of the pages.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import signal
@@ -22,6 +23,8 @@ import pytest
 from conftest import PROJECT_ROOT
 from faultsite import make_png
 from httpserver import HTTPTestServer
+
+from imgscraper.processes import ImageClaims, WorkLedger
 
 N_PAGES, PER_PAGE = 20, 12
 _PROCESSES_STAT = re.compile(r"'imgscraper/processes/images': (\d+)")
@@ -67,8 +70,8 @@ def environment() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
 
 
-def download_processes_of(pid: int) -> list[int]:
-    """PIDs of the download processes the crawl ``pid`` started."""
+def worker_processes_of(pid: int) -> list[int]:
+    """PIDs of the worker processes the crawl ``pid`` started."""
     children = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -84,29 +87,40 @@ def download_processes_of(pid: int) -> list[int]:
 
 
 def settings_copies() -> set[Path]:
-    return set(Path(tempfile.gettempdir()).glob("imgscraper-settings-*"))
+    return set(Path(tempfile.gettempdir()).glob("imgscraper-worker-*"))
 
 
-def test_two_processes_store_every_image_once(site, tmp_path):
-    store = tmp_path / "store"
+def test_two_processes_share_the_pages_and_store_every_image_once(site, tmp_path):
+    store, feed = tmp_path / "store", tmp_path / "items.jsonl"
     copies_before = settings_copies()
-    result = subprocess.run(command(site, store, "IMGSCRAPER_PROCESSES=2", "CONCURRENT_REQUESTS_PER_DOMAIN=8"),
-                            cwd=PROJECT_ROOT, env=environment(), capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        command(site, store, "IMGSCRAPER_PROCESSES=2", "CONCURRENT_REQUESTS_PER_DOMAIN=8") + ["-O", str(feed)],
+        cwd=PROJECT_ROOT, env=environment(), capture_output=True, text=True, timeout=120,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert sorted(site.stored_paths(store)) == sorted(site.images)
     site.server.log.wait_idle()
     fetched = [r.url_path for r in site.server.log if r.url_path.startswith("/i/")]
     assert sorted(fetched) == sorted(site.images), "an image was fetched twice, or not at all"
-    # Both processes did part of the work.
+    pages = [r.url_path for r in site.server.log if r.url_path.endswith(".html")]
+    assert sorted(pages) == sorted(f"/p{n}.html" for n in range(N_PAGES)), "a page was fetched twice, or not at all"
+    # Both processes did part of the work: the worker took pages and stored their images.
     handed = int(_PROCESSES_STAT.search(result.stderr)[1])
     assert 0 < handed < len(site.images), handed
+    assert 0 < int(re.search(r"'imgscraper/processes/pages': (\d+)", result.stderr)[1]) < N_PAGES
+    # One feed and one set of counts for the whole crawl.
+    items = [json.loads(line) for line in feed.read_text().splitlines()]
+    assert sorted(item["url"].removeprefix(site.server.url.rstrip("/")) for item in items) == sorted(site.images)
+    assert {item["status"] for item in items} == {"downloaded"}
     assert "'imgscraper/images/downloaded': 240" in result.stderr
-    assert "Traceback" not in result.stderr
-    # The settings handed to the download process (they may hold credentials) are not left behind.
+    assert "'imgscraper/images/found': 240" in result.stderr
+    assert "'item_scraped_count': 240" in result.stderr
+    assert "Traceback" not in result.stderr and " ERROR: " not in result.stderr
+    # The settings handed to the worker process (they may hold credentials) are not left behind.
     assert settings_copies() <= copies_before
 
 
-def test_download_process_killed_mid_crawl_the_crawl_still_stores_everything(site, tmp_path):
+def test_worker_killed_mid_crawl_the_crawl_still_stores_everything(site, tmp_path):
     store = tmp_path / "store"
     site.server.latency = 0.05
     proc = subprocess.Popen(command(site, store, "IMGSCRAPER_PROCESSES=2", "CONCURRENT_REQUESTS_PER_DOMAIN=8"),
@@ -116,26 +130,30 @@ def test_download_process_killed_mid_crawl_the_crawl_still_stores_everything(sit
     killed = False
     while not killed and time.monotonic() < deadline and proc.poll() is None:
         stored = len(list((store / "full").glob("*.png"))) if (store / "full").exists() else 0
-        workers = download_processes_of(proc.pid)
+        workers = worker_processes_of(proc.pid)
         if workers and stored >= 40:
             os.kill(workers[0], signal.SIGKILL)
             killed = True
         time.sleep(0.02)
     _, err = proc.communicate(timeout=120)
-    assert killed, "the crawl ended before its download process could be killed"
+    assert killed, "the crawl ended before its worker process could be killed"
     assert proc.returncode == 0, err[-3000:]
-    assert len(re.findall(r"WARNING: Download process \d+ ended before the crawl", err)) == 1, err[-3000:]
+    assert len(re.findall(r"WARNING: Worker process \d+ ended before the crawl", err)) == 1, err[-3000:]
     assert "'imgscraper/processes/lost': 1" in err
     assert sorted(site.stored_paths(store)) == sorted(site.images)
     assert not [p for p in (store / "full").iterdir() if p.name.startswith(".tmp")]
 
 
-def test_download_delay_keeps_one_process(site, tmp_path):
+@pytest.mark.parametrize(("setting", "why"), [
+    ("DOWNLOAD_DELAY=0.001", "DOWNLOAD_DELAY spaces the requests of one process"),
+    ("IMGSCRAPER_MAX_PAGES=100", "IMGSCRAPER_MAX_PAGES is counted by one process"),
+])
+def test_settings_that_pace_or_count_one_process_keep_one_process(site, tmp_path, setting, why):
     store = tmp_path / "store"
-    result = subprocess.run(command(site, store, "IMGSCRAPER_PROCESSES=2", "DOWNLOAD_DELAY=0.001"),
+    result = subprocess.run(command(site, store, "IMGSCRAPER_PROCESSES=2", setting),
                             cwd=PROJECT_ROOT, env=environment(), capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "IMGSCRAPER_PROCESSES=2: using one process (DOWNLOAD_DELAY spaces the requests of one process)" in result.stderr
+    assert f"IMGSCRAPER_PROCESSES=2: using one process ({why})" in result.stderr
     assert _PROCESSES_STAT.search(result.stderr) is None
     assert sorted(site.stored_paths(store)) == sorted(site.images)
 
@@ -149,3 +167,36 @@ def test_listing_crawl_keeps_one_process_and_its_limits(site, tmp_path):
     assert "IMGSCRAPER_PROCESSES=2: using one process (no images are downloaded" in result.stderr
     assert "'CONCURRENT_REQUESTS_PER_DOMAIN': 6" in result.stderr or "CONCURRENT_REQUESTS_PER_DOMAIN': '6'" in result.stderr
     assert "'item_scraped_count': 240" in result.stderr
+
+
+def test_image_claims_one_process_per_image_and_released_when_a_worker_is_lost():
+    claims = ImageClaims()
+    assert claims.claim(0, ["a", "b"]) == [True, True]
+    assert claims.claim(1, ["b", "c", "d"]) == [False, True, True]
+    claims.done(["c"])
+    assert claims.release(1) == 1  # "d": claimed, not done
+    assert claims.claim(0, ["c", "d"]) == [False, True]
+
+
+def test_work_ledger_holds_a_page_until_its_outputs_are_through():
+    done: list[str] = []
+    ledger = WorkLedger(max_images=4, on_done=done.append)
+    from scrapy import Request
+
+    page = ledger.take(Request("http://example.com/p1"))
+    token = page.meta["imgscraper_process_token"]
+    assert ledger.busy()  # a page being fetched is expected to bring images
+    ledger.fetched(page)
+    items = [{"url": f"http://example.com/{n}.png"} for n in range(3)]
+    link = Request("http://example.com/p2")
+    for obj in [*items, link]:
+        ledger.output(token, obj)
+    ledger.parsed(token, images=3)
+    assert not ledger.busy() and done == []
+    ledger.output_done(link.meta["imgscraper_process_parent"])
+    for item in items[:2]:
+        ledger.item_done(item)
+    assert done == []
+    ledger.item_done(items[2])
+    assert done == [token]
+    assert ledger.images_in_progress == 0

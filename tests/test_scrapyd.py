@@ -215,10 +215,10 @@ def test_scheduled_job_stores_images_and_items(scrapyd, job, site_server_module)
     assert "Crawl summary (finished)" in log and "\x1b[" not in log
 
 
-def test_scheduled_job_with_a_download_process(scrapyd, deployed, site_server_module, tmp_path):
-    """IMGSCRAPER_PROCESSES=2 under Scrapyd: the download process starts from the deployed egg and takes part."""
+def test_scheduled_job_with_a_worker_process(scrapyd, deployed, site_server_module, tmp_path):
+    """IMGSCRAPER_PROCESSES=2 under Scrapyd: the worker process starts from the deployed egg and takes part."""
     store = tmp_path / "images"
-    site_server_module.server.latency = 0.2  # long enough for the download process to start and take its share
+    site_server_module.server.latency = 0.2  # long enough for the worker process to start and take its share
     try:
         result = make(
             "schedule", scrapyd.env, f"URL={site_server_module.url}", "DEPTH=1", f"STORE={store}",

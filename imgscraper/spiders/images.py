@@ -120,6 +120,11 @@ class ImagesSpider(scrapy.Spider):
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
+        #: The arguments the spider was given (a worker process gets the same: imgscraper.processes).
+        self.arguments: dict[str, Any] = {
+            "url": url, "urls_file": urls_file, "depth": depth, "follow_domains": follow_domains,
+            "download": download, "render": render, **kwargs,
+        }
         self.argument_error = ""
         self.start_urls: list[str] = []
         self.depth = 0
@@ -146,8 +151,11 @@ class ImagesSpider(scrapy.Spider):
         spider.fetch_stylesheets = crawler.settings.getbool("IMGSCRAPER_STYLESHEETS")
         spider.max_pages = crawler.settings.getint("IMGSCRAPER_MAX_PAGES")
         spider.pages_requested = set()
-        # A shared crawl (imgscraper.distributed) deduplicates images across workers instead.
-        spider.dedupe_images = not crawler.settings.get("IMGSCRAPER_REDIS_URL")
+        # A crawl shared by workers (imgscraper.distributed) or processes (imgscraper.processes)
+        # deduplicates images across them instead.
+        spider.dedupe_images = not (
+            crawler.settings.get("IMGSCRAPER_REDIS_URL") or crawler.settings.getint("IMGSCRAPER_PROCESSES") > 1
+        )
         spider.tracker = None
         spider.item_pages = {}
         spider.parsed_pages = set()
