@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import importlib.util
 import itertools
 import logging
 import os
@@ -54,12 +55,12 @@ import socket
 import struct
 import subprocess
 import sys
-import tempfile
+import threading
 import time
+import traceback
 import weakref
 from collections import deque
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from itemadapter import ItemAdapter, is_item
@@ -74,7 +75,7 @@ from scrapy.utils.request import request_from_dict
 from w3lib.url import canonicalize_url
 
 from imgscraper.items import ImageItem
-from imgscraper.runtime import tune_garbage_collector
+from imgscraper.runtime import skip_records_below, tune_garbage_collector
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -395,7 +396,7 @@ class Channel:
 class Worker:
     """A worker process, seen from the main process."""
 
-    def __init__(self, number: int, proc: subprocess.Popen):
+    def __init__(self, number: int, proc: subprocess.Popen | _ForkedProcess):
         self.number = number
         self.proc = proc
         self.channel: Channel | None = None
@@ -572,7 +573,7 @@ class MainScheduler(Scheduler):
         worker.stats = {}
 
 
-async def _wait_or_kill(proc: subprocess.Popen, timeout: float) -> None:
+async def _wait_or_kill(proc: subprocess.Popen | _ForkedProcess, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while proc.poll() is None and time.monotonic() < deadline:
         await asyncio.sleep(0.02)
@@ -582,10 +583,12 @@ async def _wait_or_kill(proc: subprocess.Popen, timeout: float) -> None:
         proc.wait()
 
 
-def start_workers(crawler: Crawler, spider: Spider, count: int) -> list[tuple[subprocess.Popen, socket.socket]]:
+def start_workers(crawler: Crawler, spider: Spider, count: int) -> list[tuple[Any, socket.socket]]:
     """Start ``count`` worker processes of ``spider`` with ``crawler``'s settings.
 
-    Returns those that started, each with the main process's end of its
+    Workers forked ahead by :func:`fork_workers` are used first, new
+    interpreters started for the rest. Returns ``(process, socket)`` for those
+    that started, the socket being the main process's end of the worker's
     socket pair; a failure to start one is one WARNING line.
     """
     settings = crawler.settings
@@ -599,36 +602,121 @@ def start_workers(crawler: Crawler, spider: Spider, count: int) -> list[tuple[su
         # Its warnings (a failed image, a full disk) are worth seeing, its INFO lines repeat ours.
         "LOG_LEVEL": max(logging.WARNING, _level_number(settings.get("LOG_LEVEL"))),
     })
-    job = {"settings": values, "spider": spider.name, "arguments": getattr(spider, "arguments", {})}
+    # The spider's class, not its name: ``scrapy runspider`` loads no spider by name.
+    spider_class = type(spider)
+    job = {
+        "settings": values,
+        "spider": f"{spider_class.__module__}.{spider_class.__qualname__}",
+        "spider_file": getattr(sys.modules.get(spider_class.__module__), "__file__", None),
+        "arguments": getattr(spider, "arguments", {}),
+    }
+    try:
+        data = pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL)
+    except (pickle.PicklingError, TypeError, AttributeError) as exc:
+        logger.warning("Cannot start a worker process (%s): crawling in this process", exc)
+        return []
+    started = []
+    while len(started) < count:
+        try:
+            proc, sock = _forked.pop() if _forked else _spawn_worker()
+            # The worker's first message: what to crawl (the settings may hold credentials: not in a file).
+            sock.sendall(_LENGTH.pack(len(data)) + data)
+        except OSError as exc:
+            logger.warning("Cannot start a worker process (%s): crawling in this process", exc)
+            break
+        started.append((proc, sock))
+    return started
+
+
+def _spawn_worker() -> tuple[subprocess.Popen, socket.socket]:
+    ours, theirs = socket.socketpair()
     # Scrapyd runs crawls from an egg: the worker needs the same import path.
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-    started = []
-    for _ in range(count):
-        job_path: Path | None = None
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "imgscraper.processes", str(theirs.fileno())],
+            pass_fds=(theirs.fileno(),), env=env, stdin=subprocess.DEVNULL,
+        )
+    except BaseException:
+        ours.close()
+        raise
+    finally:
+        theirs.close()
+    return proc, ours
+
+
+class _ForkedProcess:
+    """The parts of :class:`subprocess.Popen` used here, for a forked process."""
+
+    def __init__(self, pid: int):
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def kill(self) -> None:
         try:
-            # Readable by this user only (mkstemp): the settings may hold credentials.
-            fd, name = tempfile.mkstemp(prefix="imgscraper-worker-", suffix=".pickle")
-            job_path = Path(name)
-            with os.fdopen(fd, "wb") as file:
-                pickle.dump(job, file)
-            ours, theirs = socket.socketpair()
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    def wait(self) -> int:
+        while self.poll() is None:
+            time.sleep(0.01)
+        assert self.returncode is not None
+        return self.returncode
+
+
+#: Workers forked ahead of the crawl (:func:`fork_workers`), waiting for their job.
+_forked: list[tuple[_ForkedProcess, socket.socket]] = []
+
+
+def fork_workers(settings: Settings) -> int:
+    """Fork the worker processes a crawl with ``settings`` will start, now; how many.
+
+    Called by the ``crawl`` command before the crawl starts, while this
+    process runs no thread and no event loop: a forked worker is ready in a
+    fraction of the time a new interpreter takes to import Scrapy (which it
+    would spend on a core the crawl needs). A worker that gets no job (the
+    crawl kept one process after all) exits when this process closes its
+    socket, at the latest when this process exits.
+    """
+    processes = settings.getint("IMGSCRAPER_PROCESSES")
+    if (processes <= 1 or not hasattr(os, "fork") or threading.active_count() > 1
+            or CrawlProcesses.why_one_process(settings, processes)):
+        return 0
+    # What every crawl imports, imported once for all the processes.
+    import scrapy.core.engine  # noqa: F401, PLC0415
+    import scrapy.crawler  # noqa: F401, PLC0415
+
+    import imgscraper.pipelines  # noqa: F401, PLC0415
+    import imgscraper.spiders.images  # noqa: F401, PLC0415
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    for _ in range(processes - 1):
+        ours, theirs = socket.socketpair()
+        pid = os.fork()
+        if pid == 0:
+            status = 1
             try:
-                proc = subprocess.Popen(
-                    [sys.executable, "-m", "imgscraper.processes", str(theirs.fileno()), name],
-                    pass_fds=(theirs.fileno(),), env=env, stdin=subprocess.DEVNULL,
-                )
-            except BaseException:
                 ours.close()
-                raise
+                for _, sock in _forked:
+                    sock.close()
+                _forked.clear()
+                status = run_worker(theirs)
+            except BaseException:  # noqa: BLE001 (a worker must never return into the command)
+                traceback.print_exc()
             finally:
-                theirs.close()
-        except (OSError, pickle.PicklingError, TypeError, AttributeError) as exc:
-            logger.warning("Cannot start a worker process (%s): crawling in this process", exc)
-            if job_path is not None:
-                job_path.unlink(missing_ok=True)
-            break
-        started.append((proc, ours))
-    return started
+                os._exit(status)
+        theirs.close()
+        _forked.append((_ForkedProcess(pid), ours))
+    return len(_forked)
 
 
 def _level_number(level: str | int) -> int:
@@ -820,26 +908,64 @@ class SharedImagesMiddleware:
             future.set_result(won)
 
 
-def main(argv: list[str]) -> None:
-    """``python -m imgscraper.processes FD JOB``: run a worker process."""
+def run_worker(sock: socket.socket) -> int:
+    """Run a worker on its end of the socket pair: read its job, crawl, return the exit status."""
     global _channel  # noqa: PLW0603
     from scrapy.crawler import AsyncCrawlerProcess  # noqa: PLC0415
 
-    fd, job_path = int(argv[1]), argv[2]
     # Ctrl-C reaches the whole process group: the main process decides when this one ends.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    with open(job_path, "rb") as file:
-        job = pickle.load(file)
-    os.unlink(job_path)
+    job = _read_job(sock)
+    if job is None:
+        return 0  # the crawl kept one process
     settings = Settings(job["settings"], priority="cmdline")
     settings.set("SCHEDULER", "imgscraper.processes.WorkerScheduler", priority="cmdline")
     settings.set_in_component_priority_dict("SPIDER_MIDDLEWARES", SharedImagesMiddleware, 50)
     tune_garbage_collector(settings.getint("IMGSCRAPER_GC_THRESHOLD"))
+    skip_records_below(settings.get("LOG_LEVEL"))
     # Before the crawler applies its add-ons: they set up a worker.
-    _channel = Channel(socket.socket(fileno=fd), lambda message: None, lambda why: None)
+    _channel = Channel(sock, lambda message: None, lambda why: None)
     process = AsyncCrawlerProcess(settings)
-    process.crawl(job["spider"], **job["arguments"])
+    process.crawl(_spider_class(job["spider"], job["spider_file"]), **job["arguments"])
     process.start(install_signal_handlers=False)
+    return 0
+
+
+def _spider_class(path: str, file: str | None) -> type[Spider]:
+    """The spider class at import ``path``, else the one of that name in ``file``
+    (a spider file run by ``scrapy runspider``, which need not be importable)."""
+    try:
+        spider_class = load_object(path)
+    except (ImportError, NameError, ValueError):
+        spider_class = None
+    if not (isinstance(spider_class, type) and issubclass(spider_class, Spider)) and file:
+        spec = importlib.util.spec_from_file_location(f"imgscraper_spider_file_{os.getpid()}", file)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        spider_class = getattr(module, path.rpartition(".")[2])
+    return spider_class
+
+
+def _read_job(sock: socket.socket) -> dict[str, Any] | None:
+    """The first message on ``sock`` (blocking), or None if the socket closes first."""
+    def read(size: int) -> bytes | None:
+        data = b""
+        while len(data) < size:
+            chunk = sock.recv(size - len(data))
+            if not chunk:
+                return None
+            data += chunk
+        return data
+
+    header = read(_LENGTH.size)
+    body = read(_LENGTH.unpack(header)[0]) if header is not None else None
+    return pickle.loads(body) if body is not None else None
+
+
+def main(argv: list[str]) -> None:
+    """``python -m imgscraper.processes FD``: run a worker process on the socket ``FD``."""
+    sys.exit(run_worker(socket.socket(fileno=int(argv[1]))))
 
 
 if __name__ == "__main__":

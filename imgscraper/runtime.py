@@ -1,10 +1,14 @@
-"""Interpreter tuning for a crawl process (``IMGSCRAPER_GC_THRESHOLD``)."""
+"""Interpreter tuning for a crawl process (``IMGSCRAPER_GC_THRESHOLD``, ``LOG_LEVEL``)."""
 
 from __future__ import annotations
 
 import gc
+import logging
 
-__all__ = ["tune_garbage_collector"]
+__all__ = ["PER_REQUEST_LOGGERS", "skip_records_below", "tune_garbage_collector"]
+
+#: Loggers that log a DEBUG line per request or per image.
+PER_REQUEST_LOGGERS = ("scrapy.core.engine", "scrapy.core.scraper", "imgscraper.pipelines")
 
 
 def tune_garbage_collector(threshold: int) -> None:
@@ -21,3 +25,16 @@ def tune_garbage_collector(threshold: int) -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(threshold, 20, 20)  # the older generations half as often as Python
+
+
+def skip_records_below(level: int | str) -> None:
+    """Have the per-request loggers drop records under ``level`` before building them.
+
+    Scrapy filters by ``LOG_LEVEL`` in its log handler, after each record is
+    built: a crawl at INFO built and dropped three DEBUG records per image
+    ("Crawled", "Scraped from", "Stored"). Under ``DEBUG`` nothing changes.
+    """
+    number = logging.getLevelName(level.upper()) if isinstance(level, str) else level
+    if isinstance(number, int) and number > logging.DEBUG:
+        for name in PER_REQUEST_LOGGERS:
+            logging.getLogger(name).setLevel(number)

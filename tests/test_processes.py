@@ -58,8 +58,10 @@ def site(tmp_path):
         yield ManyImages(server)
 
 
-def command(site: ManyImages, store: Path, *settings: str) -> list[str]:
-    cmd = [sys.executable, "-m", "scrapy", "crawl", "images", "-a", f"url={site.server.url}p0.html", "-a", "depth=1",
+def command(site: ManyImages, store: Path, *settings: str, runspider: bool = False) -> list[str]:
+    """``scrapy crawl images`` (workers forked ahead), or ``scrapy runspider`` (workers started as new interpreters)."""
+    run = ["runspider", "imgscraper/spiders/images.py"] if runspider else ["crawl", "images"]
+    cmd = [sys.executable, "-m", "scrapy", *run, "-a", f"url={site.server.url}p0.html", "-a", "depth=1",
            "-s", f"IMAGES_STORE={store}", "-s", "LOG_LEVEL=INFO"]
     for setting in settings:
         cmd += ["-s", setting]
@@ -77,11 +79,10 @@ def worker_processes_of(pid: int) -> list[int]:
         if not entry.name.isdigit():
             continue
         try:
-            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
             ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
         except (OSError, IndexError, ValueError):
             continue
-        if ppid == pid and b"imgscraper.processes" in cmdline:
+        if ppid == pid:  # forked by the crawl command: same command line
             children.append(int(entry.name))
     return children
 
@@ -90,11 +91,13 @@ def settings_copies() -> set[Path]:
     return set(Path(tempfile.gettempdir()).glob("imgscraper-worker-*"))
 
 
-def test_two_processes_share_the_pages_and_store_every_image_once(site, tmp_path):
+@pytest.mark.parametrize("runspider", [False, True], ids=["crawl-forked", "runspider-spawned"])
+def test_two_processes_share_the_pages_and_store_every_image_once(site, tmp_path, runspider):
     store, feed = tmp_path / "store", tmp_path / "items.jsonl"
     copies_before = settings_copies()
     result = subprocess.run(
-        command(site, store, "IMGSCRAPER_PROCESSES=2", "CONCURRENT_REQUESTS_PER_DOMAIN=8") + ["-O", str(feed)],
+        command(site, store, "IMGSCRAPER_PROCESSES=2", "CONCURRENT_REQUESTS_PER_DOMAIN=8", runspider=runspider)
+        + ["-O", str(feed)],
         cwd=PROJECT_ROOT, env=environment(), capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 0, result.stderr[-3000:]

@@ -1,14 +1,16 @@
-"""imgscraper.runtime: the garbage collector tuned for a crawl, in the function and in a real crawl."""
+"""imgscraper.runtime: the garbage collector tuned for a crawl, in the function and in a real crawl;
+per-request DEBUG records skipped above DEBUG."""
 
 from __future__ import annotations
 
 import gc
 import json
+import logging
 from pathlib import Path
 
 import pytest
 
-from imgscraper.runtime import tune_garbage_collector
+from imgscraper.runtime import PER_REQUEST_LOGGERS, skip_records_below, tune_garbage_collector
 
 TESTS_DIR = Path(__file__).resolve().parent
 
@@ -47,3 +49,28 @@ def test_crawl_runs_with_the_setting(site_server_module, run_crawl, tmp_path, se
         assert state["threshold"][0] == 20000 and state["frozen"] > 1000, state
     else:
         assert state["threshold"] == [700, 10, 10] and state["frozen"] == 0, state
+
+
+@pytest.fixture
+def restore_levels():
+    levels = {name: logging.getLogger(name).level for name in PER_REQUEST_LOGGERS}
+    yield
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
+
+
+@pytest.mark.parametrize(("level", "expected"), [("INFO", logging.INFO), ("WARNING", logging.WARNING),
+                                               ("DEBUG", logging.NOTSET)])
+def test_per_request_loggers_drop_records_under_the_log_level(restore_levels, level, expected):
+    for name in PER_REQUEST_LOGGERS:
+        logging.getLogger(name).setLevel(logging.NOTSET)
+    skip_records_below(level)
+    assert {logging.getLogger(name).level for name in PER_REQUEST_LOGGERS} == {expected}
+
+
+def test_a_crawl_at_info_logs_no_per_request_lines_and_at_debug_it_does(site_server_module, run_crawl):
+    quiet = run_crawl(["-a", f"url={site_server_module.url}", "-s", "LOG_LEVEL=INFO"])
+    verbose = run_crawl(["-a", f"url={site_server_module.url}", "-s", "LOG_LEVEL=DEBUG"])
+    assert quiet.returncode == 0 and verbose.returncode == 0
+    assert "Crawled (200)" not in quiet.output and "Crawled (200)" in verbose.output
+    assert "Stored " in verbose.output and "Scraped from" in verbose.output

@@ -7,7 +7,8 @@ could not be fetched.
 
 It also runs the crawl with the Twisted reactor when the spider arguments
 ask for rendering (:func:`imgscraper.commands.use_reactor_for_rendering`),
-and tunes the garbage collector (:mod:`imgscraper.runtime`).
+tunes the garbage collector (:mod:`imgscraper.runtime`), and forks the worker
+processes of ``IMGSCRAPER_PROCESSES`` ahead (:func:`imgscraper.processes.fork_workers`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from scrapy.commands.crawl import Command as ScrapyCrawlCommand
 from scrapy.crawler import Crawler
 
 from imgscraper.commands import use_reactor_for_rendering
-from imgscraper.runtime import tune_garbage_collector
+from imgscraper.processes import fork_workers
+from imgscraper.runtime import skip_records_below, tune_garbage_collector
 
 __all__ = ["Command", "crawl_failed"]
 
@@ -45,6 +47,8 @@ class Command(ScrapyCrawlCommand):
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
         assert self.settings is not None
         tune_garbage_collector(self.settings.getint("IMGSCRAPER_GC_THRESHOLD"))
+        skip_records_below(self.settings.get("LOG_LEVEL"))
+        fork_workers(self.settings)
         super().run(args, opts)
         if self.exitcode == 0 and self.crawler and crawl_failed(self.crawler.stats.get_stats()):
             self.exitcode = 1
