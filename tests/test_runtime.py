@@ -68,9 +68,12 @@ def test_per_request_loggers_drop_records_under_the_log_level(restore_levels, le
     assert {logging.getLogger(name).level for name in PER_REQUEST_LOGGERS} == {expected}
 
 
-def test_a_crawl_at_info_logs_no_per_request_lines_and_at_debug_it_does(site_server_module, run_crawl):
-    quiet = run_crawl(["-a", f"url={site_server_module.url}", "-s", "LOG_LEVEL=INFO"])
-    verbose = run_crawl(["-a", f"url={site_server_module.url}", "-s", "LOG_LEVEL=DEBUG"])
-    assert quiet.returncode == 0 and verbose.returncode == 0
-    assert "Crawled (200)" not in quiet.output and "Crawled (200)" in verbose.output
-    assert "Stored " in verbose.output and "Scraped from" in verbose.output
+@pytest.mark.parametrize(("log_level", "expected"), [("INFO", logging.INFO), ("DEBUG", logging.NOTSET)])
+def test_a_crawl_sets_the_per_request_loggers_to_its_log_level(site_server_module, run_crawl, tmp_path,
+                                                               log_level, expected):
+    probe = tmp_path / "probe.json"
+    args = ["-a", f"url={site_server_module.url}", "-s", 'EXTENSIONS={"gc_probe.GCProbe": 0}']
+    result = run_crawl(args, env={"PYTHONPATH": str(TESTS_DIR), "GC_PROBE_FILE": str(probe)}, log_level=log_level)
+    assert result.returncode == 0, result.tail()
+    assert set(json.loads(probe.read_text())["levels"].values()) == {expected}
+    assert ("Crawled (200)" in result.output) is (log_level == "DEBUG")
