@@ -23,6 +23,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from bench.measure import tree_pss_mb
 from bench.servers import LatencyProxy, nginx
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -83,31 +84,6 @@ def generate(root: Path, pages: int) -> int:
     (root / "index.html").write_text(f"<!doctype html><html><body>\n{links}\n</body></html>\n")
     (root / "robots.txt").write_text("User-agent: *\nAllow: /\n")
     return images
-
-
-def tree_pss_mb(pid: int) -> float:
-    """Proportional set size of ``pid`` and all its descendants (MB): shared
-    pages (Chromium's processes share many) are split between their users."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-        except OSError:
-            continue
-        children.setdefault(ppid, []).append(int(entry))
-    total_kb, todo = 0, [pid]
-    while todo:
-        p = todo.pop()
-        todo += children.get(p, [])
-        try:
-            with open(f"/proc/{p}/smaps_rollup") as f:
-                total_kb += next(int(line.split()[1]) for line in f if line.startswith("Pss:"))
-        except (OSError, StopIteration):
-            continue
-    return total_kb / 1000
 
 
 def crawl(url: str, work: Path, render: bool) -> dict:
