@@ -5,7 +5,7 @@ from io import BytesIO
 import pytest
 from PIL import Image
 
-from imgscraper.inspection import ImageInfo, ImageRejected, inspect_image, parse_svg_length
+from imgscraper.inspection import ImageInfo, ImageRejected, _read_container_header, inspect_image, parse_svg_length
 
 
 def encode(fmt: str, size=(30, 20), mode="RGB", **params) -> bytes:
@@ -87,3 +87,54 @@ def test_decompression_bomb_is_rejected_from_the_header():
 @pytest.mark.parametrize(("value", "expected"), [("12", 12), ("12.6px", 13), ("50%", None), ("", None), (None, None)])
 def test_parse_svg_length(value, expected):
     assert parse_svg_length(value) == expected
+
+
+def noise(fmt: str, size: tuple[int, int], mode: str = "RGB", **params) -> bytes:
+    buf = BytesIO()
+    Image.effect_noise(size, 50).convert(mode).save(buf, fmt, **params)
+    return buf.getvalue()
+
+
+def animated(fmt: str, size: tuple[int, int]) -> bytes:
+    buf = BytesIO()
+    frames = [Image.effect_noise(size, 50 + n).convert("RGB") for n in range(3)]
+    frames[0].save(buf, fmt, save_all=True, append_images=frames[1:], duration=100)
+    return buf.getvalue()
+
+
+CONTAINER_FILES = {
+    "webp lossy": lambda: noise("WEBP", (640, 480)),
+    "webp lossless": lambda: noise("WEBP", (333, 17), lossless=True),
+    "webp alpha (VP8X)": lambda: noise("WEBP", (45, 1200), "RGBA"),
+    "webp animated": lambda: animated("WEBP", (64, 40)),
+    "avif": lambda: noise("AVIF", (640, 480)),
+    "avif alpha (two items)": lambda: noise("AVIF", (45, 1200), "RGBA"),
+    "avif 1x1": lambda: noise("AVIF", (1, 1)),
+    "avif animated": lambda: animated("AVIF", (64, 40)),
+}
+
+
+@pytest.mark.parametrize("make", CONTAINER_FILES.values(), ids=CONTAINER_FILES.keys())
+def test_webp_and_avif_size_from_the_container_is_pillows(make):
+    body = make()
+    with Image.open(BytesIO(body)) as image:
+        expected = ImageInfo(image.format, *image.size)
+    assert inspect_image(body) == expected
+    # Read from the container, without Pillow's codec (or a decode, for AVIF).
+    assert _read_container_header(body) == (expected.format, expected.width, expected.height)
+
+
+@pytest.mark.parametrize("make", CONTAINER_FILES.values(), ids=CONTAINER_FILES.keys())
+def test_webp_and_avif_cut_anywhere_are_rejected_as_truncated(make):
+    body = make()
+    for cut in sorted({12, 31, 64, 200, len(body) // 3, len(body) // 2, len(body) - 100, len(body) - 1}):
+        with pytest.raises(ImageRejected) as raised:
+            inspect_image(body[:cut])
+        assert raised.value.reason in ("truncated", "not-an-image"), cut
+
+
+def test_avif_larger_than_the_pixel_limit_is_a_decompression_bomb(monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 640 * 480 - 1)
+    with pytest.raises(ImageRejected) as raised:
+        inspect_image(CONTAINER_FILES["avif"]())
+    assert raised.value.reason == "decompression-bomb"
