@@ -34,6 +34,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16, help="requests in flight for every tool")
     parser.add_argument("--sweep", default="4,8,16,32,64", help="concurrency values for the chart ('' to skip)")
     parser.add_argument("--delay", type=float, default=0.05, help="latency the proxy adds per response (s)")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="runs of each tool on loopback, where the crawls are CPU-bound and the machine's noise "
+                             "weighs most: the fastest run of each tool is kept (every run is printed)")
     args = parser.parse_args()
     # A terminated bench still stops its nginx and proxy (the with blocks below).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -60,12 +63,24 @@ def main() -> None:
         direct, slow = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{proxy.port}"
         for scenario, base in ((LOOPBACK, direct), (LATENCY, slow)):
             work = args.out / "runs" / scenario.replace(" ", "").replace(",", "-").replace("+", "")
-            record(tools.curl([base + u for u in large["images"]], work / "curl", scenario=scenario, concurrency=c), runs)
-            record(tools.imgscraper(f"{base}/large/", work / "imgscraper", scenario=scenario, concurrency=c), runs)
-            record(tools.stock_scrapy(f"{base}/large/", work / "stock", scenario=scenario, concurrency=c), runs)
-            if scenario == LOOPBACK:  # where the crawl is CPU-bound
-                record(tools.imgscraper(f"{base}/large/", work / "imgscraper-2p", scenario=scenario, concurrency=c,
-                                        settings={"IMGSCRAPER_PROCESSES": "2"}, label=TWO_PROCESSES), runs)
+            fastest: dict[str, Run] = {}
+            # The tools take turns, round after round: a slow spell of the machine hits them all.
+            for _ in range(max(1, args.rounds) if scenario == LOOPBACK else 1):
+                round_runs = [
+                    tools.curl([base + u for u in large["images"]], work / "curl", scenario=scenario, concurrency=c),
+                    tools.imgscraper(f"{base}/large/", work / "imgscraper", scenario=scenario, concurrency=c),
+                    tools.stock_scrapy(f"{base}/large/", work / "stock", scenario=scenario, concurrency=c),
+                ]
+                if scenario == LOOPBACK:  # where the crawl is CPU-bound
+                    round_runs.append(tools.imgscraper(
+                        f"{base}/large/", work / "imgscraper-2p", scenario=scenario, concurrency=c,
+                        settings={"IMGSCRAPER_PROCESSES": "2"}, label=TWO_PROCESSES))
+                for run in round_runs:
+                    record(run, [])
+                    best = fastest.get(run.tool)
+                    if best is None or (run.returncode != 0, run.wall) < (best.returncode != 0, best.wall):
+                        fastest[run.tool] = run
+            runs += fastest.values()
         work = args.out / "runs" / "small-loopback"
         record(tools.imgscraper(f"{direct}/small/", work / "imgscraper", scenario=SMALL_LOOPBACK, concurrency=c), runs)
         # Many workers, one crawl (Redis): one worker, two, and two independent crawls (the ceiling).
