@@ -8,7 +8,7 @@ main process in Redis's place:
 
 * the main process keeps the one queue of pages and its duplicate filter
   (:class:`MainScheduler`); each process, itself included, takes the next
-  page when it expects fewer images to fetch than its share of
+  page when it expects fewer images to fetch than twice its share of
   ``CONCURRENT_REQUESTS``, so a page goes to the process that can start on
   it soonest;
 * a worker fetches and parses the pages it takes, sends the links it finds
@@ -323,71 +323,105 @@ class ImageClaims:
 _LENGTH = struct.Struct("!I")
 
 
-class Channel:
-    """One end of the socket pair: ``send`` a message, ``on_message`` for each received one."""
+class Channel(asyncio.Protocol):
+    """One end of the socket pair: ``send`` a message, ``on_message`` for each received one,
+    ``on_end`` once when the other end stops sending (the end of the stream, or its death).
+
+    Messages sent in one turn of the event loop leave in one write.
+    """
 
     def __init__(self, sock: socket.socket, on_message: Callable[[tuple], None], on_end: Callable[[str], None]):
         self._sock = sock
         self.on_message = on_message
         self.on_end = on_end
         self.open = False
-        self._writer: asyncio.StreamWriter | None = None
-        self._reader_task: asyncio.Future[None] | None = None
-        self._unsent: list[bytes] = []
-        self._ended = False
+        self._transport: asyncio.WriteTransport | None = None
+        self._frames: list[bytes] = []
+        self._flush_scheduled = False
+        self._received = bytearray()
+        self._ended: asyncio.Future[None] | None = None
 
     def start(self) -> None:
-        """Start reading (with the event loop running)."""
-        self._reader_task = asyncio.ensure_future(self._read())
+        """Connect to the socket (with the event loop running)."""
+        loop = asyncio.get_running_loop()
+        self._ended = loop.create_future()
+        asyncio.ensure_future(loop.connect_accepted_socket(lambda: self, sock=self._sock))
 
     def send(self, message: tuple) -> bool:
         """Queue ``message``; False if the other end is gone."""
-        if (self._writer is None and self._ended) or (self._writer is not None and self._writer.is_closing()):
+        if self._transport is not None and self._transport.is_closing():
             return False
         data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-        frame = _LENGTH.pack(len(data)) + data
-        if self._writer is None:
-            self._unsent.append(frame)  # sent once connected
-        else:
-            # Also after the other end stopped sending: it still reads until it closes.
-            self._writer.write(frame)
+        self._frames.append(_LENGTH.pack(len(data)) + data)
+        if self._transport is not None and not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
         return True
 
-    async def _read(self) -> None:
-        why = ""
-        try:
-            reader, self._writer = await asyncio.open_connection(sock=self._sock)
-            self.open = True
-            self._writer.writelines(self._unsent)
-            self._unsent = []
-            while True:
-                header = await reader.readexactly(_LENGTH.size)
-                self.on_message(pickle.loads(await reader.readexactly(_LENGTH.unpack(header)[0])))
-        except asyncio.IncompleteReadError as exc:
-            why = "" if not exc.partial else "cut mid-message"
-        except (OSError, pickle.UnpicklingError, EOFError, ValueError) as exc:
-            why = str(exc) or type(exc).__name__
-        finally:
-            self.open, self._ended = False, True
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if self._frames and self._transport is not None and not self._transport.is_closing():
+            # Also after the other end stopped sending: it still reads until it closes.
+            self._transport.write(b"".join(self._frames))
+        self._frames = []
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.WriteTransport)
+        self._transport = transport
+        self.open = True
+        self._flush()  # what was sent before the connection
+
+    def data_received(self, data: bytes) -> None:
+        received = self._received
+        received += data
+        start = 0
+        while len(received) - start >= _LENGTH.size:
+            size = _LENGTH.unpack_from(received, start)[0]
+            if len(received) - start - _LENGTH.size < size:
+                break
+            body = received[start + _LENGTH.size : start + _LENGTH.size + size]
+            start += _LENGTH.size + size
+            try:
+                message = pickle.loads(body)
+            except (pickle.UnpicklingError, EOFError, ValueError, AttributeError) as exc:
+                self._end(f"unreadable message: {exc}")
+                if self._transport is not None:
+                    self._transport.close()
+                return
+            self.on_message(message)
+        del received[:start]
+
+    def eof_received(self) -> bool:
+        self._end("cut mid-message" if self._received else "")
+        return True  # keep writing: the other end reads until it closes
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._end(str(exc) if exc else "")
+
+    def _end(self, why: str) -> None:
+        if self._ended is not None and not self._ended.done():
+            self.open = False
+            self._ended.set_result(None)
             self.on_end(why)
 
     def close_writing(self) -> None:
         """Tell the other end that nothing more comes (it sees the end of the stream)."""
-        if self._writer is not None and not self._writer.is_closing():
+        self._flush()
+        if self._transport is not None and not self._transport.is_closing():
             try:
-                self._writer.write_eof()
+                self._transport.write_eof()
             except OSError:
                 pass
 
     async def closed(self, timeout: float) -> None:
-        if self._reader_task is None:
-            return
-        try:
-            await asyncio.wait_for(asyncio.shield(self._reader_task), timeout)
-        except (asyncio.TimeoutError, asyncio.CancelledError):
-            self._reader_task.cancel()
-        if self._writer is not None:
-            self._writer.close()
+        """Wait up to ``timeout`` seconds for the other end to stop sending, then close."""
+        if self._ended is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._ended), timeout)
+            except asyncio.TimeoutError:
+                pass
+        if self._transport is not None:
+            self._transport.close()
 
 
 # -- the main process ---------------------------------------------------------
@@ -420,7 +454,9 @@ class MainScheduler(Scheduler):
         _schedulers[crawler] = self
         self.workers: list[Worker] = []
         self.claims = ImageClaims()
-        self.ledger = WorkLedger(crawler.settings.getint("CONCURRENT_REQUESTS"))
+        # Twice its share of the limit: a process takes its next page while it still has
+        # images in flight, and its downloader never waits for a page (make bench).
+        self.ledger = WorkLedger(2 * crawler.settings.getint("CONCURRENT_REQUESTS"))
         self._idle_poll = create_looping_call(self._close_when_done)
         crawler.signals.connect(self.spider_idle, signal=signals.spider_idle)
         crawler.signals.connect(self.ledger.fetched, signal=signals.request_left_downloader)
@@ -734,7 +770,7 @@ class WorkerScheduler(BaseScheduler):
     def __init__(self, crawler: Crawler):
         self.crawler = crawler
         _schedulers[crawler] = self
-        self.ledger = WorkLedger(crawler.settings.getint("CONCURRENT_REQUESTS"), on_done=self._unit_done)
+        self.ledger = WorkLedger(2 * crawler.settings.getint("CONCURRENT_REQUESTS"), on_done=self._unit_done)
         self._ready: deque[Request] = deque()
         self._incoming: dict[str, Request] = {}
         self._done_tokens: list[str] = []
