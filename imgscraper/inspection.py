@@ -14,7 +14,20 @@ from io import BytesIO
 from lxml import etree
 from PIL import Image
 
-__all__ = ["WEB_FORMATS", "ImageInfo", "ImageRejected", "inspect_image", "parse_svg_length"]
+__all__ = ["MEDIA_TYPES", "WEB_FORMATS", "ImageInfo", "ImageRejected", "inspect_image", "parse_svg_length"]
+
+#: The media type of each format (Pillow's, which it knows only for the plugins it has loaded).
+MEDIA_TYPES: dict[str, str] = {
+    "JPEG": "image/jpeg",
+    "PNG": "image/png",
+    "GIF": "image/gif",
+    "WEBP": "image/webp",
+    "AVIF": "image/avif",
+    "BMP": "image/bmp",
+    "TIFF": "image/tiff",
+    "ICO": "image/x-icon",
+    "SVG": "image/svg+xml",
+}
 
 #: Pillow formats accepted as web images, with the file extension each gets.
 WEB_FORMATS: dict[str, str] = {
@@ -52,6 +65,10 @@ class ImageInfo:
     @property
     def extension(self) -> str:
         return "svg" if self.format == "SVG" else WEB_FORMATS[self.format]
+
+    @property
+    def media_type(self) -> str:
+        return MEDIA_TYPES[self.format]
 
 
 class ImageRejected(Exception):

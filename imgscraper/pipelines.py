@@ -650,14 +650,13 @@ class ImageStorePipeline(ImagesPipeline):
         )
 
     async def _persist(self, path: str, image: BytesIO, image_info: ImageInfo) -> None:
-        mime = "image/svg+xml" if image_info.format == "SVG" else Image.MIME.get(image_info.format, "")
         await ensure_awaitable(
             self.store.persist_file(
                 path,
                 image,
                 self.spiderinfo,
                 meta={"width": image_info.width, "height": image_info.height},
-                headers={"Content-Type": mime} if mime else None,
+                headers={"Content-Type": image_info.media_type},
             )
         )
 

@@ -46,6 +46,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import importlib.util
+import inspect
 import itertools
 import logging
 import os
@@ -58,6 +59,7 @@ import sys
 import threading
 import time
 import traceback
+import warnings
 import weakref
 from collections import deque
 from dataclasses import dataclass
@@ -643,7 +645,7 @@ def start_workers(crawler: Crawler, spider: Spider, count: int) -> list[tuple[An
     job = {
         "settings": values,
         "spider": f"{spider_class.__module__}.{spider_class.__qualname__}",
-        "spider_file": getattr(sys.modules.get(spider_class.__module__), "__file__", None),
+        "spider_file": _source_file(spider_class),
         "arguments": getattr(spider, "arguments", {}),
     }
     try:
@@ -723,7 +725,10 @@ def fork_workers(settings: Settings) -> int:
     socket, at the latest when this process exits.
     """
     processes = settings.getint("IMGSCRAPER_PROCESSES")
+    # Not with a thread running, nor a Twisted reactor installed (-a render=yes): a
+    # forked worker would share its state (the reactor's event loop) with this process.
     if (processes <= 1 or not hasattr(os, "fork") or threading.active_count() > 1
+            or "twisted.internet.reactor" in sys.modules
             or CrawlProcesses.why_one_process(settings, processes)):
         return 0
     # What every crawl imports, imported once for all the processes.
@@ -745,6 +750,7 @@ def fork_workers(settings: Settings) -> int:
                 for _, sock in _forked:
                     sock.close()
                 _forked.clear()
+                use_own_event_loop()
                 status = run_worker(theirs)
             except BaseException:  # noqa: BLE001 (a worker must never return into the command)
                 traceback.print_exc()
@@ -753,6 +759,30 @@ def fork_workers(settings: Settings) -> int:
         theirs.close()
         _forked.append((_ForkedProcess(pid), ours))
     return len(_forked)
+
+
+#: Event loops made before the fork, kept from the garbage collector (see use_own_event_loop).
+_inherited_loops: list[asyncio.AbstractEventLoop] = []
+
+
+def use_own_event_loop() -> asyncio.AbstractEventLoop:
+    """In a forked process: set a new event loop as the current one, and return it.
+
+    The command made its event loop before forking, and that loop's epoll
+    instance is shared by both processes: crawling on it would mix their
+    sockets, and closing it would unregister the main process's. The
+    inherited loop is left alone (and kept from the garbage collector, which
+    would close it); the process ends with ``os._exit``.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            _inherited_loops.append(asyncio.get_event_loop())
+        except RuntimeError:
+            pass
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    return loop
 
 
 def _level_number(level: str | int) -> int:
@@ -965,6 +995,14 @@ def run_worker(sock: socket.socket) -> int:
     process.crawl(_spider_class(job["spider"], job["spider_file"]), **job["arguments"])
     process.start(install_signal_handlers=False)
     return 0
+
+
+def _source_file(spider_class: type[Spider]) -> str | None:
+    """The file ``spider_class`` was defined in, when it is one (not in a zipped egg)."""
+    try:
+        return inspect.getsourcefile(spider_class)
+    except TypeError:
+        return None
 
 
 def _spider_class(path: str, file: str | None) -> type[Spider]:

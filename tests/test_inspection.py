@@ -31,6 +31,8 @@ def test_raster_formats_are_identified_from_the_header(fmt, mode, expected_forma
     info = inspect_image(encode(fmt, mode=mode, **params))
     assert info == ImageInfo(expected_format, 30, 20)
     assert info.extension == extension
+    Image.init()  # every plugin: Pillow's media type for the format
+    assert info.media_type == Image.MIME[expected_format]
 
 
 def test_svg_with_svg_root_is_an_image():

@@ -203,3 +203,22 @@ def test_work_ledger_holds_a_page_until_its_outputs_are_through():
     ledger.item_done(items[2])
     assert done == [token]
     assert ledger.images_in_progress == 0
+
+
+def test_a_forked_worker_crawls_on_an_event_loop_of_its_own():
+    """The command's event loop (made before the fork) shares its epoll instance with the main process."""
+    import asyncio
+
+    from imgscraper.processes import use_own_event_loop
+
+    inherited = asyncio.new_event_loop()
+    asyncio.set_event_loop(inherited)
+    own = use_own_event_loop()
+    try:
+        assert own is not inherited and asyncio.get_event_loop() is own
+        assert own._selector.fileno() != inherited._selector.fileno()  # another epoll instance
+        assert not inherited.is_closed()  # closing it would unregister the main process's sockets
+    finally:
+        own.close()
+        inherited.close()
+        asyncio.set_event_loop(None)
