@@ -751,7 +751,7 @@ def fork_workers(settings: Settings) -> int:
                     sock.close()
                 _forked.clear()
                 use_own_event_loop()
-                status = run_worker(theirs)
+                status = run_worker(theirs, forked=True)
             except BaseException:  # noqa: BLE001 (a worker must never return into the command)
                 traceback.print_exc()
             finally:
@@ -974,8 +974,11 @@ class SharedImagesMiddleware:
             future.set_result(won)
 
 
-def run_worker(sock: socket.socket) -> int:
-    """Run a worker on its end of the socket pair: read its job, crawl, return the exit status."""
+def run_worker(sock: socket.socket, *, forked: bool = False) -> int:
+    """Run a worker on its end of the socket pair: read its job, crawl, return the exit status.
+
+    A ``forked`` worker keeps the garbage collector's tuning of the process it was forked from.
+    """
     global _channel  # noqa: PLW0603
     from scrapy.crawler import AsyncCrawlerProcess  # noqa: PLC0415
 
@@ -987,7 +990,8 @@ def run_worker(sock: socket.socket) -> int:
     settings = Settings(job["settings"], priority="cmdline")
     settings.set("SCHEDULER", "imgscraper.processes.WorkerScheduler", priority="cmdline")
     settings.set_in_component_priority_dict("SPIDER_MIDDLEWARES", SharedImagesMiddleware, 50)
-    tune_garbage_collector(settings.getint("IMGSCRAPER_GC_THRESHOLD"))
+    if not forked:
+        tune_garbage_collector(settings.getint("IMGSCRAPER_GC_THRESHOLD"))
     skip_records_below(settings.get("LOG_LEVEL"))
     # Before the crawler applies its add-ons: they set up a worker.
     _channel = Channel(sock, lambda message: None, lambda why: None)
