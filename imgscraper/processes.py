@@ -486,10 +486,7 @@ class MainScheduler(Scheduler):
 
     async def _close(self, reason: str) -> None:
         timeout = max(60.0, self.crawler.settings.getfloat("DOWNLOAD_TIMEOUT"))
-        for worker in self.workers:
-            worker.closing = True
-            if worker.channel is not None:
-                worker.channel.close_writing()
+        self._finish_workers()
         for worker in self.workers:
             await _wait_or_kill(worker.proc, timeout)
             if worker.channel is not None:
@@ -523,6 +520,7 @@ class MainScheduler(Scheduler):
             if not self._idle_poll.running:
                 self._idle_poll.start(IDLE_POLL, now=False)
             raise DontCloseSpider
+        self._finish_workers()  # they close while this process does
 
     def _close_when_done(self) -> None:
         engine = self.crawler.engine
@@ -530,12 +528,21 @@ class MainScheduler(Scheduler):
             return
         self._idle_poll.stop()
         if engine.spider_is_idle():
+            self._finish_workers()
             deferred_from_coro(engine.close_spider_async(reason="finished"))
         # Else a worker's pages brought requests, which the engine is on: its idle check comes again.
 
+    def _finish_workers(self) -> None:
+        """Tell the workers the crawl is over: each closes its spider and exits."""
+        for worker in self.workers:
+            if not worker.closing:
+                worker.closing = True
+                if worker.channel is not None:
+                    worker.channel.close_writing()
+
     def _feed_workers(self) -> None:
         for worker in self.workers:
-            if worker.wants and worker.alive and len(self):
+            if worker.wants and worker.alive and not worker.closing and len(self):
                 self._give(worker)
 
     def _give(self, worker: Worker) -> None:
@@ -614,7 +621,7 @@ class MainScheduler(Scheduler):
 async def _wait_or_kill(proc: subprocess.Popen | _ForkedProcess, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while proc.poll() is None and time.monotonic() < deadline:
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(0.005)
     if proc.poll() is None:
         logger.warning("Worker process %d did not finish in %.0f s: killed", proc.pid, timeout)
         proc.kill()
