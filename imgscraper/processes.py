@@ -37,7 +37,8 @@ The processes talk in length-prefixed pickles over a socket pair (they are
 the same program): the main process sends ``("page", token, request)``
 and ``("claimed", n, [bool, ...])``; a worker sends ``("want",)``,
 ``("requests", [request, ...])``, ``("claim", n, [key, ...])``, ``("item",
-fields)``, ``("done", [token, ...], [key, ...])`` and ``("stats", {...})``.
+fields)``, ``("done", [token, ...], [key, ...])`` and ``("stats", {...})`` (its
+counts so far, after each page and when it closes).
 Requests travel as :meth:`Request.to_dict() <scrapy.Request.to_dict>` dicts.
 """
 
@@ -491,7 +492,6 @@ class MainScheduler(Scheduler):
             await _wait_or_kill(worker.proc, timeout)
             if worker.channel is not None:
                 await worker.channel.closed(5)
-            self._merge_stats(worker)
         result = super().close(reason)
         if result is not None:
             await result
@@ -588,7 +588,7 @@ class MainScheduler(Scheduler):
             worker.wants = True
             self._feed_workers()
         elif kind == "stats":
-            worker.stats = message[1]
+            self._take_stats(worker, message[1])
 
     def _on_end(self, worker: Worker, why: str) -> None:
         worker.wants = False
@@ -603,19 +603,19 @@ class MainScheduler(Scheduler):
             "Worker process %d ended before the crawl%s: its %d page(s) go back in the queue, %d image(s) to claim again",
             worker.proc.pid, f" ({why})" if why else "", len(pages), released,
         )
-        self._merge_stats(worker)
         for request in pages:
             self.crawler.engine.crawl(request.replace(dont_filter=True))
 
-    def _merge_stats(self, worker: Worker) -> None:
-        """Add the worker's counts to the crawl's stats (once)."""
-        for name, value in worker.stats.items():
+    def _take_stats(self, worker: Worker, stats: dict[str, Any]) -> None:
+        """Add what the worker counted since its last stats to the crawl's stats
+        (as it goes: the progress display and log lines show the whole crawl)."""
+        for name, value in stats.items():
             if isinstance(value, (int, float)) and not name.startswith(_OWN_STATS):
                 if name.endswith("_max"):
                     self.crawler.stats.max_value(name, value)
-                else:
-                    self.crawler.stats.inc_value(name, value)
-        worker.stats = {}
+                elif value != worker.stats.get(name, 0):
+                    self.crawler.stats.inc_value(name, value - worker.stats.get(name, 0))
+        worker.stats = stats
 
 
 async def _wait_or_kill(proc: subprocess.Popen | _ForkedProcess, timeout: float) -> None:
@@ -880,6 +880,7 @@ class WorkerScheduler(BaseScheduler):
     def _unit_done(self, token: str) -> None:
         self._done_tokens.append(token)
         self._flush_done()
+        self.send_stats()
         self._want()
 
     def _flush_done(self) -> None:
