@@ -844,6 +844,11 @@ class WorkerScheduler(BaseScheduler):
         try:
             assert _channel is not None
             return _channel.send(("requests", [request.to_dict(spider=self.spider)]))
+        except (pickle.PicklingError, TypeError, AttributeError, ValueError) as exc:
+            # A callback or meta that cannot travel: fetched here, past the shared duplicate filter.
+            logger.debug("Keeping %s in this worker (%s)", request.url, exc)
+            self._ready.append(request)
+            return True
         finally:
             self.ledger.output_done(parent)
 
