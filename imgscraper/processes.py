@@ -738,12 +738,14 @@ def fork_workers(settings: Settings) -> int:
             or "twisted.internet.reactor" in sys.modules
             or CrawlProcesses.why_one_process(settings, processes)):
         return 0
-    # What every crawl imports, imported once for all the processes.
+    # What the crawl will import, imported once for all the processes.
     import scrapy.core.engine  # noqa: F401, PLC0415
     import scrapy.crawler  # noqa: F401, PLC0415
 
     import imgscraper.pipelines  # noqa: F401, PLC0415
     import imgscraper.spiders.images  # noqa: F401, PLC0415
+
+    _import_components(settings)
 
     sys.stdout.flush()
     sys.stderr.flush()
@@ -766,6 +768,27 @@ def fork_workers(settings: Settings) -> int:
         theirs.close()
         _forked.append((_ForkedProcess(pid), ours))
     return len(_forked)
+
+
+#: Settings naming one component class each, and those naming a dict of them.
+_COMPONENT = ("SCHEDULER", "DOWNLOADER", "STATS_CLASS", "LOG_FORMATTER", "DUPEFILTER_CLASS",
+              "REQUEST_FINGERPRINTER_CLASS", "SCHEDULER_PRIORITY_QUEUE", "SCHEDULER_MEMORY_QUEUE",
+              "SCHEDULER_DISK_QUEUE", "SPIDER_LOADER_CLASS")
+_COMPONENT_DICTS = ("DOWNLOADER_MIDDLEWARES", "SPIDER_MIDDLEWARES", "EXTENSIONS", "ITEM_PIPELINES")
+
+
+def _import_components(settings: Settings) -> None:
+    """Import the classes a crawl with ``settings`` builds (a worker forked after this has them)."""
+    paths: list[Any] = [settings.get(name) for name in _COMPONENT]
+    for name in _COMPONENT_DICTS:
+        paths += [path for path, order in settings.getwithbase(name).items() if order is not None]
+    paths += list(settings.getwithbase("DOWNLOAD_HANDLERS").values())
+    for path in paths:
+        if isinstance(path, str):
+            try:
+                load_object(path)
+            except Exception:  # noqa: BLE001 (the crawl itself reports a component it cannot load)
+                continue
 
 
 #: Event loops made before the fork, kept from the garbage collector (see use_own_event_loop).
