@@ -936,6 +936,7 @@ class WorkerScheduler(BaseScheduler):
 
     def _on_end(self, why: str) -> None:
         self._main_gone = True
+        SharedImagesMiddleware.main_gone()
         engine = self.crawler.engine
         if engine.spider_is_idle():
             deferred_from_coro(engine.close_spider_async(reason="finished"))
@@ -947,7 +948,7 @@ class SharedImagesMiddleware:
     """Spider middleware of a crawl spread over processes: each image is passed
     on by the one process that claimed it; a worker has no start requests."""
 
-    _answers: dict[int, asyncio.Future[list[bool]]] = {}
+    _answers: dict[int, asyncio.Future[list[bool] | None]] = {}
     _numbers = itertools.count(1)
 
     def __init__(self, crawler: Crawler):
@@ -996,18 +997,26 @@ class SharedImagesMiddleware:
             claims.done(keys)  # the main process's claims end with the crawl only
             return won
         number = next(self._numbers)
-        future: asyncio.Future[list[bool]] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[list[bool] | None] = asyncio.get_running_loop().create_future()
         self._answers[number] = future
         if not _channel.send(("claim", number, keys)):
             del self._answers[number]
             return [False] * len(keys)
-        return await future
+        won = await future
+        return won if won is not None else [False] * len(keys)
 
     @classmethod
-    def answer(cls, number: int, won: list[bool]) -> None:
+    def answer(cls, number: int, won: list[bool] | None) -> None:
+        """The main process's answer to claim ``number``; None: no answer will come."""
         future = cls._answers.pop(number, None)
         if future is not None and not future.done():
             future.set_result(won)
+
+    @classmethod
+    def main_gone(cls) -> None:
+        """The main process is gone: the claims waiting for it are lost (their images are left)."""
+        for number in list(cls._answers):
+            cls.answer(number, None)
 
 
 def run_worker(sock: socket.socket, *, forked: bool = False) -> int:

@@ -222,3 +222,36 @@ def test_a_forked_worker_crawls_on_an_event_loop_of_its_own():
         own.close()
         inherited.close()
         asyncio.set_event_loop(None)
+
+
+def test_main_process_killed_the_worker_ends_and_leaves_no_partial_file(site, tmp_path):
+    store = tmp_path / "store"
+    site.server.latency = 0.05
+    proc = subprocess.Popen(command(site, store, "IMGSCRAPER_PROCESSES=2", "CONCURRENT_REQUESTS_PER_DOMAIN=8"),
+                            cwd=PROJECT_ROOT, env=environment(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    workers: list[int] = []
+    while time.monotonic() < deadline and proc.poll() is None:
+        stored = len(list((store / "full").glob("*.png"))) if (store / "full").exists() else 0
+        workers = worker_processes_of(proc.pid)
+        if workers and stored >= 40:
+            break
+        time.sleep(0.02)
+    assert workers and proc.poll() is None, "the crawl ended before it could be killed"
+    proc.kill()
+    proc.wait()
+    # The worker sees the end of its socket, closes its spider and exits: no orphan keeps crawling.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() and _running(pid) for pid in workers):
+        time.sleep(0.1)
+    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists() and _running(pid)], "the worker outlived the crawl"
+    assert not [p for p in (store / "full").iterdir() if p.name.startswith(".tmp")]
+    assert set(site.stored_paths(store)) <= set(site.images)  # whole images only
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, dead and not yet reaped, does not)."""
+    try:
+        return (Path(f"/proc/{pid}") / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
