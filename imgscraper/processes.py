@@ -130,7 +130,7 @@ class CrawlProcesses:
 
     def update_settings(self, settings: Settings) -> None:
         if in_worker():
-            return  # set up by main()
+            return  # set up by run_worker(), with the main process's divided limits
         processes = settings.getint("IMGSCRAPER_PROCESSES")
         if processes <= 1:
             return
