@@ -48,7 +48,6 @@ import uuid
 import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from itemadapter import ItemAdapter, is_item
@@ -62,7 +61,8 @@ from scrapy_redis import connection, picklecompat
 from scrapy_redis.dupefilter import RFPDupeFilter
 from scrapy_redis.queue import PriorityQueue
 from scrapy_redis.scheduler import Scheduler
-from w3lib.url import canonicalize_url
+
+from imgscraper.processes import PARENT, TOKEN, WorkLedger, image_key
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -74,10 +74,6 @@ __all__ = ["SharedCrawl", "SharedImagesMiddleware", "SharedScheduler", "crawl_id
 
 logger = logging.getLogger(__name__)
 
-#: Request meta keys: the worker's token for a page it took, and the token of
-#: the page a request was found on.
-TOKEN = "imgscraper_shared_token"
-PARENT = "imgscraper_shared_parent"
 #: The field of a worker's ``taken`` hash held from joining until it is first idle.
 STARTING = "starting"
 #: Seconds between checks for new work while a worker is idle: one Redis call each,
@@ -184,20 +180,6 @@ def crawl_id_of(spider: Spider) -> str:
     return f"{spider.name}-{digest[:12]}"
 
 
-def image_key(url: str) -> str:
-    """The fingerprint an image URL is claimed under (as the spider deduplicates it)."""
-    key = url if url.startswith("data:") else canonicalize_url(url)
-    return hashlib.sha1(key.encode("utf-8")).hexdigest()
-
-
-@dataclass
-class _Page:
-    """A page this worker holds: outputs not yet through the engine, and whether all are out."""
-
-    pending: int = 0
-    parsed: bool = False
-
-
 class SharedCrawl:
     """This worker's membership of one shared crawl (see the module docstring).
 
@@ -218,15 +200,8 @@ class SharedCrawl:
         self.prefix = ""
         self.joined = False
         self._tokens = itertools.count(1)
-        self._pages: dict[str, _Page] = {}
-        self._item_pages: dict[int, str] = {}
-        #: Images found on this worker's pages and not yet through the pipeline.
-        self.images_in_progress = 0
-        #: Pages taken and not yet out of the downloader; pages parsed and the
-        #: images kept from them (the images a page brings, on average).
-        self.pages_fetching = 0
-        self.pages_parsed = 0
-        self.images_kept = 0
+        #: The pages this worker holds and the images they brought.
+        self.ledger = WorkLedger(settings.getint("CONCURRENT_REQUESTS"), on_done=self._page_done)
         # Fingerprints of images done but not yet marked so in Redis: written
         # with the next page done (one round trip per page, not per image).
         self._done_images: list[str] = []
@@ -302,64 +277,25 @@ class SharedCrawl:
         self._flush_done_images(pipe)
         pipe.delete(self.key(f"taken:{self.worker}"))
         pipe.execute()
-        self._pages.clear()
-        self._item_pages.clear()
-        self.images_in_progress = 0
-        self.pages_fetching = 0
-
-    def page_output(self, token: str | None, obj: Any) -> None:
-        """``obj`` (item or request) found on the page ``token`` is on its way."""
-        if token is None:
-            return
-        self._pages.setdefault(token, _Page()).pending += 1
-        if isinstance(obj, Request):
-            obj.meta[PARENT] = token
-        else:
-            self._item_pages[id(obj)] = token
-            self.images_in_progress += 1
-
-    def expected_images(self, default: float) -> float:
-        """The images this worker has to fetch soon: those of its parsed pages,
-        and an estimate for the pages it is fetching."""
-        per_page = self.images_kept / self.pages_parsed if self.pages_parsed else default
-        return self.images_in_progress + self.pages_fetching * per_page
-
-    def page_parsed(self, token: str | None, images: int = 0) -> None:
-        self.pages_parsed += 1
-        self.images_kept += images
-        if token is not None:
-            self._pages.setdefault(token, _Page()).parsed = True
-            self._maybe_done(token)
-
-    def output_done(self, token: str | None) -> None:
-        """One output of the page ``token`` has gone through the engine."""
-        page = self._pages.get(token) if token is not None else None
-        if page is not None:
-            page.pending -= 1
-            self._maybe_done(token)
+        self.ledger.clear()
 
     def item_done(self, item: Any) -> None:
-        token = self._item_pages.pop(id(item), None)
-        if token is not None:
-            self.images_in_progress -= 1
+        # Before the ledger lets the page go (_page_done): its images are marked done with it.
         if is_item(item) and "url" in ItemAdapter(item):
             self._done_images.append(image_key(ItemAdapter(item)["url"]))
-        self.output_done(token)
+        self.ledger.item_done(item)
 
     def _flush_done_images(self, client: Any) -> None:
         if self._done_images:
             client.hset(self.key("images"), mapping=dict.fromkeys(self._done_images, ""))
             self._done_images = []
 
-    def _maybe_done(self, token: str) -> None:
-        page = self._pages[token]
-        if page.parsed and page.pending <= 0:
-            del self._pages[token]
-            # The page's images are marked done before the page is let go.
-            pipe = self.server.pipeline()
-            self._flush_done_images(pipe)
-            pipe.hdel(self.key(f"taken:{self.worker}"), token)
-            pipe.execute()
+    def _page_done(self, token: str) -> None:
+        """The page ``token`` is parsed and all it yielded is through: mark its images done, let it go."""
+        pipe = self.server.pipeline()
+        self._flush_done_images(pipe)
+        pipe.hdel(self.key(f"taken:{self.worker}"), token)
+        pipe.execute()
 
     # -- images -----------------------------------------------------------
 
@@ -385,7 +321,6 @@ class SharedScheduler(Scheduler):
         self.crawler = crawler
         self.shared = SharedCrawl.of(crawler)
         self.error = ""
-        self.max_images = max(1, crawler.settings.getint("CONCURRENT_REQUESTS"))
         self._ready: deque[Request] = deque()
         self._held: dict[str, Request] = {}
         interval = self.shared.timeout_ms / 3000
@@ -454,14 +389,14 @@ class SharedScheduler(Scheduler):
             self.queue.push(request)
             return True
         finally:
-            self.shared.output_done(parent)
+            self.shared.ledger.output_done(parent)
 
     def next_request(self) -> Request | None:
         if self.error:
             return None
         if self._ready:
             return self._ready.popleft()
-        if self.shared.expected_images(default=self.max_images) >= self.max_images:
+        if self.shared.ledger.busy():
             return None
         taken = self.shared.take()
         return self._decode(*taken) if taken is not None else None
@@ -498,13 +433,10 @@ class SharedScheduler(Scheduler):
             deferred_from_coro(engine.close_spider_async(reason="finished"))
 
     def request_left_downloader(self, request: Request) -> None:
-        if TOKEN in request.meta and self.shared.pages_fetching > 0:
-            self.shared.pages_fetching -= 1
+        self.shared.ledger.fetched(request)
 
     def _decode(self, token: str, data: bytes) -> Request:
-        request = request_from_dict(self.serializer.loads(data), spider=self.spider)
-        request.meta[TOKEN] = token
-        self.shared.pages_fetching += 1
+        request = self.shared.ledger.take(request_from_dict(self.serializer.loads(data), spider=self.spider), token)
         if self.stats:
             self.stats.inc_value("scheduler/dequeued/redis")
             self.stats.inc_value("imgscraper/shared/pages_taken")
@@ -530,7 +462,7 @@ class SharedImagesMiddleware:
 
     def _parsed(self, outputs: list[Any], token: str | None) -> list[Any]:
         kept = self._kept(outputs, token)
-        self.shared.page_parsed(token, images=sum(1 for obj in kept if not isinstance(obj, Request)))
+        self.shared.ledger.parsed(token, images=sum(1 for obj in kept if not isinstance(obj, Request)))
         return kept
 
     def _kept(self, outputs: list[Any], token: str | None) -> list[Any]:
@@ -547,7 +479,7 @@ class SharedImagesMiddleware:
                     self.crawler.stats.inc_value("imgscraper/shared/images_already_claimed")
                     continue
                 self.crawler.stats.inc_value("imgscraper/images/found")
-            self.shared.page_output(token, obj)
+            self.shared.ledger.output(token, obj)
             kept.append(obj)
         return kept
 

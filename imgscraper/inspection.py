@@ -132,8 +132,14 @@ def _read_container_header(body: bytes) -> tuple[str, int, int] | None:
         complete = int.from_bytes(body[4:8], "little") + 8 <= len(body)
         return ("WEBP", *size) if size and complete else None
     if body[4:8] == b"ftyp":
-        size = _avif_primary_size(body)
-        return ("AVIF", *size) if size and _boxes_fill(body) else None
+        try:
+            # A cut-short file ends inside a box. A last box "to the end of the file"
+            # (size 0) cannot tell: Pillow decodes such a file.
+            top = {kind: (payload, end) for kind, payload, end in _boxes(body, 0, len(body), open_ended=False)}
+        except ValueError:
+            return None
+        size = _avif_primary_size(body, top)
+        return ("AVIF", *size) if size else None
     return None
 
 
@@ -150,10 +156,11 @@ def _webp_canvas_size(body: bytes) -> tuple[int, int] | None:
     return None
 
 
-def _boxes(data: bytes, start: int, end: int) -> list[tuple[bytes, int, int]]:
+def _boxes(data: bytes, start: int, end: int, *, open_ended: bool = True) -> list[tuple[bytes, int, int]]:
     """The ISO BMFF boxes in ``data[start:end]``: (type, payload start, box end).
 
-    Raises ValueError on a box that does not fit.
+    Raises ValueError on a box that does not fit, and on one of size 0 ("up to
+    the end") unless ``open_ended``.
     """
     boxes = []
     while start < end:
@@ -163,6 +170,8 @@ def _boxes(data: bytes, start: int, end: int) -> list[tuple[bytes, int, int]]:
         if size == 1:
             size, payload = int.from_bytes(data[payload : payload + 8], "big"), payload + 8
         elif size == 0:
+            if not open_ended:
+                raise ValueError(f"box {kind!r} runs to the end")
             size = end - start
         if size < payload - start or start + size > end:
             raise ValueError(f"box {kind!r} does not fit")
@@ -171,21 +180,9 @@ def _boxes(data: bytes, start: int, end: int) -> list[tuple[bytes, int, int]]:
     return boxes
 
 
-def _boxes_fill(body: bytes) -> bool:
-    """Whether the top-level boxes fill the file exactly (a cut-short file ends inside one)."""
-    end = len(body.rstrip(b"\0"))
+def _avif_primary_size(body: bytes, top: dict[bytes, tuple[int, int]]) -> tuple[int, int] | None:
+    """The size (``ispe`` property) of an AVIF file's primary item; ``top``: its top-level boxes."""
     try:
-        boxes = _boxes(body, 0, len(body))
-    except ValueError:
-        return False
-    # A last box "to the end of the file" (size 0) says nothing: let Pillow decode it.
-    return bool(boxes) and boxes[-1][2] >= end and int.from_bytes(body[boxes[-1][1] - 8 : boxes[-1][1] - 4], "big") != 0
-
-
-def _avif_primary_size(body: bytes) -> tuple[int, int] | None:
-    """The size (``ispe`` property) of an AVIF file's primary item."""
-    try:
-        top = {kind: (payload, end) for kind, payload, end in _boxes(body, 0, len(body))}
         payload, end = top[b"ftyp"]
         brands = {body[i : i + 4] for i in range(payload, end, 4) if i != payload + 4}
         if not brands & {b"avif", b"avis"}:

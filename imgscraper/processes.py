@@ -88,12 +88,15 @@ if TYPE_CHECKING:
     from twisted.internet.defer import Deferred
 
 __all__ = [
+    "PARENT",
+    "TOKEN",
     "CrawlProcesses",
     "ImageClaims",
     "MainScheduler",
     "SharedImagesMiddleware",
     "WorkLedger",
     "WorkerScheduler",
+    "image_key",
     "in_worker",
 ]
 
@@ -101,9 +104,10 @@ logger = logging.getLogger(__name__)
 
 #: Limits divided between the processes.
 SPLIT_LIMITS = ("CONCURRENT_REQUESTS", "CONCURRENT_REQUESTS_PER_DOMAIN", "CONCURRENT_REQUESTS_PER_IP")
-#: Request meta keys: the token of a page a process took, and of the page a request was found on.
-TOKEN = "imgscraper_process_token"
-PARENT = "imgscraper_process_parent"
+#: Request meta keys (here and in the Redis crawl, imgscraper.distributed): the token
+#: of a page a process took, and of the page a request was found on.
+TOKEN = "imgscraper_page_token"
+PARENT = "imgscraper_page_parent"
 #: Stats a worker keeps for itself: the main process counts its items, and
 #: times, memory, logs and queues are per process.
 _OWN_STATS = ("item_", "items_", "responses_per_minute", "elapsed_time", "memusage/", "log_count/",
@@ -461,6 +465,8 @@ class MainScheduler(Scheduler):
         # images in flight, and its downloader never waits for a page (make bench).
         self.ledger = WorkLedger(2 * crawler.settings.getint("CONCURRENT_REQUESTS"))
         self._idle_poll = create_looping_call(self._close_when_done)
+        #: Tokens of the pages given to workers.
+        self._tokens = itertools.count(1)
         crawler.signals.connect(self.spider_idle, signal=signals.spider_idle)
         crawler.signals.connect(self.ledger.fetched, signal=signals.request_left_downloader)
         for signal_ in (signals.item_scraped, signals.item_dropped, signals.item_error):
@@ -549,7 +555,7 @@ class MainScheduler(Scheduler):
         request = super().next_request()
         if request is None:
             return
-        token = str(next(self.ledger._tokens))
+        token = str(next(self._tokens))
         try:
             data = request.to_dict(spider=self.spider)
             sent = worker.channel is not None and worker.channel.send(("page", token, data))

@@ -24,7 +24,7 @@ from conftest import PROJECT_ROOT
 from faultsite import make_png
 from httpserver import HTTPTestServer
 
-from imgscraper.processes import ImageClaims, WorkLedger
+from imgscraper.processes import PARENT, TOKEN, ImageClaims, WorkLedger
 
 N_PAGES, PER_PAGE = 20, 12
 _PROCESSES_STAT = re.compile(r"'imgscraper/processes/images': (\d+)")
@@ -187,7 +187,7 @@ def test_work_ledger_holds_a_page_until_its_outputs_are_through():
     from scrapy import Request
 
     page = ledger.take(Request("http://example.com/p1"))
-    token = page.meta["imgscraper_process_token"]
+    token = page.meta[TOKEN]
     assert ledger.busy()  # a page being fetched is expected to bring images
     ledger.fetched(page)
     items = [{"url": f"http://example.com/{n}.png"} for n in range(3)]
@@ -196,7 +196,7 @@ def test_work_ledger_holds_a_page_until_its_outputs_are_through():
         ledger.output(token, obj)
     ledger.parsed(token, images=3)
     assert not ledger.busy() and done == []
-    ledger.output_done(link.meta["imgscraper_process_parent"])
+    ledger.output_done(link.meta[PARENT])
     for item in items[:2]:
         ledger.item_done(item)
     assert done == []
