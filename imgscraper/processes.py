@@ -17,7 +17,11 @@ main process in Redis's place:
   hands the worker's items to its feed exports;
 * each image is fetched by one process only: a process claims the images of
   a page, in one message per page, before it yields them
-  (:class:`SharedImagesMiddleware`).
+  (:class:`SharedImagesMiddleware`);
+* a process keeps up to twice its share of ``CONCURRENT_REQUESTS`` of a
+  page's images and offers the rest, in batches, to whichever process has
+  room first (batches go before pages): a page of many images, a single
+  start page above all, is not fetched at one process's share of the limits.
 
 A worker is a Scrapy crawler of the same spider, with the same arguments and
 settings, and no start requests of its own. :class:`CrawlProcesses` (the
@@ -34,11 +38,12 @@ pages it held back in its queue and lets its unfinished images be claimed
 again (one WARNING line, stat ``imgscraper/processes/lost``).
 
 The processes talk in length-prefixed pickles over a socket pair (they are
-the same program): the main process sends ``("page", token, request)``
-and ``("claimed", n, [bool, ...])``; a worker sends ``("want",)``,
-``("requests", [request, ...])``, ``("claim", n, [key, ...])``, ``("item",
-fields)``, ``("done", [token, ...], [key, ...])`` and ``("stats", {...})`` (its
-counts so far, after each page and when it closes).
+the same program): the main process sends ``("page", token, request)``,
+``("images", token, [item, ...])`` and ``("claimed", n, [bool, ...])``; a
+worker sends ``("want",)``, ``("requests", [request, ...])``, ``("claim", n,
+[key, ...])``, ``("images", [item, ...], batch_size)`` (spare images),
+``("item", fields)``, ``("done", [token, ...], [key, ...])`` and ``("stats",
+{...})`` (its counts so far, after each page and when it closes).
 Requests travel as :meth:`Request.to_dict() <scrapy.Request.to_dict>` dicts.
 """
 
@@ -234,6 +239,13 @@ class WorkLedger:
         request.meta[TOKEN] = token
         self.units[token] = _Unit()
         return request
+
+    def take_images(self, token: str, items: list[Any]) -> None:
+        """Hold ``items``, images another page's process passed on, under ``token``."""
+        self.units[token] = _Unit(fetching=False, parsed=True)
+        for item in items:
+            self.output(token, item)
+        self._maybe_done(token)
 
     def fetched(self, request: Request) -> None:
         unit = self.units.get(request.meta.get(TOKEN, ""))
@@ -434,6 +446,32 @@ class Channel(asyncio.Protocol):
 # -- the main process ---------------------------------------------------------
 
 
+class _TakesSpareImages:
+    """What both schedulers do with spare images (see :class:`SharedImagesMiddleware`):
+    send them through this process's item pipelines, held by the ledger under a token."""
+
+    crawler: Crawler
+    ledger: WorkLedger
+    #: Images passed to the scraper and not yet counted by it.
+    _starting = 0
+
+    def _start_images(self, token: str, items: list[Any]) -> None:
+        self.ledger.take_images(token, items)
+        for item in items:
+            self._starting += 1
+            deferred_from_coro(self._start_image(item))
+
+    async def _start_image(self, item: Any) -> None:
+        # The scraper counts the item from here on: the engine is not idle in between.
+        self._starting -= 1
+        self.crawler.stats.inc_value("imgscraper/processes/spare_images_taken")
+        await self.crawler.engine.scraper.start_itemproc_async(item, response=None)
+        self._image_done()
+
+    def _image_done(self) -> None:
+        """A spare image went through the pipelines (no response tells the engine)."""
+
+
 class Worker:
     """A worker process, seen from the main process."""
 
@@ -441,7 +479,8 @@ class Worker:
         self.number = number
         self.proc = proc
         self.channel: Channel | None = None
-        self.held: dict[str, Request] = {}
+        #: What the worker took and has not finished: pages, and batches of spare images.
+        self.held: dict[str, Request | list[Any]] = {}
         self.wants = False
         self.stats: dict[str, Any] = {}
         self.closing = False
@@ -452,7 +491,7 @@ class Worker:
         return self.channel is not None and self.channel.open
 
 
-class MainScheduler(Scheduler):
+class MainScheduler(_TakesSpareImages, Scheduler):
     """Scrapy's scheduler, shared with the worker processes (see the module docstring)."""
 
     def __init__(self, *args: Any, crawler: Crawler, **kwargs: Any):
@@ -464,6 +503,8 @@ class MainScheduler(Scheduler):
         # Twice its share of the limit: a process takes its next page while it still has
         # images in flight, and its downloader never waits for a page (make bench).
         self.ledger = WorkLedger(2 * crawler.settings.getint("CONCURRENT_REQUESTS"))
+        #: Batches of spare images, taken before pages.
+        self.spare: deque[list[Any]] = deque()
         self._idle_poll = create_looping_call(self._close_when_done)
         #: Tokens of the pages given to workers.
         self._tokens = itertools.count(1)
@@ -513,15 +554,39 @@ class MainScheduler(Scheduler):
             self._feed_workers()
         return queued
 
+    def has_pending_requests(self) -> bool:
+        return super().has_pending_requests() or bool(self.spare) or self._starting > 0
+
     def next_request(self) -> Request | None:
+        self._take_spare()
         if self.ledger.busy():
             return None
         request = super().next_request()
         return self.ledger.take(request) if request is not None else None
 
+    def share_images(self, items: list[Any], batch_size: int) -> None:
+        """Offer ``items``, spare images of a page, to whichever process has room first."""
+        for start in range(0, len(items), batch_size):
+            self.spare.append(items[start : start + batch_size])
+        self._feed_workers()
+        self._take_spare()
+
+    def _take_spare(self) -> None:
+        while self.spare and not self.ledger.busy():
+            self._start_images(f"spare-{next(self._tokens)}", self.spare.popleft())
+
+    def _image_done(self) -> None:
+        self._take_spare()
+        # The engine checks for its end after a response, or every 5 s: it may be done now.
+        if not self._idle_poll.running and self.crawler.engine.spider_is_idle():
+            self._idle_poll.start(IDLE_POLL, now=False)
+
     def spider_idle(self) -> None:
         """Keep the crawl open while a worker holds pages (they may bring more)."""
         self.ledger.clear()
+        if self.spare:
+            self._take_spare()
+            raise DontCloseSpider
         if any(worker.held for worker in self.workers):
             if not self._idle_poll.running:
                 self._idle_poll.start(IDLE_POLL, now=False)
@@ -530,7 +595,8 @@ class MainScheduler(Scheduler):
 
     def _close_when_done(self) -> None:
         engine = self.crawler.engine
-        if any(worker.held for worker in self.workers):
+        self._take_spare()
+        if self.spare or any(worker.held for worker in self.workers):
             return
         self._idle_poll.stop()
         if engine.spider_is_idle():
@@ -548,10 +614,19 @@ class MainScheduler(Scheduler):
 
     def _feed_workers(self) -> None:
         for worker in self.workers:
-            if worker.wants and worker.alive and not worker.closing and len(self):
+            if worker.wants and worker.alive and not worker.closing and (self.spare or len(self)):
                 self._give(worker)
 
     def _give(self, worker: Worker) -> None:
+        assert worker.channel is not None
+        if self.spare:
+            token, batch = f"spare-{next(self._tokens)}", self.spare.popleft()
+            if worker.channel.send(("images", token, batch)):
+                worker.wants = False
+                worker.held[token] = batch
+            else:
+                self.spare.appendleft(batch)
+            return
         request = super().next_request()
         if request is None:
             return
@@ -586,6 +661,9 @@ class MainScheduler(Scheduler):
             deferred_from_coro(self.crawler.signals.send_catch_log_async(
                 signal=signals.item_scraped, item=ImageItem(**message[1]), response=None, spider=self.spider
             ))
+        elif kind == "images":
+            self.claims.done([image_key(ItemAdapter(item)["url"]) for item in message[1]])
+            self.share_images(message[1], message[2])
         elif kind == "done":
             for token in message[1]:
                 worker.held.pop(token, None)
@@ -602,15 +680,20 @@ class MainScheduler(Scheduler):
             return
         worker.lost = True
         self.crawler.stats.inc_value("imgscraper/processes/lost")
-        pages = list(worker.held.values())
+        pages = [held for held in worker.held.values() if isinstance(held, Request)]
+        batches = [held for held in worker.held.values() if not isinstance(held, Request)]
+        self.spare.extend(batches)
         worker.held.clear()
         released = self.claims.release(worker.number)
         logger.warning(
-            "Worker process %d ended before the crawl%s: its %d page(s) go back in the queue, %d image(s) to claim again",
-            worker.proc.pid, f" ({why})" if why else "", len(pages), released,
+            "Worker process %d ended before the crawl%s: its %d page(s) and %d batch(es) of images go back in the "
+            "queue, %d image(s) to claim again",
+            worker.proc.pid, f" ({why})" if why else "", len(pages), len(batches), released,
         )
         for request in pages:
             self.crawler.engine.crawl(request.replace(dont_filter=True))
+        self._feed_workers()
+        self._take_spare()
 
     def _take_stats(self, worker: Worker, stats: dict[str, Any]) -> None:
         """Add what the worker counted since its last stats to the crawl's stats
@@ -829,7 +912,7 @@ def _level_number(level: str | int) -> int:
 # -- a worker process ----------------------------------------------------------
 
 
-class WorkerScheduler(BaseScheduler):
+class WorkerScheduler(_TakesSpareImages, BaseScheduler):
     """A worker's scheduler: its pages come from the main process, the requests
     its pages bring go there."""
 
@@ -885,7 +968,19 @@ class WorkerScheduler(BaseScheduler):
         return self._ready.popleft() if self._ready else None
 
     def has_pending_requests(self) -> bool:
-        return bool(self._ready)
+        return bool(self._ready) or self._starting > 0
+
+    def share_images(self, items: list[Any], batch_size: int) -> None:
+        """Send ``items``, spare images of a page, to the main process, which offers them to
+        whichever process has room first (kept here if they cannot travel)."""
+        assert _channel is not None
+        try:
+            sent = _channel.send(("images", items, batch_size))
+        except (pickle.PicklingError, TypeError, AttributeError, ValueError) as exc:
+            logger.debug("Keeping %d images in this worker (%s)", len(items), exc)
+            sent = False
+        if not sent:
+            self._start_images(f"kept-{id(items)}", items)
 
     def item_done(self, item: Any) -> None:
         if is_item(item) and "url" in ItemAdapter(item):
@@ -937,6 +1032,11 @@ class WorkerScheduler(BaseScheduler):
             self._incoming[token] = request
             self.crawler.engine.crawl(request)
             self._want()
+        elif kind == "images":
+            _, token, items = message
+            self._wanting = False
+            self._start_images(token, items)
+            self._want()
         elif kind == "claimed":
             SharedImagesMiddleware.answer(message[1], message[2])
 
@@ -975,8 +1075,10 @@ class SharedImagesMiddleware:
         images = [obj for obj in outputs if is_item(obj) and "url" in ItemAdapter(obj)]
         won = dict(zip(map(id, images), await self._claim([image_key(ItemAdapter(obj)["url"]) for obj in images])))
         scheduler = _schedulers.get(self.crawler)
-        ledger = scheduler.ledger if scheduler is not None else None
+        ledger = scheduler.ledger if scheduler is not None else WorkLedger(len(outputs))
         token = response.meta.get(TOKEN)
+        passed: list[Any] = []
+        spare: list[Any] = []
         kept = 0
         for obj in outputs:
             if id(obj) in won:
@@ -984,12 +1086,21 @@ class SharedImagesMiddleware:
                     self.crawler.stats.inc_value("imgscraper/processes/images_already_claimed")
                     continue
                 self.crawler.stats.inc_value("imgscraper/images/found")
+                if kept >= ledger.max_images:
+                    spare.append(obj)
+                    continue
                 kept += 1
-            if ledger is not None:
-                ledger.output(token, obj)
+            passed.append(obj)
+        # Counted before anything goes (the scraper pulls the outputs as items finish), and the
+        # spare images offered now: the other processes need not wait for this one.
+        for obj in passed:
+            ledger.output(token, obj)
+        ledger.parsed(token, kept)
+        if spare and scheduler is not None:
+            self.crawler.stats.inc_value("imgscraper/processes/spare_images", len(spare))
+            scheduler.share_images(spare, max(1, ledger.max_images // 2))
+        for obj in passed:
             yield obj
-        if ledger is not None:
-            ledger.parsed(token, kept)
 
     async def _claim(self, keys: list[str]) -> list[bool]:
         if not keys:

@@ -123,6 +123,28 @@ def test_two_processes_share_the_pages_and_store_every_image_once(site, tmp_path
     assert settings_copies() <= copies_before
 
 
+def test_one_page_of_many_images_is_shared_within_the_limit(site, tmp_path):
+    """Depth 0: the worker takes no page, it takes the images the main process's page has spare."""
+    store = tmp_path / "store"
+    site.server.latency = 0.05
+    many = [f"/i/{page}-{k}.png" for page in range(5) for k in range(PER_PAGE)]
+    html = "<html><body>" + "".join(f'<img src="{path}">' for path in many) + "</body></html>"
+    site.server.add_handler("/one.html", lambda h: h.send_body(html, content_type="text/html") or True)
+    cmd = command(site, store, "IMGSCRAPER_PROCESSES=2", "CONCURRENT_REQUESTS=8", "CONCURRENT_REQUESTS_PER_DOMAIN=4")
+    cmd[cmd.index(f"url={site.server.url}p0.html")] = f"url={site.server.url}one.html"
+    result = subprocess.run(cmd, cwd=PROJECT_ROOT, env=environment(), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert sorted(site.stored_paths(store)) == sorted(many)
+    site.server.log.wait_idle()
+    assert sorted(r.url_path for r in site.server.log if r.url_path.startswith("/i/")) == sorted(many)
+    # The worker stored part of them, and the two processes together kept to the per-host limit.
+    by_worker = int(_PROCESSES_STAT.search(result.stderr)[1])
+    assert 0 < by_worker < len(many), by_worker
+    assert site.server.log.max_in_flight("/i/") <= 4
+    assert f"'item_scraped_count': {len(many)}" in result.stderr
+    assert "Traceback" not in result.stderr and " ERROR: " not in result.stderr
+
+
 def test_worker_killed_mid_crawl_the_crawl_still_stores_everything(site, tmp_path):
     store = tmp_path / "store"
     site.server.latency = 0.05
