@@ -101,7 +101,7 @@ def check_values(settings: BaseSettings) -> Iterator[str]:
                  "IMGSCRAPER_RENDER_TIMEOUT"):
         yield from _number(settings, name, float, 0)
     yield from _number(settings, "IMGSCRAPER_RENDER_MAX_PAGES", int, 1)
-    yield from _number(settings, "IMGSCRAPER_PROCESSES", int, 1)
+    yield from _number(settings, "IMGSCRAPER_PROCESSES", int, 0)
     yield from _number(settings, "IMGSCRAPER_GC_THRESHOLD", int, 0)
     for name in ("IMGSCRAPER_RENDER_MAX_SCROLLS", "IMGSCRAPER_RENDER_SETTLE_MS"):
         yield from _number(settings, name, int, 0)
@@ -173,6 +173,12 @@ class SettingsCheck:
         self.problems = check_settings(settings)
         if self.problems:
             settings.set("ITEM_PIPELINES", {}, priority=max(settings.getpriority("ITEM_PIPELINES") or 0, 50))
+            # Until the spider closes, the rest of the crawl (the other add-ons, the spider) reads the defaults.
+            for problem in self.problems:
+                name = problem.partition("=")[0]
+                default = getattr(project_settings, name, getattr(default_settings, name, None))
+                if name.isupper() and default is not None:
+                    settings.set(name, default, priority=max(settings.getpriority(name) or 0, 50))
             self.crawler.signals.connect(self.spider_opened, signal=signals.spider_opened)
 
     def spider_opened(self) -> None:

@@ -117,6 +117,8 @@ PARENT = "imgscraper_page_parent"
 #: times, memory, logs and queues are per process.
 _OWN_STATS = ("item_", "items_", "responses_per_minute", "elapsed_time", "memusage/", "log_count/",
               "start_time", "finish_", "scheduler/")
+#: The least of ``CONCURRENT_REQUESTS_PER_DOMAIN`` each process gets with ``IMGSCRAPER_PROCESSES = 0``.
+MIN_PER_HOST = 4
 #: Seconds between checks, while the main process is idle, that the workers are done too.
 IDLE_POLL = 0.02
 
@@ -141,13 +143,19 @@ class CrawlProcesses:
         if in_worker():
             return  # set up by run_worker(), with the main process's divided limits
         processes = settings.getint("IMGSCRAPER_PROCESSES")
-        if processes <= 1:
-            return
-        why_not = self.why_one_process(settings, processes)
+        automatic = processes == 0
+        if automatic:
+            # The workers scrapy crawl forked for it; elsewhere a new interpreter would not pay for a small crawl.
+            processes = 1 + len(_forked)
+        why_not = self.why_one_process(settings, processes) if processes > 1 else "one was asked for"
         if why_not:
-            logger.info("IMGSCRAPER_PROCESSES=%d: using one process (%s)", processes, why_not)
+            if processes > 1:
+                logger.log(logging.DEBUG if automatic else logging.INFO,
+                           "IMGSCRAPER_PROCESSES=%d: using one process (%s)", processes, why_not)
             self._override(settings, "IMGSCRAPER_PROCESSES", 1)
+            dismiss_forked_workers()
             return
+        self._override(settings, "IMGSCRAPER_PROCESSES", processes)
         for name in SPLIT_LIMITS:
             value = settings.getint(name)
             if value > 0:
@@ -810,6 +818,22 @@ class _ForkedProcess:
 _forked: list[tuple[_ForkedProcess, socket.socket]] = []
 
 
+def automatic_processes(settings: Settings) -> int:
+    """How many processes ``IMGSCRAPER_PROCESSES = 0`` stands for: one per core this
+    process may run on, as long as each keeps :data:`MIN_PER_HOST` of the per-host limit."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    per_host = settings.getint("CONCURRENT_REQUESTS_PER_IP") or settings.getint("CONCURRENT_REQUESTS_PER_DOMAIN")
+    return max(1, min(cores, per_host // MIN_PER_HOST, settings.getint("CONCURRENT_REQUESTS") // MIN_PER_HOST))
+
+
+def dismiss_forked_workers() -> None:
+    """End the workers :func:`fork_workers` forked and no crawl took."""
+    while _forked:
+        proc, sock = _forked.pop()
+        sock.close()  # it reads no job, and exits
+        proc.wait()
+
+
 def fork_workers(settings: Settings) -> int:
     """Fork the worker processes a crawl with ``settings`` will start, now; how many.
 
@@ -820,13 +844,16 @@ def fork_workers(settings: Settings) -> int:
     crawl kept one process after all) exits when this process closes its
     socket, at the latest when this process exits.
     """
-    processes = settings.getint("IMGSCRAPER_PROCESSES")
-    # Not with a thread running, nor a Twisted reactor installed (-a render=yes): a
-    # forked worker would share its state (the reactor's event loop) with this process.
-    if (processes <= 1 or not hasattr(os, "fork") or threading.active_count() > 1
-            or "twisted.internet.reactor" in sys.modules
-            or CrawlProcesses.why_one_process(settings, processes)):
-        return 0
+    try:
+        processes = settings.getint("IMGSCRAPER_PROCESSES") or automatic_processes(settings)
+        # Not with a thread running, nor a Twisted reactor installed (-a render=yes): a
+        # forked worker would share its state (the reactor's event loop) with this process.
+        if (processes <= 1 or not hasattr(os, "fork") or threading.active_count() > 1
+                or "twisted.internet.reactor" in sys.modules
+                or CrawlProcesses.why_one_process(settings, processes)):
+            return 0
+    except ValueError:
+        return 0  # a setting that is not a number: the crawl's settings check reports it
     # What the crawl will import, imported once for all the processes.
     import scrapy.core.engine  # noqa: F401, PLC0415
     import scrapy.crawler  # noqa: F401, PLC0415
@@ -1155,6 +1182,10 @@ def run_worker(sock: socket.socket, *, forked: bool = False) -> int:
     if not forked:
         tune_garbage_collector(settings.getint("IMGSCRAPER_GC_THRESHOLD"))
     skip_records_below(settings.get("LOG_LEVEL"))
+    # The main process has said it, once per scheme.
+    logging.getLogger("scrapy.core.downloader.handlers._base_streaming").addFilter(
+        lambda record: "is experimental" not in record.getMessage()
+    )
     # Before the crawler applies its add-ons: they set up a worker.
     _channel = Channel(sock, lambda message: None, lambda why: None)
     process = AsyncCrawlerProcess(settings)

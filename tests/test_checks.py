@@ -43,6 +43,7 @@ def test_project_defaults_pass(tmp_path):
         ({"IMGSCRAPER_PROGRESS_INTERVAL": "soon"}, ("IMGSCRAPER_PROGRESS_INTERVAL", "number")),
         ({"IMGSCRAPER_PROGRESS": "sometimes"}, ("IMGSCRAPER_PROGRESS", "true or false")),
         ({"IMGSCRAPER_MAX_PAGES": "-1"}, ("IMGSCRAPER_MAX_PAGES", ">= 0")),
+        ({"IMGSCRAPER_PROCESSES": "-1"}, ("IMGSCRAPER_PROCESSES", ">= 0")),
         ({"IMGSCRAPER_RETRY_AFTER_MAX": "soon"}, ("IMGSCRAPER_RETRY_AFTER_MAX", "number")),
         ({"IMAGES_THUMBS": "[1, 2]"}, ("IMAGES_THUMBS", "JSON object")),
         ({"IMAGES_THUMBS": {"small": [64]}}, ('IMAGES_THUMBS["small"]', "[width, height]")),
@@ -91,8 +92,11 @@ def srv(site_server_module):
         ("IMGSCRAPER_FILE_NAMES=bogus", ("IMGSCRAPER_FILE_NAMES", "stable")),
         ("IMGSCRAPER_SKIP_TRACKING_PIXEL=no", ("did you mean IMGSCRAPER_SKIP_TRACKING_PIXELS",)),
         ("", ("IMAGES_STORE", "cannot be written")),
+        # Read by the spider (built before the check) and by the crawl command (before the crawler).
+        ("IMGSCRAPER_MAX_PAGES=many", ("IMGSCRAPER_MAX_PAGES", "integer")),
+        ("IMGSCRAPER_PROCESSES=all", ("IMGSCRAPER_PROCESSES", "integer")),
     ],
-    ids=["bad-value", "misspelt-name", "unwritable-store"],
+    ids=["bad-value", "misspelt-name", "unwritable-store", "not-a-number-spider", "not-a-number-command"],
 )
 def test_crawl_refuses_wrong_setting(srv, run_crawl, tmp_path, setting, words):
     (tmp_path / "file").write_text("not a directory")

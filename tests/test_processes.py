@@ -194,6 +194,48 @@ def test_listing_crawl_keeps_one_process_and_its_limits(site, tmp_path):
     assert "'item_scraped_count': 240" in result.stderr
 
 
+def cores() -> int:
+    return len(os.sched_getaffinity(0))
+
+
+@pytest.mark.parametrize(("per_host", "runspider", "expected"), [
+    (8, False, min(cores(), 2)),  # the defaults: 8 per host is 4 for each of two
+    (4, False, 1),  # 4 per host: one process
+    (8, True, 1),  # not the crawl command: no worker forked, one process
+], ids=["crawl", "crawl-4-per-host", "runspider"])
+def test_default_shares_scrapy_crawl_between_one_process_per_core(site, tmp_path, per_host, runspider, expected):
+    store = tmp_path / "store"
+    result = subprocess.run(command(site, store, f"CONCURRENT_REQUESTS_PER_DOMAIN={per_host}", runspider=runspider),
+                            cwd=PROJECT_ROOT, env=environment(), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert sorted(site.stored_paths(store)) == sorted(site.images)
+    site.server.log.wait_idle()
+    assert sorted(r.url_path for r in site.server.log if r.url_path.startswith("/i/")) == sorted(site.images)
+    by_worker = _PROCESSES_STAT.search(result.stderr)
+    if expected > 1:
+        assert by_worker is not None and 0 < int(by_worker[1]) < len(site.images), result.stderr[-3000:]
+        assert f"'CONCURRENT_REQUESTS_PER_DOMAIN': {per_host // expected}" in result.stderr
+    else:
+        assert by_worker is None
+        assert "using one process" not in result.stderr  # nothing was asked for
+    assert "'imgscraper/images/found': 240" in result.stderr
+    assert "'item_scraped_count': 240" in result.stderr
+
+
+def test_automatic_processes_one_per_core_while_each_keeps_four_per_host():
+    from scrapy.settings import Settings
+
+    from imgscraper.processes import automatic_processes
+
+    def processes(**values) -> int:
+        return automatic_processes(Settings({"CONCURRENT_REQUESTS": 16, "CONCURRENT_REQUESTS_PER_DOMAIN": 8, **values}))
+
+    assert processes() == min(cores(), 2)
+    assert processes(CONCURRENT_REQUESTS_PER_DOMAIN=64, CONCURRENT_REQUESTS=64) == min(cores(), 16)
+    assert processes(CONCURRENT_REQUESTS_PER_DOMAIN=7) == 1
+    assert processes(CONCURRENT_REQUESTS=4) == 1
+
+
 def test_image_claims_one_process_per_image_and_released_when_a_worker_is_lost():
     claims = ImageClaims()
     assert claims.claim(0, ["a", "b"]) == [True, True]

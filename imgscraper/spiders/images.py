@@ -11,6 +11,7 @@ import scrapy
 from scrapy import signals
 from scrapy.crawler import Crawler
 from scrapy.exceptions import CloseSpider
+from scrapy.settings import BaseSettings
 from scrapy.http import Request, Response, TextResponse
 from scrapy.utils.httpobj import urlparse_cached
 from scrapy.utils.job import job_dir
@@ -38,6 +39,15 @@ logger = logging.getLogger(__name__)
 
 class ArgumentError(ValueError):
     """A spider argument is wrong; the message says how to fix it."""
+
+
+def _int_setting(settings: BaseSettings, name: str) -> int:
+    """``settings.getint(name)``, 0 for a value that is not a number: the spider is built before
+    the settings check (an add-on) runs, which reports it and closes the crawl."""
+    try:
+        return settings.getint(name)
+    except ValueError:
+        return 0
 
 
 def parse_start_urls(url: str | None, urls_file: str | None) -> list[str]:
@@ -149,13 +159,9 @@ class ImagesSpider(scrapy.Spider):
         spider = super().from_crawler(crawler, *args, **kwargs)
         spider.srcset_mode = crawler.settings.get("IMGSCRAPER_SRCSET")
         spider.fetch_stylesheets = crawler.settings.getbool("IMGSCRAPER_STYLESHEETS")
-        spider.max_pages = crawler.settings.getint("IMGSCRAPER_MAX_PAGES")
+        spider.max_pages = _int_setting(crawler.settings, "IMGSCRAPER_MAX_PAGES")
         spider.pages_requested = set()
-        # A crawl shared by workers (imgscraper.distributed) or processes (imgscraper.processes)
-        # deduplicates images across them instead.
-        spider.dedupe_images = not (
-            crawler.settings.get("IMGSCRAPER_REDIS_URL") or crawler.settings.getint("IMGSCRAPER_PROCESSES") > 1
-        )
+        crawler.signals.connect(spider.set_up_deduplication, signal=signals.spider_opened)
         spider.tracker = None
         spider.item_pages = {}
         spider.parsed_pages = set()
@@ -177,6 +183,13 @@ class ImagesSpider(scrapy.Spider):
             except RenderingError as exc:
                 spider.argument_error = str(exc)
         return spider
+
+    def set_up_deduplication(self) -> None:
+        """A crawl shared by workers (imgscraper.distributed) or processes (imgscraper.processes)
+        deduplicates images across them instead. Read once the add-ons have set the crawl up
+        (``IMGSCRAPER_PROCESSES = 0`` becomes a number then)."""
+        settings = self.crawler.settings
+        self.dedupe_images = not (settings.get("IMGSCRAPER_REDIS_URL") or settings.getint("IMGSCRAPER_PROCESSES") > 1)
 
     def page_meta(self) -> dict[str, Any]:
         """Meta for a page request: rendering, when on."""
