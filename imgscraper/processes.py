@@ -40,7 +40,8 @@ again (one WARNING line, stat ``imgscraper/processes/lost``).
 The processes talk in length-prefixed pickles over a socket pair (they are
 the same program): the main process sends ``("page", token, request)``,
 ``("images", token, [item, ...])`` and ``("claimed", n, [bool, ...])``; a
-worker sends ``("want",)``, ``("requests", [request, ...])``, ``("claim", n,
+worker sends ``("want", pages)`` (it has room for spare images, and for a
+page too if ``pages``), ``("requests", [request, ...])``, ``("claim", n,
 [key, ...])``, ``("images", [item, ...], batch_size)`` (spare images),
 ``("item", fields)``, ``("done", [token, ...], [key, ...])`` and ``("stats",
 {...})`` (its counts so far, after each page and when it closes).
@@ -260,9 +261,13 @@ class WorkLedger:
         if unit is not None:
             unit.fetching = False
 
+    def has_room(self) -> bool:
+        """Whether this process has fewer than ``max_images`` images in progress (room for spare images)."""
+        return self.images_in_progress < self.max_images
+
     def busy(self) -> bool:
         """Whether this process expects at least ``max_images`` images to fetch soon: those of
-        its parsed pages, and an estimate for the pages it is fetching."""
+        its parsed pages, and an estimate for the pages it is fetching (no room for a page)."""
         per_page = self._images_kept / self._parsed if self._parsed else self.max_images
         fetching = sum(1 for unit in self.units.values() if unit.fetching)
         return self.images_in_progress + fetching * per_page >= self.max_images
@@ -490,6 +495,7 @@ class Worker:
         #: What the worker took and has not finished: pages, and batches of spare images.
         self.held: dict[str, Request | list[Any]] = {}
         self.wants = False
+        self.wants_pages = False
         self.stats: dict[str, Any] = {}
         self.closing = False
         self.lost = False
@@ -511,8 +517,9 @@ class MainScheduler(_TakesSpareImages, Scheduler):
         # Twice its share of the limit: a process takes its next page while it still has
         # images in flight, and its downloader never waits for a page (make bench).
         self.ledger = WorkLedger(2 * crawler.settings.getint("CONCURRENT_REQUESTS"))
-        #: Batches of spare images, taken before pages.
+        #: Batches of spare images, and how many images they hold.
         self.spare: deque[list[Any]] = deque()
+        self._spare_images = 0
         self._idle_poll = create_looping_call(self._close_when_done)
         #: Tokens of the pages given to workers.
         self._tokens = itertools.count(1)
@@ -566,25 +573,46 @@ class MainScheduler(_TakesSpareImages, Scheduler):
         return super().has_pending_requests() or bool(self.spare) or self._starting > 0
 
     def next_request(self) -> Request | None:
+        if not self.ledger.busy() and (not self.spare or self._pages_first()):
+            request = super().next_request()
+            if request is not None:
+                return self.ledger.take(request)
+        # Also while a page is being fetched: its images come later.
         self._take_spare()
-        if self.ledger.busy():
-            return None
-        request = super().next_request()
-        return self.ledger.take(request) if request is not None else None
+        return None
 
     def share_images(self, items: list[Any], batch_size: int) -> None:
         """Offer ``items``, spare images of a page, to whichever process has room first."""
         for start in range(0, len(items), batch_size):
-            self.spare.append(items[start : start + batch_size])
+            self._put_spare(items[start : start + batch_size])
         self._feed_workers()
         self._take_spare()
 
+    def _pages_first(self) -> bool:
+        """Whether a process with room takes a page before spare images: while fewer images
+        wait in batches than all the processes can have in progress (a page takes a while
+        to fetch, and its images keep the processes busy)."""
+        return len(self) > 0 and self._spare_images < self.ledger.max_images * (1 + len(self.workers))
+
+    def _put_spare(self, batch: list[Any], *, first: bool = False) -> None:
+        if first:
+            self.spare.appendleft(batch)
+        else:
+            self.spare.append(batch)
+        self._spare_images += len(batch)
+
+    def _pop_spare(self) -> list[Any]:
+        batch = self.spare.popleft()
+        self._spare_images -= len(batch)
+        return batch
+
     def _take_spare(self) -> None:
-        while self.spare and not self.ledger.busy():
-            self._start_images(f"spare-{next(self._tokens)}", self.spare.popleft())
+        while self.spare and self.ledger.has_room():
+            self._start_images(f"spare-{next(self._tokens)}", self._pop_spare())
 
     def _image_done(self) -> None:
-        self._take_spare()
+        if self.ledger.busy() or not self._pages_first():  # else the engine asks for a page next
+            self._take_spare()
         # The engine checks for its end after a response, or every 5 s: it may be done now.
         if not self._idle_poll.running and self.crawler.engine.spider_is_idle():
             self._idle_poll.start(IDLE_POLL, now=False)
@@ -622,20 +650,20 @@ class MainScheduler(_TakesSpareImages, Scheduler):
 
     def _feed_workers(self) -> None:
         for worker in self.workers:
-            if worker.wants and worker.alive and not worker.closing and (self.spare or len(self)):
+            if worker.wants and worker.alive and not worker.closing and (self.spare or worker.wants_pages and len(self)):
                 self._give(worker)
 
     def _give(self, worker: Worker) -> None:
         assert worker.channel is not None
-        if self.spare:
-            token, batch = f"spare-{next(self._tokens)}", self.spare.popleft()
+        if self.spare and not (worker.wants_pages and self._pages_first()):
+            token, batch = f"spare-{next(self._tokens)}", self._pop_spare()
             if worker.channel.send(("images", token, batch)):
                 worker.wants = False
                 worker.held[token] = batch
             else:
-                self.spare.appendleft(batch)
+                self._put_spare(batch, first=True)
             return
-        request = super().next_request()
+        request = super().next_request() if worker.wants_pages else None
         if request is None:
             return
         token = str(next(self._tokens))
@@ -677,7 +705,7 @@ class MainScheduler(_TakesSpareImages, Scheduler):
                 worker.held.pop(token, None)
             self.claims.done(message[2])
         elif kind == "want":
-            worker.wants = True
+            worker.wants, worker.wants_pages = True, message[1]
             self._feed_workers()
         elif kind == "stats":
             self._take_stats(worker, message[1])
@@ -690,7 +718,8 @@ class MainScheduler(_TakesSpareImages, Scheduler):
         self.crawler.stats.inc_value("imgscraper/processes/lost")
         pages = [held for held in worker.held.values() if isinstance(held, Request)]
         batches = [held for held in worker.held.values() if not isinstance(held, Request)]
-        self.spare.extend(batches)
+        for batch in batches:
+            self._put_spare(batch)
         worker.held.clear()
         released = self.claims.release(worker.number)
         logger.warning(
@@ -952,6 +981,7 @@ class WorkerScheduler(_TakesSpareImages, BaseScheduler):
         self._done_tokens: list[str] = []
         self._done_images: list[str] = []
         self._wanting = False
+        self._wanting_pages = False
         self._main_gone = False
         crawler.signals.connect(self.spider_idle, signal=signals.spider_idle)
         crawler.signals.connect(self.ledger.fetched, signal=signals.request_left_downloader)
@@ -1046,9 +1076,12 @@ class WorkerScheduler(_TakesSpareImages, BaseScheduler):
             self._done_tokens, self._done_images = [], []
 
     def _want(self) -> None:
-        if not self._wanting and not self._main_gone and not self._ready and not self.ledger.busy():
+        if self._main_gone or self._ready or not self.ledger.has_room():
+            return
+        pages = not self.ledger.busy()
+        if not self._wanting or pages != self._wanting_pages:
             assert _channel is not None
-            self._wanting = _channel.send(("want",))
+            self._wanting, self._wanting_pages = _channel.send(("want", pages)), pages
 
     def _on_message(self, message: tuple) -> None:
         kind = message[0]
