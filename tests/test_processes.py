@@ -169,6 +169,38 @@ def test_worker_killed_mid_crawl_the_crawl_still_stores_everything(site, tmp_pat
     assert not [p for p in (store / "full").iterdir() if p.name.startswith(".tmp")]
 
 
+@pytest.mark.parametrize("presses", [1, 2], ids=["ctrl-c", "ctrl-c-twice"])
+def test_ctrl_c_stops_every_process_and_leaves_whole_files(site, tmp_path, presses):
+    store, feed = tmp_path / "store", tmp_path / "items.jsonl"
+    site.server.latency = 0.05
+    proc = subprocess.Popen(command(site, store, "IMGSCRAPER_PROCESSES=2") + ["-O", str(feed)], cwd=PROJECT_ROOT,
+                            env=environment(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    workers: list[int] = []
+    while time.monotonic() < deadline and proc.poll() is None:
+        workers = workers or worker_processes_of(proc.pid)
+        if workers and (store / "full").exists() and len(list((store / "full").glob("*.png"))) >= 40:
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None and workers, "the crawl ended before it could be interrupted"
+    for _ in range(presses):
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.05)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, err[-3000:]  # not finished: a scheduler must not take it for done
+    assert ("forcing unclean shutdown" in err) == (presses == 2), err[-3000:]
+    ended = time.monotonic() + 5
+    while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.monotonic() < ended:
+        time.sleep(0.05)
+    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()], "a worker outlived the crawl"
+    assert not [p for p in (store / "full").iterdir() if p.name.startswith(".tmp")]
+    stored = site.stored_paths(store)  # fails on a partial file
+    assert 0 < len(stored) < len(site.images)
+    if presses == 1:
+        items = [json.loads(line) for line in feed.read_text().splitlines()]
+        assert {item["path"] for item in items} <= {f"full/{p.name}" for p in (store / "full").iterdir()}
+
+
 @pytest.mark.parametrize(("setting", "why"), [
     ("DOWNLOAD_DELAY=0.001", "DOWNLOAD_DELAY spaces the requests of one process"),
     ("IMGSCRAPER_MAX_PAGES=100", "IMGSCRAPER_MAX_PAGES is counted by one process"),
