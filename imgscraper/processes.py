@@ -76,6 +76,7 @@ from itemadapter import ItemAdapter, is_item
 from scrapy import Request, Spider, signals
 from scrapy.core.scheduler import BaseScheduler, Scheduler
 from scrapy.exceptions import DontCloseSpider
+from scrapy.extensions.httpcache import FilesystemCacheStorage
 from scrapy.settings import SETTINGS_PRIORITIES, Settings
 from scrapy.utils.asyncio import create_looping_call
 from scrapy.utils.defer import deferred_from_coro
@@ -185,6 +186,11 @@ class CrawlProcesses:
             return "JOBDIR journals the pages of one process"
         if settings.getint("IMGSCRAPER_MAX_PAGES"):
             return "IMGSCRAPER_MAX_PAGES is counted by one process"
+        for name in ("CLOSESPIDER_PAGECOUNT", "CLOSESPIDER_PAGECOUNT_NO_ITEM", "CLOSESPIDER_ERRORCOUNT"):
+            if settings.getint(name):
+                return f"{name} is counted by one process"
+        if settings.getbool("HTTPCACHE_ENABLED") and load_object(settings["HTTPCACHE_STORAGE"]) is not FilesystemCacheStorage:
+            return "HTTPCACHE_STORAGE is written by one process"
         if load_object(settings["SCHEDULER"]) is not Scheduler:
             return "SCHEDULER is not Scrapy's"
         if settings.getint("CONCURRENT_REQUESTS_PER_DOMAIN") < processes:

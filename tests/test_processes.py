@@ -204,6 +204,7 @@ def test_ctrl_c_stops_every_process_and_leaves_whole_files(site, tmp_path, press
 @pytest.mark.parametrize(("setting", "why"), [
     ("DOWNLOAD_DELAY=0.001", "DOWNLOAD_DELAY spaces the requests of one process"),
     ("IMGSCRAPER_MAX_PAGES=100", "IMGSCRAPER_MAX_PAGES is counted by one process"),
+    ("CLOSESPIDER_PAGECOUNT=1000", "CLOSESPIDER_PAGECOUNT is counted by one process"),
 ])
 def test_settings_that_pace_or_count_one_process_keep_one_process(site, tmp_path, setting, why):
     store = tmp_path / "store"
@@ -266,6 +267,26 @@ def test_automatic_processes_one_per_core_while_each_keeps_four_per_host():
     assert processes(CONCURRENT_REQUESTS_PER_DOMAIN=64, CONCURRENT_REQUESTS=64) == min(cores(), 16)
     assert processes(CONCURRENT_REQUESTS_PER_DOMAIN=7) == 1
     assert processes(CONCURRENT_REQUESTS=4) == 1
+
+
+@pytest.mark.parametrize(("values", "why"), [
+    ({}, ""),
+    ({"HTTPCACHE_ENABLED": True}, ""),  # one file per response: processes do not share a file
+    ({"HTTPCACHE_ENABLED": True, "HTTPCACHE_STORAGE": "scrapy.extensions.httpcache.DbmCacheStorage"},
+     "HTTPCACHE_STORAGE is written by one process"),
+    ({"CLOSESPIDER_ERRORCOUNT": 5}, "CLOSESPIDER_ERRORCOUNT is counted by one process"),
+    ({"CLOSESPIDER_ITEMCOUNT": 5}, ""),  # the main process sees every item
+    ({"SCHEDULER": "scrapy_redis.scheduler.Scheduler"}, "SCHEDULER is not Scrapy's"),
+])
+def test_why_one_process(values, why):
+    from scrapy.settings import Settings
+
+    from imgscraper.processes import CrawlProcesses
+
+    settings = Settings()
+    settings.setmodule("imgscraper.settings", priority="project")
+    settings.update(values, priority="cmdline")
+    assert CrawlProcesses.why_one_process(settings, 2) == why
 
 
 def test_image_claims_one_process_per_image_and_released_when_a_worker_is_lost():
