@@ -854,9 +854,12 @@ _forked: list[tuple[_ForkedProcess, socket.socket]] = []
 
 
 def automatic_processes(settings: Settings) -> int:
-    """How many processes ``IMGSCRAPER_PROCESSES = 0`` stands for: one per core this
-    process may run on, as long as each keeps :data:`MIN_PER_HOST` of the per-host limit."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    """How many processes ``IMGSCRAPER_PROCESSES = 0`` stands for: on Linux, one per core
+    this process may run on, as long as each keeps :data:`MIN_PER_HOST` of the per-host limit;
+    one elsewhere (macOS's system libraries do not expect a fork without exec)."""
+    if not sys.platform.startswith("linux"):
+        return 1
+    cores = len(os.sched_getaffinity(0))
     per_host = settings.getint("CONCURRENT_REQUESTS_PER_IP") or settings.getint("CONCURRENT_REQUESTS_PER_DOMAIN")
     return max(1, min(cores, per_host // MIN_PER_HOST, settings.getint("CONCURRENT_REQUESTS") // MIN_PER_HOST))
 

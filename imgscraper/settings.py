@@ -108,7 +108,7 @@ IMGSCRAPER_PROGRESS_INTERVAL = 60.0
 # Processes that share the crawl's pages and images (1: this one only). N > 1 starts N - 1
 # worker processes and divides CONCURRENT_REQUESTS(_PER_DOMAIN/_PER_IP) between all N;
 # one process is kept when DOWNLOAD_DELAY, AutoThrottle, JOBDIR or IMGSCRAPER_MAX_PAGES is on.
-# 0: scrapy crawl forks one per core, while each keeps 4 of the per-host limit (2 with
+# 0: scrapy crawl (on Linux) forks one per core, while each keeps 4 of the per-host limit (2 with
 # these defaults on 2 cores or more); one process elsewhere. See "Speed" in the README.
 IMGSCRAPER_PROCESSES = 0
 # Python's cyclic garbage collector: objects alive when the crawl starts are frozen and the
