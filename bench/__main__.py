@@ -34,7 +34,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16, help="requests in flight for every tool")
     parser.add_argument("--sweep", default="4,8,16,32,64", help="concurrency values for the chart ('' to skip)")
     parser.add_argument("--delay", type=float, default=0.05, help="latency the proxy adds per response (s)")
-    parser.add_argument("--rounds", type=int, default=2,
+    parser.add_argument("--rounds", type=int, default=3,
                         help="runs of each tool on loopback, where the crawls are CPU-bound and the machine's noise "
                              "weighs most: the fastest run of each tool is kept (every run is printed)")
     args = parser.parse_args()
