@@ -354,16 +354,17 @@ class ImagesSpider(scrapy.Spider):
         """One item per image URL not yielded before in this crawl (by this process:
         with ``dedupe_images`` off, every reference is yielded for a shared crawl to sort out)."""
         for ref in refs:
-            key = ref.url if ref.url.startswith("data:") else canonicalize_url(ref.url)
-            if not self.dedupe_images or key not in self.seen_images:
+            if self.dedupe_images:
+                key = ref.url if ref.url.startswith("data:") else canonicalize_url(ref.url)
+                if key in self.seen_images:
+                    continue
                 self.seen_images.add(key)
-                if self.dedupe_images:
-                    self.crawler.stats.inc_value("imgscraper/images/found")
-                item = ImageItem(url=ref.url, page=page)
-                if journal_page is not None:
-                    self.tracker.acquire(journal_page)
-                    self.item_pages[id(item)] = journal_page
-                yield item
+                self.crawler.stats.inc_value("imgscraper/images/found")
+            item = ImageItem(url=ref.url, page=page)
+            if journal_page is not None:
+                self.tracker.acquire(journal_page)
+                self.item_pages[id(item)] = journal_page
+            yield item
 
     def should_follow(self, url: str) -> bool:
         """Whether a page link stays on the crawled sites."""
