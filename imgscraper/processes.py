@@ -43,7 +43,7 @@ the same program): the main process sends ``("page", token, request)``,
 worker sends ``("want", pages)`` (it has room for spare images, and for a
 page too if ``pages``), ``("requests", [request, ...])``, ``("claim", n,
 [key, ...])``, ``("images", [item, ...], batch_size)`` (spare images),
-``("item", fields)``, ``("done", [token, ...], [key, ...])`` and ``("stats",
+``("item", item)``, ``("done", [token, ...], [key, ...])`` and ``("stats",
 {...})`` (its counts so far, after each page and when it closes).
 Requests travel as :meth:`Request.to_dict() <scrapy.Request.to_dict>` dicts.
 """
@@ -84,7 +84,6 @@ from scrapy.utils.misc import load_object
 from scrapy.utils.request import request_from_dict
 from w3lib.url import canonicalize_url
 
-from imgscraper.items import ImageItem
 from imgscraper.runtime import skip_records_below, tune_garbage_collector
 
 if TYPE_CHECKING:
@@ -701,7 +700,7 @@ class MainScheduler(_TakesSpareImages, Scheduler):
         elif kind == "item":
             self.crawler.stats.inc_value("imgscraper/processes/images")
             deferred_from_coro(self.crawler.signals.send_catch_log_async(
-                signal=signals.item_scraped, item=ImageItem(**message[1]), response=None, spider=self.spider
+                signal=signals.item_scraped, item=message[1], response=None, spider=self.spider
             ))
         elif kind == "images":
             self.claims.done([image_key(ItemAdapter(item)["url"]) for item in message[1]])
@@ -1056,7 +1055,10 @@ class WorkerScheduler(_TakesSpareImages, BaseScheduler):
 
     def item_scraped(self, item: Any) -> None:
         assert _channel is not None
-        _channel.send(("item", ItemAdapter(item).asdict()))
+        try:
+            _channel.send(("item", item))
+        except (pickle.PicklingError, TypeError, AttributeError, ValueError):
+            _channel.send(("item", ItemAdapter(item).asdict()))  # its fields, for the feeds
 
     def spider_idle(self) -> None:
         """Report everything done and ask for more, until the main process closes the crawl."""

@@ -145,6 +145,36 @@ def test_one_page_of_many_images_is_shared_within_the_limit(site, tmp_path):
     assert "Traceback" not in result.stderr and " ERROR: " not in result.stderr
 
 
+TAGGED_SPIDER = """
+from imgscraper.spiders.images import ImagesSpider
+
+
+class TaggedImagesSpider(ImagesSpider):
+    name = "tagged"
+
+    def new_images(self, refs, page, journal_page=None):
+        for item in super().new_images(refs, page, journal_page):
+            yield {"url": item.url, "page": item.page, "tag": "mine"}
+"""
+
+
+def test_a_spiders_own_items_reach_the_feed_from_every_process(site, tmp_path):
+    """Items of another kind than ImageItem (a dict with a field of its own) travel whole from the worker."""
+    store, feed, spider = tmp_path / "store", tmp_path / "items.jsonl", tmp_path / "tagged.py"
+    spider.write_text(TAGGED_SPIDER)
+    cmd = command(site, store, "IMGSCRAPER_PROCESSES=2", runspider=True) + ["-O", str(feed)]
+    cmd[cmd.index("imgscraper/spiders/images.py")] = str(spider)
+    result = subprocess.run(cmd, cwd=PROJECT_ROOT, env=environment(), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert int(_PROCESSES_STAT.search(result.stderr)[1]) > 0, result.stderr[-3000:]
+    items = [json.loads(line) for line in feed.read_text().splitlines()]
+    assert len(items) == len(site.images)
+    assert {item["tag"] for item in items} == {"mine"}
+    assert sorted(item["url"].removeprefix(site.server.url.rstrip("/")) for item in items) == sorted(site.images)
+    assert sorted(site.stored_paths(store)) == sorted(site.images)
+    assert "Traceback" not in result.stderr and " ERROR: " not in result.stderr
+
+
 def test_worker_killed_mid_crawl_the_crawl_still_stores_everything(site, tmp_path):
     store = tmp_path / "store"
     site.server.latency = 0.05
