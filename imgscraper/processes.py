@@ -140,6 +140,13 @@ class CrawlProcesses:
     concurrency limits between them, or keep one process (one INFO line) when
     sharing would change the crawl."""
 
+    def __init__(self, crawler: Crawler | None = None):
+        self.crawler = crawler
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> CrawlProcesses:
+        return cls(crawler)
+
     def update_settings(self, settings: Settings) -> None:
         if in_worker():
             return  # set up by run_worker(), with the main process's divided limits
@@ -149,6 +156,10 @@ class CrawlProcesses:
             # The workers scrapy crawl forked for it; elsewhere a new interpreter would not pay for a small crawl.
             processes = 1 + len(_forked)
         why_not = self.why_one_process(settings, processes) if processes > 1 else "one was asked for"
+        # Scrapy builds the spider before it applies the add-ons.
+        spider = getattr(self.crawler, "spider", None)
+        if not why_not and spider is not None and not isinstance(getattr(spider, "arguments", None), dict):
+            why_not = f"spider {spider.name!r} does not list its arguments for a worker (an 'arguments' dict)"
         if why_not:
             if processes > 1:
                 logger.log(logging.DEBUG if automatic else logging.INFO,

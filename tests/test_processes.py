@@ -175,6 +175,37 @@ def test_a_spiders_own_items_reach_the_feed_from_every_process(site, tmp_path):
     assert "Traceback" not in result.stderr and " ERROR: " not in result.stderr
 
 
+PLAIN_SPIDER = """
+import scrapy
+
+from imgscraper.items import ImageItem
+
+
+class PlainSpider(scrapy.Spider):
+    name = "plain"
+
+    async def start(self):
+        yield scrapy.Request(self.start_page)
+
+    def parse(self, response):
+        for src in response.css("img::attr(src)").getall():
+            yield ImageItem(url=response.urljoin(src), page=response.url)
+"""
+
+
+def test_a_spider_that_does_not_list_its_arguments_keeps_one_process(site, tmp_path):
+    """A worker is built with the spider's arguments: a spider that cannot give them crawls alone."""
+    store, spider = tmp_path / "store", tmp_path / "plain.py"
+    spider.write_text(PLAIN_SPIDER)
+    cmd = [sys.executable, "-m", "scrapy", "runspider", str(spider), "-a", f"start_page={site.server.url}p0.html",
+           "-s", f"IMAGES_STORE={store}", "-s", "LOG_LEVEL=INFO", "-s", "IMGSCRAPER_PROCESSES=2"]
+    result = subprocess.run(cmd, cwd=PROJECT_ROOT, env=environment(), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "IMGSCRAPER_PROCESSES=2: using one process (spider 'plain' does not list its arguments" in result.stderr
+    assert _PROCESSES_STAT.search(result.stderr) is None
+    assert sorted(site.stored_paths(store)) == sorted(f"/i/0-{k}.png" for k in range(PER_PAGE))
+
+
 def test_worker_killed_mid_crawl_the_crawl_still_stores_everything(site, tmp_path):
     store = tmp_path / "store"
     site.server.latency = 0.05
