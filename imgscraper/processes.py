@@ -156,10 +156,10 @@ class CrawlProcesses:
             # The workers scrapy crawl forked for it; elsewhere a new interpreter would not pay for a small crawl.
             processes = 1 + len(_forked)
         why_not = self.why_one_process(settings, processes) if processes > 1 else "one was asked for"
-        # Scrapy builds the spider before it applies the add-ons.
+        # Scrapy builds the spider before it applies the add-ons (and the spider's attributes after them).
         spider = getattr(self.crawler, "spider", None)
-        if not why_not and spider is not None and not isinstance(getattr(spider, "arguments", None), dict):
-            why_not = f"spider {spider.name!r} does not list its arguments for a worker (an 'arguments' dict)"
+        if not why_not and spider is not None:
+            why_not = self.why_one_process_for(spider)
         if why_not:
             if processes > 1:
                 logger.log(logging.DEBUG if automatic else logging.INFO,
@@ -182,6 +182,16 @@ class CrawlProcesses:
         settings.set(name, value, priority=max(SETTINGS_PRIORITIES["addon"], settings.getpriority(name) or 0))
 
     @staticmethod
+    def why_one_process_for(spider: Spider) -> str:
+        """Why ``spider`` must be crawled by one process, or ``""``."""
+        if not isinstance(getattr(spider, "arguments", None), dict):
+            return f"spider {spider.name!r} does not list its arguments for a worker (an 'arguments' dict)"
+        for attribute in ("download_delay", "max_concurrent_requests"):
+            if getattr(spider, attribute, None):
+                return f"the spider's {attribute} applies to one process"
+        return ""
+
+    @staticmethod
     def why_one_process(settings: Settings, processes: int) -> str:
         """Why the crawl must stay in one process, or ``""``."""
         if not _stores_images(settings):
@@ -190,6 +200,8 @@ class CrawlProcesses:
             return "DOWNLOAD_DELAY spaces the requests of one process"
         if settings.getbool("AUTOTHROTTLE_ENABLED"):
             return "AutoThrottle adapts the pace of one process"
+        if settings.getdict("DOWNLOAD_SLOTS"):
+            return "DOWNLOAD_SLOTS sets the concurrency and delays of one process"
         if settings.get("IMGSCRAPER_REDIS_URL"):
             return "a shared crawl spreads over its workers"
         if settings.get("JOBDIR"):

@@ -338,6 +338,7 @@ def test_automatic_processes_one_per_core_while_each_keeps_four_per_host():
     ({"CLOSESPIDER_ERRORCOUNT": 5}, "CLOSESPIDER_ERRORCOUNT is counted by one process"),
     ({"CLOSESPIDER_ITEMCOUNT": 5}, ""),  # the main process sees every item
     ({"SCHEDULER": "scrapy_redis.scheduler.Scheduler"}, "SCHEDULER is not Scrapy's"),
+    ({"DOWNLOAD_SLOTS": {"example.com": {"concurrency": 1}}}, "DOWNLOAD_SLOTS sets the concurrency and delays of one process"),
 ])
 def test_why_one_process(values, why):
     from scrapy.settings import Settings
@@ -348,6 +349,27 @@ def test_why_one_process(values, why):
     settings.setmodule("imgscraper.settings", priority="project")
     settings.update(values, priority="cmdline")
     assert CrawlProcesses.why_one_process(settings, 2) == why
+
+
+@pytest.mark.parametrize(("attribute", "value"), [("download_delay", 0.5), ("max_concurrent_requests", 2)])
+def test_a_spider_that_paces_itself_keeps_one_process_and_its_limits(attribute, value):
+    """Scrapy applies these spider attributes after the add-ons: the add-on reads them from the spider."""
+    from types import SimpleNamespace
+
+    from scrapy.settings import Settings
+
+    from imgscraper.processes import CrawlProcesses
+    from imgscraper.spiders.images import ImagesSpider
+
+    spider = ImagesSpider(url="http://127.0.0.1/")
+    setattr(spider, attribute, value)
+    settings = Settings()
+    settings.setmodule("imgscraper.settings", priority="project")
+    settings.set("IMGSCRAPER_PROCESSES", 2, priority="cmdline")
+    CrawlProcesses(SimpleNamespace(spider=spider)).update_settings(settings)
+    assert settings.getint("IMGSCRAPER_PROCESSES") == 1
+    assert settings.getint("CONCURRENT_REQUESTS_PER_DOMAIN") == 8  # not divided
+    assert settings["SCHEDULER"] != "imgscraper.processes.MainScheduler"
 
 
 def test_image_claims_one_process_per_image_and_released_when_a_worker_is_lost():
