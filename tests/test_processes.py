@@ -206,10 +206,15 @@ def test_a_spider_that_does_not_list_its_arguments_keeps_one_process(site, tmp_p
     assert sorted(site.stored_paths(store)) == sorted(f"/i/0-{k}.png" for k in range(PER_PAGE))
 
 
-def test_worker_killed_mid_crawl_the_crawl_still_stores_everything(site, tmp_path):
+@pytest.mark.parametrize("limits", [
+    ("CONCURRENT_REQUESTS_PER_DOMAIN=8",),
+    # 2 requests per process: a process keeps 4 of a page's 12 images, the rest go round in batches of 2.
+    ("CONCURRENT_REQUESTS=4", "CONCURRENT_REQUESTS_PER_DOMAIN=4"),
+], ids=["pages", "pages-and-spare-images"])
+def test_worker_killed_mid_crawl_the_crawl_still_stores_everything(site, tmp_path, limits):
     store = tmp_path / "store"
     site.server.latency = 0.05
-    proc = subprocess.Popen(command(site, store, "IMGSCRAPER_PROCESSES=2", "CONCURRENT_REQUESTS_PER_DOMAIN=8"),
+    proc = subprocess.Popen(command(site, store, "IMGSCRAPER_PROCESSES=2", *limits),
                             cwd=PROJECT_ROOT, env=environment(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             text=True)
     deadline = time.monotonic() + 60
@@ -226,6 +231,8 @@ def test_worker_killed_mid_crawl_the_crawl_still_stores_everything(site, tmp_pat
     assert proc.returncode == 0, err[-3000:]
     assert len(re.findall(r"WARNING: Worker process \d+ ended before the crawl", err)) == 1, err[-3000:]
     assert "'imgscraper/processes/lost': 1" in err
+    if len(limits) == 2:
+        assert re.search(r"'imgscraper/processes/spare_images': \d+", err), err[-3000:]
     assert sorted(site.stored_paths(store)) == sorted(site.images)
     assert not [p for p in (store / "full").iterdir() if p.name.startswith(".tmp")]
 
