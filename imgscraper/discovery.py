@@ -28,6 +28,7 @@ from urllib.parse import urljoin, urlsplit
 from lxml import etree
 from parsel import Selector
 from w3lib.html import HTML5_WHITESPACE, strip_html5_whitespace
+from w3lib.url import canonicalize_url
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -39,6 +40,7 @@ __all__ = [
     "find_images",
     "find_page_links",
     "find_stylesheets",
+    "image_url_key",
     "is_image_url",
     "parse_srcset",
     "pick_srcset",
@@ -201,6 +203,11 @@ def css_import_urls(css: str, base_url: str) -> list[str]:
         if url:
             urls[url] = None
     return list(urls)
+
+
+def image_url_key(url: str) -> str:
+    """What two references to the same image have in common: the canonical URL (a ``data:`` URL as it is)."""
+    return url if url.startswith("data:") else canonicalize_url(url)
 
 
 def is_image_url(url: str) -> bool:

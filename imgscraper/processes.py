@@ -82,8 +82,8 @@ from scrapy.utils.asyncio import create_looping_call
 from scrapy.utils.defer import deferred_from_coro
 from scrapy.utils.misc import load_object
 from scrapy.utils.request import request_from_dict
-from w3lib.url import canonicalize_url
 
+from imgscraper.discovery import image_url_key
 from imgscraper.runtime import skip_records_below, tune_garbage_collector
 
 if TYPE_CHECKING:
@@ -236,8 +236,7 @@ def _stores_images(settings: Settings) -> bool:
 
 def image_key(url: str) -> str:
     """The key an image URL is claimed under (as the spider deduplicates it)."""
-    key = url if url.startswith("data:") else canonicalize_url(url)
-    return hashlib.sha1(key.encode("utf-8")).hexdigest()
+    return hashlib.sha1(image_url_key(url).encode("utf-8")).hexdigest()
 
 
 # -- the work a process holds -------------------------------------------------
@@ -1166,8 +1165,9 @@ class SharedImagesMiddleware:
 
     async def process_spider_output(self, response: Response, result: AsyncIterator[Any]) -> AsyncIterator[Any]:
         outputs = [obj async for obj in result]
-        images = [obj for obj in outputs if is_item(obj) and "url" in ItemAdapter(obj)]
-        won = dict(zip(map(id, images), await self._claim([image_key(ItemAdapter(obj)["url"]) for obj in images])))
+        adapters = {id(obj): ItemAdapter(obj) for obj in outputs if is_item(obj)}
+        keys = {key: image_key(adapter["url"]) for key, adapter in adapters.items() if "url" in adapter}
+        won = dict(zip(keys, await self._claim(list(keys.values()))))
         scheduler = _schedulers.get(self.crawler)
         ledger = scheduler.ledger if scheduler is not None else WorkLedger(len(outputs))
         token = response.meta.get(TOKEN)
@@ -1177,14 +1177,17 @@ class SharedImagesMiddleware:
         for obj in outputs:
             if id(obj) in won:
                 if not won[id(obj)]:
-                    self.crawler.stats.inc_value("imgscraper/processes/images_already_claimed")
                     continue
-                self.crawler.stats.inc_value("imgscraper/images/found")
                 if kept >= ledger.max_images:
                     spare.append(obj)
                     continue
                 kept += 1
             passed.append(obj)
+        found = sum(won.values())
+        if found:
+            self.crawler.stats.inc_value("imgscraper/images/found", found)
+        if len(won) > found:
+            self.crawler.stats.inc_value("imgscraper/processes/images_already_claimed", len(won) - found)
         # Counted before anything goes (the scraper pulls the outputs as items finish), and the
         # spare images offered now: the other processes need not wait for this one.
         for obj in passed:

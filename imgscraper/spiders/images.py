@@ -26,6 +26,7 @@ from imgscraper.discovery import (
     find_images,
     find_page_links,
     find_stylesheets,
+    image_url_key,
 )
 from imgscraper.items import ImageItem
 from imgscraper.journal import PageJournal, PageTracker, discard_request_queue
@@ -355,7 +356,7 @@ class ImagesSpider(scrapy.Spider):
         with ``dedupe_images`` off, every reference is yielded for a shared crawl to sort out)."""
         for ref in refs:
             if self.dedupe_images:
-                key = ref.url if ref.url.startswith("data:") else canonicalize_url(ref.url)
+                key = image_url_key(ref.url)
                 if key in self.seen_images:
                     continue
                 self.seen_images.add(key)
