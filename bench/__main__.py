@@ -1,7 +1,8 @@
 """``python -m bench``: generate the sites, serve them, measure every tool, report.
 
 Scenarios: the large site on loopback and at +50 ms per response (every
-tool), the small site (a tenth of the large one) on loopback (imgscraper,
+tool; on loopback also Scrapy's engine alone over the plain image list, the
+floor of any crawl inside Scrapy), the small site (a tenth of the large one) on loopback (imgscraper,
 for memory growth), and a sweep of the concurrency at +50 ms on the large
 site (imgscraper and curl: the chart).
 """
@@ -75,6 +76,12 @@ def main() -> None:
                     round_runs.append(tools.imgscraper(
                         f"{base}/large/", work / "imgscraper-1p", scenario=scenario, concurrency=c,
                         settings={"IMGSCRAPER_PROCESSES": "1"}, label=ONE_PROCESS))
+                    # The floor inside Scrapy's architecture: its engine alone over the plain list.
+                    round_runs += [
+                        tools.bare_scrapy([base + u for u in large["images"]], work / f"bare-{n}", scenario=scenario,
+                                          concurrency=c, processes=n)
+                        for n in (1, 2)
+                    ]
                 for run in round_runs:
                     record(run, [])
                     best = fastest.get(run.tool)
@@ -104,6 +111,8 @@ def main() -> None:
     checks += workers.targets(shared, len(large["images"]))
     print()
     print(report.format_targets(checks))
+    print()
+    print(report.format_floor(runs, LOOPBACK))
     payload = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from bench.measure import Run
 
-__all__ = ["table", "targets", "targets_for", "write_json", "chart"]
+__all__ = ["table", "targets", "targets_for", "format_targets", "format_floor", "write_json", "chart"]
 
 
 def table(runs: list[Run]) -> str:
@@ -77,6 +77,20 @@ def format_targets(rows: list[dict]) -> str:
         sign = ">=" if row["at_least"] else "<="
         value = "n/a" if row["value"] is None else f"{row['value']:.2f}"
         lines.append(f"{'OK  ' if row['met'] else 'MISS'} {row['target']:<42} {value:>9}  (target {sign} {row['limit']})")
+    return "\n".join(lines)
+
+
+def format_floor(runs: list[Run], loopback: str) -> str:
+    """Wall time of each run on loopback against curl's and bare Scrapy's (the floor inside Scrapy)."""
+    curl = _find(runs, "curl --parallel", loopback)
+    floor = min((r for r in runs if r.scenario == loopback and r.tool.startswith("bare Scrapy") and r.returncode == 0),
+                key=lambda r: r.wall, default=None)
+    if not curl or not floor:
+        return ""
+    lines = [f"Wall on loopback vs curl and vs the fastest bare Scrapy ({floor.tool}: its engine alone over the plain list)"]
+    for run in runs:
+        if run.scenario == loopback:
+            lines.append(f"  {run.tool:<22} {run.wall / curl.wall:6.2f}x curl  {run.wall / floor.wall:6.2f}x bare Scrapy")
     return "\n".join(lines)
 
 

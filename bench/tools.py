@@ -6,6 +6,8 @@ all to the one host of the site).
 
 from __future__ import annotations
 
+import json
+import shlex
 import shutil
 import sys
 import tempfile
@@ -13,7 +15,7 @@ from pathlib import Path
 
 from bench.measure import Run, run_measured, store_stats
 
-__all__ = ["imgscraper", "stock_scrapy", "curl"]
+__all__ = ["imgscraper", "stock_scrapy", "bare_scrapy", "curl"]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -51,6 +53,33 @@ def stock_scrapy(start_url: str, work: Path, *, scenario: str, concurrency: int 
         wall, cpu, rss, rc = run_measured(command, cwd=Path(cwd), log=work / "crawl.log")
     images, size = store_stats(store / "full")
     return Run("stock ImagesPipeline", scenario, wall, cpu, rss, images, size, rc, command)
+
+
+def bare_scrapy(image_urls: list[str], work: Path, *, scenario: str, concurrency: int = 16,
+                processes: int = 1) -> Run:
+    """Scrapy's engine and downloader alone over the plain image list (``bench/bare_spider.py``):
+    ``processes`` crawls at once, each with its share of the list and of ``concurrency``."""
+    out = _fresh(work / "store")
+    urls = work / "urls.json"
+    urls.write_text(json.dumps(image_urls))
+    spider = Path(__file__).resolve().parent / "bare_spider.py"
+    share = max(1, concurrency // processes)
+    crawls = [
+        shlex.join([sys.executable, "-m", "scrapy", "runspider", str(spider), "-a", f"urls={urls}", "-a", f"out={out}",
+                    "-a", f"part={part}", "-a", f"parts={processes}", "-s", "TWISTED_REACTOR_ENABLED=False",
+                    "-s", "LOG_LEVEL=INFO", "-s", f"CONCURRENT_REQUESTS={share}",
+                    "-s", f"CONCURRENT_REQUESTS_PER_DOMAIN={share}"])
+        for part in range(processes)
+    ]
+    # One shell starts them all: wait4() on it counts every crawl's CPU; it fails if one does.
+    script = "".join(f"{crawl} & pids=\"$pids $!\"; " for crawl in crawls)
+    script += "rc=0; for pid in $pids; do wait $pid || rc=1; done; exit $rc"
+    command = ["sh", "-c", script]
+    with tempfile.TemporaryDirectory(prefix="bare-scrapy-") as cwd:
+        wall, cpu, rss, rc = run_measured(command, cwd=Path(cwd), log=work / "crawl.log", tree=True)
+    images, size = store_stats(out)
+    label = "bare Scrapy" if processes == 1 else f"bare Scrapy {processes} proc."
+    return Run(label, scenario, wall, cpu, rss, images, size, rc, command)
 
 
 def curl(image_urls: list[str], work: Path, *, scenario: str, concurrency: int = 16) -> Run:
