@@ -617,8 +617,10 @@ _LAZY_ATTRIBUTES = frozenset(
 )
 #: Words that make a data-* attribute name look like it holds an image.
 _IMAGE_WORDS = re.compile("src|img|image|bg|background|original|lazy|thumb|full|zoom")
-#: Names of data-* attributes holding a srcset (lazysizes' bgset too).
-_SRCSET_NAME = re.compile("srcset|bgset")
+#: Names of data-* attributes holding a srcset.
+_SRCSET_NAME = re.compile("srcset")
+#: lazysizes' bgset: srcsets separated by "|", each with an optional "[media]" after it.
+_BGSET_SET = re.compile(r"(?P<srcset>[^|\[]*)(?:\[[^\]]*\]?)?[^|]*\|?")
 #: Elements whose data-* URLs are for videos, frames, scripts and such,
 #: unless they name an image file.
 _NON_IMAGE_ELEMENTS = frozenset(
@@ -636,6 +638,12 @@ def _data_attribute_urls(attribute: _SmartString, srcset_mode: str) -> list[str]
     if value.startswith(("{", "[")):
         return [
             url for url in _json_strings(_load_json(value)) if _is_image_reference(url)
+        ]
+    if "bgset" in name:
+        return [
+            url
+            for match in _BGSET_SET.finditer(value)
+            for url in pick_srcset(parse_srcset(match["srcset"]), srcset_mode)
         ]
     if _SRCSET_NAME.search(name):
         return pick_srcset(parse_srcset(value), srcset_mode)

@@ -356,6 +356,20 @@ def test_lazy_srcset_attributes(attribute):
     ]
 
 
+def test_lazysizes_bgset_sets_with_media():
+    html = (
+        '<div class="lazyload" data-bgset="/bg-400.jpg 400w, /bg-800.jpg 800w [(max-width: 600px)]'
+        ' | /bg-1600.jpg 1600w, /bg-1200.jpg 1200w [--wide] | /bg.jpg"></div>'
+    )
+    # One candidate per set, as a browser at one width or another would show.
+    assert found(html) == [
+        ("https://example.com/bg-800.jpg", "lazy"),
+        ("https://example.com/bg-1600.jpg", "lazy"),
+        ("https://example.com/bg.jpg", "lazy"),
+    ]
+    assert len(urls(html, srcset="all")) == 5
+
+
 def test_lazy_background_attributes_on_any_element():
     html = """
         <div data-bg="/bg/hero"></div>
