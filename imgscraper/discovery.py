@@ -103,6 +103,7 @@ def find_images(
     base_url: str,
     *,
     srcset: str = "largest",
+    scripts: bool = True,
     ignored: list[str] | None = None,
 ) -> list[ImageRef]:
     """Return every image *document* references, each URL once.
@@ -115,8 +116,10 @@ def find_images(
 
     Images come grouped by kind of reference: ``<meta>`` and ``<link>``
     first, then ``<img>``, ``srcset``, ``data-*`` attributes, CSS, JSON-LD,
-    ``<a href>``, and ``<noscript>`` content last; each kind in document
-    order. The first reference to a URL sets its :attr:`ImageRef.source`.
+    ``<a href>``, image file URLs quoted in inline scripts (with *scripts*:
+    the galleries and state that scripts turn into images), and
+    ``<noscript>`` content last; each kind in document order. The first
+    reference to a URL sets its :attr:`ImageRef.source`.
 
     Values that are empty, fragment-only, or resolve to anything but an
     ``http(s)`` URL or a ``data:image/...`` URI are ignored; when *ignored*
@@ -131,7 +134,8 @@ def find_images(
     base_url = _document_base_url(root, base_url)
     images: dict[str, ImageRef] = {}
     seen_values: set[str] = set()
-    for source, value in _image_references(root, srcset):
+    finders = _IMAGE_FINDERS + _SCRIPT_FINDERS if scripts else _IMAGE_FINDERS
+    for source, value in _image_references(root, srcset, finders):
         if value in seen_values:  # and so resolved already
             continue
         seen_values.add(value)
@@ -594,6 +598,29 @@ def _json_ld_urls(text: _SmartString, srcset_mode: str) -> list[str]:
     return list(_json_ld_image_urls(_load_json(text)))
 
 
+#: A quoted string of a script (JavaScript, JSON, a template) ending with an image file
+#: extension, maybe followed by a query: no whitespace, quote or angle bracket inside
+#: (the closing quote may be escaped: HTML inside a JSON string).
+_SCRIPT_IMAGE_STRING = re.compile(
+    r"""["']([^"'\s<>]{1,2000}?\.(?:%s)(?:[?#][^"'\s<>]{0,2000})?)\\?["']"""
+    % "|".join(sorted(IMAGE_EXTENSIONS, key=len, reverse=True)),
+    re.IGNORECASE,
+)
+#: Escapes of "/" and "&" that JSON and JavaScript strings use in URLs.
+_SCRIPT_ESCAPES = re.compile(r"\\/|\\u002[fF]|\\u0026")
+
+
+def _script_image_urls(text: _SmartString, srcset_mode: str) -> list[str]:
+    """The image file URLs quoted in a script: absolute, or relative with a leading
+    ``/``, ``./`` or ``../`` (a bare file name is more often a setting than an image)."""
+    urls = []
+    for match in _SCRIPT_IMAGE_STRING.finditer(text):
+        url = _SCRIPT_ESCAPES.sub(lambda m: "&" if m[0].endswith("26") else "/", match[1])
+        if _looks_like_url(url) and is_image_url(url):
+            urls.append(url)
+    return urls
+
+
 # --- data-* attributes -------------------------------------------------------
 
 #: Attributes of lazy-loading scripts that hold an image URL.
@@ -754,6 +781,14 @@ _IMAGE_FINDERS: tuple[tuple[str, etree.XPath, _Reader], ...] = (
     ),
     ("link-href", etree.XPath("//a/@href | //area/@href"), _image_file_url),
 )
+#: Inline scripts, JSON-LD aside (read above): find_images(scripts=True).
+_SCRIPT_FINDERS: tuple[tuple[str, etree.XPath, _Reader], ...] = (
+    (
+        "script",
+        etree.XPath(f"//script[not(@src)][not({_is_one_of('@type', ['application/ld+json'])})]/text()"),
+        _script_image_urls,
+    ),
+)
 _NOSCRIPT_ELEMENTS = etree.XPath("//noscript//*")
 _BASE_HREF = etree.XPath("(//base[@href])[1]/@href")
 _STYLESHEET_LINKS = etree.XPath(
@@ -764,7 +799,9 @@ _PAGE_LINKS = etree.XPath("//a/@href | //area/@href | //iframe/@src | //frame/@s
 
 
 def _image_references(
-    root: etree._Element, srcset_mode: str
+    root: etree._Element,
+    srcset_mode: str,
+    finders: Sequence[tuple[str, etree.XPath, _Reader]] = _IMAGE_FINDERS,
 ) -> Iterator[tuple[str, str]]:
     """Yield ``(source, raw URL)`` for each image reference of the document
     of *root*. References inside ``<noscript>`` come last: they are the
@@ -772,7 +809,7 @@ def _image_references(
     """
     inside_noscript = set(_NOSCRIPT_ELEMENTS(root))
     noscript_urls: list[str] = []
-    for source, xpath, read in _IMAGE_FINDERS:
+    for source, xpath, read in finders:
         for node in xpath(root):
             urls = read(node, srcset_mode)
             if node.getparent() in inside_noscript:

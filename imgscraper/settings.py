@@ -86,6 +86,8 @@ TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
 IMGSCRAPER_SRCSET = "largest"
 # Fetch external style sheets (and their @imports) for the images they name.
 IMGSCRAPER_STYLESHEETS = True
+# Take the image file URLs quoted in inline scripts (galleries, page state, templates).
+IMGSCRAPER_SCRIPT_IMAGES = True
 # File names: "stable" (UUID derived from the image bytes, so re-crawls and
 # aliases of one image share one file) or "random" (a new UUID4 per image).
 IMGSCRAPER_FILE_NAMES = "stable"

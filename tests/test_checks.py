@@ -95,8 +95,10 @@ def srv(site_server_module):
         # Read by the spider (built before the check) and by the crawl command (before the crawler).
         ("IMGSCRAPER_MAX_PAGES=many", ("IMGSCRAPER_MAX_PAGES", "integer")),
         ("IMGSCRAPER_PROCESSES=all", ("IMGSCRAPER_PROCESSES", "integer")),
+        ("IMGSCRAPER_SCRIPT_IMAGES=maybe", ("IMGSCRAPER_SCRIPT_IMAGES", "true or false")),
     ],
-    ids=["bad-value", "misspelt-name", "unwritable-store", "not-a-number-spider", "not-a-number-command"],
+    ids=["bad-value", "misspelt-name", "unwritable-store", "not-a-number-spider", "not-a-number-command",
+         "not-a-boolean-spider"],
 )
 def test_crawl_refuses_wrong_setting(srv, run_crawl, tmp_path, setting, words):
     (tmp_path / "file").write_text("not a directory")

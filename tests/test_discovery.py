@@ -356,6 +356,47 @@ def test_lazy_srcset_attributes(attribute):
     ]
 
 
+def test_image_urls_quoted_in_inline_scripts():
+    html = r"""
+        <img src="/first.jpg">
+        <script>
+          window.__STATE__ = {"gallery": [{"src": "https://cdn.example.com/g/1.jpg"},
+            {"src": "https:\/\/cdn.example.com\/g\/2.PNG?w=1200&h=800"}, {"src": "\u002Fg\u002F3.webp"}],
+            "spinner": "spinner.gif", "bundle": "/static/app.js", "home": "/index.html",
+            "first": "/first.jpg", "caption": "a photo of /tmp/x.jpg taken today"};
+          var slides = ['//img.example.net/s/a.avif', './s/b.gif', "../up/c.jpeg#frame"];
+          var html = "<figure><img src=\"\/fig\/d.jpg\"><\/figure>";
+        </script>
+        <script type="application/json" id="__NEXT_DATA__">{"props": {"hero": "/uploads/hero.jpg"}}</script>
+        <script type="text/template"><img src="/tpl/e.svg" alt=""></script>
+        <script src="/static/vendor.js"></script>
+    """
+    assert found(html) == [
+        ("https://example.com/first.jpg", "img"),
+        ("https://cdn.example.com/g/1.jpg", "script"),
+        ("https://cdn.example.com/g/2.PNG?w=1200&h=800", "script"),
+        ("https://example.com/g/3.webp", "script"),
+        ("https://img.example.net/s/a.avif", "script"),
+        ("https://example.com/blog/s/b.gif", "script"),
+        ("https://example.com/up/c.jpeg", "script"),
+        ("https://example.com/fig/d.jpg", "script"),
+        ("https://example.com/uploads/hero.jpg", "script"),
+        ("https://example.com/tpl/e.svg", "script"),
+    ]
+    assert found(html, scripts=False) == [("https://example.com/first.jpg", "img")]
+
+
+def test_script_images_come_before_noscript_fallbacks():
+    html = """
+        <noscript><img src="/fallback.jpg"></noscript>
+        <script>var big = "/fallback.jpg", other = "/other.png";</script>
+    """
+    assert found(html) == [
+        ("https://example.com/fallback.jpg", "script"),
+        ("https://example.com/other.png", "script"),
+    ]
+
+
 def test_lazysizes_bgset_sets_with_media():
     html = (
         '<div class="lazyload" data-bgset="/bg-400.jpg 400w, /bg-800.jpg 800w [(max-width: 600px)]'
@@ -600,6 +641,8 @@ newline.jpg"}</script>
         ("https://example.com/ld/primary.jpg", "meta"),
         ("https://example.com/ld/v.jpg", "meta"),
         ("https://example.com/ld/rawnewline.jpg", "meta"),
+        # Not JSON-LD: a quoted image URL of an inline script.
+        ("https://example.com/not-ld.jpg", "script"),
     ]
 
 

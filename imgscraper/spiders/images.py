@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import scrapy
 from scrapy import signals
 from scrapy.crawler import Crawler
 from scrapy.exceptions import CloseSpider
-from scrapy.settings import BaseSettings
 from scrapy.http import Request, Response, TextResponse
 from scrapy.utils.httpobj import urlparse_cached
 from scrapy.utils.job import job_dir
 from twisted.python.failure import Failure
 from w3lib.url import canonicalize_url
 
+from imgscraper import settings as project_settings
 from imgscraper.discovery import (
     ImageRef,
     css_import_urls,
@@ -42,13 +42,17 @@ class ArgumentError(ValueError):
     """A spider argument is wrong; the message says how to fix it."""
 
 
-def _int_setting(settings: BaseSettings, name: str) -> int:
-    """``settings.getint(name)``, 0 for a value that is not a number: the spider is built before
-    the settings check (an add-on) runs, which reports it and closes the crawl."""
+T = TypeVar("T")
+
+
+def _setting(read: Callable[[str], T], name: str) -> T:
+    """``read(name)`` (e.g. ``settings.getint``), or the project's default for a value it cannot
+    read: the spider is built before the settings check (an add-on) runs, which reports the
+    value and closes the crawl."""
     try:
-        return settings.getint(name)
+        return read(name)
     except ValueError:
-        return 0
+        return getattr(project_settings, name)
 
 
 def parse_start_urls(url: str | None, urls_file: str | None) -> list[str]:
@@ -159,8 +163,9 @@ class ImagesSpider(scrapy.Spider):
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> ImagesSpider:
         spider = super().from_crawler(crawler, *args, **kwargs)
         spider.srcset_mode = crawler.settings.get("IMGSCRAPER_SRCSET")
-        spider.fetch_stylesheets = crawler.settings.getbool("IMGSCRAPER_STYLESHEETS")
-        spider.max_pages = _int_setting(crawler.settings, "IMGSCRAPER_MAX_PAGES")
+        spider.fetch_stylesheets = _setting(crawler.settings.getbool, "IMGSCRAPER_STYLESHEETS")
+        spider.script_images = _setting(crawler.settings.getbool, "IMGSCRAPER_SCRIPT_IMAGES")
+        spider.max_pages = _setting(crawler.settings.getint, "IMGSCRAPER_MAX_PAGES")
         spider.pages_requested = set()
         crawler.signals.connect(spider.set_up_deduplication, signal=signals.spider_opened)
         spider.tracker = None
@@ -309,7 +314,9 @@ class ImagesSpider(scrapy.Spider):
             return
         self.crawler.stats.inc_value("imgscraper/pages")
         ignored: list[str] = []
-        refs = find_images(response.selector, response.url, srcset=self.srcset_mode, ignored=ignored)
+        refs = find_images(
+            response.selector, response.url, srcset=self.srcset_mode, scripts=self.script_images, ignored=ignored
+        )
         yield from self.new_images(refs, response.url, page)
         if self.renderer:
             yield from self.new_images(self.renderer.browser_images(response, self.srcset_mode), response.url, page)
