@@ -2,19 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
-from io import BytesIO
-
 import pytest
-from PIL import Image
 
 from httpserver import HTTPTestServer
-
-
-def png(color: tuple[int, int, int]) -> bytes:
-    buf = BytesIO()
-    Image.new("RGB", (40, 30), color).save(buf, "PNG")
-    return buf.getvalue()
+from sitegen import make_png, sha256
 
 
 @pytest.fixture
@@ -27,9 +18,9 @@ def script_site(tmp_path):
 </script>
 <script type="application/json" id="state">{"hero": "/photos/hero.png"}</script>
 </body></html>""",
-        "photos/one.png": png((200, 10, 10)),
-        "photos/two.png": png((10, 200, 10)),
-        "photos/hero.png": png((10, 10, 200)),
+        "photos/one.png": make_png("one", (40, 30)),
+        "photos/two.png": make_png("two", (40, 30)),
+        "photos/hero.png": make_png("hero", (40, 30)),
         "static/app.js": b"console.log('not an image');",
         "robots.txt": b"User-agent: *\nDisallow:\n",
     }
@@ -38,7 +29,7 @@ def script_site(tmp_path):
         (tmp_path / name).write_bytes(data)
     with HTTPTestServer(tmp_path) as server:
         expected = {
-            server.url_for(path): hashlib.sha256(files[path.partition("?")[0]]).hexdigest()
+            server.url_for(path): sha256(files[path.partition("?")[0]])
             for path in ("photos/one.png", "photos/two.png?v=3", "photos/hero.png")
         }
         yield server, expected
