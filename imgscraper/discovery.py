@@ -599,10 +599,10 @@ def _json_ld_urls(text: _SmartString, srcset_mode: str) -> list[str]:
 
 
 #: A quoted string of a script (JavaScript, JSON, a template) ending with an image file
-#: extension, maybe followed by a query: no whitespace, quote or angle bracket inside
-#: (the closing quote may be escaped: HTML inside a JSON string).
+#: extension, maybe followed by a query: no whitespace, quote, angle bracket or template
+#: brace inside (the closing quote may be escaped: HTML inside a JSON string).
 _SCRIPT_IMAGE_STRING = re.compile(
-    r"""["']([^"'\s<>]{1,2000}?\.(?:%s)(?:[?#][^"'\s<>]{0,2000})?)\\?["']"""
+    r"""["']([^"'\s<>{}]{1,2000}?\.(?:%s)(?:[?#][^"'\s<>{}]{0,2000})?)\\?["']"""
     % "|".join(sorted(IMAGE_EXTENSIONS, key=len, reverse=True)),
     re.IGNORECASE,
 )
@@ -682,7 +682,29 @@ def _data_attribute_urls(attribute: _SmartString, srcset_mode: str) -> list[str]
         urls = [value]
     else:
         return []
-    return [url for url in urls if not _is_non_image_file(url)]
+    urls = [url for url in urls if not _is_non_image_file(url)]
+    if any(_WIDTH_PLACEHOLDER in url for url in urls):
+        return _fill_width(urls, attribute.getparent().get("data-widths"), srcset_mode)
+    return urls
+
+
+#: lazysizes' rias plugin (Shopify themes): ``data-src="photo_{width}x.jpg"`` and
+#: ``data-widths="[180, 360, 540]"`` on the same element.
+_WIDTH_PLACEHOLDER = "{width}"
+
+
+def _fill_width(urls: list[str], widths_value: str | None, srcset_mode: str) -> list[str]:
+    """*urls* with their ``{width}`` replaced by the largest of the element's ``data-widths``
+    (each of them for ``"all"``); a URL left with the placeholder cannot be fetched."""
+    widths = _load_json(widths_value or "")
+    widths = sorted({w for w in widths if isinstance(w, int) and w > 0}) if isinstance(widths, list) else []
+    if srcset_mode == "largest":
+        widths = widths[-1:]
+    return [
+        filled
+        for url in urls
+        for filled in ([url.replace(_WIDTH_PLACEHOLDER, str(w)) for w in widths] if _WIDTH_PLACEHOLDER in url else [url])
+    ]
 
 
 def _names_image_attribute(tag: str, name: str) -> bool:

@@ -363,6 +363,7 @@ def test_image_urls_quoted_in_inline_scripts():
           window.__STATE__ = {"gallery": [{"src": "https://cdn.example.com/g/1.jpg"},
             {"src": "https:\/\/cdn.example.com\/g\/2.PNG?w=1200&h=800"}, {"src": "\u002Fg\u002F3.webp"}],
             "spinner": "spinner.gif", "bundle": "/static/app.js", "home": "/index.html",
+            "thumb": "/thumbs/{id}.jpg", "vue": "/thumbs/{{ photo.id }}.jpg",
             "first": "/first.jpg", "caption": "a photo of /tmp/x.jpg taken today"};
           var slides = ['//img.example.net/s/a.avif', './s/b.gif', "../up/c.jpeg#frame"];
           var html = "<figure><img src=\"\/fig\/d.jpg\"><\/figure>";
@@ -394,6 +395,19 @@ def test_script_images_come_before_noscript_fallbacks():
     assert found(html) == [
         ("https://example.com/fallback.jpg", "script"),
         ("https://example.com/other.png", "script"),
+    ]
+
+
+def test_lazysizes_width_placeholder_takes_the_largest_data_width():
+    html = """
+        <img class="lazyload" data-src="//cdn.shop.example/products/shoe_{width}x.jpg?v=7"
+             data-widths="[180, 360, 1080, 540]" data-sizes="auto">
+        <img class="lazyload" data-src="//cdn.shop.example/products/sock_{width}x.jpg">
+    """
+    # Without data-widths the URL cannot be fetched as it is: left out.
+    assert found(html) == [("https://cdn.shop.example/products/shoe_1080x.jpg?v=7", "lazy")]
+    assert urls(html, srcset="all") == [
+        f"https://cdn.shop.example/products/shoe_{width}x.jpg?v=7" for width in (180, 360, 540, 1080)
     ]
 
 
