@@ -56,11 +56,13 @@ warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 @dataclass(frozen=True)
 class ImageInfo:
-    """What the header says: ``format`` is a key of :data:`WEB_FORMATS` or ``SVG``."""
+    """What the header says: ``format`` is a key of :data:`WEB_FORMATS` or ``SVG``;
+    ``blank`` for an SVG without a single element inside (a lazy-load placeholder)."""
 
     format: str
     width: int | None
     height: int | None
+    blank: bool = False
 
     @property
     def extension(self) -> str:
@@ -255,7 +257,8 @@ def _inspect_svg(body: bytes) -> ImageInfo:
         if len(view_box) == 4:
             width = width or parse_svg_length(view_box[2])
             height = height or parse_svg_length(view_box[3])
-    return ImageInfo("SVG", width, height)
+    blank = not any(isinstance(child.tag, str) for child in root)  # comments aside
+    return ImageInfo("SVG", width, height, blank)
 
 
 def parse_svg_length(value: str | None) -> int | None:

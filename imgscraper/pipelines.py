@@ -690,9 +690,12 @@ class ImageStorePipeline(ImagesPipeline):
     def check_size(self, image_info: ImageInfo) -> None:
         """Raise ``ImageRejected("too-small")`` for an image under the size limits.
 
-        Dimensions come from the header. 1x1 images are too small while
+        Dimensions come from the header. 1x1 images, and SVGs that draw
+        nothing (lazy-load placeholders), are too small while
         ``IMGSCRAPER_SKIP_TRACKING_PIXELS`` is on. SVGs without a size pass.
         """
+        if self.skip_tracking_pixels and image_info.blank:
+            raise ImageRejected("too-small", "an SVG that draws nothing")
         width, height = image_info.width, image_info.height
         if width is None or height is None:
             return

@@ -93,7 +93,7 @@ IMGSCRAPER_SCRIPT_IMAGES = True
 IMGSCRAPER_FILE_NAMES = "stable"
 # Re-encode every image to JPEG like stock ImagesPipeline (off: bytes as served).
 IMGSCRAPER_CONVERT_TO_JPEG = False
-# Skip 1x1 images (tracking pixels, lazy-load placeholders).
+# Skip 1x1 images and SVGs that draw nothing (tracking pixels, lazy-load placeholders).
 IMGSCRAPER_SKIP_TRACKING_PIXELS = True
 # How long a stored image counts as fresh before it is revalidated with a
 # conditional request: "30m", "12h", "7d", "2w", or a bare number of days.

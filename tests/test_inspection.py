@@ -36,12 +36,23 @@ def test_raster_formats_are_identified_from_the_header(fmt, mode, expected_forma
 
 
 def test_svg_with_svg_root_is_an_image():
-    body = b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg" width="120px" height="80"/>'
+    body = b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg" width="120px" height="80"><path d="M0 0h9"/></svg>'
     assert inspect_image(body, "image/svg+xml") == ImageInfo("SVG", 120, 80)
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 800 600"></svg>',
+        b"<svg xmlns='http://www.w3.org/2000/svg' width='3' height='2'><!-- lazy --></svg>",
+    ],
+)
+def test_svg_without_elements_is_blank(body):
+    assert inspect_image(body, "image/svg+xml").blank
+
+
 def test_svg_size_falls_back_to_view_box():
-    body = b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 64 32" width="100%"></svg>'
+    body = b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 64 32" width="100%"><circle r="9"/></svg>'
     assert inspect_image(body) == ImageInfo("SVG", 64, 32)
 
 

@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from httpserver import HTTPTestServer
+from sitegen import make_png
+
 
 @pytest.fixture(scope="module")
 def srv(site_server_module):
@@ -122,3 +125,23 @@ def test_remembered_rejections_follow_the_size_limits_of_each_crawl(srv, run_cra
     items = relaxed.by_url()
     assert {items[url]["status"] for url in small} == {"downloaded"}
     assert all((store / items[url]["path"]).is_file() for url in small)
+
+
+@pytest.mark.parametrize("skip", [True, False])
+def test_blank_svg_placeholders_are_skipped_like_tracking_pixels(tmp_path, run_crawl, skip):
+    blank = b"<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 800 600'></svg>"
+    placeholder = "data:image/svg+xml,%3Csvg%20xmlns='http://www.w3.org/2000/svg'%20viewBox='0%200%203%202'%3E%3C/svg%3E"
+    (tmp_path / "img").mkdir()
+    (tmp_path / "img" / "blank.svg").write_bytes(blank)
+    (tmp_path / "img" / "photo.png").write_bytes(make_png("photo", (40, 30)))
+    (tmp_path / "index.html").write_text(
+        f'<img src="{placeholder}" data-src="/img/photo.png"><img src="/img/blank.svg">'
+    )
+    with HTTPTestServer(tmp_path) as server:
+        result = run_crawl(["-a", f"url={server.url}", "-s", f"IMGSCRAPER_SKIP_TRACKING_PIXELS={skip}"])
+    assert result.returncode == 0, result.tail()
+    status = {i["url"]: (i["status"], i["reason"]) for i in result.items}
+    expected = ("skipped", "too-small") if skip else ("downloaded", "")
+    assert status == {placeholder: expected, server.url_for("img/blank.svg"): expected,
+                      server.url_for("img/photo.png"): ("downloaded", "")}
+    assert len(result.stored_files()) == (1 if skip else 3)
