@@ -503,6 +503,9 @@ class ImageStorePipeline(ImagesPipeline):
     def _remember_rejection(self, request: Request, response: Response, reason: str) -> None:
         """Record that ``response`` was rejected for ``reason``, so re-crawls skip it while fresh."""
         image_info: ImageInfo | None = request.meta.get("imgscraper_info")
+        if image_info and image_info.blank:
+            # What it draws is 0x0: held by the next crawl's check like a tracking pixel.
+            image_info = ImageInfo(image_info.format, 0, 0)
         self.record.put(ImageRecord(
             url=request.url,
             path="",

@@ -137,11 +137,17 @@ def test_blank_svg_placeholders_are_skipped_like_tracking_pixels(tmp_path, run_c
     (tmp_path / "index.html").write_text(
         f'<img src="{placeholder}" data-src="/img/photo.png"><img src="/img/blank.svg">'
     )
+    args = ["-s", f"IMGSCRAPER_SKIP_TRACKING_PIXELS={skip}"]
     with HTTPTestServer(tmp_path) as server:
-        result = run_crawl(["-a", f"url={server.url}", "-s", f"IMGSCRAPER_SKIP_TRACKING_PIXELS={skip}"])
-    assert result.returncode == 0, result.tail()
-    status = {i["url"]: (i["status"], i["reason"]) for i in result.items}
-    expected = ("skipped", "too-small") if skip else ("downloaded", "")
-    assert status == {placeholder: expected, server.url_for("img/blank.svg"): expected,
-                      server.url_for("img/photo.png"): ("downloaded", "")}
-    assert len(result.stored_files()) == (1 if skip else 3)
+        result = run_crawl(["-a", f"url={server.url}", *args])
+        assert result.returncode == 0, result.tail()
+        status = {i["url"]: (i["status"], i["reason"]) for i in result.items}
+        expected = ("skipped", "too-small") if skip else ("downloaded", "")
+        assert status == {placeholder: expected, server.url_for("img/blank.svg"): expected,
+                          server.url_for("img/photo.png"): ("downloaded", "")}
+        assert len(result.stored_files()) == (1 if skip else 3)
+        # The next crawl remembers the rejection (no second request), and so the stored file.
+        server.log.clear()
+        again = run_crawl(["-a", f"url={server.url}", *args], store=result.store)
+        assert again.returncode == 0, again.tail()
+        assert server.log.count(path="/img/blank.svg") == 0
