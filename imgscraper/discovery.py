@@ -653,7 +653,7 @@ _BGSET_SET = re.compile(r"(?P<srcset>[^|\[]*)(?:\[[^\]]*\]?)?[^|]*\|?")
 _NON_IMAGE_ELEMENTS = frozenset(
     "iframe frame script video audio track embed object link meta".split()
 )
-_IMAGE_ELEMENTS = frozenset({"img", "amp-img", "source"})
+_IMAGE_ELEMENTS = frozenset({"img", "amp-img", "amp-anim", "source"})
 _URL_PREFIXES = ("http://", "https://", "//", "/", "./", "../")
 _HAS_WHITESPACE = re.compile(r"[\t\n\f\r ]")
 
@@ -773,7 +773,7 @@ _IMAGE_FINDERS: tuple[tuple[str, etree.XPath, _Reader], ...] = (
         _srcset_urls,
     ),
     # libxml2 does not know <source> is void: a <source> may hold the next.
-    ("img", etree.XPath("//img/@src | //amp-img/@src | //picture//source/@src"), _url),
+    ("img", etree.XPath("//img/@src | //amp-img/@src | //amp-anim/@src | //picture//source/@src"), _url),
     ("srcset", etree.XPath("//@srcset"), _srcset_urls),
     ("input", etree.XPath(f"//input[{_is_one_of('@type', ['image'])}]/@src"), _url),
     ("poster", etree.XPath("//video/@poster"), _url),

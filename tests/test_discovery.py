@@ -758,9 +758,11 @@ def test_names_in_any_letter_case():
 
 
 def test_amp_images():
-    html = '<amp-img src="/amp.jpg" srcset="/amp.jpg 1x, /amp@2x.jpg 2x"></amp-img>'
+    html = """<amp-img src="/amp.jpg" srcset="/amp.jpg 1x, /amp@2x.jpg 2x"></amp-img>
+              <amp-anim src="/anim/loop" width="400" height="300"></amp-anim>"""
     assert found(html) == [
         ("https://example.com/amp.jpg", "img"),
+        ("https://example.com/anim/loop", "img"),
         ("https://example.com/amp@2x.jpg", "srcset"),
     ]
 
