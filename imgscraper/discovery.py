@@ -27,6 +27,7 @@ from urllib.parse import urljoin, urlsplit
 
 from lxml import etree
 from parsel import Selector
+from scrapy.linkextractors import IGNORED_EXTENSIONS
 from w3lib.html import HTML5_WHITESPACE, strip_html5_whitespace
 from w3lib.url import canonicalize_url
 
@@ -58,6 +59,9 @@ _NON_IMAGE_EXTENSIONS = frozenset(
     "woff woff2 ttf otf eot css js mjs json htc htm html xml pdf"
     " mp4 webm ogv ogg mp3 m4a wav mov m3u8".split()
 )
+
+#: Extensions of links that are files to download, not pages to read.
+_NON_PAGE_EXTENSIONS = frozenset(IGNORED_EXTENSIONS) | {"gz", "tgz", "bz2", "xz", "zst", "csv", "epub", "mkv", "flac"}
 
 _SRCSET_MODES = ("largest", "all")
 
@@ -154,15 +158,17 @@ def find_page_links(document: Selector | str, base_url: str) -> list[str]:
 
     These are the absolute ``http(s)`` URLs of ``<a href>``, ``<area
     href>``, ``<iframe src>`` and ``<frame src>`` that are not image files
-    (see :func:`is_image_url`), without fragment. ``javascript:``,
-    ``mailto:``, ``tel:``, ``data:`` and other schemes are ignored.
+    (see :func:`is_image_url`) nor other files by their extension
+    (Scrapy's ``IGNORED_EXTENSIONS``: documents, archives, media,
+    programs), without fragment. ``javascript:``, ``mailto:``, ``tel:``,
+    ``data:`` and other schemes are ignored.
     """
     root = _as_selector(document).root
     base_url = _document_base_url(root, base_url)
     links: dict[str, None] = {}
     for value in _PAGE_LINKS(root):
         url = _http_url(_clean_url(value), base_url)
-        if url and not is_image_url(url):
+        if url and not is_image_url(url) and _extension(url) not in _NON_PAGE_EXTENSIONS:
             links[url] = None
     return list(links)
 

@@ -793,6 +793,8 @@ def test_find_page_links():
         <a href="post-2.html">Post 2 again</a>
         <a href="#top">Top</a>
         <a href="/photos/big.JPG">Photo</a>
+        <a href="/files/report.PDF">Files, not pages:</a> <a href="/dl/app.tar.gz">archive</a>
+        <a href="/v/clip.mp4?t=3">video</a> <a href="/dl/setup.exe">program</a> <a href="/data.csv">data</a>
         <a href="mailto:me@example.com">Mail</a>
         <a href="tel:+123">Call</a>
         <a href="javascript:void(0)">JS</a>

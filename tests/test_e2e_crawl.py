@@ -577,3 +577,53 @@ def test_start_page_unreachable(srv, run_crawl, site):
     url = site.unreachable_url.rsplit("/", 1)[0] + "/"
     result = crawl(srv, run_crawl, "-a", f"url={url}")
     assert_clean_failure(result, (url.rstrip("/"), "refused", "connect"))
+
+
+def test_links_to_files_are_not_downloaded_as_pages(tmp_path, run_crawl):
+    """A link to a PDF is not followed; an extensionless link that serves a large
+    download is stopped at its headers; the pages around them are crawled."""
+    from httpserver import HTTPTestServer
+    from sitegen import make_png, sha256
+
+    total = 64 * 1024 * 1024
+    (tmp_path / "img").mkdir()
+    (tmp_path / "img" / "next.png").write_bytes(make_png("next", (40, 30)))
+    (tmp_path / "report.pdf").write_bytes(b"%PDF-1.4\n" + b"0" * 1024)
+    (tmp_path / "index.html").write_text(
+        '<a href="/report.pdf">PDF</a> <a href="/download?id=7">Download</a> <a href="/next.html">Next</a>'
+    )
+    (tmp_path / "next.html").write_text('<img src="/img/next.png">')
+
+    def big_download(handler) -> bool:
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/octet-stream")
+        handler.send_header("Content-Length", str(total))
+        handler.end_headers()
+        chunk = b"\0" * 65536
+        try:
+            for _ in range(total // len(chunk)):
+                handler.wfile.write(chunk)
+        except OSError:
+            pass
+        return True
+
+    photo = make_png("photo", (50, 40))
+
+    def photo_by_id(handler) -> bool:
+        handler.send_body(photo, content_type="image/png")
+        return True
+
+    with HTTPTestServer(tmp_path) as server:
+        server.add_handler("/download", big_download)
+        server.add_handler("/photo", photo_by_id)
+        # A start URL without an image extension that serves an image is stored all the same.
+        result = run_crawl(["-a", f"url={server.url},{server.url_for('photo?id=5')}", "-a", "depth=1"])
+        assert result.returncode == 0, result.tail()
+        stored = {i["url"]: i["checksum"] for i in result.items if i["status"] == "downloaded"}
+        assert stored == {server.url_for("img/next.png"): sha256((tmp_path / "img" / "next.png").read_bytes()),
+                          server.url_for("photo?id=5"): sha256(photo)}
+        assert server.log.count(path="/report.pdf") == 0
+        (download,) = server.log.requests(path="/download")
+        server.log.wait_idle()
+        assert download.bytes_sent < total / 4, download.bytes_sent
+    assert "'imgscraper/pages_not_html': 2" in result.stderr

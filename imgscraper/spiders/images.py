@@ -10,8 +10,8 @@ from typing import Any, TypeVar
 import scrapy
 from scrapy import signals
 from scrapy.crawler import Crawler
-from scrapy.exceptions import CloseSpider
-from scrapy.http import Request, Response, TextResponse
+from scrapy.exceptions import CloseSpider, StopDownload
+from scrapy.http import Headers, Request, Response, TextResponse
 from scrapy.utils.httpobj import urlparse_cached
 from scrapy.utils.job import job_dir
 from twisted.python.failure import Failure
@@ -43,6 +43,9 @@ class ArgumentError(ValueError):
 
 
 T = TypeVar("T")
+
+#: Media types besides text/* that a page may be served as.
+_PAGE_MEDIA_TYPES = frozenset({"application/xhtml+xml", "application/xml"})
 
 
 def _setting(read: Callable[[str], T], name: str) -> T:
@@ -168,6 +171,7 @@ class ImagesSpider(scrapy.Spider):
         spider.max_pages = _setting(crawler.settings.getint, "IMGSCRAPER_MAX_PAGES")
         spider.pages_requested = set()
         crawler.signals.connect(spider.set_up_deduplication, signal=signals.spider_opened)
+        crawler.signals.connect(spider.stop_non_page_download, signal=signals.headers_received)
         spider.tracker = None
         spider.item_pages = {}
         spider.parsed_pages = set()
@@ -232,6 +236,18 @@ class ImagesSpider(scrapy.Spider):
             meta={**self.page_meta(), "depth": depth, "imgscraper_page": canonicalize_url(url)},
             dont_filter=dont_filter,
         )
+
+    def stop_non_page_download(self, headers: Headers, body_length: int | None, request: Request) -> None:
+        """Stop downloading a page request's response that is no page (a PDF, a video, an
+        archive behind an extensionless link): its headers are all that :meth:`parse` needs."""
+        if "imgscraper_page" not in request.meta:
+            return
+        content_type = headers.get("Content-Type", b"").decode("latin-1").partition(";")[0].strip().lower()
+        if not content_type or content_type.startswith("text/") or content_type in _PAGE_MEDIA_TYPES:
+            return
+        self.crawler.stats.inc_value("imgscraper/pages_not_html")
+        logger.debug("Not a page (%s): %s, download stopped", content_type, request.url)
+        raise StopDownload(fail=False)
 
     def new_page(self, url: str, depth: int) -> bool:
         """Whether ``url`` is a page to request now: with a ``JOBDIR``, one its journal does not hold yet."""
@@ -305,7 +321,8 @@ class ImagesSpider(scrapy.Spider):
             self.tracker.release(page)
 
     def _parse_page(self, response: Response, page: str | None) -> Iterator[ImageItem | Request]:
-        if not isinstance(response, TextResponse):
+        # A stopped download (stop_non_page_download) has no body, which Scrapy takes for text.
+        if not isinstance(response, TextResponse) or "download_stopped" in response.flags:
             content_type = response.headers.get("Content-Type", b"").decode("latin-1").lower()
             if response.meta.get("depth", 0) == 0 and content_type.startswith("image/"):
                 # A start URL without an image extension that serves an image (/photo?id=5):
