@@ -38,6 +38,7 @@ __all__ = [
     "css_image_urls",
     "css_import_urls",
     "find_css_images",
+    "find_frames",
     "find_images",
     "find_page_links",
     "find_stylesheets",
@@ -163,10 +164,19 @@ def find_page_links(document: Selector | str, base_url: str) -> list[str]:
     programs), without fragment. ``javascript:``, ``mailto:``, ``tel:``,
     ``data:`` and other schemes are ignored.
     """
-    root = _as_selector(document).root
+    return _page_urls(_as_selector(document).root, base_url, _PAGE_LINKS)
+
+
+def find_frames(document: Selector | str, base_url: str) -> list[str]:
+    """Return the pages *document* shows inside itself (``<iframe src>``,
+    ``<frame src>``), each once, in order, filtered like :func:`find_page_links`."""
+    return _page_urls(_as_selector(document).root, base_url, _FRAMES)
+
+
+def _page_urls(root: etree._Element, base_url: str, xpath: etree.XPath) -> list[str]:
     base_url = _document_base_url(root, base_url)
     links: dict[str, None] = {}
-    for value in _PAGE_LINKS(root):
+    for value in xpath(root):
         url = _http_url(_clean_url(value), base_url)
         if url and not is_image_url(url) and _extension(url) not in _NON_PAGE_EXTENSIONS:
             links[url] = None
@@ -604,6 +614,14 @@ def _json_ld_urls(text: _SmartString, srcset_mode: str) -> list[str]:
     return list(_json_ld_image_urls(_load_json(text)))
 
 
+def _srcdoc_urls(html: _SmartString, srcset_mode: str) -> list[str]:
+    """The image references of the document an ``<iframe srcdoc>`` holds
+    (its relative URLs resolve against the page's, as a browser's do)."""
+    if not html.strip():
+        return []
+    return [url for _, url in _image_references(Selector(text=str(html)).root, srcset_mode)]
+
+
 #: A quoted string of a script (JavaScript, JSON, a template) ending with an image file
 #: extension, maybe followed by a query: no whitespace, quote, angle bracket or template
 #: brace inside (the closing quote may be escaped: HTML inside a JSON string).
@@ -808,6 +826,7 @@ _IMAGE_FINDERS: tuple[tuple[str, etree.XPath, _Reader], ...] = (
         _json_ld_urls,
     ),
     ("link-href", etree.XPath("//a/@href | //area/@href"), _image_file_url),
+    ("srcdoc", etree.XPath("//iframe/@srcdoc"), _srcdoc_urls),
 )
 #: Inline scripts, JSON-LD aside (read above): find_images(scripts=True).
 _SCRIPT_FINDERS: tuple[tuple[str, etree.XPath, _Reader], ...] = (
@@ -824,6 +843,7 @@ _STYLESHEET_LINKS = etree.XPath(
     f" or ({_is_one_of('@rel', ['preload'])} and {_is_one_of('@as', ['style'])})]/@href"
 )
 _PAGE_LINKS = etree.XPath("//a/@href | //area/@href | //iframe/@src | //frame/@src")
+_FRAMES = etree.XPath("//iframe/@src | //frame/@src")
 
 
 def _image_references(

@@ -9,6 +9,7 @@ from imgscraper.discovery import (
     ImageRef,
     SrcsetCandidate,
     css_image_urls,
+    find_frames,
     find_images,
     find_page_links,
     is_image_url,
@@ -409,6 +410,25 @@ def test_lazysizes_width_placeholder_takes_the_largest_data_width():
     assert urls(html, srcset="all") == [
         f"https://cdn.shop.example/products/shoe_{width}x.jpg?v=7" for width in (180, 360, 540, 1080)
     ]
+
+
+def test_iframe_srcdoc_images_resolve_against_the_page():
+    html = """<iframe srcdoc="<img src=&quot;a.png&quot;><p style='background: url(/b.jpg)'>"></iframe>
+              <iframe srcdoc=""></iframe>"""
+    assert found(html) == [
+        ("https://example.com/blog/a.png", "srcdoc"),
+        ("https://example.com/b.jpg", "srcdoc"),
+    ]
+
+
+def test_find_frames():
+    html = """
+        <a href="/not-a-frame">link</a>
+        <iframe src="/embed/gallery#top"></iframe> <iframe src="/embed/gallery"></iframe>
+        <iframe src="/files/menu.pdf"></iframe> <iframe srcdoc="<p>inline</p>"></iframe>
+        <frameset><frame src="left.html"><frame src="javascript:void(0)"></frameset>
+    """
+    assert find_frames(html, PAGE) == ["https://example.com/embed/gallery", "https://example.com/blog/left.html"]
 
 
 def test_lazysizes_bgset_sets_with_media():

@@ -627,3 +627,38 @@ def test_links_to_files_are_not_downloaded_as_pages(tmp_path, run_crawl):
         server.log.wait_idle()
         assert download.bytes_sent < total / 4, download.bytes_sent
     assert "'imgscraper/pages_not_html': 2" in result.stderr
+
+
+@pytest.mark.parametrize("depth", [0, 1])
+def test_frames_are_part_of_the_page_where_links_stop(tmp_path, run_crawl, depth):
+    """The same-site pages a page shows in <frame>/<iframe> are crawled with it, even where
+    its links are no longer followed; their own links and frames are not (one level)."""
+    from httpserver import HTTPTestServer
+    from sitegen import make_png
+
+    (tmp_path / "img").mkdir()
+    for name in ("top", "left", "gallery", "linked", "nested", "deep"):
+        (tmp_path / "img" / f"{name}.png").write_bytes(make_png(name, (30 + len(name), 20)))
+    pages = {
+        "index.html": '<img src="/img/top.png"><a href="/linked.html">more</a>'
+                      '<iframe src="/gallery.html"></iframe><iframe src="/frames.html"></iframe>',
+        "frames.html": '<frameset><frame src="/left.html"></frameset>',
+        "left.html": '<img src="/img/left.png"><iframe src="/nested.html"></iframe>',
+        "gallery.html": '<img src="/img/gallery.png"><a href="/deep.html">deeper</a>',
+        "linked.html": '<img src="/img/linked.png"><iframe src="/deep.html"></iframe>',
+        "nested.html": '<img src="/img/nested.png">',
+        "deep.html": '<img src="/img/deep.png">',
+    }
+    for name, html in pages.items():
+        (tmp_path / name).write_text(html)
+    with HTTPTestServer(tmp_path) as server:
+        result = run_crawl(["-a", f"url={server.url}", "-a", f"depth={depth}"])
+        assert result.returncode == 0, result.tail()
+        stored = sorted(i["url"].rsplit("/", 1)[1] for i in result.items if i["status"] == "downloaded")
+        requested = sorted(p.lstrip("/") for p in server.log.paths() if p.endswith(".html"))
+    if depth == 0:  # the start page's frames; frames.html's frame (left.html) is one level too deep
+        assert stored == ["gallery.png", "top.png"]
+        assert requested == ["frames.html", "gallery.html"]
+    else:  # links at depth 1, and the frames of the depth-1 pages
+        assert stored == ["deep.png", "gallery.png", "left.png", "linked.png", "top.png"]
+        assert requested == ["deep.html", "frames.html", "gallery.html", "left.html", "linked.html"]

@@ -23,6 +23,7 @@ from imgscraper.discovery import (
     css_import_urls,
     is_image_url,
     find_css_images,
+    find_frames,
     find_images,
     find_page_links,
     find_stylesheets,
@@ -346,9 +347,16 @@ class ImagesSpider(scrapy.Spider):
                 yield self.stylesheet_request(sheet, response.url, page)
         depth = response.meta.get("depth", 0)
         if depth < self.depth:
-            for link in find_page_links(response.selector, response.url):
-                if self.should_follow(link) and self.within_page_budget(link) and self.new_page(link, depth + 1):
-                    yield self.page_request(link, depth + 1)
+            links = find_page_links(response.selector, response.url)
+        elif depth == self.depth:
+            # A browser shows a page's frames with it: they are fetched where links stop too
+            # (one level: a frame's own frames and links lie past the depth).
+            links = find_frames(response.selector, response.url)
+        else:
+            links = []
+        for link in links:
+            if self.should_follow(link) and self.within_page_budget(link) and self.new_page(link, depth + 1):
+                yield self.page_request(link, depth + 1)
 
     def stylesheet_request(self, url: str, page: str, journal_page: str | None) -> Request:
         meta = {}
