@@ -724,11 +724,10 @@ def _fill_width(urls: list[str], widths_value: str | None, srcset_mode: str) -> 
     widths = sorted({w for w in widths if isinstance(w, int) and w > 0}) if isinstance(widths, list) else []
     if srcset_mode == "largest":
         widths = widths[-1:]
-    return [
-        filled
-        for url in urls
-        for filled in ([url.replace(_WIDTH_PLACEHOLDER, str(w)) for w in widths] if _WIDTH_PLACEHOLDER in url else [url])
-    ]
+    filled = []
+    for url in urls:
+        filled += [url.replace(_WIDTH_PLACEHOLDER, str(w)) for w in widths] if _WIDTH_PLACEHOLDER in url else [url]
+    return filled
 
 
 def _names_image_attribute(tag: str, name: str) -> bool:
