@@ -957,7 +957,7 @@ def _import_components(settings: Settings) -> None:
     paths: list[Any] = [settings.get(name) for name in _COMPONENT]
     for name in _COMPONENT_DICTS:
         paths += [path for path, order in settings.getwithbase(name).items() if order is not None]
-    paths += list(settings.getwithbase("DOWNLOAD_HANDLERS").values())
+    paths += _crawl_download_handlers(settings)
     for path in paths:
         if isinstance(path, str):
             try:
@@ -965,6 +965,22 @@ def _import_components(settings: Settings) -> None:
             except Exception:  # noqa: BLE001 (the crawl itself reports a component it cannot load)
                 continue
 
+
+def _crawl_download_handlers(settings: Settings) -> list[Any]:
+    """The download handlers a crawl with ``settings`` loads as it starts: http, https, data.
+
+    Without a reactor, Scrapy puts its aiohttp handler in place of HTTP11DownloadHandler
+    as the crawler starts (see ``Crawler._apply_reactorless_default_settings``); other
+    handlers (s3...) are loaded on their first request.
+    """
+    base = dict(settings.getdict("DOWNLOAD_HANDLERS_BASE"))
+    if not settings.getbool("TWISTED_REACTOR_ENABLED"):
+        base.update(http=_AIOHTTP_HANDLER, https=_AIOHTTP_HANDLER)
+    handlers = {**base, **settings.getdict("DOWNLOAD_HANDLERS")}
+    return [handlers.get(scheme) for scheme in ("http", "https", "data")]
+
+
+_AIOHTTP_HANDLER = "scrapy.core.downloader.handlers._aiohttp.AiohttpDownloadHandler"
 
 #: Event loops made before the fork, kept from the garbage collector (see use_own_event_loop).
 _inherited_loops: list[asyncio.AbstractEventLoop] = []

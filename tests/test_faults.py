@@ -246,16 +246,3 @@ def test_idn_host_requested_as_punycode(tmp_path, run_crawl):
     assert ("xn--g6w251d.example", "http://xn--g6w251d.example/x.png") in seen, seen
     statuses = {i["url"]: i["status"] for i in result.items}
     assert list(statuses.values()) == ["downloaded", "downloaded"], statuses
-
-
-# -- units ----------------------------------------------------------------------
-
-
-def test_parse_retry_after():
-    from imgscraper.middlewares import parse_retry_after
-
-    assert parse_retry_after(b"120") == 120.0
-    assert parse_retry_after("Wed, 25 Nov 2026 03:00:10 GMT", now=1795575600.0) == 10.0
-    assert parse_retry_after("Wed, 25 Nov 2026 02:00:00 GMT", now=1795575600.0) == 0.0
-    assert parse_retry_after(b"soon") is None
-    assert parse_retry_after(None) is None
