@@ -591,6 +591,7 @@ def test_links_to_files_are_not_downloaded_as_pages(tmp_path, run_crawl):
     (tmp_path / "report.pdf").write_bytes(b"%PDF-1.4\n" + b"0" * 1024)
     (tmp_path / "index.html").write_text(
         '<a href="/report.pdf">PDF</a> <a href="/download?id=7">Download</a> <a href="/next.html">Next</a>'
+        ' <a href="/photo?id=9">Full size</a>'
     )
     (tmp_path / "next.html").write_text('<img src="/img/next.png">')
 
@@ -620,13 +621,15 @@ def test_links_to_files_are_not_downloaded_as_pages(tmp_path, run_crawl):
         result = run_crawl(["-a", f"url={server.url},{server.url_for('photo?id=5')}", "-a", "depth=1"])
         assert result.returncode == 0, result.tail()
         stored = {i["url"]: i["checksum"] for i in result.items if i["status"] == "downloaded"}
+        # So is a link without an image extension that serves an image, found on the page that links to it.
         assert stored == {server.url_for("img/next.png"): sha256((tmp_path / "img" / "next.png").read_bytes()),
-                          server.url_for("photo?id=5"): sha256(photo)}
+                          server.url_for("photo?id=5"): sha256(photo), server.url_for("photo?id=9"): sha256(photo)}
+        assert {i["url"]: i["page"] for i in result.items}[server.url_for("photo?id=9")] == server.url
         assert server.log.count(path="/report.pdf") == 0
         (download,) = server.log.requests(path="/download")
         server.log.wait_idle()
         assert download.bytes_sent < total / 4, download.bytes_sent
-    assert "'imgscraper/pages_not_html': 2" in result.stderr
+    assert "'imgscraper/pages_not_html': 3" in result.stderr
 
 
 @pytest.mark.parametrize("depth", [0, 1])

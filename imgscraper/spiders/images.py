@@ -325,10 +325,12 @@ class ImagesSpider(scrapy.Spider):
         # A stopped download (stop_non_page_download) has no body, which Scrapy takes for text.
         if not isinstance(response, TextResponse) or "download_stopped" in response.flags:
             content_type = response.headers.get("Content-Type", b"").decode("latin-1").lower()
-            if response.meta.get("depth", 0) == 0 and content_type.startswith("image/"):
-                # A start URL without an image extension that serves an image (/photo?id=5):
-                # stored like any image (the pipeline fetches it once more).
-                yield from self.new_images([ImageRef(response.url, "start")], "", page)
+            if content_type.startswith("image/"):
+                # A start URL or a link without an image extension that serves an image
+                # (/photo?id=5): stored like any image, found on the page that links to it.
+                linked_from = response.request.headers.get("Referer", b"").decode("utf-8", "replace")
+                ref = ImageRef(response.url, "link-href" if linked_from else "start")
+                yield from self.new_images([ref], linked_from, page)
             return
         self.crawler.stats.inc_value("imgscraper/pages")
         ignored: list[str] = []
