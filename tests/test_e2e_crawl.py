@@ -665,3 +665,34 @@ def test_frames_are_part_of_the_page_where_links_stop(tmp_path, run_crawl, depth
     else:  # links at depth 1, and the frames of the depth-1 pages
         assert stored == ["deep.png", "gallery.png", "left.png", "linked.png", "top.png"]
         assert requested == ["deep.html", "frames.html", "gallery.html", "left.html", "linked.html"]
+
+
+def test_a_start_page_that_moves_to_another_site_is_crawled_there(tmp_path, run_crawl):
+    """http://brand.com -> https://www.brand.co.uk/: the pages of the site the start page
+    redirected to are followed; other sites still are not."""
+    from httpserver import HTTPTestServer
+    from sitegen import make_png
+
+    old, new = tmp_path / "old", tmp_path / "new"
+    (new / "img").mkdir(parents=True)
+    old.mkdir()
+    for name in ("home", "inner", "deeper"):
+        (new / "img" / f"{name}.png").write_bytes(make_png(name, (32, 24)))
+    with HTTPTestServer(old) as moved_from, HTTPTestServer(new) as site, HTTPTestServer(tmp_path) as elsewhere:
+        (new / "index.html").write_text(f'<img src="/img/home.png"><a href="/inner.html">in</a>'
+                                        f'<a href="{elsewhere.url_for("other.html")}">elsewhere</a>')
+        # Found from a page found from the start page: the site is carried along (in any process).
+        (new / "inner.html").write_text('<img src="/img/inner.png"><a href="/deeper.html">deeper</a>')
+        (new / "deeper.html").write_text('<img src="/img/deeper.png">')
+
+        def moved(handler) -> bool:
+            handler.send_body(b"", status=301, headers={"Location": site.url})
+            return True
+
+        moved_from.add_handler("/", moved)
+        result = run_crawl(["-a", f"url={moved_from.url}", "-a", "depth=2"])
+        assert result.returncode == 0, result.tail()
+        stored = sorted(i["url"] for i in result.items if i["status"] == "downloaded")
+        assert stored == [site.url_for(f"img/{name}.png") for name in ("deeper", "home", "inner")]
+        assert elsewhere.log.count(path="/other.html") == 0
+    assert f"moved to 127.0.0.1:{site.port}" in result.stderr

@@ -229,14 +229,11 @@ class ImagesSpider(scrapy.Spider):
             elif self.within_page_budget(url) and self.new_page(url, 0):
                 yield self.page_request(url, 0)
 
-    def page_request(self, url: str, depth: int, dont_filter: bool = False) -> Request:
-        return Request(
-            url,
-            callback=self.parse,
-            errback=self.page_failed,
-            meta={**self.page_meta(), "depth": depth, "imgscraper_page": canonicalize_url(url)},
-            dont_filter=dont_filter,
-        )
+    def page_request(self, url: str, depth: int, dont_filter: bool = False, sites: tuple[str, ...] = ()) -> Request:
+        meta = {**self.page_meta(), "depth": depth, "imgscraper_page": canonicalize_url(url)}
+        if sites:
+            meta["imgscraper_sites"] = sites
+        return Request(url, callback=self.parse, errback=self.page_failed, meta=meta, dont_filter=dont_filter)
 
     def stop_non_page_download(self, headers: Headers, body_length: int | None, request: Request) -> None:
         """Stop downloading a page request's response that is no page (a PDF, a video, an
@@ -356,9 +353,21 @@ class ImagesSpider(scrapy.Spider):
             links = find_frames(response.selector, response.url)
         else:
             links = []
+        sites = self.sites_moved_to(response)
         for link in links:
-            if self.should_follow(link) and self.within_page_budget(link) and self.new_page(link, depth + 1):
-                yield self.page_request(link, depth + 1)
+            if self.should_follow(link, sites) and self.within_page_budget(link) and self.new_page(link, depth + 1):
+                yield self.page_request(link, depth + 1, sites=sites)
+
+    def sites_moved_to(self, response: Response) -> tuple[str, ...]:
+        """The sites, besides ``follow_domains``, whose pages are followed from ``response``: the
+        site a start page redirected to (``http://brand.com`` -> ``https://www.brand.co.uk/``),
+        carried by the requests of the pages found from it (in any process or worker)."""
+        moved = response.meta.get("depth", 0) == 0 and response.meta.get("redirect_urls")
+        if moved and not self.should_follow(response.url):
+            site = site_of(response.url)
+            logger.info("Start page %s moved to %s: its pages are followed too", response.meta["redirect_urls"][0], site)
+            return (site,)
+        return tuple(response.meta.get("imgscraper_sites", ()))
 
     def stylesheet_request(self, url: str, page: str, journal_page: str | None) -> Request:
         meta = {}
@@ -401,6 +410,9 @@ class ImagesSpider(scrapy.Spider):
                 self.item_pages[id(item)] = journal_page
             yield item
 
-    def should_follow(self, url: str) -> bool:
-        """Whether a page link stays on the crawled sites."""
-        return self.follow_any_domain or site_in_domains(site_of(url), self.follow_domains)
+    def should_follow(self, url: str, sites: tuple[str, ...] = ()) -> bool:
+        """Whether a page link stays on the crawled sites (``follow_domains``, and ``sites``)."""
+        if self.follow_any_domain:
+            return True
+        site = site_of(url)
+        return site_in_domains(site, self.follow_domains) or site_in_domains(site, sites)
