@@ -123,6 +123,9 @@ def test_latency_and_max_in_flight(server):
 
     def fetch(i):
         with urllib.request.urlopen(server.url + f"img/a.png?i={i}") as resp:
+            # urlopen returns once the headers are in: read the body too, or
+            # the next request may start while the server still writes it.
+            resp.read()
             results.append(resp.status)
 
     threads = [threading.Thread(target=fetch, args=(i,)) for i in range(4)]
