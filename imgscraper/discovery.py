@@ -668,8 +668,12 @@ _LAZY_ATTRIBUTES = frozenset(
 )
 #: Words that make a data-* attribute name look like it holds an image.
 _IMAGE_WORDS = re.compile("src|img|image|bg|background|original|lazy|thumb|full|zoom")
-#: Names of data-* attributes holding a srcset.
-_SRCSET_NAME = re.compile("srcset")
+#: Names of data-* attributes holding a srcset (vanilla-lazyload's ``data-original-set``).
+_SRCSET_NAME = re.compile("srcset|-set$")
+#: Where a list of URLs splits: lozad's ``data-background-image="a.jpg,b.jpg"``,
+#: bLazy's ``data-src="small.jpg|retina.jpg"``. A comma counts only before the start
+#: of a URL: image CDNs put commas inside their paths (``/w_200,h_100/``).
+_URL_LIST_SEPARATOR = re.compile(r"[\t\n\f\r ]*[|,][\t\n\f\r ]*(?=(?:https?:)?//|\.{0,2}/)")
 #: lazysizes' bgset: srcsets separated by "|", each with an optional "[media]" after it.
 _BGSET_SET = re.compile(r"(?P<srcset>[^|\[]*)(?:\[[^\]]*\]?)?[^|]*\|?")
 #: Elements whose data-* URLs are for videos, frames, scripts and such,
@@ -680,6 +684,8 @@ _NON_IMAGE_ELEMENTS = frozenset(
 _IMAGE_ELEMENTS = frozenset({"img", "amp-img", "amp-anim", "source"})
 _URL_PREFIXES = ("http://", "https://", "//", "/", "./", "../")
 _HAS_WHITESPACE = re.compile(r"[\t\n\f\r ]")
+#: <img> attributes read elsewhere or holding text (``alt="IMG_0042.JPG"`` is a caption).
+_IMG_NON_URL_ATTRIBUTES = frozenset({"src", "srcset", "alt", "title", "longdesc", "class", "id", "style"})
 
 
 def _data_attribute_urls(attribute: _SmartString, srcset_mode: str) -> list[str]:
@@ -696,16 +702,16 @@ def _data_attribute_urls(attribute: _SmartString, srcset_mode: str) -> list[str]
             for match in _BGSET_SET.finditer(value)
             for url in pick_srcset(parse_srcset(match["srcset"]), srcset_mode)
         ]
-    if _SRCSET_NAME.search(name):
-        return pick_srcset(parse_srcset(value), srcset_mode)
-    if value[:4].lower() == "url(":
-        urls = _css_urls(value)
-    elif _is_image_reference(value) or (
-        _names_image_attribute(tag, name) and _looks_like_url(value)
-    ):
-        urls = [value]
+    if "url(" in value.lower():  # CSS: url(a.jpg), url(b.jpg); background-image: url(c.jpg)
+        urls = list(_css_urls(value))
+    elif _SRCSET_NAME.search(name):
+        urls = pick_srcset(parse_srcset(value), srcset_mode)
     else:
-        return []
+        urls = [
+            url
+            for url in _URL_LIST_SEPARATOR.split(value)
+            if _is_image_reference(url) or (_names_image_attribute(tag, name) and _looks_like_url(url))
+        ]
     urls = [url for url in urls if not _is_non_image_file(url)]
     if any(_WIDTH_PLACEHOLDER in url for url in urls):
         return _fill_width(urls, attribute.getparent().get("data-widths"), srcset_mode)
@@ -728,6 +734,15 @@ def _fill_width(urls: list[str], widths_value: str | None, srcset_mode: str) -> 
     for url in urls:
         filled += [url.replace(_WIDTH_PLACEHOLDER, str(w)) for w in widths] if _WIDTH_PLACEHOLDER in url else [url]
     return filled
+
+
+def _other_img_attribute_urls(attribute: _SmartString, srcset_mode: str) -> list[str]:
+    """Return the image file URL an ``<img>`` attribute other than ``src``,
+    ``srcset`` and ``data-*`` holds, if any."""
+    if attribute.attrname.startswith(("on", "aria-")):
+        return []
+    value = strip_html5_whitespace(attribute)
+    return [value] if is_image_url(value) and not _HAS_WHITESPACE.search(value) else []
 
 
 def _names_image_attribute(tag: str, name: str) -> bool:
@@ -815,6 +830,16 @@ _IMAGE_FINDERS: tuple[tuple[str, etree.XPath, _Reader], ...] = (
             "//@*[starts-with(name(), 'data-')][contains(., '/') or contains(., '.')]"
         ),
         _data_attribute_urls,
+    ),
+    # Lazy loaders of old and forum software (Discuz!) use plain attributes too:
+    # <img lazy-src="...">, <img original="...">, <img file="..." zoomfile="...">.
+    (
+        "lazy",
+        etree.XPath(
+            "//img/@*[not(starts-with(name(), 'data-'))][contains(., '.')]"
+            f"[not({' or '.join(f'name() = {name!r}' for name in sorted(_IMG_NON_URL_ATTRIBUTES))})]"
+        ),
+        _other_img_attribute_urls,
     ),
     ("css", etree.XPath("//@style[contains(., '(')]"), _css_image_urls),
     ("css", etree.XPath("//style/text()"), _css_image_urls),

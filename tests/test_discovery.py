@@ -346,7 +346,7 @@ def test_lazy_attributes_on_img(attribute):
     ]
 
 
-@pytest.mark.parametrize("attribute", ["data-srcset", "data-lazy-srcset", "data-bgset"])
+@pytest.mark.parametrize("attribute", ["data-srcset", "data-lazy-srcset", "data-bgset", "data-original-set"])
 def test_lazy_srcset_attributes(attribute):
     html = f'<img {attribute}="/a-320.jpg 320w, /a-960.jpg 960w, /a-640.jpg 640w">'
     assert found(html) == [("https://example.com/a-960.jpg", "lazy")]
@@ -483,6 +483,57 @@ def test_other_data_attributes_holding_images():
         ("https://cdn.example.com/z.avif", "lazy"),
         ("https://example.com/j/a.jpg", "lazy"),
         ("https://example.com/j/a@2x.jpg", "lazy"),
+    ]
+
+
+def test_url_lists_of_lazy_loaders_split_before_each_url():
+    html = """
+        <div class="lozad" data-background-image="/bg/one.jpg,/bg/two.jpg"></div>
+        <img class="b-lazy" data-src="/p/small.jpg|/p/retina.jpg">
+        <img data-src="https://res.cloudinary.com/demo/image/upload/w_200,h_100,c_fill/sample.jpg">
+        <div data-bg="https://cdn.example.com/a.jpg , https://cdn.example.com/b.jpg"></div>
+    """
+    assert found(html) == [
+        ("https://example.com/bg/one.jpg", "lazy"),
+        ("https://example.com/bg/two.jpg", "lazy"),
+        ("https://example.com/p/small.jpg", "lazy"),
+        ("https://example.com/p/retina.jpg", "lazy"),
+        ("https://res.cloudinary.com/demo/image/upload/w_200,h_100,c_fill/sample.jpg", "lazy"),
+        ("https://cdn.example.com/a.jpg", "lazy"),
+        ("https://cdn.example.com/b.jpg", "lazy"),
+    ]
+
+
+def test_css_declarations_in_data_attributes():
+    html = """<div data-style="background-image: url('/bg/styled.jpg')"></div>"""
+    assert found(html) == [("https://example.com/bg/styled.jpg", "lazy")]
+
+
+def test_width_placeholder_in_a_data_srcset():
+    html = """
+        <img data-srcset="//cdn.shop.example/p/a_{width}x.jpg" data-widths="[180, 720]">
+        <img data-srcset="//cdn.shop.example/p/b_{width}x.jpg">
+    """
+    assert found(html) == [("https://cdn.shop.example/p/a_720x.jpg", "lazy")]
+
+
+def test_plain_img_attributes_of_old_lazy_loaders_and_forums():
+    html = """
+        <img src="/static/none.gif" lazy-src="/photos/1.jpg">
+        <img class="lazy" original="/photos/2.png">
+        <img src="static/image/common/none.gif" file="data/attachment/forum/3.jpg"
+             zoomfile="data/attachment/forum/3_big.jpg">
+        <img src="/photos/4.jpg" alt="IMG_0042.JPG" title="holiday.jpg" onerror="this.src='/x.jpg'"
+             aria-label="see photo.jpg" width="100.5" sizes="(max-width: 600px) 480px">
+    """
+    assert found(html) == [
+        ("https://example.com/static/none.gif", "img"),
+        ("https://example.com/blog/static/image/common/none.gif", "img"),
+        ("https://example.com/photos/4.jpg", "img"),
+        ("https://example.com/photos/1.jpg", "lazy"),
+        ("https://example.com/photos/2.png", "lazy"),
+        ("https://example.com/blog/data/attachment/forum/3.jpg", "lazy"),
+        ("https://example.com/blog/data/attachment/forum/3_big.jpg", "lazy"),
     ]
 
 
