@@ -397,6 +397,7 @@ class Channel(asyncio.Protocol):
         self._transport: asyncio.WriteTransport | None = None
         self._frames: list[bytes] = []
         self._flush_scheduled = False
+        self._writing_closed = False
         self._received = bytearray()
         self._ended: asyncio.Future[None] | None = None
 
@@ -406,9 +407,14 @@ class Channel(asyncio.Protocol):
         self._ended = loop.create_future()
         asyncio.ensure_future(loop.connect_accepted_socket(lambda: self, sock=self._sock))
 
+    @property
+    def ended(self) -> bool:
+        """Whether the other end stopped sending."""
+        return self._ended is not None and self._ended.done()
+
     def send(self, message: tuple) -> bool:
-        """Queue ``message``; False if the other end is gone."""
-        if self._transport is not None and self._transport.is_closing():
+        """Queue ``message``; False if the other end is gone or this end closed writing."""
+        if self._writing_closed or (self._transport is not None and self._transport.is_closing()):
             return False
         data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
         self._frames.append(_LENGTH.pack(len(data)) + data)
@@ -466,6 +472,7 @@ class Channel(asyncio.Protocol):
     def close_writing(self) -> None:
         """Tell the other end that nothing more comes (it sees the end of the stream)."""
         self._flush()
+        self._writing_closed = True
         if self._transport is not None and not self._transport.is_closing():
             try:
                 self._transport.write_eof()
@@ -1229,7 +1236,8 @@ class SharedImagesMiddleware:
         number = next(self._numbers)
         future: asyncio.Future[list[bool] | None] = asyncio.get_running_loop().create_future()
         self._answers[number] = future
-        if not _channel.send(("claim", number, keys)):
+        # Once the main process stopped sending (the crawl closes) no answer can come.
+        if _channel.ended or not _channel.send(("claim", number, keys)):
             del self._answers[number]
             return [False] * len(keys)
         won = await future
