@@ -18,10 +18,13 @@ class ImageItem:
     stored. ``checksum`` is the SHA-256 of the stored bytes. ``status`` is
     ``listed`` (``-a download=no``), ``downloaded``, ``uptodate``,
     ``skipped`` or ``failed``; ``reason`` says why for the last two.
+    ``source`` says how the page referenced the image (``img``, ``srcset``,
+    ``lazy``, ``css``, ``link-href``...: :attr:`imgscraper.discovery.ImageRef.source`).
     """
 
     url: str
     page: str
+    source: str = ""
     path: str = ""
     checksum: str = ""
     width: int | None = None

@@ -53,8 +53,17 @@ FETCHED_SCHEMES = ("http", "https", "data")
 
 
 def _rejection_status(reason: str) -> str:
-    """The item status of an image rejected for ``reason``: a too-small image is skipped, others failed."""
-    return "skipped" if reason == "too-small" else "failed"
+    """The item status of an image rejected for ``reason``: a too-small image, or a link
+    to an image file that leads to a page, is skipped; others failed."""
+    return "skipped" if reason in ("too-small", "link-to-page") else "failed"
+
+
+def _is_html(response: Response) -> bool:
+    """Whether ``response`` is an HTML page, by its Content-Type or its first bytes."""
+    content_type = response.headers.get("Content-Type", b"").partition(b";")[0].strip().lower()
+    if content_type in (b"text/html", b"application/xhtml+xml"):
+        return True
+    return response.body[:512].lstrip().lower().startswith((b"<!doctype html", b"<html"))
 
 
 class ImageFailed(_MediaRequestFiltered):
@@ -321,7 +330,7 @@ class ImageStorePipeline(ImagesPipeline):
     #: Rejections that depend only on the bytes: remembered in the store's record, so a
     #: re-crawl does not fetch the URL again while the rejection is fresh (``IMGSCRAPER_EXPIRES``).
     #: Failures that may pass (HTTP errors, timeouts, truncated or empty bodies) are retried.
-    REMEMBERED_REJECTIONS = frozenset({"too-small", "not-an-image", "decompression-bomb"})
+    REMEMBERED_REJECTIONS = frozenset({"too-small", "not-an-image", "decompression-bomb", "link-to-page"})
     #: Larger images are hashed and written in a worker thread (see :meth:`_store_inline`).
     INLINE_STORE_MAX_BYTES = 2 * 1024 * 1024
 
@@ -387,6 +396,8 @@ class ImageStorePipeline(ImagesPipeline):
             meta["handle_httpstatus_list"] = self.handle_httpstatus_list
         else:
             meta["handle_httpstatus_all"] = True
+        if adapter.get("source") == "link-href":
+            meta["imgscraper_link"] = True
         headers = {"Accept": self.IMAGE_ACCEPT}
         if adapter.get("page"):
             headers["Referer"] = adapter["page"]
@@ -560,6 +571,9 @@ class ImageStorePipeline(ImagesPipeline):
             else:
                 stored, already_stored = await self._store_remotely(response, request, info, item)
         except ImageRejected as exc:
+            if exc.reason == "not-an-image" and request.meta.get("imgscraper_link") and _is_html(response):
+                # <a href="/wiki/File:Photo.jpg">: a page about the image, which links do not promise.
+                exc = ImageRejected("link-to-page", "a link to an image file name that is a page")
             remember = exc.reason in self.REMEMBERED_REJECTIONS and not request.url.startswith("data:")
             if remember and self.record is not None:
                 try:

@@ -632,6 +632,56 @@ def test_links_to_files_are_not_downloaded_as_pages(tmp_path, run_crawl):
     assert "'imgscraper/pages_not_html': 3" in result.stderr
 
 
+def test_links_to_image_file_names_that_are_pages_are_skipped(tmp_path, run_crawl):
+    """<a href="/wiki/File:A.jpg"> (MediaWiki) leads to a page about the image: skipped as
+    link-to-page, quietly, and not fetched again by the next crawl; an <img> whose URL
+    serves a page is still a failed image, and a link to a real image is stored."""
+    from httpserver import HTTPTestServer
+    from sitegen import make_png, sha256
+
+    (tmp_path / "thumb").mkdir()
+    (tmp_path / "full").mkdir()
+    thumb, full = make_png("thumb", (40, 30)), make_png("full", (80, 60))
+    (tmp_path / "thumb" / "A.png").write_bytes(thumb)
+    (tmp_path / "full" / "A.png").write_bytes(full)
+    (tmp_path / "index.html").write_text(
+        '<a href="/wiki/File:A.jpg"><img src="/thumb/A.png"></a> <a href="/files/B.jpg">B</a>'
+        ' <a href="/full/A.png">full size</a> <img src="/broken.jpg">'
+    )
+    page = b"<!DOCTYPE html><html><body><p>About this file</p></body></html>"
+
+    def html(content_type: str):
+        return lambda handler: handler.send_body(page, content_type=content_type) or True
+
+    with HTTPTestServer(tmp_path) as server:
+        server.add_handler("/wiki/*", html("text/html; charset=utf-8"))
+        server.add_handler("/files/*", html("image/jpeg"))  # by its name; the bytes are a page
+        server.add_handler("/broken.jpg", html("text/html"))
+        store = tmp_path / "store"
+        result = run_crawl(["-a", f"url={server.url}"], store=store)
+        assert result.returncode == 0, result.tail()
+        items = {i["url"].removeprefix(server.url): i for i in result.items}
+        assert {url: (i["status"], i["reason"], i["source"]) for url, i in items.items()} == {
+            "thumb/A.png": ("downloaded", "", "img"),
+            "broken.jpg": ("failed", "not-an-image", "img"),
+            "wiki/File:A.jpg": ("skipped", "link-to-page", "link-href"),
+            "files/B.jpg": ("skipped", "link-to-page", "link-href"),
+            "full/A.png": ("downloaded", "", "link-href"),
+        }
+        assert sorted(p.read_bytes() for p in (store / "full").iterdir()) == sorted([thumb, full])
+        assert items["full/A.png"]["checksum"] == sha256(full)
+        assert "'imgscraper/images/skipped/link-to-page': 2" in result.stderr
+        assert "WARNING: Image failed (not-an-image): " + server.url + "broken.jpg" in result.stderr
+        assert "File:A.jpg" not in "".join(line for line in result.stderr.splitlines() if "WARNING" in line)
+
+        server.log.clear()
+        again = run_crawl(["-a", f"url={server.url}"], store=store)
+        assert again.returncode == 0, again.tail()
+        assert {i["url"].removeprefix(server.url): i["reason"] for i in again.items if i["status"] == "skipped"} == {
+            "wiki/File:A.jpg": "link-to-page", "files/B.jpg": "link-to-page"}
+        assert server.log.count(path="/wiki/File:A.jpg") == server.log.count(path="/files/B.jpg") == 0
+
+
 @pytest.mark.parametrize("depth", [0, 1])
 def test_frames_are_part_of_the_page_where_links_stop(tmp_path, run_crawl, depth):
     """The same-site pages a page shows in <frame>/<iframe> are crawled with it, even where

@@ -404,7 +404,7 @@ class ImagesSpider(scrapy.Spider):
                     continue
                 self.seen_images.add(key)
                 self.crawler.stats.inc_value("imgscraper/images/found")
-            item = ImageItem(url=ref.url, page=page)
+            item = ImageItem(url=ref.url, page=page, source=ref.source)
             if journal_page is not None:
                 self.tracker.acquire(journal_page)
                 self.item_pages[id(item)] = journal_page
