@@ -328,6 +328,20 @@ def _clean_url(value: str) -> str:
     return strip_html5_whitespace(value).translate(_TAB_AND_NEWLINE)
 
 
+#: Three or more slashes where an http(s) URL's authority starts: one host follows.
+_EXTRA_SLASHES = re.compile(r"^((?:https?:)?)/{3,}", re.IGNORECASE)
+
+
+def _as_browsers_read(url: str) -> str:
+    """*url* as browsers read an http(s) URL (the WHATWG URL standard): a backslash
+    before the query is a slash (``\\images\\a.jpg`` of pages written on Windows), and
+    ``https:///host/`` or ``///host/`` names ``host``."""
+    if "\\" in url:
+        end = min([i for i in (url.find("?"), url.find("#")) if i >= 0] or [len(url)])
+        url = url[:end].replace("\\", "/") + url[end:]
+    return _EXTRA_SLASHES.sub(r"\1//", url) if "///" in url else url
+
+
 def _http_url(url: str, base_url: str) -> str | None:
     """Return the clean *url* resolved against *base_url*, without fragment
     and with its scheme in lower case, or ``None`` if it is empty,
@@ -335,6 +349,7 @@ def _http_url(url: str, base_url: str) -> str | None:
     """
     if not url or url.startswith("#"):
         return None
+    url = _as_browsers_read(url)
     if not _HTTP_URL.match(url):
         url = urljoin(base_url, url)
         if not _HTTP_URL.match(url):

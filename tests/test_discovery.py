@@ -537,6 +537,22 @@ def test_plain_img_attributes_of_old_lazy_loaders_and_forums():
     ]
 
 
+def test_urls_are_read_as_browsers_read_them():
+    html = r"""
+        <img src="\images\win.jpg"> <img src="photos\rel.png?caption=a\b">
+        <img src="https:///cdn.example.com/three.jpg"> <img src="///cdn.example.com/relative.jpg">
+        <img src="/path///kept.jpg">
+    """
+    assert urls(html) == [
+        "https://example.com/images/win.jpg",
+        r"https://example.com/blog/photos/rel.png?caption=a\b",  # a query keeps its backslashes
+        "https://cdn.example.com/three.jpg",
+        "https://cdn.example.com/relative.jpg",
+        "https://example.com/path///kept.jpg",
+    ]
+    assert find_page_links(r'<a href="\archive\2001.html">2001</a>', PAGE) == ["https://example.com/archive/2001.html"]
+
+
 def test_data_attributes_that_are_not_images():
     html = """
         <div class="share" data-url="https://example.com/blog/post.html" data-title="A. B"></div>
