@@ -753,9 +753,11 @@ def _fill_width(urls: list[str], widths_value: str | None, srcset_mode: str) -> 
 
 def _other_img_attribute_urls(attribute: _SmartString, srcset_mode: str) -> list[str]:
     """Return the image file URL an ``<img>`` attribute other than ``src``,
-    ``srcset`` and ``data-*`` holds, if any."""
+    ``srcset`` and ``data-*`` holds, if any (the srcset's, if its name says so)."""
     if attribute.attrname.startswith(("on", "aria-")):
         return []
+    if "srcset" in attribute.attrname:  # NitroPack's nitro-lazy-srcset
+        return pick_srcset(parse_srcset(attribute), srcset_mode)
     value = strip_html5_whitespace(attribute)
     return [value] if is_image_url(value) and not _HAS_WHITESPACE.search(value) else []
 
@@ -846,8 +848,8 @@ _IMAGE_FINDERS: tuple[tuple[str, etree.XPath, _Reader], ...] = (
         ),
         _data_attribute_urls,
     ),
-    # Lazy loaders of old and forum software (Discuz!) use plain attributes too:
-    # <img lazy-src="...">, <img original="...">, <img file="..." zoomfile="...">.
+    # Lazy loaders of old, NitroPack and forum software (Discuz!) use plain attributes too:
+    # <img lazy-src="...">, <img nitro-lazy-src="...">, <img file="..." zoomfile="...">.
     (
         "lazy",
         etree.XPath(

@@ -523,6 +523,7 @@ def test_plain_img_attributes_of_old_lazy_loaders_and_forums():
         <img class="lazy" original="/photos/2.png">
         <img src="static/image/common/none.gif" file="data/attachment/forum/3.jpg"
              zoomfile="data/attachment/forum/3_big.jpg">
+        <img nitro-lazy-src="/photos/5.webp" nitro-lazy-srcset="/photos/5-300.webp 300w, /photos/5-900.webp 900w">
         <img src="/photos/4.jpg" alt="IMG_0042.JPG" title="holiday.jpg" onerror="this.src='/x.jpg'"
              aria-label="see photo.jpg" width="100.5" sizes="(max-width: 600px) 480px">
     """
@@ -534,6 +535,8 @@ def test_plain_img_attributes_of_old_lazy_loaders_and_forums():
         ("https://example.com/photos/2.png", "lazy"),
         ("https://example.com/blog/data/attachment/forum/3.jpg", "lazy"),
         ("https://example.com/blog/data/attachment/forum/3_big.jpg", "lazy"),
+        ("https://example.com/photos/5.webp", "lazy"),
+        ("https://example.com/photos/5-900.webp", "lazy"),
     ]
 
 
