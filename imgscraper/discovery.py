@@ -640,9 +640,16 @@ def _srcdoc_urls(html: _SmartString, srcset_mode: str) -> list[str]:
 #: A quoted string of a script (JavaScript, JSON, a template) ending with an image file
 #: extension, maybe followed by a query: no whitespace, quote, angle bracket or template
 #: brace inside (the closing quote may be escaped: HTML inside a JSON string).
+_IMAGE_EXTENSION_GROUP = "(?:%s)" % "|".join(sorted(IMAGE_EXTENSIONS, key=len, reverse=True))
 _SCRIPT_IMAGE_STRING = re.compile(
-    r"""["']([^"'\s<>{}]{1,2000}?\.(?:%s)(?:[?#][^"'\s<>{}]{0,2000})?)\\?["']"""
-    % "|".join(sorted(IMAGE_EXTENSIONS, key=len, reverse=True)),
+    r"""["'`]([^"'`\s<>{}]{1,2000}?\.%s(?:[?#][^"'`\s<>{}]{0,2000})?)\\?["'`]""" % _IMAGE_EXTENSION_GROUP,
+    re.IGNORECASE,
+)
+#: CSS ``url(...)`` of an image file inside a script's strings
+#: (``el.style.backgroundImage = "url(/img/hero.jpg)"``).
+_SCRIPT_CSS_URL = re.compile(
+    r"""url\(\s*(?:\\?["'])?([^"'`\s<>{}()]{1,2000}?\.%s(?:[?#][^"'`\s<>{}()]{0,2000})?)(?:\\?["'])?\s*\)"""
+    % _IMAGE_EXTENSION_GROUP,
     re.IGNORECASE,
 )
 #: Escapes of "/" and "&" that JSON and JavaScript strings use in URLs.
@@ -654,10 +661,17 @@ def _script_image_urls(text: _SmartString, srcset_mode: str) -> list[str]:
     ``/``, ``./`` or ``../`` (a bare file name is more often a setting than an image)."""
     urls = []
     for match in _SCRIPT_IMAGE_STRING.finditer(text):
-        url = _SCRIPT_ESCAPES.sub(lambda m: "&" if m[0].endswith("26") else "/", match[1])
+        url = _unescape_script_url(match[1])
         if _looks_like_url(url) and is_image_url(url):
             urls.append(url)
+    if "url(" in text:
+        urls += [url for match in _SCRIPT_CSS_URL.finditer(text) if is_image_url(url := _unescape_script_url(match[1]))]
     return urls
+
+
+def _unescape_script_url(url: str) -> str:
+    # A query runs up to the closing quote, which may be escaped (\").
+    return _SCRIPT_ESCAPES.sub(lambda m: "&" if m[0].endswith("26") else "/", url).rstrip("\\")
 
 
 # --- data-* attributes -------------------------------------------------------

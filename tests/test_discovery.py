@@ -388,6 +388,25 @@ def test_image_urls_quoted_in_inline_scripts():
     assert found(html, scripts=False) == [("https://example.com/first.jpg", "img")]
 
 
+def test_css_urls_and_template_literals_in_inline_scripts():
+    html = r"""
+        <script>
+          hero.style.backgroundImage = "url(/img/hero.jpg)";
+          var card = '<div style="background: url(img/card.png)"></div>';
+          var state = {"css": "background:url(https:\/\/cdn.example.com\/bg\/1.png)", "q": "url("/q/2.gif?x=1")"};
+          const still = `/img/static.webp`, dynamic = `/img/${id}.jpg`;
+          var font = "url(/fonts/a.woff2)", plain = "url(/api/image)";
+        </script>
+    """
+    assert urls(html) == [
+        "https://example.com/q/2.gif?x=1",
+        "https://example.com/img/static.webp",
+        "https://example.com/img/hero.jpg",
+        "https://example.com/blog/img/card.png",
+        "https://cdn.example.com/bg/1.png",
+    ]
+
+
 def test_script_images_come_before_noscript_fallbacks():
     html = """
         <noscript><img src="/fallback.jpg"></noscript>
