@@ -187,8 +187,9 @@ def find_stylesheets(document: Selector | str, base_url: str) -> list[str]:
     """Return the external style sheets *document* loads, each once, in order.
 
     These are the absolute ``http(s)`` URLs of ``<link rel="stylesheet">``
-    (and ``<link rel="preload" as="style">``). Browsers load the background
-    images these sheets name: :func:`find_css_images` reads them.
+    (and ``<link rel="preload" as="style">``), then of the ``@import`` rules
+    of ``<style>`` blocks. Browsers load the background images these sheets
+    name: :func:`find_css_images` reads them.
     """
     root = _as_selector(document).root
     base_url = _document_base_url(root, base_url)
@@ -197,6 +198,8 @@ def find_stylesheets(document: Selector | str, base_url: str) -> list[str]:
         url = _http_url(_clean_url(value), base_url)
         if url:
             sheets[url] = None
+    for css in _STYLE_IMPORTS(root):
+        sheets.update(dict.fromkeys(css_import_urls(css, base_url)))
     return list(sheets)
 
 
@@ -897,6 +900,7 @@ _STYLESHEET_LINKS = etree.XPath(
     f"//link[contains({_lower('@rel')}, 'stylesheet')"
     f" or ({_is_one_of('@rel', ['preload'])} and {_is_one_of('@as', ['style'])})]/@href"
 )
+_STYLE_IMPORTS = etree.XPath("//style[contains(., '@import')]/text()")
 _PAGE_LINKS = etree.XPath("//a/@href | //area/@href | //iframe/@src | //frame/@src")
 _FRAMES = etree.XPath("//iframe/@src | //frame/@src")
 

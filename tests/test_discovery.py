@@ -1109,11 +1109,15 @@ def test_find_stylesheets():
         '<base href="/b/"><link rel="stylesheet" href="site.css"><link rel="preload" as="style" href="late.css#x">'
         '<link rel="alternate stylesheet" href="//cdn.example/alt.css"><link rel="icon" href="i.ico">'
         '<link rel="stylesheet" href="site.css"><link rel="preload" as="font" href="f.woff2">'
+        '<style>@import url("theme.css"); @import \'print.css\' print; @import "site.css"; .x{color:red}</style>'
+        '<style>.y{background:url(import.png)}</style>'
     )
     assert find_stylesheets(html, "https://example.com/p/page.html") == [
         "https://example.com/b/site.css",
         "https://example.com/b/late.css",
         "https://cdn.example/alt.css",
+        "https://example.com/b/theme.css",
+        "https://example.com/b/print.css",
     ]
 
 

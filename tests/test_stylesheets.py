@@ -20,22 +20,26 @@ def png(color: tuple[int, int, int]) -> bytes:
 @pytest.fixture
 def css_site(tmp_path):
     files = {
-        "index.html": b'<html><head><link rel="stylesheet" href="/css/site.css"></head><body><p>hi</p></body></html>',
+        "index.html": b'<html><head><link rel="stylesheet" href="/css/site.css"></head><body><p>hi</p>'
+        b'<style>@import "css/inline.css";</style></body></html>',
+        "css/inline.css": b".banner{background:url(/img/banner.png)}",
         "css/site.css": b'@import url("more.css");\n.hero{background:url(../img/hero.png)}\n'
         b"@font-face{font-family:f;src:url(../fonts/f.woff2)}",
         "css/more.css": b".card{background-image:url('/img/card.png')}",
         "img/hero.png": png((200, 10, 10)),
         "img/card.png": png((10, 200, 10)),
+        "img/banner.png": png((10, 10, 200)),
         "robots.txt": b"User-agent: *\nDisallow:\n",
     }
     for name, data in files.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(data)
     with HTTPTestServer(tmp_path) as server:
-        yield server, {server.url_for(f"img/{n}"): hashlib.sha256(files[f"img/{n}"]).hexdigest() for n in ("hero.png", "card.png")}
+        yield server, {server.url_for(f"img/{n}"): hashlib.sha256(files[f"img/{n}"]).hexdigest() for n in ("hero.png", "card.png", "banner.png")}
 
 
 def test_images_from_stylesheets_and_their_imports_are_stored(css_site, run_crawl):
+    """Sheets linked by the page, imported by them, and imported by the page's <style>."""
     server, expected = css_site
     result = run_crawl(["-a", f"url={server.url}"])
     assert result.returncode == 0, result.tail()
