@@ -567,6 +567,15 @@ def test_bad_arguments(srv, run_crawl, args, keywords):
     assert not requests_for(srv, result, srv.url), "start page fetched despite bad arguments"
 
 
+def test_start_url_typed_without_a_scheme(srv, run_crawl, site):
+    """``-a url=127.0.0.1:PORT/`` crawls http://127.0.0.1:PORT/ (an address: http, as a browser tries it)."""
+    result = crawl(srv, run_crawl, "-a", f"url={srv.url.removeprefix('http://')}")
+    assert_ok(result)
+    assert f"Start URL '{srv.url.removeprefix('http://')}' has no scheme: crawling {srv.url}" in result.stderr
+    assert len(requests_for(srv, result, srv.url)) == 1
+    assert sum(item["status"] == "downloaded" for item in result.items) > 0
+
+
 def test_start_page_404(srv, run_crawl):
     url = srv.url + "no-such-page.html"
     result = crawl(srv, run_crawl, "-a", f"url={url}")

@@ -100,12 +100,28 @@ def test_start_urls_from_argument_and_file(tmp_path):
     ]
 
 
+def test_start_urls_typed_without_a_scheme(tmp_path, caplog):
+    urls_file = tmp_path / "sites.txt"
+    urls_file.write_text("www.example.co.uk:8443/gallery?page=2\n", encoding="utf-8")
+    with caplog.at_level("INFO"):
+        urls = parse_start_urls("example.com, 127.0.0.1:8080/p, localhost, [::1]:8000/", str(urls_file))
+    assert urls == [
+        "https://example.com",
+        "http://127.0.0.1:8080/p",
+        "http://localhost",
+        "http://[::1]:8000/",
+        "https://www.example.co.uk:8443/gallery?page=2",
+    ]
+    assert "Start URL 'example.com' has no scheme: crawling https://example.com" in caplog.text
+
+
 @pytest.mark.parametrize(
     ("url", "urls_file", "message"),
     [
         (None, None, "no start URL"),
         ("ftp://example.com/", None, r"not an http\(s\) URL"),
-        ("example.com", None, r"not an http\(s\) URL"),
+        ("mailto:photos@example.com", None, r"not an http\(s\) URL"),
+        ("/var/www/index.html", None, r"not an http\(s\) URL"),
         ("https://", None, r"not an http\(s\) URL"),
         (None, "/nonexistent/sites.txt", "cannot read urls_file"),
     ],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -68,7 +69,7 @@ def parse_start_urls(url: str | None, urls_file: str | None) -> list[str]:
         except OSError as exc:
             raise ArgumentError(f"cannot read urls_file {urls_file!r}: {exc.strerror}") from None
         candidates += [line.strip() for line in lines if not line.strip().startswith("#")]
-    urls = [u for u in candidates if u]
+    urls = [with_guessed_scheme(u) for u in candidates if u]
     if not urls:
         raise ArgumentError("no start URL: pass -a url=https://example.com (or -a urls_file=FILE)")
     for start_url in urls:
@@ -76,6 +77,22 @@ def parse_start_urls(url: str | None, urls_file: str | None) -> list[str]:
         if scheme.lower() not in ("http", "https") or not rest.strip("/"):
             raise ArgumentError(f"url {start_url!r} is not an http(s) URL: pass e.g. -a url=https://example.com")
     return list(dict.fromkeys(urls))
+
+
+#: A host name or address, maybe with a port, then maybe a path: what people type for a site.
+_SCHEMELESS_URL = re.compile(r"(?P<host>localhost|\[[0-9a-fA-F:.]+\]|[\w-]+(?:\.[\w-]+)+)(?::\d+)?(?:[/?#].*)?", re.DOTALL)
+_IP_ADDRESS = re.compile(r"\[.*\]|[\d.]+")
+
+
+def with_guessed_scheme(url: str) -> str:
+    """``url``, or for a site typed without a scheme (``example.com/gallery``) its URL as a
+    browser would try it: ``https://``, or ``http://`` for ``localhost`` and IP addresses."""
+    match = _SCHEMELESS_URL.fullmatch(url)
+    if "://" in url or not match:
+        return url
+    scheme = "http" if match["host"] == "localhost" or _IP_ADDRESS.fullmatch(match["host"]) else "https"
+    logger.info("Start URL %r has no scheme: crawling %s://%s", url, scheme, url)
+    return f"{scheme}://{url}"
 
 
 def parse_depth(depth: Any) -> int:
