@@ -640,10 +640,10 @@ def _srcdoc_urls(html: _SmartString, srcset_mode: str) -> list[str]:
     return [url for _, url in _image_references(Selector(text=str(html)).root, srcset_mode)]
 
 
+_IMAGE_EXTENSION_GROUP = "(?:%s)" % "|".join(sorted(IMAGE_EXTENSIONS, key=len, reverse=True))
 #: A quoted string of a script (JavaScript, JSON, a template) ending with an image file
 #: extension, maybe followed by a query: no whitespace, quote, angle bracket or template
 #: brace inside (the closing quote may be escaped: HTML inside a JSON string).
-_IMAGE_EXTENSION_GROUP = "(?:%s)" % "|".join(sorted(IMAGE_EXTENSIONS, key=len, reverse=True))
 _SCRIPT_IMAGE_STRING = re.compile(
     r"""["'`]([^"'`\s<>{}]{1,2000}?\.%s(?:[?#][^"'`\s<>{}]{0,2000})?)\\?["'`]""" % _IMAGE_EXTENSION_GROUP,
     re.IGNORECASE,
