@@ -839,6 +839,8 @@ _XLINK_HREF = "@*[name() = 'xlink:href']"
 _IMAGE_FINDERS: tuple[tuple[str, etree.XPath, _Reader], ...] = (
     ("meta", etree.XPath(f"//meta[{_META_IMAGES}]/@content"), _url),
     ("link", etree.XPath(f"//link[{_LINK_IMAGES}]/@href"), _url),
+    # Browsers fetch prefetched resources too: the next slide, the next page's hero.
+    ("link", etree.XPath(f"//link[contains({_lower('@rel')}, 'prefetch')]/@href"), _image_file_url),
     (
         "link",
         etree.XPath(f"//link[{_is_one_of('@as', ['image'])}]/@imagesrcset"),

@@ -698,6 +698,8 @@ def test_link_images():
         <link rel="preload" as="font" href="/font.woff2">
         <link rel="stylesheet" href="/site.css">
         <link rel="canonical" href="/blog/post.html">
+        <link rel="prefetch" href="/slides/next.webp"> <link rel="prefetch" href="/next.html">
+        <link rel="dns-prefetch" href="//cdn.example.com">
     """
     assert urls(html) == [
         "https://example.com/favicon.ico",
@@ -707,6 +709,7 @@ def test_link_images():
         "https://example.com/safari-pinned-tab.svg",
         "https://example.com/image-src.jpg",
         "https://example.com/hero.jpg",
+        "https://example.com/slides/next.webp",
         "https://example.com/hero-1600.jpg",
     ]
     assert {image.source for image in find_images(html, PAGE)} == {"link"}
