@@ -7,7 +7,7 @@ import logging
 from scrapy import signals
 from scrapy.crawler import Crawler
 
-__all__ = ["CloseHandlersOnEarlyClose", "OneLinePerFailure", "OneLineRobotsErrors"]
+__all__ = ["CloseHandlersOnEarlyClose", "OneLinePerFailure", "OneLineRobotsErrors", "OneWarningPerHandlerClass"]
 
 ROBOTSTXT_LOGGER = "scrapy.downloadermiddlewares.robotstxt"
 
@@ -71,6 +71,40 @@ class OneLinePerFailure(logging.Filter):
     def spider_closed(self) -> None:
         for name in self.LOGGERS:
             logging.getLogger(name).removeFilter(self)
+
+
+class OneWarningPerHandlerClass(logging.Filter):
+    """Let through once the warning Scrapy logs for each download handler it builds.
+
+    Without the Twisted reactor, Scrapy builds its aiohttp handler for
+    ``http`` and for ``https`` and says twice, at the start of every crawl,
+    that it is experimental. Once is enough.
+    """
+
+    LOGGER = "scrapy.core.downloader.handlers._base_streaming"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[str] = set()
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> OneWarningPerHandlerClass:
+        extension = cls()
+        logging.getLogger(cls.LOGGER).addFilter(extension)
+        crawler.signals.connect(extension.spider_closed, signal=signals.spider_closed)
+        return extension
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.WARNING:
+            return True
+        message = record.getMessage()
+        if message in self.seen:
+            return False
+        self.seen.add(message)
+        return True
+
+    def spider_closed(self) -> None:
+        logging.getLogger(self.LOGGER).removeFilter(self)
 
 
 class CloseHandlersOnEarlyClose:

@@ -56,6 +56,7 @@ ADDONS = {
 EXTENSIONS = {
     "imgscraper.extensions.OneLineRobotsErrors": 0,
     "imgscraper.extensions.OneLinePerFailure": 0,
+    "imgscraper.extensions.OneWarningPerHandlerClass": 0,
     "imgscraper.summary.CrawlSummary": 0,
     "imgscraper.progress.CrawlProgress": 0,
     "imgscraper.gallery.Gallery": 0,

@@ -212,6 +212,11 @@ def test_full_log_has_no_traceback(full):
     assert not culprits, "log records with a traceback:\n" + "\n".join(culprits)
 
 
+def test_full_log_warns_once_about_the_experimental_handler(full):
+    # Scrapy says it for the http and the https handler.
+    assert full.stderr.count("AiohttpDownloadHandler is experimental") == 1, full.tail()
+
+
 def test_full_one_item_per_discovered_url(full, site):
     problems = check_item_set(full, site.discovered_at(2))
     assert not problems, fmt(problems, full)
