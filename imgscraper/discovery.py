@@ -126,8 +126,9 @@ def find_images(
     ``<noscript>`` content last; each kind in document order. The first
     reference to a URL sets its :attr:`ImageRef.source`.
 
-    Values that are empty, fragment-only, or resolve to anything but an
-    ``http(s)`` URL or a ``data:image/...`` URI are ignored; when *ignored*
+    Values that are empty, fragment-only, malformed (``http://[``, a port
+    over 65535), or resolve to anything but an ``http(s)`` URL or a
+    ``data:image/...`` URI are ignored; when *ignored*
     is a list, the resolved URLs dropped for their scheme (``file:``,
     ``ftp:``, ``javascript:``, non-image ``data:``...) are appended to it.
     URLs are kept as the page spells them once resolved (no
@@ -323,7 +324,10 @@ def _document_base_url(root: etree._Element, page_url: str) -> str:
     """
     hrefs = _BASE_HREF(root)
     href = strip_html5_whitespace(hrefs[0]) if hrefs else ""
-    return urljoin(page_url, href) if href else page_url
+    try:
+        return urljoin(page_url, href) if href else page_url
+    except ValueError:  # a malformed one (http://[): browsers ignore it too
+        return page_url
 
 
 def _clean_url(value: str) -> str:
@@ -348,16 +352,29 @@ def _as_browsers_read(url: str) -> str:
 def _http_url(url: str, base_url: str) -> str | None:
     """Return the clean *url* resolved against *base_url*, without fragment
     and with its scheme in lower case, or ``None`` if it is empty,
-    fragment-only or not ``http(s)``.
+    fragment-only, not ``http(s)`` or malformed.
     """
     if not url or url.startswith("#"):
         return None
     url = _as_browsers_read(url)
     if not _HTTP_URL.match(url):
-        url = urljoin(base_url, url)
+        try:
+            url = urljoin(base_url, url)
+        except ValueError:
+            return None
         if not _HTTP_URL.match(url):
             return None
-    return _lower_scheme(url.split("#", 1)[0])
+    return _lower_scheme(url.split("#", 1)[0]) if _has_valid_authority(url) else None
+
+
+def _has_valid_authority(url: str) -> bool:
+    """Whether *url*'s host and port parse, as Scrapy's ``Request`` parses them
+    (``http://[`` and ``https://host:99999`` make no request)."""
+    try:
+        urlsplit(url).port  # noqa: B018 - reading it is the check
+    except ValueError:
+        return False
+    return True
 
 
 def _image_url(value: str, base_url: str) -> str | None:

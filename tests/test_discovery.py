@@ -575,6 +575,20 @@ def test_urls_are_read_as_browsers_read_them():
     assert find_page_links(r'<a href="\archive\2001.html">2001</a>', PAGE) == ["https://example.com/archive/2001.html"]
 
 
+def test_malformed_urls_are_skipped_not_fatal():
+    from imgscraper.discovery import find_stylesheets
+
+    html = """
+        <base href="http://[broken">
+        <img src="http://[::1/a.png"> <img src="https://cdn.example.com:99999/b.png"> <img src="/ok.png">
+        <a href="http://host:port/page.html">x</a> <a href="/next.html">next</a>
+        <style>@import url(http://[bad/x.css); .a{background:url(https://h:70000/c.png)}</style>
+    """
+    assert urls(html) == ["https://example.com/ok.png"]  # the broken <base> is ignored, as browsers do
+    assert find_page_links(html, PAGE) == ["https://example.com/next.html"]
+    assert find_stylesheets(html, PAGE) == []
+
+
 def test_data_attributes_that_are_not_images():
     html = """
         <div class="share" data-url="https://example.com/blog/post.html" data-title="A. B"></div>

@@ -122,6 +122,8 @@ def test_start_urls_typed_without_a_scheme(tmp_path, caplog):
         ("ftp://example.com/", None, r"not an http\(s\) URL"),
         ("mailto:photos@example.com", None, r"not an http\(s\) URL"),
         ("/var/www/index.html", None, r"not an http\(s\) URL"),
+        ("http://[::1", None, r"malformed \(Invalid IPv6 URL\)"),
+        ("https://example.com:99999/", None, r"malformed \(Port out of range"),
         ("https://", None, r"not an http\(s\) URL"),
         (None, "/nonexistent/sites.txt", "cannot read urls_file"),
     ],

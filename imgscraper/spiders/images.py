@@ -7,6 +7,7 @@ import re
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import scrapy
 from scrapy import signals
@@ -76,6 +77,10 @@ def parse_start_urls(url: str | None, urls_file: str | None) -> list[str]:
         scheme, _, rest = start_url.partition("://")
         if scheme.lower() not in ("http", "https") or not rest.strip("/"):
             raise ArgumentError(f"url {start_url!r} is not an http(s) URL: pass e.g. -a url=https://example.com")
+        try:
+            urlsplit(start_url).port  # noqa: B018 - reading it is the check
+        except ValueError as exc:
+            raise ArgumentError(f"url {start_url!r} is malformed ({exc}): pass e.g. -a url=https://example.com") from None
     return list(dict.fromkeys(urls))
 
 
