@@ -93,12 +93,13 @@ def check_values(settings: BaseSettings) -> Iterator[str]:
         except ValueError:
             yield (f"IMGSCRAPER_EXPIRES={expires!r} is not a duration such as 30m, 12h, 7d or 2w: "
                    "pass e.g. -s IMGSCRAPER_EXPIRES=12h")
-    for name in ("IMAGES_EXPIRES", "IMAGES_MIN_WIDTH", "IMAGES_MIN_HEIGHT", "IMGSCRAPER_MAX_PAGES"):
+    for name in ("IMAGES_EXPIRES", "IMAGES_MIN_WIDTH", "IMAGES_MIN_HEIGHT", "IMGSCRAPER_MAX_PAGES",
+                 "IMGSCRAPER_HOST_FAILURES", "IMGSCRAPER_FAILURE_LINES"):
         yield from _number(settings, name, int, 0)
     for name in ("CONCURRENT_REQUESTS", "CONCURRENT_REQUESTS_PER_DOMAIN"):
         yield from _number(settings, name, int, 1)
     for name in ("DOWNLOAD_TIMEOUT", "DOWNLOAD_DELAY", "IMGSCRAPER_PROGRESS_INTERVAL", "IMGSCRAPER_RETRY_AFTER_MAX",
-                 "IMGSCRAPER_RENDER_TIMEOUT"):
+                 "IMGSCRAPER_RENDER_TIMEOUT", "IMGSCRAPER_HOST_COOLDOWN"):
         yield from _number(settings, name, float, 0)
     yield from _number(settings, "IMGSCRAPER_RENDER_MAX_PAGES", int, 1)
     yield from _number(settings, "IMGSCRAPER_PROCESSES", int, 0)

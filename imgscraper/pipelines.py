@@ -103,6 +103,8 @@ _FAILURE_REASONS = {
 _IGNORE_REQUEST_FAILURES = {
     "max redirections reached": "too-many-redirects",
     "exceeded DOWNLOAD_MAXSIZE": "too-large",
+    # imgscraper.hosts.HostUnreachable
+    "is unreachable": "host-unreachable",
 }
 
 

@@ -39,6 +39,8 @@ RETRY_GIVE_UP_LOG_LEVEL = "DEBUG"
 DOWNLOADER_MIDDLEWARES = {
     "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
     "imgscraper.middlewares.RetryAfterMiddleware": 550,
+    # Closest to the download handler: it sees every attempt before the retry middleware.
+    "imgscraper.hosts.UnreachableHostMiddleware": 950,
 }
 # Only http(s) and data: are fetched: no local files or FTP, whatever a page or redirect says.
 DOWNLOAD_HANDLERS = {"file": None, "ftp": None}
@@ -56,6 +58,7 @@ ADDONS = {
 EXTENSIONS = {
     "imgscraper.extensions.OneLineRobotsErrors": 0,
     "imgscraper.extensions.OneLinePerFailure": 0,
+    "imgscraper.extensions.FewLinesPerFailureHost": 0,
     "imgscraper.extensions.OneWarningPerHandlerClass": 0,
     "imgscraper.summary.CrawlSummary": 0,
     "imgscraper.progress.CrawlProgress": 0,
@@ -102,6 +105,14 @@ IMGSCRAPER_SKIP_TRACKING_PIXELS = True
 IMGSCRAPER_EXPIRES = ""
 # Longest Retry-After (seconds) waited before a retry; a longer one fails the request.
 IMGSCRAPER_RETRY_AFTER_MAX = 60
+# Connection failures or timeouts in a row after which a host counts as down: its requests
+# fail at once as host-unreachable until a probe gets an answer (imgscraper/hosts.py). 0: off.
+IMGSCRAPER_HOST_FAILURES = 3
+# Seconds a down host is left alone before one request probes it again.
+IMGSCRAPER_HOST_COOLDOWN = 60.0
+# WARNING lines per failure reason and host (image or page); the others are counted in one
+# line at the end of the crawl ("... and 93 more http-404 from example.com"). 0: a line each.
+IMGSCRAPER_FAILURE_LINES = 3
 # Most pages one crawl requests (start pages included); 0: no limit. Bounds link traps.
 IMGSCRAPER_MAX_PAGES = 0
 # Live progress display on stderr when it is a terminal.
