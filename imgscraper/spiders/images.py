@@ -321,7 +321,8 @@ class ImagesSpider(scrapy.Spider):
             self.crawler.stats.inc_value("imgscraper/start_pages_failed")
             logger.error("Cannot fetch start page %s: %s", request.url, detail)
         else:
-            logger.warning("Cannot fetch page %s: %s", request.url, detail)
+            # With reason and url in its arguments: imgscraper.extensions.FewLinesPerFailureHost.
+            logger.warning("Cannot fetch page %(url)s: %(detail)s", {"url": request.url, "detail": detail, "reason": reason})
 
     def parse(self, response: Response) -> Iterator[ImageItem | Request]:
         """Yield the page's new images, its style sheets, then its links while under ``depth``.
