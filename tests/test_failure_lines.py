@@ -39,7 +39,7 @@ def warnings(result) -> list[str]:
 
 def test_first_three_failures_per_reason_and_host_then_one_line(site, run_crawl):
     server, other = site
-    result = run_crawl(["-a", f"url={server.url}", "-a", "depth=1", "-s", "TWISTED_REACTOR_ENABLED=True"])
+    result = run_crawl(["-a", f"url={server.url}", "-a", "depth=1"])
     assert result.returncode == 0, result.tail()
     lines = warnings(result)
     assert len(lines) == 3 + 3 + 2, lines
@@ -61,8 +61,7 @@ def test_first_three_failures_per_reason_and_host_then_one_line(site, run_crawl)
 
 def test_a_line_per_failure_when_off(site, run_crawl):
     server, _ = site
-    result = run_crawl(["-a", f"url={server.url}", "-a", "depth=1", "-s", "IMGSCRAPER_FAILURE_LINES=0",
-                        "-s", "TWISTED_REACTOR_ENABLED=True"])
+    result = run_crawl(["-a", f"url={server.url}", "-a", "depth=1", "-s", "IMGSCRAPER_FAILURE_LINES=0"])
     assert result.returncode == 0, result.tail()
     lines = warnings(result)
     assert len([line for line in lines if line.startswith("Image failed (http-404)")]) == MISSING_IMAGES + OTHER_MISSING

@@ -2,8 +2,7 @@
 
 Real servers on 127.0.0.0/8: the pages on an :class:`HTTPTestServer` on
 127.0.0.1, the dead host a :class:`BlackHole` on 127.0.0.3 (accepts
-connections, never answers). The crawls run on Scrapy's HTTP/1.1 handler
-(the Twisted reactor).
+connections, never answers).
 """
 
 from __future__ import annotations
@@ -21,7 +20,6 @@ from httpserver import HTTPTestServer, RequestHandler
 TIMEOUT = 2
 GOOD_IMAGES = 10
 DEAD_IMAGES = 40
-REACTOR = ["-s", "TWISTED_REACTOR_ENABLED=True"]
 
 
 def stat(result, name: str) -> float | None:
@@ -52,7 +50,7 @@ def test_dead_host_costs_one_timeout_and_spares_the_others(dead_host_site, run_c
     Before: every image waited its timeout and two retries (54 s with DOWNLOAD_TIMEOUT=3)."""
     server, hole = dead_host_site
     result = run_crawl(["-a", f"url={server.url}", "-s", f"DOWNLOAD_TIMEOUT={TIMEOUT}",
-                        "-s", f"ROBOTSTXT_OBEY={robots}", *REACTOR])
+                        "-s", f"ROBOTSTXT_OBEY={robots}"])
     assert result.returncode == 0, result.tail()
     items = result.by_url()
     assert len(items) == GOOD_IMAGES + DEAD_IMAGES
@@ -87,7 +85,7 @@ def test_dead_host_detection_off(dead_host_site, run_crawl):
     """IMGSCRAPER_HOST_FAILURES=0: every image waits its own timeout, as before."""
     server, hole = dead_host_site
     result = run_crawl(["-a", f"url={server.url}", "-s", "DOWNLOAD_TIMEOUT=1", "-s", "RETRY_TIMES=0",
-                        "-s", "ROBOTSTXT_OBEY=False", "-s", "IMGSCRAPER_HOST_FAILURES=0", *REACTOR])
+                        "-s", "ROBOTSTXT_OBEY=False", "-s", "IMGSCRAPER_HOST_FAILURES=0"])
     assert result.returncode == 0, result.tail()
     reasons = Counter(item["reason"] for item in result.items if hole.netloc in item["url"])
     assert reasons == {"timeout": DEAD_IMAGES}
@@ -127,7 +125,7 @@ def test_host_back_after_the_cooldown_has_its_images_stored(tmp_path, run_crawl)
                 "-a", f"url={server.url}", "-a", "depth=1", "-s", "DOWNLOAD_TIMEOUT=1", "-s", "ROBOTSTXT_OBEY=False",
                 "-s", "IMGSCRAPER_HOST_COOLDOWN=1",
                 # Page 2 comes 4.5 s after the start page: after its images failed (2 s) and the cool-down.
-                "-s", 'DOWNLOAD_SLOTS={"127.0.0.1": {"delay": 4.5, "jitter": 0}}', *REACTOR,
+                "-s", 'DOWNLOAD_SLOTS={"127.0.0.1": {"delay": 4.5, "jitter": 0}}',
             ])
             assert cdn, "page 2 was never requested"
             cdn[0].log.wait_idle()
