@@ -118,7 +118,7 @@ class FewLinesPerFailureHost(logging.Filter):
         if key[0] not in self.COUNTED_ONLY and self.logged[key] < self.lines:
             self.logged[key] += 1
             return True
-        self.dropped[(*key, self.LOGGERS.get(record.name, "request"))] += 1
+        self.dropped[(*key, self.LOGGERS[record.name])] += 1
         return False
 
     @staticmethod

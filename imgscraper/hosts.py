@@ -96,15 +96,13 @@ class UnreachableHostMiddleware:
     went down) and sees every response before another middleware replaces it.
     """
 
-    #: The exceptions that say the host could not be reached: the handlers' connection refused,
-    #: name not resolved and timeout, and Twisted's other connection errors (no route, ...).
-    FAILURES: tuple[type[BaseException], ...] = (
+    #: The exceptions that say the host could not be reached: connection refused, name not
+    #: resolved, timeout, and Twisted's connection errors Scrapy does not wrap (no route, ...).
+    FAILURES: tuple[type[Exception], ...] = (
         DownloadTimeoutError,
         DownloadConnectionRefusedError,
         CannotResolveHostError,
         ConnectError,
-        TimeoutError,
-        ConnectionRefusedError,
     )
 
     def __init__(self, crawler: Crawler, max_failures: int, cooldown: float):

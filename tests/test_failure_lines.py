@@ -70,7 +70,8 @@ def test_a_line_per_failure_when_off(site, run_crawl):
 
 
 def record(logger: str, reason: str, url: str, level: int = logging.WARNING) -> logging.LogRecord:
-    return logging.LogRecord(logger, level, __file__, 1, "Failed (%(reason)s): %(url)s", ({"reason": reason, "url": url},), None)
+    args = ({"reason": reason, "url": url},)
+    return logging.LogRecord(logger, level, __file__, 1, "Failed (%(reason)s): %(url)s", args, None)
 
 
 def test_counted_only_reasons_and_other_lines():
@@ -82,7 +83,7 @@ def test_counted_only_reasons_and_other_lines():
         for i in range(40)
     ]
     shown.append(lines.filter(record("imgscraper.spiders.images", "host-unreachable", "http://dead.example:8080/p")))
-    shown += [lines.filter(record("imgscraper.pipelines", "http-404", f"https://user@A.example/{i}.png")) for i in range(3)]
+    shown += [lines.filter(record("imgscraper.pipelines", "http-404", f"https://u@A.example/{n}")) for n in "abc"]
     shown += [lines.filter(record("imgscraper.pipelines", "not-an-image", "data:image/png;base64,AAAA"))]
     assert shown == [False] * 41 + [True, True, False, True]
     assert lines.filter(record("imgscraper.spiders.images", "http-404", "https://a.example/start", logging.ERROR))

@@ -322,7 +322,8 @@ class ImagesSpider(scrapy.Spider):
             logger.error("Cannot fetch start page %s: %s", request.url, detail)
         else:
             # With reason and url in its arguments: imgscraper.extensions.FewLinesPerFailureHost.
-            logger.warning("Cannot fetch page %(url)s: %(detail)s", {"url": request.url, "detail": detail, "reason": reason})
+            logger.warning("Cannot fetch page %(url)s: %(detail)s",
+                           {"url": request.url, "detail": detail, "reason": reason})
 
     def parse(self, response: Response) -> Iterator[ImageItem | Request]:
         """Yield the page's new images, its style sheets, then its links while under ``depth``.
