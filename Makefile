@@ -10,7 +10,7 @@ SCRAPY_ARGS ?=
 # Debian packages the tests need, installed by `make debs` when missing (add yours here).
 DEBS := chromium redis-server
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
-# Scrapyd (see "Scrapyd" in the README).
+# Scrapyd (see docs/scrapyd.md).
 SCRAPYD_PORT ?= 6800
 SCRAPYD_URL ?= http://127.0.0.1:$(SCRAPYD_PORT)
 SCRAPYD_HOME ?= $(HOME)/.local/share/imgscraper/scrapyd
@@ -30,10 +30,10 @@ STORE_URI = $(if $(findstring ://,$(STORE)),$(STORE),$(abspath $(STORE)))
 help:
 	@echo "make crawl URL=https://example.com [DEPTH=1] [STORE=images] [OUT=images.jsonl]"
 	@echo "make test"
-	@echo "make bench [BENCH_ARGS=...]   # a few minutes; see README, Speed"
+	@echo "make bench [BENCH_ARGS=...]   # a few minutes; see docs/benchmarks.md"
 	@echo "make scrapyd | make deploy | make schedule URL=https://example.com [DEPTH=1] [STORE=images] [SETTINGS='NAME=VALUE ...'] | make scheduler SCHEDULE=schedule.toml"
 	@echo "make bench-render [BENCH_ARGS=...]   # pages/s with and without -a render=yes"
-	@echo "make faults [TRIES=3]   # every fault scenario TRIES times: the table in the README (root: mounts a tmpfs)"
+	@echo "make faults [TRIES=3]   # every fault scenario TRIES times, as a table: docs/faults.md (root: mounts a tmpfs)"
 	@echo "make bench-workers [BENCH_ARGS=...]  # images/s of 1 and 2 workers sharing a crawl through Redis"
 
 # Two sets: what running the crawler needs (requirements.txt: install), and that plus
@@ -110,7 +110,7 @@ bench-workers: install-dev debs
 bench-render: install-dev debs
 	$(BIN)/python -m bench.render $(BENCH_ARGS)
 
-# Every fault scenario of the tests, TRIES times each, as a table (see README, Faults).
+# Every fault scenario of the tests, TRIES times each, as a table (see docs/faults.md).
 TRIES ?= 3
 faults: install-dev
 	$(BIN)/python tests/faults_report.py --tries $(TRIES)
