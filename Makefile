@@ -30,6 +30,7 @@ STORE_URI = $(if $(findstring ://,$(STORE)),$(STORE),$(abspath $(STORE)))
 help:
 	@echo "make crawl URL=https://example.com [DEPTH=1] [STORE=images] [OUT=images.jsonl]"
 	@echo "make test"
+	@echo "make install | make install-dev   # what running the crawler needs (requirements.txt) | plus tests and benchmarks (requirements-dev.txt)"
 	@echo "make bench [BENCH_ARGS=...]   # a few minutes; see docs/benchmarks.md"
 	@echo "make scrapyd | make deploy | make schedule URL=https://example.com [DEPTH=1] [STORE=images] [SETTINGS='NAME=VALUE ...'] | make scheduler SCHEDULE=schedule.toml"
 	@echo "make bench-render [BENCH_ARGS=...]   # pages/s with and without -a render=yes"
