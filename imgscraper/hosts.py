@@ -10,6 +10,10 @@ next request for the host goes out as a *probe*; the requests that come
 meanwhile wait for its outcome: any answer (whatever its status) puts the host
 back up and they are sent, a failure keeps it down for another cool-down and
 they fail. A host that answers never waits: only a failure has a cost.
+
+Requests the downloader started before the host went down (it starts the
+next ones as the first fail) run to their timeout: a dead host costs at most
+two ``DOWNLOAD_TIMEOUT`` s, plus the retries of its first requests (robots.txt's).
 """
 
 from __future__ import annotations
@@ -122,6 +126,8 @@ class UnreachableHostMiddleware:
         return middleware
 
     async def process_request(self, request: Request) -> None:
+        if not self.hosts:
+            return
         host = host_of(request)
         state = self.hosts.get(host) if host else None
         if state is None or state.down_until is None:
@@ -138,8 +144,7 @@ class UnreachableHostMiddleware:
         raise HostUnreachable(_host_name(host))
 
     def process_response(self, request: Request, response: Response) -> Response:
-        host = host_of(request)
-        if host in self.hosts:
+        if self.hosts and (host := host_of(request)) in self.hosts:
             self._answered(host)
         return response
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 import re
 import threading
 from collections import Counter
+from dataclasses import dataclass
 
 import pytest
 
 from blackhole import BlackHole
+from conftest import CrawlResult
 from faultsite import make_png
 from httpserver import HTTPTestServer, RequestHandler
 
@@ -92,57 +94,88 @@ def test_dead_host_detection_off(dead_host_site, run_crawl):
     assert hole.accepted >= DEAD_IMAGES
 
 
-def test_host_back_after_the_cooldown_has_its_images_stored(tmp_path, run_crawl):
-    """A host dead while the start page's images are fetched, then answering when the next page's
-    are (after the cool-down): the first of these probes it, the others wait for the probe's
-    answer, and all are stored, each requested once."""
+IMAGES_BACK = {f"/b/{i}.png": make_png(100 + i) for i in range(6)}
+
+
+@dataclass
+class TwoPageCrawl:
+    result: CrawlResult
+    base: str  # the dead host's http://host:port
+    cdn_requests: list  # what the real server that took the host's port over saw
+    accepted_before_page2: int  # connections the black hole accepted until page 2 was requested
+    accepted: int  # in all
+
+
+def crawl_two_pages(tmp_path, run_crawl, comes_back: bool) -> TwoPageCrawl:
+    """A start page with 6 images on a dead host (a black hole) and a link to page 2, which has 6
+    more there and is requested 4.5 s later (DOWNLOAD_SLOTS' delay): after the first 6 failed (by
+    2 s) and the cool-down (1 s). When page 2 is requested the host comes back (a real server takes
+    the port over) or stays dead."""
     root, cdn_root = tmp_path / "site", tmp_path / "cdn"
     (cdn_root / "b").mkdir(parents=True)
     root.mkdir()
-    images = {f"/b/{i}.png": make_png(100 + i) for i in range(6)}
-    for path, body in images.items():
+    for path, body in IMAGES_BACK.items():
         (cdn_root / path.lstrip("/")).write_bytes(body)
     hole = BlackHole("127.0.0.3")
+    base = f"http://{hole.netloc}"
     cdn: list[HTTPTestServer] = []
-    revived = threading.Lock()
+    accepted_before_page2: list[int] = []
+    lock = threading.Lock()
 
-    def revive_cdn(handler: RequestHandler) -> bool:
-        # Page 2 is requested DOWNLOAD_SLOTS' delay after the start page: the host comes back then.
-        with revived:
-            if not cdn:
-                hole.close()
-                cdn.append(HTTPTestServer(cdn_root, host=hole.host, port=hole.port).start())
+    def page2_requested(handler: RequestHandler) -> bool:
+        with lock:
+            if not accepted_before_page2:
+                accepted_before_page2.append(hole.accepted)
+                if comes_back:
+                    hole.close()
+                    cdn.append(HTTPTestServer(cdn_root, host=hole.host, port=hole.port).start())
         return False  # the file server answers
 
     try:
         with HTTPTestServer(root) as server:
-            server.add_handler("/page2.html", revive_cdn)
-            base = f"http://{hole.netloc}"
+            server.add_handler("/page2.html", page2_requested)
             (root / "index.html").write_text(
                 "".join(f'<img src="{base}/a/{i}.png">' for i in range(6)) + '<a href="/page2.html">next</a>')
-            (root / "page2.html").write_text("".join(f'<img src="{base}{path}">' for path in images))
+            (root / "page2.html").write_text("".join(f'<img src="{base}{path}">' for path in IMAGES_BACK))
             result = run_crawl([
                 "-a", f"url={server.url}", "-a", "depth=1", "-s", "DOWNLOAD_TIMEOUT=1", "-s", "ROBOTSTXT_OBEY=False",
-                "-s", "IMGSCRAPER_HOST_COOLDOWN=1",
-                # Page 2 comes 4.5 s after the start page: after its images failed (2 s) and the cool-down.
-                "-s", 'DOWNLOAD_SLOTS={"127.0.0.1": {"delay": 4.5, "jitter": 0}}',
+                "-s", "IMGSCRAPER_HOST_COOLDOWN=1", "-s", 'DOWNLOAD_SLOTS={"127.0.0.1": {"delay": 4.5, "jitter": 0}}',
             ])
-            assert cdn, "page 2 was never requested"
-            cdn[0].log.wait_idle()
-            requests = cdn[0].log.snapshot()
+            assert accepted_before_page2, "page 2 was never requested"
+            for cdn_server in cdn:
+                cdn_server.log.wait_idle()
     finally:
         hole.close()
-        for server in cdn:
-            server.stop()
+        for cdn_server in cdn:
+            cdn_server.stop()
     assert result.returncode == 0, result.tail()
-    items = result.by_url()
-    first = Counter(items[f"{base}/a/{i}.png"]["reason"] for i in range(6))
+    first = Counter(result.by_url()[f"{base}/a/{i}.png"]["reason"] for i in range(6))
     assert first["host-unreachable"] >= 3 and first.total() == first["host-unreachable"] + first["timeout"], first
-    for path, body in images.items():
-        item = items[f"{base}{path}"]
+    return TwoPageCrawl(result, base, cdn[0].log.snapshot() if cdn else [], accepted_before_page2[0], hole.accepted)
+
+
+def test_host_back_after_the_cooldown_has_its_images_stored(tmp_path, run_crawl):
+    """The first of page 2's images probes the host, the others wait for the probe's answer:
+    all are stored, each requested once."""
+    crawl = crawl_two_pages(tmp_path, run_crawl, comes_back=True)
+    items = crawl.result.by_url()
+    for path, body in IMAGES_BACK.items():
+        item = items[f"{crawl.base}{path}"]
         assert item["status"] == "downloaded", item
-        assert (result.store / item["path"]).read_bytes() == body
-    assert sorted(r.path for r in requests) == sorted(images)
-    assert stat(result, "imgscraper/hosts/probes") == 1
-    assert stat(result, "imgscraper/hosts/back") == 1
-    assert f"Host {hole.netloc} answers again: its requests are sent again" in result.stderr
+        assert (crawl.result.store / item["path"]).read_bytes() == body
+    assert sorted(r.path for r in crawl.cdn_requests) == sorted(IMAGES_BACK)
+    assert stat(crawl.result, "imgscraper/hosts/probes") == 1
+    assert stat(crawl.result, "imgscraper/hosts/back") == 1
+    netloc = crawl.base.removeprefix("http://")
+    assert f"Host {netloc} answers again: its requests are sent again" in crawl.result.stderr
+
+
+def test_host_still_dead_after_the_cooldown_costs_one_probe(tmp_path, run_crawl):
+    """The first of page 2's images probes the host, the others wait for the probe: it times out
+    and they all fail as host-unreachable; only the probe reached the host."""
+    crawl = crawl_two_pages(tmp_path, run_crawl, comes_back=False)
+    items = crawl.result.by_url()
+    assert {items[f"{crawl.base}{path}"]["reason"] for path in IMAGES_BACK} == {"host-unreachable"}
+    assert crawl.accepted - crawl.accepted_before_page2 == 1
+    assert stat(crawl.result, "imgscraper/hosts/probes") == 1
+    assert stat(crawl.result, "imgscraper/hosts/back") is None
