@@ -20,11 +20,19 @@ class ImageItem:
     ``skipped`` or ``failed``; ``reason`` says why for the last two.
     ``source`` says how the page referenced the image (``img``, ``srcset``,
     ``lazy``, ``css``, ``link-href``...: :attr:`imgscraper.discovery.ImageRef.source`).
+    ``alt``, ``title``, ``caption`` and ``srcset_descriptor`` describe the image as
+    the page did (:class:`imgscraper.discovery.ImageRef`), ``page_title`` is the
+    ``<title>`` of ``page``; each is empty when there is none.
     """
 
     url: str
     page: str
     source: str = ""
+    alt: str = ""
+    title: str = ""
+    caption: str = ""
+    page_title: str = ""
+    srcset_descriptor: str = ""
     path: str = ""
     checksum: str = ""
     width: int | None = None

@@ -333,6 +333,8 @@ class ImageStorePipeline(ImagesPipeline):
     REMEMBERED_REJECTIONS = frozenset({"too-small", "not-an-image", "decompression-bomb", "link-to-page"})
     #: Larger images are hashed and written in a worker thread (see :meth:`_store_inline`).
     INLINE_STORE_MAX_BYTES = 2 * 1024 * 1024
+    #: Item fields saying how the page showed the image, kept in the store's record (the gallery shows them).
+    CONTEXT_FIELDS = ("alt", "title", "caption", "page_title", "srcset_descriptor")
 
     class SpiderInfo(ImagesPipeline.SpiderInfo):
         def __init__(self, spider: Any):
@@ -398,6 +400,7 @@ class ImageStorePipeline(ImagesPipeline):
             meta["handle_httpstatus_all"] = True
         if adapter.get("source") == "link-href":
             meta["imgscraper_link"] = True
+        meta["imgscraper_context"] = {name: adapter.get(name) or "" for name in self.CONTEXT_FIELDS}
         headers = {"Accept": self.IMAGE_ACCEPT}
         if adapter.get("page"):
             headers["Referer"] = adapter["page"]
@@ -664,6 +667,7 @@ class ImageStorePipeline(ImagesPipeline):
             etag=response.headers.get("ETag", b"").decode("latin-1"),
             last_modified=response.headers.get("Last-Modified", b"").decode("latin-1"),
             stored_at=time.time(),
+            **request.meta.get("imgscraper_context", {}),
         )
 
     async def _persist(self, path: str, image: BytesIO, image_info: ImageInfo) -> None:
