@@ -685,7 +685,7 @@ class ImageStorePipeline(ImagesPipeline):
         Checking a header, hashing and writing a typical image takes less
         CPU than handing it to a thread and back (the hand-offs cost more
         than the work: ``make bench``), so only images that need decoding
-        (thumbnails, JPEG conversion) or are large go to a worker thread.
+        (thumbnails, JPEG conversion, near-duplicate hashes) or are large go to a worker thread.
         """
         needs_decoding = self.thumbs or self.convert_to_jpeg or self.near_duplicates != "off"
         return not needs_decoding and len(response.body) <= self.INLINE_STORE_MAX_BYTES
