@@ -148,3 +148,29 @@ def test_a_larger_copy_after_a_smaller_one_is_stored_too(site, run_crawl, tmp_pa
     assert items["resized.jpg"]["status"] == items["original.jpg"]["status"] == "downloaded"
     assert (items["reencoded.webp"]["status"], items["reencoded.webp"]["path"]) == (
         "skipped", items["original.jpg"]["path"])
+
+
+def test_skip_into_an_s3_store(site, run_crawl, tmp_path):
+    """The same choices in an S3 store, whose record (in the bucket) a second crawl reads the hashes from."""
+    from servers import S3_ENV, s3_client, s3_server
+
+    with s3_server() as endpoint:
+        client = s3_client(endpoint)
+        client.create_bucket(Bucket="near-duplicates")
+        args = ["-a", f"url={site.url}", "-s", "IMGSCRAPER_NEAR_DUPLICATES=skip", "-s", f"AWS_ENDPOINT_URL={endpoint}"]
+        delay(site, 0.5, *COPIES)
+        try:
+            first = run_crawl(args, store="s3://near-duplicates/store", out_dir=tmp_path / "1", env=S3_ENV)
+        finally:
+            site.clear_handlers()
+        second = run_crawl(args, store="s3://near-duplicates/store", out_dir=tmp_path / "2", env=S3_ENV)
+        keys = [entry["Key"] for entry in client.list_objects_v2(Bucket="near-duplicates", Prefix="store/full/").get("Contents", [])]
+    for result in (first, second):
+        assert result.returncode == 0, result.tail()
+        items = by_file(result.items)
+        original_path = items["original.jpg"]["path"]
+        for copy in COPIES:
+            assert (items[copy]["status"], items[copy]["reason"], items[copy]["path"]) == (
+                "skipped", "near-duplicate", original_path), items[copy]
+    assert by_file(second.items)["original.jpg"]["status"] == "uptodate"
+    assert sorted(keys) == sorted(f"store/{by_file(first.items)[name]['path']}" for name in ("original.jpg", "unrelated.jpg"))
