@@ -85,7 +85,7 @@ def test_off_by_default_no_hash(site, run_crawl, tmp_path):
 
 
 def test_skip_stores_one_of_each_picture_and_a_later_crawl_skips_too(site, run_crawl, tmp_path):
-    delay(site, 0.5, *COPIES)
+    delay(site, 1.0, *COPIES)
     try:
         first = crawl(run_crawl, site, tmp_path / "store", tmp_path / "1", "skip")
     finally:
@@ -138,8 +138,8 @@ def test_near_duplicates_arriving_together_one_stored(site, run_crawl, tmp_path)
 
 def test_a_larger_copy_after_a_smaller_one_is_stored_too(site, run_crawl, tmp_path):
     """First stored wins, unless the newcomer is larger: then both stay (a stored file is never taken back)."""
-    delay(site, 0.5, "original.jpg")
-    delay(site, 1.0, "reencoded.webp")
+    delay(site, 1.0, "original.jpg")
+    delay(site, 2.0, "reencoded.webp")
     try:
         result = crawl(run_crawl, site, tmp_path / "store", tmp_path / "out", "skip")
     finally:
@@ -158,7 +158,7 @@ def test_skip_into_an_s3_store(site, run_crawl, tmp_path):
         client = s3_client(endpoint)
         client.create_bucket(Bucket="near-duplicates")
         args = ["-a", f"url={site.url}", "-s", "IMGSCRAPER_NEAR_DUPLICATES=skip", "-s", f"AWS_ENDPOINT_URL={endpoint}"]
-        delay(site, 0.5, *COPIES)
+        delay(site, 1.0, *COPIES)
         try:
             first = run_crawl(args, store="s3://near-duplicates/store", out_dir=tmp_path / "1", env=S3_ENV)
         finally:
