@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import itertools
+import random
+import time
 
 import pytest
 from PIL import Image
@@ -93,5 +95,35 @@ def test_index_finds_a_near_duplicate_as_large_with_the_same_aspect():
     closer = HashedImage(0xFFFF_0000_FFFF_0001, 1000, 750, "full/b.jpg")
     index.add(closer)
     assert index.find(0xFFFF_0000_FFFF_0003, 400, 300) == closer
-    index.remove(closer)
-    assert index.find(0xFFFF_0000_FFFF_0003, 400, 300) == stored
+    assert index.find(0xFFFF_0000_FFFF_0003, 1000, 750) == closer  # the only one as large
+
+
+@pytest.mark.parametrize("max_distance", [0, 3, 6, 10])
+def test_index_finds_every_hash_within_the_distance(max_distance):
+    """Filing by ranges of bits misses none: every hash up to max_distance bits away is found, none further."""
+    rng = random.Random(max_distance)
+    index = NearDuplicateIndex(max_distance=max_distance, aspect_tolerance=0.03)
+    stored = [HashedImage(rng.getrandbits(64), 100, 100, f"full/{n}.png") for n in range(300)]
+    for image in stored:
+        index.add(image)
+    for image in stored[:50]:
+        for distance in range(max_distance + 3):
+            flipped = image.phash
+            for bit in rng.sample(range(64), distance):
+                flipped ^= 1 << bit
+            found = index.find(flipped, 100, 100)
+            if distance <= max_distance:
+                assert found is not None and hamming_distance(found.phash, flipped) <= distance
+            else:
+                assert found is None or hamming_distance(found.phash, flipped) <= max_distance
+
+
+def test_index_of_a_large_store_is_quick():
+    rng = random.Random(1)
+    index = NearDuplicateIndex(max_distance=6, aspect_tolerance=0.03)
+    for n in range(100_000):
+        index.add(HashedImage(rng.getrandbits(64), 800, 600, f"full/{n}.jpg"))
+    started = time.process_time()
+    for _ in range(100):
+        index.find(rng.getrandbits(64), 400, 300)
+    assert (time.process_time() - started) / 100 < 0.002, "a lookup compares a few hundred hashes, not 100,000"
