@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import logging
 import re
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -36,7 +38,10 @@ from imgscraper.journal import PageJournal, PageTracker, discard_request_queue
 from imgscraper.pipelines import failure_reason
 from imgscraper.rendering import Renderer, RenderingError, browser_failure_reason
 
-__all__ = ["ArgumentError", "ImagesSpider", "parse_depth", "parse_start_urls", "parse_yes_no", "site_in_domains", "site_of"]
+__all__ = [
+    "ArgumentError", "ImagesSpider", "check_argument_names", "parse_depth", "parse_start_urls", "parse_yes_no",
+    "site_in_domains", "site_of",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -121,6 +126,22 @@ def parse_yes_no(name: str, value: Any) -> bool:
     raise ArgumentError(f"{name} {value!r} is not yes or no: pass e.g. -a {name}=no")
 
 
+def check_argument_names(given: Iterable[str], known: Collection[str]) -> None:
+    """Raise :class:`ArgumentError` for an argument in ``given`` the spider does not take.
+
+    Names starting with ``_`` pass: Scrapyd adds its own (``_job``, ``_version``).
+    """
+    unknown = [name for name in given if name not in known and not name.startswith("_")]
+    if not unknown:
+        return
+    problems = []
+    for name in unknown:
+        close = difflib.get_close_matches(name.lower(), known, n=1, cutoff=0.6)
+        problems.append(f"{name} (did you mean {close[0]}?)" if close else name)
+    plural = "s" if len(unknown) > 1 else ""
+    raise ArgumentError(f"unknown argument{plural} {', '.join(problems)}: the arguments are {', '.join(known)}")
+
+
 def site_of(url: str) -> str:
     """The site a page belongs to: its host without ``www.``, plus ``:port`` if not the default."""
     parts = urlparse_cached(Request(url))
@@ -145,7 +166,8 @@ class ImagesSpider(scrapy.Spider):
     domains whose pages are followed too, ``*`` for any; by default only the
     start URLs' sites); ``download=no`` to list images without downloading;
     ``render=yes`` to render pages in Chromium first (:mod:`imgscraper.rendering`).
-    Images are taken from any host.
+    Images are taken from any host. An argument not in :meth:`argument_names`
+    is a bad argument, except Scrapyd's own (``_job``, ``_version``).
     """
 
     name = "images"
@@ -173,6 +195,7 @@ class ImagesSpider(scrapy.Spider):
         self.render = False
         self.renderer: Renderer | None = None
         try:
+            check_argument_names(kwargs, self.argument_names())
             self.start_urls = parse_start_urls(url, urls_file)
             self.depth = parse_depth(depth)
             self.download = parse_yes_no("download", download)
@@ -184,6 +207,12 @@ class ImagesSpider(scrapy.Spider):
         self.follow_domains = [site_of(u) for u in self.start_urls] + extra_domains
         self.seen_images: set[str] = set()
         self.dedupe_images = True
+
+    @classmethod
+    def argument_names(cls) -> tuple[str, ...]:
+        """The arguments the spider takes (``-a NAME=VALUE``): the keyword parameters of ``__init__``."""
+        parameters = inspect.signature(cls.__init__).parameters.values()
+        return tuple(p.name for p in parameters if p.kind is p.POSITIONAL_OR_KEYWORD and p.name != "self")
 
     @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> ImagesSpider:
