@@ -16,6 +16,7 @@ from scrapy import signals
 from scrapy.crawler import Crawler
 from scrapy.exceptions import CloseSpider, StopDownload
 from scrapy.http import Headers, Request, Response, TextResponse
+from scrapy.settings import SETTINGS_PRIORITIES, BaseSettings
 from scrapy.utils.httpobj import urlparse_cached
 from scrapy.utils.job import job_dir
 from twisted.python.failure import Failure
@@ -33,6 +34,7 @@ from imgscraper.discovery import (
     find_stylesheets,
     image_url_key,
 )
+from imgscraper.filters import FILTERS, URLFilter, count_filtered, parse_regex, resolve_arguments
 from imgscraper.items import ImageItem
 from imgscraper.journal import PageJournal, PageTracker, discard_request_queue
 from imgscraper.pipelines import failure_reason
@@ -64,6 +66,14 @@ def _setting(read: Callable[[str], T], name: str) -> T:
         return read(name)
     except ValueError:
         return getattr(project_settings, name)
+
+
+def _filter_regex(settings: BaseSettings, name: str) -> re.Pattern[str] | None:
+    """The regular expression of filter setting ``name``; none for a bad one (imgscraper.checks reports it)."""
+    try:
+        return parse_regex(settings.get(name))
+    except ValueError:
+        return None
 
 
 def parse_start_urls(url: str | None, urls_file: str | None) -> list[str]:
@@ -166,7 +176,10 @@ class ImagesSpider(scrapy.Spider):
     domains whose pages are followed too, ``*`` for any; by default only the
     start URLs' sites); ``download=no`` to list images without downloading;
     ``render=yes`` to render pages in Chromium first (:mod:`imgscraper.rendering`).
-    Images are taken from any host. An argument not in :meth:`argument_names`
+    Images are taken from any host. The filters ``allow``, ``deny`` (pages
+    followed), ``image_allow``, ``image_deny``, ``formats``, ``min_bytes``
+    and ``max_bytes`` (images kept) set their ``IMGSCRAPER_<NAME>`` setting
+    (:mod:`imgscraper.filters`). An argument not in :meth:`argument_names`
     is a bad argument, except Scrapyd's own (``_job``, ``_version``).
     """
 
@@ -180,13 +193,21 @@ class ImagesSpider(scrapy.Spider):
         follow_domains: str = "",
         download: str = "yes",
         render: str = "no",
+        allow: str | None = None,
+        deny: str | None = None,
+        image_allow: str | None = None,
+        image_deny: str | None = None,
+        formats: str | None = None,
+        min_bytes: str | None = None,
+        max_bytes: str | None = None,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
         #: The arguments the spider was given (a worker process gets the same: imgscraper.processes).
         self.arguments: dict[str, Any] = {
             "url": url, "urls_file": urls_file, "depth": depth, "follow_domains": follow_domains,
-            "download": download, "render": render, **kwargs,
+            "download": download, "render": render, "allow": allow, "deny": deny, "image_allow": image_allow,
+            "image_deny": image_deny, "formats": formats, "min_bytes": min_bytes, "max_bytes": max_bytes, **kwargs,
         }
         self.argument_error = ""
         self.start_urls: list[str] = []
@@ -221,6 +242,14 @@ class ImagesSpider(scrapy.Spider):
         spider.fetch_stylesheets = _setting(crawler.settings.getbool, "IMGSCRAPER_STYLESHEETS")
         spider.script_images = _setting(crawler.settings.getbool, "IMGSCRAPER_SCRIPT_IMAGES")
         spider.max_pages = _setting(crawler.settings.getint, "IMGSCRAPER_MAX_PAGES")
+        spider.apply_filter_arguments(crawler.settings)
+        spider.page_filter = URLFilter(
+            _filter_regex(crawler.settings, "IMGSCRAPER_ALLOW"), _filter_regex(crawler.settings, "IMGSCRAPER_DENY")
+        )
+        spider.image_url_filter = URLFilter(
+            _filter_regex(crawler.settings, "IMGSCRAPER_IMAGE_ALLOW"),
+            _filter_regex(crawler.settings, "IMGSCRAPER_IMAGE_DENY"),
+        )
         spider.pages_requested = set()
         crawler.signals.connect(spider.set_up_deduplication, signal=signals.spider_opened)
         crawler.signals.connect(spider.stop_non_page_download, signal=signals.headers_received)
@@ -245,6 +274,20 @@ class ImagesSpider(scrapy.Spider):
             except RenderingError as exc:
                 spider.argument_error = str(exc)
         return spider
+
+    def apply_filter_arguments(self, settings: BaseSettings) -> None:
+        """Each filter given as an argument (``-a formats=jpeg``) sets its setting
+        (``IMGSCRAPER_FORMATS``), over one given with ``-s``: the pipeline reads it there."""
+        if self.argument_error:
+            return
+        try:
+            given = resolve_arguments(self.arguments, FILTERS)
+        except ValueError as exc:
+            self.argument_error = str(exc)
+            return
+        for option, value in given.items():
+            priority = max(settings.getpriority(option.setting) or 0, SETTINGS_PRIORITIES["cmdline"])
+            settings.set(option.setting, value, priority=priority)
 
     def set_up_deduplication(self) -> None:
         """A crawl shared by workers (imgscraper.distributed) or processes (imgscraper.processes)
@@ -406,7 +449,12 @@ class ImagesSpider(scrapy.Spider):
             links = []
         sites = self.sites_moved_to(response)
         for link in links:
-            if self.should_follow(link, sites) and self.within_page_budget(link) and self.new_page(link, depth + 1):
+            if (
+                self.should_follow(link, sites)
+                and self.page_filter.allows(link)
+                and self.within_page_budget(link)
+                and self.new_page(link, depth + 1)
+            ):
                 yield self.page_request(link, depth + 1, sites=sites)
 
     def sites_moved_to(self, response: Response) -> tuple[str, ...]:
@@ -447,7 +495,9 @@ class ImagesSpider(scrapy.Spider):
 
     def new_images(self, refs: list[ImageRef], page: str, journal_page: str | None = None) -> Iterator[ImageItem]:
         """One item per image URL not yielded before in this crawl (by this process:
-        with ``dedupe_images`` off, every reference is yielded for a shared crawl to sort out)."""
+        with ``dedupe_images`` off, every reference is yielded for a shared crawl to sort out).
+        An image the URL filters leave out is an item already ``skipped`` (``filtered``): the
+        pipeline does not request it."""
         for ref in refs:
             if self.dedupe_images:
                 key = image_url_key(ref.url)
@@ -456,6 +506,11 @@ class ImagesSpider(scrapy.Spider):
                 self.seen_images.add(key)
                 self.crawler.stats.inc_value("imgscraper/images/found")
             item = ImageItem(url=ref.url, page=page, source=ref.source)
+            if not self.image_url_filter.allows(ref.url):
+                item.status, item.reason = "skipped", "filtered"
+                if self.dedupe_images:  # else counted once the image is this worker's (imgscraper.distributed)
+                    count_filtered(self.crawler.stats)
+                logger.debug("Image skipped (filtered): %s", ref.url[:300])
             if journal_page is not None:
                 self.tracker.acquire(journal_page)
                 self.item_pages[id(item)] = journal_page
