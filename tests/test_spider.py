@@ -184,7 +184,8 @@ def test_unknown_arguments_are_bad_arguments_with_a_hint(arguments, message):
 def test_argument_names_are_the_spiders_keyword_parameters():
     names = ImagesSpider.argument_names()
     assert names[:6] == ("url", "urls_file", "depth", "follow_domains", "download", "render")
-    assert make_spider(**dict.fromkeys(names, "")).argument_error == "no start URL: pass -a url=https://example.com (or -a urls_file=FILE)"
+    assert make_spider(**dict.fromkeys(names, "")).argument_error == (
+        "no start URL: pass -a url=https://example.com (or -a urls_file=FILE, -a sitemap=URL)")
 
 
 def test_bad_argument_is_kept_for_start_to_report():

@@ -39,10 +39,11 @@ from imgscraper.items import ImageItem
 from imgscraper.journal import PageJournal, PageTracker, discard_request_queue
 from imgscraper.pipelines import failure_reason
 from imgscraper.rendering import Renderer, RenderingError, browser_failure_reason
+from imgscraper.sitemaps import read_sitemap, robots_txt_url, sitemap_body, sitemaps_in_robots_txt
 
 __all__ = [
-    "ArgumentError", "ImagesSpider", "check_argument_names", "parse_depth", "parse_start_urls", "parse_yes_no",
-    "site_in_domains", "site_of",
+    "ArgumentError", "ImagesSpider", "check_argument_names", "check_http_url", "parse_depth", "parse_sitemaps",
+    "parse_start_urls", "parse_yes_no", "site_in_domains", "site_of",
 ]
 
 logger = logging.getLogger(__name__)
@@ -76,8 +77,9 @@ def _filter_regex(settings: BaseSettings, name: str) -> re.Pattern[str] | None:
         return None
 
 
-def parse_start_urls(url: str | None, urls_file: str | None) -> list[str]:
-    """The start URLs from ``-a url=A,B`` and/or ``-a urls_file=FILE`` (one per line, ``#`` comments)."""
+def parse_start_urls(url: str | None, urls_file: str | None, required: bool = True) -> list[str]:
+    """The start URLs from ``-a url=A,B`` and/or ``-a urls_file=FILE`` (one per line, ``#`` comments);
+    none is an error when ``required`` (a crawl from sitemaps needs none)."""
     candidates = [u.strip() for u in (url or "").split(",")]
     if urls_file:
         try:
@@ -86,17 +88,41 @@ def parse_start_urls(url: str | None, urls_file: str | None) -> list[str]:
             raise ArgumentError(f"cannot read urls_file {urls_file!r}: {exc.strerror}") from None
         candidates += [line.strip() for line in lines if not line.strip().startswith("#")]
     urls = [with_guessed_scheme(u) for u in candidates if u]
-    if not urls:
-        raise ArgumentError("no start URL: pass -a url=https://example.com (or -a urls_file=FILE)")
+    if not urls and required:
+        raise ArgumentError("no start URL: pass -a url=https://example.com (or -a urls_file=FILE, -a sitemap=URL)")
     for start_url in urls:
-        scheme, _, rest = start_url.partition("://")
-        if scheme.lower() not in ("http", "https") or not rest.strip("/"):
-            raise ArgumentError(f"url {start_url!r} is not an http(s) URL: pass e.g. -a url=https://example.com")
-        try:
-            urlsplit(start_url).port  # noqa: B018 - reading it is the check
-        except ValueError as exc:
-            raise ArgumentError(f"url {start_url!r} is malformed ({exc}): pass e.g. -a url=https://example.com") from None
+        check_http_url("url", start_url)
     return list(dict.fromkeys(urls))
+
+
+def check_http_url(argument: str, url: str) -> None:
+    """Raise :class:`ArgumentError` unless ``url`` (given as ``argument``) is a well-formed http(s) URL."""
+    scheme, _, rest = url.partition("://")
+    if scheme.lower() not in ("http", "https") or not rest.strip("/"):
+        raise ArgumentError(f"{argument} {url!r} is not an http(s) URL: pass e.g. -a {argument}=https://example.com")
+    try:
+        urlsplit(url).port  # noqa: B018 - reading it is the check
+    except ValueError as exc:
+        raise ArgumentError(f"{argument} {url!r} is malformed ({exc}): pass e.g. -a {argument}=https://example.com") from None
+
+
+def _is_http_url(url: str) -> bool:
+    """Whether ``url`` (read from a sitemap) is a well-formed http(s) URL."""
+    try:
+        check_http_url("url", url)
+    except ArgumentError:
+        return False
+    return True
+
+
+def parse_sitemaps(value: str | None) -> tuple[list[str], bool]:
+    """``-a sitemap=URL[,URL...]``, where ``auto`` stands for the sitemaps the start sites'
+    robots.txt names: the sitemap URLs, and whether ``auto`` was given."""
+    names = [name.strip() for name in (value or "").split(",") if name.strip()]
+    urls = [name for name in names if name.lower() != "auto"]
+    for url in urls:
+        check_http_url("sitemap", url)
+    return list(dict.fromkeys(urls)), len(urls) < len(names)
 
 
 #: A host name or address, maybe with a port, then maybe a path: what people type for a site.
@@ -200,6 +226,7 @@ class ImagesSpider(scrapy.Spider):
         formats: str | None = None,
         min_bytes: str | None = None,
         max_bytes: str | None = None,
+        sitemap: str | None = None,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
@@ -207,17 +234,27 @@ class ImagesSpider(scrapy.Spider):
         self.arguments: dict[str, Any] = {
             "url": url, "urls_file": urls_file, "depth": depth, "follow_domains": follow_domains,
             "download": download, "render": render, "allow": allow, "deny": deny, "image_allow": image_allow,
-            "image_deny": image_deny, "formats": formats, "min_bytes": min_bytes, "max_bytes": max_bytes, **kwargs,
+            "image_deny": image_deny, "formats": formats, "min_bytes": min_bytes, "max_bytes": max_bytes,
+            "sitemap": sitemap, **kwargs,
         }
         self.argument_error = ""
         self.start_urls: list[str] = []
+        self.sitemap_urls: list[str] = []
+        self.sitemaps_from_robots_txt = False
         self.depth = 0
         self.download = True
         self.render = False
         self.renderer: Renderer | None = None
         try:
             check_argument_names(kwargs, self.argument_names())
-            self.start_urls = parse_start_urls(url, urls_file)
+            self.sitemap_urls, self.sitemaps_from_robots_txt = parse_sitemaps(sitemap)
+            self.start_urls = parse_start_urls(
+                url, urls_file, required=not (self.sitemap_urls or self.sitemaps_from_robots_txt)
+            )
+            if self.sitemaps_from_robots_txt and not self.start_urls:
+                raise ArgumentError(
+                    "sitemap=auto reads the sitemaps the start sites' robots.txt names: pass -a url=https://example.com too"
+                )
             self.depth = parse_depth(depth)
             self.download = parse_yes_no("download", download)
             self.render = parse_yes_no("render", render)
@@ -242,6 +279,7 @@ class ImagesSpider(scrapy.Spider):
         spider.fetch_stylesheets = _setting(crawler.settings.getbool, "IMGSCRAPER_STYLESHEETS")
         spider.script_images = _setting(crawler.settings.getbool, "IMGSCRAPER_SCRIPT_IMAGES")
         spider.max_pages = _setting(crawler.settings.getint, "IMGSCRAPER_MAX_PAGES")
+        spider.sitemap_max_size = _setting(crawler.settings.getint, "DOWNLOAD_MAXSIZE")
         spider.apply_filter_arguments(crawler.settings)
         spider.page_filter = URLFilter(
             _filter_regex(crawler.settings, "IMGSCRAPER_ALLOW"), _filter_regex(crawler.settings, "IMGSCRAPER_DENY")
@@ -322,12 +360,87 @@ class ImagesSpider(scrapy.Spider):
                     yield item
             elif self.within_page_budget(url) and self.new_page(url, 0):
                 yield self.page_request(url, 0)
+        for url in self.sitemap_urls:
+            yield self.sitemap_request(url, required=True)
+        if self.sitemaps_from_robots_txt:
+            for url in dict.fromkeys(map(robots_txt_url, self.start_urls)):
+                # Fetched again, as SitemapSpider does: RobotsTxtMiddleware keeps its robots.txt to itself.
+                yield Request(url, callback=self.parse_robots_txt, errback=self.sitemap_failed,
+                              meta={"dont_obey_robotstxt": True}, priority=1)
 
-    def page_request(self, url: str, depth: int, dont_filter: bool = False, sites: tuple[str, ...] = ()) -> Request:
+    def page_request(
+        self,
+        url: str,
+        depth: int,
+        dont_filter: bool = False,
+        sites: tuple[str, ...] = (),
+        sitemap_images: tuple[str, ...] | None = None,
+    ) -> Request:
+        """A page to crawl; ``sitemap_images`` (possibly empty) for a page a sitemap lists: the images listed with it."""
         meta = {**self.page_meta(), "depth": depth, "imgscraper_page": canonicalize_url(url)}
         if sites:
             meta["imgscraper_sites"] = sites
+        if sitemap_images is not None:
+            # A start page, though found by the sitemap's callback (Scrapy's DepthMiddleware).
+            meta["depth_reset"] = True
+            meta["imgscraper_sitemap_images"] = sitemap_images
         return Request(url, callback=self.parse, errback=self.page_failed, meta=meta, dont_filter=dont_filter)
+
+    def sitemap_request(self, url: str, required: bool = False) -> Request:
+        """A sitemap (or sitemap index) to read; a ``required`` one (``-a sitemap=URL``) that
+        cannot be read fails the crawl as a start page would."""
+        return Request(url, callback=self.parse_sitemap, errback=self.sitemap_failed,
+                       meta={"imgscraper_sitemap_required": required}, priority=1)
+
+    def parse_robots_txt(self, response: Response) -> Iterator[Request]:
+        """The sitemaps a start site's robots.txt names (``-a sitemap=auto``)."""
+        urls = sitemaps_in_robots_txt(response.body, response.url)
+        if not urls:
+            logger.warning("No Sitemap: line in %s (-a sitemap=auto)", response.url)
+        for url in urls:
+            yield self.sitemap_request(url)
+
+    def parse_sitemap(self, response: Response) -> Iterator[Request]:
+        """The sitemaps a sitemap index lists, or the pages a sitemap lists: crawled like start
+        pages (depth counts from them) when on the crawled sites or the sitemap's own site, and
+        not left out by ``allow``/``deny``; the images listed with a page are taken with it."""
+        body = sitemap_body(response, self.sitemap_max_size)
+        contents = read_sitemap(body, response.url) if body is not None else None
+        if contents is None:
+            self.sitemap_unread(response.request, "not a sitemap")
+            return
+        self.crawler.stats.inc_value("imgscraper/sitemaps")
+        for url in filter(_is_http_url, contents.sitemaps):
+            yield self.sitemap_request(url)
+        own_site = (site_of(response.url),)
+        for url, images in contents.pages.items():
+            if (
+                _is_http_url(url)
+                and self.should_follow(url, own_site)
+                and self.page_filter.allows(url)
+                and self.within_page_budget(url)
+                and self.new_page(url, 0)
+            ):
+                sites = () if self.should_follow(url) else own_site
+                yield self.page_request(url, 0, sites=sites, sitemap_images=tuple(images))
+
+    def sitemap_failed(self, failure: Failure) -> None:
+        response = getattr(failure.value, "response", None)
+        if response is not None:
+            detail = f"HTTP {response.status}"
+        else:
+            detail = (str(failure.value) or type(failure.value).__name__).splitlines()[0]
+        self.sitemap_unread(failure.request, detail)
+
+    def sitemap_unread(self, request: Request, detail: str) -> None:
+        """One log line and a stat for a sitemap or robots.txt that cannot be read: an ERROR
+        that fails the crawl for a sitemap given as an argument, else a WARNING."""
+        self.crawler.stats.inc_value("imgscraper/sitemaps_failed")
+        if request.meta.get("imgscraper_sitemap_required"):
+            self.crawler.stats.inc_value("imgscraper/start_pages_failed")
+            logger.error("Cannot read sitemap %s: %s", request.url, detail)
+        else:
+            logger.warning("Cannot read %s: %s", request.url, detail)
 
     def stop_non_page_download(self, headers: Headers, body_length: int | None, request: Request) -> None:
         """Stop downloading a page request's response that is no page (a PDF, a video, an
@@ -389,7 +502,7 @@ class ImagesSpider(scrapy.Spider):
         self.crawler.stats.inc_value(f"imgscraper/pages_failed/{reason}")
         if self.tracker is not None and "imgscraper_page" in request.meta:
             self.tracker.journal.done(request.meta["imgscraper_page"])
-        if request.meta.get("depth", 0) == 0:
+        if request.meta.get("depth", 0) == 0 and "imgscraper_sitemap_images" not in request.meta:
             self.crawler.stats.inc_value("imgscraper/start_pages_failed")
             logger.error("Cannot fetch start page %s: %s", request.url, detail)
         else:
@@ -429,6 +542,8 @@ class ImagesSpider(scrapy.Spider):
             response.selector, response.url, srcset=self.srcset_mode, scripts=self.script_images, ignored=ignored
         )
         yield from self.new_images(refs, response.url, page)
+        if listed := response.meta.get("imgscraper_sitemap_images"):
+            yield from self.new_images([ImageRef(url, "sitemap") for url in listed], response.url, page)
         if self.renderer:
             yield from self.new_images(self.renderer.browser_images(response, self.srcset_mode), response.url, page)
         for url in ignored:
