@@ -258,6 +258,7 @@ def test_allow_and_deny_choose_the_pages_followed(site, run_crawl):
     assert result.returncode == 0, result.tail()
     # The start page is crawled whatever the filters say; of its links, only /gallery/ outside /drafts/.
     assert [r.path for r in site.server.log.requests() if r.path.endswith(".html")] == ["/index.html", "/gallery/one.html"]
+    assert "decided on downloads" not in result.stderr
     assert {url for url, (status, _) in outcomes(site, result).items() if status == "listed"} == {
         "img/photo.jpg", "img/shot.png", "img/anim.gif", "logo/brand.png", "img/one.jpg"}
 
@@ -277,8 +278,10 @@ def test_image_allow_and_deny_leave_images_unrequested(site, run_crawl):
 
 
 def test_image_url_filters_in_listing_mode(site, run_crawl):
-    result = crawl(site, run_crawl, "index.html", "-a", "download=no", "-s", "IMGSCRAPER_IMAGE_DENY=brand|anim")
+    result = crawl(site, run_crawl, "index.html", "-a", "download=no", "-s", "IMGSCRAPER_IMAGE_DENY=brand|anim",
+                   "-a", "formats=gif")
     assert result.returncode == 0, result.tail()
+    assert "WARNING: formats, min_bytes and max_bytes are decided on downloads: download=no lists every image" in result.stderr
     assert outcomes(site, result) == {
         "img/photo.jpg": ("listed", ""), "img/shot.png": ("listed", ""),
         "img/anim.gif": ("skipped", "filtered"), "logo/brand.png": ("skipped", "filtered"),

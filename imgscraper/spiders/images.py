@@ -34,7 +34,7 @@ from imgscraper.discovery import (
     find_stylesheets,
     image_url_key,
 )
-from imgscraper.filters import FILTERS, URLFilter, count_filtered, parse_regex, resolve_arguments
+from imgscraper.filters import FILTERS, ImageFilter, URLFilter, count_filtered, parse_regex, resolve_arguments
 from imgscraper.items import ImageItem
 from imgscraper.journal import PageJournal, PageTracker, discard_request_queue
 from imgscraper.pipelines import failure_reason
@@ -75,6 +75,14 @@ def _filter_regex(settings: BaseSettings, name: str) -> re.Pattern[str] | None:
         return parse_regex(settings.get(name))
     except ValueError:
         return None
+
+
+def _image_filter(settings: BaseSettings) -> ImageFilter:
+    """The filter of the pipeline's settings; none for bad ones (imgscraper.checks reports them)."""
+    try:
+        return ImageFilter.from_settings(settings)
+    except ValueError:
+        return ImageFilter()
 
 
 def parse_start_urls(url: str | None, urls_file: str | None, required: bool = True) -> list[str]:
@@ -306,6 +314,8 @@ class ImagesSpider(scrapy.Spider):
         if not spider.download:
             # Settings are frozen after the spider is created: list only.
             crawler.settings.set("ITEM_PIPELINES", {}, priority="spider")
+            if not spider.argument_error and _image_filter(crawler.settings):
+                logger.warning("formats, min_bytes and max_bytes are decided on downloads: download=no lists every image")
         if spider.render and not spider.argument_error:
             try:
                 spider.renderer = Renderer.from_crawler(crawler)
