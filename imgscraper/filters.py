@@ -112,12 +112,12 @@ class Filter:
         return f"IMGSCRAPER_{self.argument.upper()}"
 
 
-#: Every filter, in the order the documentation lists them.
+#: Every filter, in the order the documentation lists them (examples a shell passes as typed).
 FILTERS: tuple[Filter, ...] = (
     Filter("allow", parse_regex, "/gallery/"),
-    Filter("deny", parse_regex, r"/(tag|search)/"),
-    Filter("image_allow", parse_regex, r"/uploads/"),
-    Filter("image_deny", parse_regex, r"(logo|icon|avatar)"),
+    Filter("deny", parse_regex, "/tag/"),
+    Filter("image_allow", parse_regex, "/uploads/"),
+    Filter("image_deny", parse_regex, "logo"),
     Filter("formats", parse_formats, "jpeg,png"),
     Filter("min_bytes", parse_byte_size, "20k"),
     Filter("max_bytes", parse_byte_size, "5M"),

@@ -99,7 +99,7 @@ def test_bad_filter_settings_are_reported_each_in_one_line():
                       "ITEM_PIPELINES": {}})
     assert check_settings(settings) == [
         "IMGSCRAPER_DENY='[a-' is not a regular expression (unterminated character set at position 0): "
-        "pass e.g. -s IMGSCRAPER_DENY=/(tag|search)/",
+        "pass e.g. -s IMGSCRAPER_DENY=/tag/",
         "IMGSCRAPER_FORMATS='png,heic' names an unknown format 'heic' (formats: jpeg, png, gif, webp, avif, bmp, tiff, "
         "ico, svg): pass e.g. -s IMGSCRAPER_FORMATS=jpeg,png",
         "IMGSCRAPER_MAX_BYTES='big' is not a size such as 20000, 20k or 5M: pass e.g. -s IMGSCRAPER_MAX_BYTES=5M",
