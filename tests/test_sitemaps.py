@@ -132,6 +132,7 @@ def site(tmp_path_factory):
         site.write("maps/pages.xml.gz", gzip.compress(urlset({f"{site.url}gallery/c.html": []})))
         site.write("maps/images.xml", urlset({
             f"{site.url}gallery/d.html": [f"{site.url}img/only-in-sitemap.png", f"{site.url}img/d.jpg"]}))
+        site.write("stale.xml", urlset({f"{site.url}a.html": [], f"{site.url}gone.html": [f"{site.url}img/gone.jpg"]}))
         site.write("robots.txt", "User-agent: *\nDisallow: /private/\nSitemap: /sitemap_index.xml\n")
         yield site
 
@@ -189,6 +190,15 @@ def test_sitemap_auto_reads_robots_txt(site, run_crawl):
     assert site.pages_requested() == ["/gallery/c.html", "/index.html"]
     assert set(stored(site, result)) == {"img/index.jpg", "img/c.jpg"}
     assert site.server.log.count(path="/maps/images.xml") == 1
+
+
+def test_a_page_a_sitemap_lists_that_is_gone_is_a_warning(site, run_crawl):
+    """Sitemaps go stale: a page one lists that cannot be fetched is not a failed start page."""
+    result = crawl(site, run_crawl, "-a", f"sitemap={site.url}stale.xml")
+    assert result.returncode == 0, result.tail()
+    assert f"WARNING: Cannot fetch page {site.url}gone.html: HTTP 404" in result.stderr
+    assert result.error_lines() == []
+    assert set(stored(site, result)) == {"img/a.jpg"}
 
 
 def test_sitemap_auto_without_sitemap_lines(tmp_path, run_crawl):
