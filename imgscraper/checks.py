@@ -60,7 +60,7 @@ def check_names(settings: BaseSettings, known: set[str]) -> Iterator[str]:
         if name in known or not name.upper().startswith(_PREFIXES):
             continue
         close = difflib.get_close_matches(name.upper(), ours, n=1, cutoff=0.6)
-        hint = f"did you mean {close[0]}?" if close else "see the settings table in the README"
+        hint = f"did you mean {close[0]}?" if close else "see docs/settings.md"
         yield f"unknown setting {name}: {hint}"
 
 

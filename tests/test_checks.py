@@ -60,7 +60,7 @@ def test_wrong_setting_is_one_clear_problem(tmp_path, overrides, words):
     assert len(problems) == 1, problems
     for word in words:
         assert word in problems[0], problems[0]
-    assert any(fix in problems[0] for fix in ("-s ", "README", "did you mean")), f"no fix: {problems[0]}"
+    assert any(fix in problems[0] for fix in ("-s ", "docs/settings.md", "did you mean")), f"no fix: {problems[0]}"
 
 
 def test_unwritable_store(tmp_path):
