@@ -78,7 +78,12 @@ def parse_byte_size(value: Any) -> int:
 def parse_formats(value: Any) -> frozenset[str]:
     """Image formats (``jpeg,png,webp``, or a list): their names as
     :class:`imgscraper.inspection.ImageInfo` gives them. Empty: every format."""
-    names = value.split(",") if isinstance(value, str) else list(value or ())
+    if isinstance(value, str):
+        names = value.split(",")
+    elif isinstance(value, (list, tuple, set, frozenset)) or value is None:
+        names = list(value or ())
+    else:
+        raise ValueError("is not a list of formats such as jpeg,png")
     formats = set()
     for name in (str(n).strip().lower() for n in names):
         if not name:
@@ -147,11 +152,6 @@ class URLFilter:
 
     allow: re.Pattern[str] | None = None
     deny: re.Pattern[str] | None = None
-
-    @classmethod
-    def from_settings(cls, settings: BaseSettings, allow: str, deny: str) -> URLFilter:
-        """The filter of settings ``allow`` and ``deny`` (names), already checked."""
-        return cls(parse_regex(settings.get(allow)), parse_regex(settings.get(deny)))
 
     def __bool__(self) -> bool:
         return bool(self.allow or self.deny)

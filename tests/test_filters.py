@@ -50,7 +50,9 @@ def test_bad_byte_sizes(value):
 def test_formats():
     assert parse_formats("jpeg, PNG,jpg,,webp") == {"JPEG", "PNG", "WEBP"}
     assert parse_formats(["svg", "tif"]) == {"SVG", "TIFF"}
-    assert parse_formats("") == frozenset()
+    assert parse_formats("") == parse_formats(None) == frozenset()
+    with pytest.raises(ValueError, match="is not a list of formats such as jpeg,png"):
+        parse_formats(5)
     with pytest.raises(ValueError, match=r"unknown format 'jpgg' \(formats: jpeg, png, gif, webp, avif, "):
         parse_formats("png,jpgg")
 
