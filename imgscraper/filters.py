@@ -206,11 +206,26 @@ class ImageFilter:
         image_format = format_of_media_type(headers.get("Content-Type", b"").decode("latin-1"))
         if self.formats and image_format is not None and image_format not in self.formats:
             return f"format {image_format} (Content-Type)"
-        if self.max_bytes and headers.get("Content-Encoding", b"identity").strip().lower() == b"identity":
+        if self.max_bytes and _unencoded(headers):
             length = headers.get("Content-Length", b"").strip()
             if length.isdigit() and int(length) > self.max_bytes:
                 return f"{int(length)} bytes (Content-Length), over {self.max_bytes}"
         return ""
+
+    def counts_arriving_bytes(self, headers: Headers) -> bool:
+        """Whether a body these headers (that :meth:`rejection_by_headers` let through) announce
+        is to be counted as it arrives, to stop it once over ``max_bytes``: an unencoded body
+        of unknown length (no ``Content-Length``). An encoded one is left to the bytes."""
+        return bool(self.max_bytes) and _unencoded(headers) and not headers.get("Content-Length", b"").strip()
+
+    def rejection_by_arriving_bytes(self, received: int) -> str:
+        """Why an image whose body is over ``max_bytes`` after ``received`` bytes is left out, or ``""``."""
+        return f"over {self.max_bytes} bytes after {received} received" if received > self.max_bytes else ""
+
+
+def _unencoded(headers: Headers) -> bool:
+    """Whether the body is sent as is (no ``Content-Encoding``), so its length is the image's."""
+    return headers.get("Content-Encoding", b"identity").strip().lower() == b"identity"
 
 
 def resolve_arguments(arguments: dict[str, Any], known: Iterable[Filter] = FILTERS) -> dict[Filter, Any]:

@@ -357,6 +357,8 @@ class ImageStorePipeline(ImagesPipeline):
         self.image_filter = ImageFilter.from_settings(settings)
         if self.image_filter.decides_on_headers:
             crawler.signals.connect(self.stop_filtered_download, signal=signals.headers_received)
+        if self.image_filter.max_bytes:
+            crawler.signals.connect(self.stop_oversized_download, signal=signals.bytes_received)
         self.stats = crawler.stats
         self.store_fault = ""
         self.record: StoreRecord | None = open_store_record(self.store)
@@ -557,10 +559,24 @@ class ImageStorePipeline(ImagesPipeline):
 
     def stop_filtered_download(self, headers: Headers, body_length: int | None, request: Request) -> None:
         """Stop downloading an image whose headers show that :attr:`image_filter` leaves it
-        out (its format, or its length over the maximum): its body is not transferred."""
+        out (its format, or its length over the maximum): its body is not transferred. A body
+        of unknown length is counted as it arrives (:meth:`stop_oversized_download`)."""
         if "imgscraper_image" not in request.meta:
             return
         if left_out := self.image_filter.rejection_by_headers(headers):
+            request.meta["imgscraper_filtered"] = left_out
+            raise StopDownload(fail=True)
+        if self.image_filter.counts_arriving_bytes(headers):
+            request.meta["imgscraper_received"] = 0
+        else:
+            request.meta.pop("imgscraper_received", None)  # a retry's response may tell
+
+    def stop_oversized_download(self, data: bytes, request: Request) -> None:
+        """Stop downloading an image body of unknown length once it is over ``max_bytes``."""
+        if "imgscraper_received" not in request.meta:
+            return
+        received = request.meta["imgscraper_received"] = request.meta["imgscraper_received"] + len(data)
+        if left_out := self.image_filter.rejection_by_arriving_bytes(received):
             request.meta["imgscraper_filtered"] = left_out
             raise StopDownload(fail=True)
 

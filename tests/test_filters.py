@@ -92,6 +92,11 @@ def test_image_filter_on_facts_and_headers():
     # The length of an encoded body is not the image's.
     assert kept.rejection_by_headers(Headers({"Content-Length": "9000", "Content-Encoding": "gzip"})) == ""
     assert not ImageFilter() and not ImageFilter(min_bytes=10).decides_on_headers
+    # A body of unknown length is counted as it arrives, unless encoded.
+    assert kept.counts_arriving_bytes(Headers({"Content-Type": "image/jpeg"}))
+    assert not kept.counts_arriving_bytes(Headers({"Content-Length": "100"}))
+    assert not kept.counts_arriving_bytes(Headers({"Content-Encoding": "gzip"}))
+    assert kept.rejection_by_arriving_bytes(5000) == "" and kept.rejection_by_arriving_bytes(5001)
 
 
 def test_bad_filter_settings_are_reported_each_in_one_line():
@@ -148,13 +153,17 @@ def test_bad_filter_arguments(arguments, message):
 HUGE = 64 * 1024 * 1024
 
 
-def huge_body(content_type: str):
-    """A handler announcing a HUGE body of ``content_type`` that writes until the client hangs up."""
+def huge_body(content_type: str, length: bool = True):
+    """A handler of a HUGE body of ``content_type`` that writes until the client hangs up,
+    announced by its Content-Length, or (not ``length``) ended by closing the connection."""
 
     def handler(request) -> bool:
         request.send_response(200)
         request.send_header("Content-Type", content_type)
-        request.send_header("Content-Length", str(HUGE))
+        if length:
+            request.send_header("Content-Length", str(HUGE))
+        else:
+            request.close_connection = True
         request.end_headers()
         chunk = b"\0" * 65536
         try:
@@ -229,12 +238,13 @@ def site(tmp_path_factory):
         ))
         site.write("sizes.html", (
             '<img src="/img/photo.jpg"><img src="/img/tiny.png"><img src="/img/large.jpg">'
-            '<img src="/huge.jpg"><img src="/streamed.jpg">'
+            '<img src="/huge.jpg"><img src="/streamed.jpg"><img src="/streamed-huge.jpg">'
         ))
         assert len(site.files["img/tiny.png"]) < 1024 < len(site.files["img/photo.jpg"]) < 10240
         assert len(site.files["img/large.jpg"]) > 10240
         server.add_handler("/huge.png", huge_body("image/png"))
         server.add_handler("/huge.jpg", huge_body("image/jpeg"))
+        server.add_handler("/streamed-huge.jpg", huge_body("image/jpeg", length=False))
         # A GIF served under a type that names no format: decided on the bytes.
         server.add_handler("/octet.jpg", served(site.files["img/anim.gif"], "application/octet-stream"))
         server.add_handler("/untyped.jpg", served(site.files["img/photo.jpg"], None))
@@ -320,11 +330,14 @@ def test_sizes_are_decided_on_content_length_then_on_the_bytes(site, run_crawl):
         "img/large.jpg": ("skipped", "filtered"),
         "huge.jpg": ("skipped", "filtered"),
         "streamed.jpg": ("skipped", "filtered"),
+        "streamed-huge.jpg": ("skipped", "filtered"),
     }
-    (huge,) = site.server.log.requests(path="/huge.jpg")
-    assert huge.bytes_sent < HUGE / 4, f"{huge.bytes_sent} bytes of the oversized JPEG sent"
+    # Stopped at its Content-Length; without one, once the bytes received are over the maximum.
+    for path in ("/huge.jpg", "/streamed-huge.jpg"):
+        (huge,) = site.server.log.requests(path=path)
+        assert huge.bytes_sent < HUGE / 4, f"{huge.bytes_sent} bytes of {path} sent"
     assert [p.read_bytes() for p in result.stored_files()] == [site.files["img/photo.jpg"]]
-    assert "'imgscraper/images/skipped/filtered': 4," in result.stderr
+    assert "'imgscraper/images/skipped/filtered': 5," in result.stderr
     assert [i["checksum"] for i in result.items if i["status"] == "downloaded"] == [sha256(site.files["img/photo.jpg"])]
 
 
