@@ -36,6 +36,7 @@ logger = logging.getLogger(__name__)
 CHOICES: dict[str, tuple[str, ...]] = {
     "IMGSCRAPER_SRCSET": ("largest", "all"),
     "IMGSCRAPER_FILE_NAMES": ("stable", "random"),
+    "IMGSCRAPER_NEAR_DUPLICATES": ("off", "mark", "skip"),
 }
 
 #: Setting names close to these but unknown are reported as misspelt.

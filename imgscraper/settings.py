@@ -128,6 +128,11 @@ IMGSCRAPER_PROCESSES = 1
 # first generation is collected every this many allocations (Python: 700); 0 leaves it alone.
 # About 7% less CPU on the bench site, same peak memory (see docs/benchmarks.md).
 IMGSCRAPER_GC_THRESHOLD = 20000
+# Near-duplicates (resized or re-encoded copies of one picture): "off"; "mark" gives each stored
+# image its perceptual hash (item and record field phash); "skip" also leaves unstored an image
+# whose hash is close to an image of this crawl or store at the same aspect ratio and at least its
+# size (status skipped, reason near-duplicate, path of the stored one).
+IMGSCRAPER_NEAR_DUPLICATES = "off"
 # Rebuild index.html, a gallery of everything a local IMAGES_STORE holds, after each crawl.
 IMGSCRAPER_GALLERY = True
 
