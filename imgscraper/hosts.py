@@ -144,7 +144,8 @@ class UnreachableHostMiddleware:
         raise HostUnreachable(_host_name(host))
 
     def process_response(self, request: Request, response: Response) -> Response:
-        if self.hosts and (host := host_of(request)) in self.hosts:
+        # A response from HTTPCACHE says nothing of the host now.
+        if self.hosts and "cached" not in response.flags and (host := host_of(request)) in self.hosts:
             self._answered(host)
         return response
 
