@@ -217,12 +217,11 @@ class UnreachableHostMiddleware:
     def _fail_queued(self, host: tuple[str, int]) -> None:
         """Fail at once the requests for ``host`` that wait in the downloader for a free slot."""
         for slot in self.crawler.engine.downloader.slots.values():
-            failing = [(request, queued) for request, queued in slot.queue if host_of(request) == host]
-            if not failing:
-                continue
-            kept = [(request, queued) for request, queued in slot.queue if host_of(request) != host]
-            slot.queue.clear()
-            slot.queue.extend(kept)
+            failing = [entry for entry in slot.queue if host_of(entry[0]) == host]
+            if failing:
+                kept = [entry for entry in slot.queue if host_of(entry[0]) != host]
+                slot.queue.clear()
+                slot.queue.extend(kept)
             for _request, queued in failing:
                 queued.errback(HostUnreachable(_host_name(host)))
 
