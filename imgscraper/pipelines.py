@@ -107,7 +107,10 @@ _IGNORE_REQUEST_FAILURES = {
 
 
 def failure_reason(exc: BaseException) -> str:
-    """A short slug for a download error, used in items, stats and logs."""
+    """A short slug for a download error, used in items, stats and logs (an exception may
+    carry its own as ``failure_reason``)."""
+    if reason := getattr(exc, "failure_reason", ""):
+        return reason
     if isinstance(exc, IgnoreRequest):
         message = str(exc)
         for text, reason in _IGNORE_REQUEST_FAILURES.items():

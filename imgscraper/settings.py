@@ -39,7 +39,11 @@ RETRY_GIVE_UP_LOG_LEVEL = "DEBUG"
 DOWNLOADER_MIDDLEWARES = {
     "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
     "imgscraper.middlewares.RetryAfterMiddleware": 550,
+    # No fetch into private networks (IMGSCRAPER_ALLOW_PRIVATE_NETWORKS); after HttpProxyMiddleware.
+    "imgscraper.addresses.PrivateNetworkMiddleware": 760,
 }
+# Scrapy's default resolver, refusing private addresses where connections are made (imgscraper/addresses.py).
+TWISTED_DNS_RESOLVER = "imgscraper.addresses.GuardedResolver"
 # Only http(s) and data: are fetched: no local files or FTP, whatever a page or redirect says.
 DOWNLOAD_HANDLERS = {"file": None, "ftp": None}
 DOWNLOAD_MAXSIZE = 100 * 1024 * 1024
@@ -100,6 +104,10 @@ IMGSCRAPER_SKIP_TRACKING_PIXELS = True
 # conditional request: "30m", "12h", "7d", "2w", or a bare number of days.
 # Empty: IMAGES_EXPIRES days.
 IMGSCRAPER_EXPIRES = ""
+# Connect to loopback, private (10/8, 172.16/12, 192.168/16, fc00::/7), link-local (169.254/16,
+# fe80::/10) and unspecified addresses whatever the start URLs. Off: such an address is refused
+# (reason blocked-address) unless a start URL is itself on that kind of network.
+IMGSCRAPER_ALLOW_PRIVATE_NETWORKS = False
 # Longest Retry-After (seconds) waited before a retry; a longer one fails the request.
 IMGSCRAPER_RETRY_AFTER_MAX = 60
 # Most pages one crawl requests (start pages included); 0: no limit. Bounds link traps.

@@ -52,6 +52,9 @@ def test_project_defaults_pass(tmp_path):
         ({"IMGSCRAPER_RENDER_SETTLE_MS": "soon"}, ("IMGSCRAPER_RENDER_SETTLE_MS", "integer")),
         ({"IMGSCRAPER_RENDER_TIMEOUT": "-1"}, ("IMGSCRAPER_RENDER_TIMEOUT", ">= 0")),
         ({"IMGSCRAPER_RENDER_LOAD_IMAGES": "maybe"}, ("IMGSCRAPER_RENDER_LOAD_IMAGES", "true or false")),
+        ({"IMGSCRAPER_ALLOW_PRIVATE_NETWORKS": "maybe"}, ("IMGSCRAPER_ALLOW_PRIVATE_NETWORKS", "true or false")),
+        ({"TWISTED_REACTOR_ENABLED": True, "TWISTED_DNS_RESOLVER": "scrapy.resolver.CachingThreadedResolver"},
+         ("TWISTED_DNS_RESOLVER", "cannot refuse private addresses", "GuardedResolver")),
     ],
 )
 def test_wrong_setting_is_one_clear_problem(tmp_path, overrides, words):
@@ -72,6 +75,13 @@ def test_store_not_checked_when_not_downloading(tmp_path):
     (tmp_path / "file").write_text("not a directory")
     settings = project(tmp_path, IMAGES_STORE=str(tmp_path / "file" / "store"), ITEM_PIPELINES={})
     assert check_settings(settings) == []
+
+
+def test_any_resolver_when_private_networks_allowed(tmp_path):
+    settings = project(tmp_path, TWISTED_REACTOR_ENABLED=True, IMGSCRAPER_ALLOW_PRIVATE_NETWORKS=True,
+                       TWISTED_DNS_RESOLVER="scrapy.resolver.CachingHostnameResolver")
+    assert check_settings(settings) == []
+    assert check_settings(project(tmp_path, TWISTED_REACTOR_ENABLED=True)) == []
 
 
 def test_other_components_settings_are_not_flagged(tmp_path):

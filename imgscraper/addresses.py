@@ -1,0 +1,256 @@
+"""No fetch into private networks: addresses a crawl refuses to connect to.
+
+A page can name any host: ``http://169.254.169.254/latest/meta-data/`` (cloud
+metadata), ``http://10.0.0.5/admin``, ``http://localhost:6379/``, or a public
+name whose DNS answers with such an address, or an image URL that redirects
+there. A crawler run as a service (Scrapyd jobs whose URLs come from other
+people) must not connect there. By default (``IMGSCRAPER_ALLOW_PRIVATE_NETWORKS
+= False``) an address in one of the :data:`CATEGORIES` is refused, unless a
+start URL is itself in that category: a crawl of ``http://127.0.0.1:8000/``
+may fetch from loopback, a crawl of an intranet host from private networks.
+
+The check is made on the resolved address, where the connection is made:
+
+* :class:`GuardedResolver` (``TWISTED_DNS_RESOLVER``) refuses to resolve a
+  name to a refused address. Twisted's ``HostnameEndpoint`` resolves every
+  host through it, IP literals included, so every connection of Scrapy's
+  HTTP/1.1 handler is checked, redirects and retries too, and DNS answers
+  that change between lookups (rebinding) are checked each time.
+* :class:`PrivateNetworkMiddleware` refuses IP-literal URLs before anything
+  is sent, and gives refused requests their error, :class:`BlockedAddressError`
+  (reason ``blocked-address``), without retries.
+
+Proxies: a request sent through a proxy (``HTTP_PROXY``/``HTTPS_PROXY``,
+``meta["proxy"]``) connects to the proxy, which the operator chose, so the
+proxy's own host is never refused; the target is checked only when it is an
+IP literal, since the proxy resolves names itself.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import urlsplit
+
+from scrapy import signals
+from scrapy.exceptions import CannotResolveHostError, IgnoreRequest, NotConfigured
+from scrapy.resolver import CachingThreadedResolver
+from scrapy.utils.defer import maybe_deferred_to_future
+from scrapy.utils.httpobj import urlparse_cached
+from twisted.internet.error import DNSLookupError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+
+    from scrapy.crawler import Crawler
+    from scrapy.http import Request
+    from twisted.internet.defer import Deferred
+
+__all__ = [
+    "CATEGORIES",
+    "AddressPolicy",
+    "AddressRefused",
+    "BlockedAddressError",
+    "GuardedResolver",
+    "PrivateNetworkMiddleware",
+    "address_category",
+]
+
+logger = logging.getLogger(__name__)
+
+#: The refused kinds of address, and their networks.
+CATEGORIES: dict[str, tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]] = {
+    "loopback": (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128")),
+    "private": (
+        ipaddress.ip_network("10.0.0.0/8"),
+        ipaddress.ip_network("172.16.0.0/12"),
+        ipaddress.ip_network("192.168.0.0/16"),
+        ipaddress.ip_network("fc00::/7"),
+    ),
+    # Cloud metadata services (169.254.169.254, fd00:ec2::254 is private) live here.
+    "link-local": (ipaddress.ip_network("169.254.0.0/16"), ipaddress.ip_network("fe80::/10")),
+    # Linux connects 0.0.0.0 (and the rest of 0.0.0.0/8 on some kernels) to the host itself.
+    "unspecified": (ipaddress.ip_network("0.0.0.0/8"), ipaddress.ip_network("::/128")),
+}
+
+
+def address_category(address: str) -> str | None:
+    """The :data:`CATEGORIES` key of an IP address, None for any other address or a host name.
+
+    An IPv4-mapped IPv6 address (``::ffff:10.0.0.1``) counts as its IPv4 address.
+    """
+    try:
+        ip = ipaddress.ip_address(address.strip("[]"))
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    for category, networks in CATEGORIES.items():
+        if any(ip in network for network in networks):
+            return category
+    return None
+
+
+def is_ip_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+class BlockedAddressError(IgnoreRequest):
+    """A request refused because its host is (or resolves to) an address of a refused category.
+
+    An ``IgnoreRequest``: not retried, and robots.txt requests refused this way are silent.
+    """
+
+    failure_reason = "blocked-address"
+
+    def __init__(self, host: str, address: str, category: str):
+        super().__init__(f"{host} is {address}, a {category} address" if host != address else f"{address} is a {category} address")
+        self.host, self.address, self.category = host, address, category
+
+
+class AddressRefused(DNSLookupError):
+    """What :class:`GuardedResolver` fails a lookup with. A ``DNSLookupError``, because
+    Twisted turns every resolver failure into one; :class:`PrivateNetworkMiddleware`
+    tells it apart (:attr:`AddressPolicy.refused`)."""
+
+
+class AddressPolicy:
+    """Which resolved addresses a crawl may connect to.
+
+    Addresses outside :data:`CATEGORIES` are always allowed. An address in a
+    category is allowed once a start host is in that category (a start host
+    is always allowed, and allows its categories), and for hosts in
+    :attr:`exempt_hosts` (proxies).
+    """
+
+    def __init__(self, start_hosts: Iterable[str] = ()):
+        self.start_hosts: set[str] = set()
+        #: The categories of the start hosts' addresses.
+        self.allowed: set[str] = set()
+        #: Hosts connected to whatever their address (the proxies in use).
+        self.exempt_hosts: set[str] = set()
+        #: Host -> (address, category) of the hosts last refused.
+        self.refused: dict[str, tuple[str, str]] = {}
+        self.add_start_hosts(start_hosts)
+
+    def add_start_hosts(self, hosts: Iterable[str]) -> None:
+        for host in hosts:
+            host = host.lower()
+            self.start_hosts.add(host)
+            if category := address_category(host):
+                self.allowed.add(category)
+
+    def refusal(self, host: str, address: str) -> str | None:
+        """The category for which connecting ``host`` at ``address`` is refused, or None when allowed."""
+        host = host.lower()
+        category = address_category(address)
+        if category is None or category in self.allowed or host in self.exempt_hosts:
+            self.refused.pop(host, None)
+            return None
+        if host in self.start_hosts:
+            self.allowed.add(category)
+            return None
+        self.refused[host] = (address, category)
+        return category
+
+
+class GuardedResolver(CachingThreadedResolver):
+    """Scrapy's default resolver that refuses addresses its :attr:`policy` refuses.
+
+    The policy is set by :class:`PrivateNetworkMiddleware` when the spider opens;
+    without one every address is allowed. The resolver is built once per
+    process (from the process's settings), so one crawl per process is assumed.
+    Subclasses change how names are looked up by overriding :meth:`lookup`.
+    """
+
+    #: The instance Scrapy installed on the reactor, if any (one per process).
+    installed: ClassVar[GuardedResolver | None] = None
+
+    policy: AddressPolicy | None = None
+
+    def install_on_reactor(self) -> None:
+        super().install_on_reactor()
+        GuardedResolver.installed = self
+
+    def getHostByName(self, name: str, timeout: Sequence[int] = ()) -> Deferred[str]:
+        return self.lookup(name, timeout).addCallback(self._check, name)
+
+    def lookup(self, name: str, timeout: Sequence[int] = ()) -> Deferred[str]:
+        """The address of ``name``, unchecked (cached like Scrapy's default resolver)."""
+        return super().getHostByName(name, timeout)
+
+    def _check(self, address: str, name: str) -> str:
+        if self.policy is not None and (category := self.policy.refusal(name, address)):
+            raise AddressRefused(f"{name} resolves to {address}, a {category} address")
+        return address
+
+
+class PrivateNetworkMiddleware:
+    """Downloader middleware that refuses requests to private networks (see the module doc).
+
+    It sits after ``HttpProxyMiddleware`` (750), to see the proxy a request
+    goes through, so its ``process_exception`` runs before the retry
+    middleware's: a refused request is not retried.
+    """
+
+    def __init__(self, crawler: Crawler):
+        if crawler.settings.getbool("IMGSCRAPER_ALLOW_PRIVATE_NETWORKS"):
+            raise NotConfigured
+        self.crawler = crawler
+        self.policy = AddressPolicy()
+        crawler.signals.connect(self.spider_opened, signal=signals.spider_opened)
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> PrivateNetworkMiddleware:
+        return cls(crawler)
+
+    async def spider_opened(self, spider: Any) -> None:
+        """Learn the start URLs' networks: each start host is resolved once, now, so that
+        its category is allowed before any image or link is fetched."""
+        hosts = {host_of(url) for url in getattr(spider, "start_urls", ())} - {""}
+        self.policy.add_start_hosts(hosts)
+        resolver = GuardedResolver.installed
+        if resolver is None:
+            return  # no reactor (aiohttp's resolver): only IP-literal URLs are checked
+        resolver.policy = self.policy
+        for host in sorted(h for h in hosts if not is_ip_address(h)):
+            try:
+                await maybe_deferred_to_future(resolver.getHostByName(host))
+            except Exception:  # noqa: BLE001 - the start page's own request reports it
+                continue
+
+    def process_request(self, request: Request) -> None:
+        if proxy := request.meta.get("proxy"):
+            self.policy.exempt_hosts.add(host_of(proxy))
+        host = urlparse_cached(request).hostname or ""
+        if is_ip_address(host) and (category := self.policy.refusal(host, host)):
+            raise self._blocked(host, host, category)
+
+    def process_exception(self, request: Request, exception: Exception) -> None:
+        if not isinstance(exception, (CannotResolveHostError, DNSLookupError)):
+            return
+        host = (urlparse_cached(request).hostname or "").lower()
+        if refused := self.policy.refused.get(host):
+            raise self._blocked(host, *refused) from None
+
+    def _blocked(self, host: str, address: str, category: str) -> BlockedAddressError:
+        if not self.crawler.stats.get_value("imgscraper/blocked_addresses"):
+            logger.info("Refusing connections to %s addresses: only the start URLs' networks (%s) are allowed; "
+                        "-s IMGSCRAPER_ALLOW_PRIVATE_NETWORKS=True allows every network",
+                        ", ".join(CATEGORIES), ", ".join(sorted(self.policy.allowed)) or "none")
+        self.crawler.stats.inc_value("imgscraper/blocked_addresses")
+        self.crawler.stats.inc_value(f"imgscraper/blocked_addresses/{category}")
+        return BlockedAddressError(host, address, category)
+
+
+def host_of(url: str) -> str:
+    """The lower-case host of ``url`` ('' when it has none or is malformed)."""
+    try:
+        return (urlsplit(url if "://" in url else f"http://{url}").hostname or "").lower()
+    except ValueError:
+        return ""
