@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from itemadapter import ItemAdapter
 from PIL import Image, ImageOps
-from scrapy.exceptions import IgnoreRequest
+from scrapy.exceptions import DropItem, IgnoreRequest
 from scrapy.http import Request, Response
 from scrapy.http.request import NO_CALLBACK
 from scrapy.pipelines.files import FSFilesStore, S3FilesStore
@@ -30,6 +30,7 @@ from scrapy.utils.defer import deferred_from_coro, ensure_awaitable, maybe_defer
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
+from imgscraper.downloader import CrawlStopped, crawl_stopping
 from imgscraper.inspection import ImageInfo, ImageRejected, inspect_image
 from imgscraper.durations import parse_duration
 from imgscraper.records import ImageRecord, SQLiteRecord, StoreRecord, open_store_record
@@ -41,7 +42,10 @@ if TYPE_CHECKING:
 
     from scrapy.crawler import Crawler
 
-__all__ = ["AtomicFSFilesStore", "ImageFailed", "ImageStorePipeline", "S3ImageStore", "failure_reason", "to_jpeg"]
+__all__ = [
+    "AtomicFSFilesStore", "ImageFailed", "ImageStorePipeline", "S3ImageStore", "StoppedBeforeDownload",
+    "failure_reason", "to_jpeg",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +82,18 @@ class ImageFailed(_MediaRequestFiltered):
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.status = status
         self.reason = reason
+
+
+class StoppedBeforeDownload(DropItem):
+    """An image not downloaded because the crawl stopped first (Ctrl-C, SIGTERM).
+
+    Not a result: the item is dropped (not exported), the image neither
+    stored nor recorded, and its page is not done in a ``JOBDIR``'s journal,
+    so the resumed crawl fetches it.
+    """
+
+    def __init__(self) -> None:
+        super().__init__("not downloaded: the crawl stopped first", log_level="DEBUG")
 
 
 _FAILURE_REASONS = {
@@ -378,6 +394,9 @@ class ImageStorePipeline(ImagesPipeline):
         return cls(crawler.settings["IMAGES_STORE"], crawler=crawler)
 
     async def close_spider(self) -> None:
+        if stopped := self.stats.get_value("imgscraper/images/stopped"):
+            logger.info("%(count)d images not downloaded: the crawl stopped first "
+                        "(the same command with the same JOBDIR fetches them)", {"count": stopped})
         if self.record:
             self.record.close()
 
@@ -416,11 +435,15 @@ class ImageStorePipeline(ImagesPipeline):
         of the CPU per image, ``make bench``); a URL in flight or answered
         recently (:class:`RecentResults`) is still fetched only once.
         """
+        if crawl_stopping(self.crawler):
+            raise self._stopped()
         info = self.spiderinfo
         results: list[FileInfoOrError] = []
         for request in self.get_media_requests(item, info):
             try:
                 results.append((True, await self._image_result(request, info, item)))
+            except CrawlStopped:
+                raise self._stopped() from None
             except Exception as exc:
                 results.append((False, Failure(exc)))
         return self.item_completed(results, item, info)
@@ -550,7 +573,7 @@ class ImageStorePipeline(ImagesPipeline):
 
     def media_failed(self, failure: Failure, request: Request, info: MediaPipeline.SpiderInfo) -> None:
         exc = failure.value
-        if isinstance(exc, ImageFailed):
+        if isinstance(exc, (ImageFailed, CrawlStopped)):
             raise exc
         reason = failure_reason(exc)
         status = "skipped" if reason in ("robots-txt", "ignored") else "failed"
@@ -750,6 +773,10 @@ class ImageStorePipeline(ImagesPipeline):
             {"status": status, "reason": reason, "url": request.url[:300], "detail": f" - {detail}" if detail else ""},
         )
         return ImageFailed(status, reason, detail)
+
+    def _stopped(self) -> StoppedBeforeDownload:
+        self.stats.inc_value("imgscraper/images/stopped")
+        return StoppedBeforeDownload()
 
     def _count(self, status: str, reason: str = "") -> None:
         self.stats.inc_value(f"imgscraper/images/{status}")

@@ -260,3 +260,58 @@ def test_parse_cut_short_leaves_the_page_to_redo(tmp_path):
     spider.item_finished(first)
     parse.close()  # the crawl stopped while the page was being parsed
     assert not spider.tracker.journal.is_done(url)
+
+
+# -- a prompt stop: the first Ctrl-C starts no new download --------------------------
+
+WIDE_PAGES, WIDE_PER_PAGE, WIDE_LATENCY = 2, 200, 0.1
+
+
+@pytest.fixture
+def wide_site(tmp_path):
+    """2 pages, 200 images each, every response 100 ms late: when the crawl is interrupted, the
+    pipeline holds far more images (the rest of the page) than the downloader has in flight."""
+    with HTTPTestServer(tmp_path / "www", latency=WIDE_LATENCY) as server:
+        site = TreeSite.__new__(TreeSite)
+        site.server, site.images = server, {}
+        for page in range(WIDE_PAGES):
+            links = "".join(f'<a href="/p{q}.html">p</a>' for q in range(1, WIDE_PAGES)) if page == 0 else ""
+            for k in range(WIDE_PER_PAGE):
+                site.images[f"/i/{page}-{k}.png"] = make_png(70_000 + page * WIDE_PER_PAGE + k)
+            html = "".join(f'<img src="/i/{page}-{k}.png">' for k in range(WIDE_PER_PAGE)) + links
+            server.add_handler(f"/p{page}.html", lambda h, t=html: h.send_body(t, content_type="text/html") or True)
+        server.add_handler("/i/*", lambda h: h.send_body(site.images[h.url_path], content_type="image/png") or True)
+        site.sha_to_path = {hashlib.sha256(body).hexdigest(): path for path, body in site.images.items()}
+        yield site
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_first_signal_starts_no_new_download_and_exits_promptly(wide_site, tmp_path, sig):
+    job = Job(wide_site, tmp_path)
+    job.cmd += ["-s", "CONCURRENT_REQUESTS=16", "-s", "CONCURRENT_REQUESTS_PER_DOMAIN=16",
+                "-s", "TWISTED_REACTOR_ENABLED=True", "-s", "IMGSCRAPER_PROCESSES=1"]
+    proc = job.start()
+    job.wait_for_files(proc, 30)
+    signalled = time.monotonic()
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    took = time.monotonic() - signalled
+    assert "Closing spider (shutdown)" in err and "Traceback" not in err, err[-3000:]
+    assert proc.returncode == 1
+    server_log = wide_site.server.log
+    server_log.wait_idle()
+    images = [r for r in server_log if r.url_path.startswith("/i/")]
+    # Up to CONCURRENT_REQUESTS requests were on their way when the signal arrived, and a loaded
+    # server may read them a little later; any more would be downloads started after the signal
+    # (before this change: the rest of the page, about 150).
+    after = [r for r in images if r.start > signalled]
+    assert len(after) <= 16, f"{len(after)} image requests reached the server after the signal"
+    assert all(r.start < signalled + 2 for r in after), sorted(r.start - signalled for r in after)
+    longest = max(r.duration or 0 for r in images)
+    assert took < 2 + longest + 1, f"{took:.1f} s from the signal to the exit"  # + 1 s: Python's own exit
+    stored = job.stored_paths()  # complete images, no temporary file
+    assert len(stored) < len(wide_site.images)
+    items = [json.loads(line) for line in job.items.read_text().splitlines()]
+    assert items and all(i["status"] == "downloaded" for i in items)  # the images not started are no result
+    assert "images not downloaded: the crawl stopped first" in err
+    job.resume_and_check(stored)

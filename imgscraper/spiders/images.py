@@ -33,7 +33,8 @@ from imgscraper.discovery import (
 )
 from imgscraper.items import ImageItem
 from imgscraper.journal import PageJournal, PageTracker, discard_request_queue
-from imgscraper.pipelines import failure_reason
+from imgscraper.downloader import CrawlStopped
+from imgscraper.pipelines import StoppedBeforeDownload, failure_reason
 from imgscraper.rendering import Renderer, RenderingError, browser_failure_reason
 
 __all__ = ["ArgumentError", "ImagesSpider", "parse_depth", "parse_start_urls", "parse_yes_no", "site_in_domains", "site_of"]
@@ -273,10 +274,11 @@ class ImagesSpider(scrapy.Spider):
         """Whether ``url`` is a page to request now: with a ``JOBDIR``, one its journal does not hold yet."""
         return self.tracker is None or self.tracker.journal.add(canonicalize_url(url), depth)
 
-    def item_finished(self, item: Any) -> None:
-        """An item left the pipelines: one less thing its page waits for."""
+    def item_finished(self, item: Any, exception: BaseException | None = None) -> None:
+        """An item left the pipelines: one less thing its page waits for. An image the
+        crawl stopped before downloading leaves its page to do again."""
         page = self.item_pages.pop(id(item), None)
-        if page is not None:
+        if page is not None and not isinstance(exception, StoppedBeforeDownload):
             self.tracker.release(page)
 
     def request_dropped(self, request: Request) -> None:
@@ -308,6 +310,9 @@ class ImagesSpider(scrapy.Spider):
         A start page that fails is an ERROR (and fails the crawl); another page a WARNING.
         """
         request = failure.request
+        if failure.check(CrawlStopped):
+            logger.debug("Not fetched, the crawl is stopping: %s", request.url)
+            return  # left to do: a resumed crawl fetches it
         response = getattr(failure.value, "response", None)
         if response is not None:
             reason, detail = f"http-{response.status}", f"HTTP {response.status}"
@@ -411,6 +416,8 @@ class ImagesSpider(scrapy.Spider):
             self.tracker.release(journal_page)
 
     def stylesheet_failed(self, failure: Failure) -> None:
+        if failure.check(CrawlStopped):
+            return  # its page stays to do
         self.crawler.stats.inc_value("imgscraper/stylesheets_failed")
         logger.debug("Cannot fetch style sheet %s: %s", failure.request.url, failure.value)
         if journal_page := failure.request.meta.get("imgscraper_holds"):
