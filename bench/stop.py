@@ -54,7 +54,6 @@ def main() -> None:
         cmd = [
             sys.executable, "-m", "scrapy", "crawl", "images", "-a", f"url=http://127.0.0.1:{proxy.port}/large/",
             "-a", "depth=2", "-s", f"IMAGES_STORE={store}", "-s", f"JOBDIR={job}", "-s", "IMGSCRAPER_PROGRESS=False",
-            "-s", "TWISTED_REACTOR_ENABLED=True", "-s", "IMGSCRAPER_PROCESSES=1",
         ]
         for setting in args.setting:
             cmd += ["-s", setting]

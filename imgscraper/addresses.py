@@ -216,7 +216,10 @@ class PrivateNetworkMiddleware:
         self.policy.add_start_hosts(hosts)
         resolver = GuardedResolver.installed
         if resolver is None:
-            return  # no reactor (aiohttp's resolver): only IP-literal URLs are checked
+            # CrawlerRunner does not install TWISTED_DNS_RESOLVER: the process's owner does.
+            logger.warning("No GuardedResolver is installed on the reactor: host names are not checked, "
+                           "only IP-literal URLs (see imgscraper.addresses)")
+            return
         resolver.policy = self.policy
         for host in sorted(h for h in hosts if not is_ip_address(h)):
             try:

@@ -55,6 +55,7 @@ def test_project_defaults_pass(tmp_path):
         ({"IMGSCRAPER_ALLOW_PRIVATE_NETWORKS": "maybe"}, ("IMGSCRAPER_ALLOW_PRIVATE_NETWORKS", "true or false")),
         ({"TWISTED_REACTOR_ENABLED": True, "TWISTED_DNS_RESOLVER": "scrapy.resolver.CachingThreadedResolver"},
          ("TWISTED_DNS_RESOLVER", "cannot refuse private addresses", "GuardedResolver")),
+        ({"TWISTED_REACTOR_ENABLED": False}, ("TWISTED_REACTOR_ENABLED=False", "experimental", "rewrites")),
     ],
 )
 def test_wrong_setting_is_one_clear_problem(tmp_path, overrides, words):
@@ -106,9 +107,11 @@ def srv(site_server_module):
         ("IMGSCRAPER_MAX_PAGES=many", ("IMGSCRAPER_MAX_PAGES", "integer")),
         ("IMGSCRAPER_PROCESSES=all", ("IMGSCRAPER_PROCESSES", "integer")),
         ("IMGSCRAPER_SCRIPT_IMAGES=maybe", ("IMGSCRAPER_SCRIPT_IMAGES", "true or false")),
+        # Scrapy's experimental aiohttp transport: no handler built, nothing left unclosed.
+        ("TWISTED_REACTOR_ENABLED=False", ("TWISTED_REACTOR_ENABLED=False", "experimental")),
     ],
     ids=["bad-value", "misspelt-name", "unwritable-store", "not-a-number-spider", "not-a-number-command",
-         "not-a-boolean-spider"],
+         "not-a-boolean-spider", "reactorless"],
 )
 def test_crawl_refuses_wrong_setting(srv, run_crawl, tmp_path, setting, words):
     (tmp_path / "file").write_text("not a directory")

@@ -4,8 +4,8 @@ End to end: a start page on 127.0.0.1 references images on a name that resolves 
 on 169.254.169.254, on a private IPv6 literal, and images whose URL (on the allowed start
 host) redirects to a private literal or to a name that resolves to link-local. Every one is
 an item ``failed``/``blocked-address`` with one log line, and no connection was attempted:
-names are answered by a resolver stub (tests/netguard/stub_resolver.py, the guarded resolver
-with its lookup replaced), and a network guard (tests/netguard/sitecustomize.py) refuses and
+names are answered by a resolver stub (tests/resolver_stub.py, the guarded resolver with its
+lookup replaced), and a network guard (tests/netguard/sitecustomize.py) refuses and
 records every connection outside loopback, so a test fails if the crawl even tried one.
 
 A start URL on a public address cannot be served here, so the policy itself (which
@@ -15,7 +15,6 @@ categories a start host allows) is tested at unit level.
 from __future__ import annotations
 
 import json
-import sys
 
 import pytest
 from scrapy.http import Request
@@ -34,7 +33,6 @@ from imgscraper.addresses import (
 from imgscraper.pipelines import failure_reason
 
 NETGUARD = TESTS_DIR / "netguard"
-sys.path.insert(0, str(NETGUARD))
 
 HOSTS = {
     "intranet.test": "10.1.2.3",
@@ -70,13 +68,12 @@ def site(tmp_path):
 def crawl(run_crawl, site, tmp_path, *settings: str):
     connect_log = tmp_path / "connects.log"
     env = {
-        "PYTHONPATH": f"{NETGUARD}:{PROJECT_ROOT}",
+        "PYTHONPATH": f"{NETGUARD}:{TESTS_DIR}:{PROJECT_ROOT}",
         "IMGSCRAPER_TEST_CONNECT_LOG": str(connect_log),
         "IMGSCRAPER_TEST_HOSTS": json.dumps(HOSTS),
     }
     args = ["-a", f"url={site.url}", "-a", "depth=1", "-a", "follow_domains=*",
-            "-s", "TWISTED_REACTOR_ENABLED=True", "-s", "IMGSCRAPER_PROCESSES=1",
-            "-s", "TWISTED_DNS_RESOLVER=stub_resolver.StubResolver"]
+            "-s", "TWISTED_DNS_RESOLVER=resolver_stub.MappedTestResolver"]
     for setting in settings:
         args += ["-s", setting]
     result = run_crawl(args, out_dir=tmp_path / "out", env=env, timeout=60)
@@ -160,10 +157,10 @@ def test_policy_allows_the_start_hosts_networks():
 def test_guarded_resolver_refuses_names_of_refused_addresses(monkeypatch):
     from twisted.internet.error import DNSLookupError
 
-    import stub_resolver
+    from resolver_stub import MappedTestResolver
 
-    monkeypatch.setattr(stub_resolver, "HOSTS", {"public.test": "93.184.216.34", "intranet.test": "10.1.2.3"})
-    resolver = stub_resolver.StubResolver(None, 0, 1.0)
+    monkeypatch.setattr(MappedTestResolver, "hosts", {"public.test": "93.184.216.34", "intranet.test": "10.1.2.3"})
+    resolver = MappedTestResolver(None, 0, 1.0)
     results: list = []
     assert resolver.getHostByName("intranet.test").addCallback(results.append).called  # no policy: anything
     resolver.policy = AddressPolicy(["public.test"])
@@ -178,7 +175,8 @@ def test_guarded_resolver_refuses_names_of_refused_addresses(monkeypatch):
 
 def middleware(**settings):
     project = {name: getattr(project_settings, name) for name in dir(project_settings) if name.isupper()}
-    crawler = get_crawler(settings_dict={**project, **settings})
+    # No download here: no reactor needed in the test process.
+    crawler = get_crawler(settings_dict={**project, "TWISTED_REACTOR_ENABLED": False, **settings})
     return PrivateNetworkMiddleware.from_crawler(crawler), crawler
 
 

@@ -220,6 +220,8 @@ def journal_spider(tmp_path):
     from imgscraper import settings as project_settings
 
     settings = {name: getattr(project_settings, name) for name in dir(project_settings) if name.isupper()}
+    # No download here: no reactor needed in the test process.
+    settings["TWISTED_REACTOR_ENABLED"] = False
     crawler = get_crawler(ImagesSpider, settings_dict={**settings, "JOBDIR": str(tmp_path / "job")})
     crawler._apply_settings()
     return ImagesSpider.from_crawler(crawler, url="http://127.0.0.1:9/", depth="1")
@@ -288,8 +290,7 @@ def wide_site(tmp_path):
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_first_signal_starts_no_new_download_and_exits_promptly(wide_site, tmp_path, sig):
     job = Job(wide_site, tmp_path)
-    job.cmd += ["-s", "CONCURRENT_REQUESTS=16", "-s", "CONCURRENT_REQUESTS_PER_DOMAIN=16",
-                "-s", "TWISTED_REACTOR_ENABLED=True", "-s", "IMGSCRAPER_PROCESSES=1"]
+    job.cmd += ["-s", "CONCURRENT_REQUESTS=16", "-s", "CONCURRENT_REQUESTS_PER_DOMAIN=16"]
     proc = job.start()
     job.wait_for_files(proc, 30)
     signalled = time.monotonic()
