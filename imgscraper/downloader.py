@@ -51,7 +51,10 @@ def crawl_stopping(crawler: Crawler) -> bool:
     Scrapy clears ``engine.running`` first thing when it stops, then closes
     the spider, which waits for the requests in progress.
     """
-    engine = crawler.engine
+    try:
+        engine = crawler.engine
+    except RuntimeError:  # Scrapy 2.19: not crawling yet
+        return False
     return engine is not None and engine.spider is not None and not engine.running
 
 

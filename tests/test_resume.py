@@ -287,14 +287,18 @@ def wide_site(tmp_path):
         yield site
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_first_signal_starts_no_new_download_and_exits_promptly(wide_site, tmp_path, sig):
+@pytest.mark.parametrize(
+    "signals_", [[signal.SIGINT], [signal.SIGTERM], [signal.SIGINT, signal.SIGINT]], ids=["SIGINT", "SIGTERM", "twice"]
+)
+def test_a_signal_starts_no_new_download_and_exits_promptly(wide_site, tmp_path, signals_):
     job = Job(wide_site, tmp_path)
     job.cmd += ["-s", "CONCURRENT_REQUESTS=16", "-s", "CONCURRENT_REQUESTS_PER_DOMAIN=16"]
     proc = job.start()
     job.wait_for_files(proc, 30)
     signalled = time.monotonic()
-    proc.send_signal(sig)
+    for sig in signals_:
+        proc.send_signal(sig)
+        time.sleep(0.05)
     _, err = proc.communicate(timeout=60)
     took = time.monotonic() - signalled
     assert "Closing spider (shutdown)" in err and "Traceback" not in err, err[-3000:]
@@ -312,7 +316,30 @@ def test_first_signal_starts_no_new_download_and_exits_promptly(wide_site, tmp_p
     assert took < 2 + longest + 1, f"{took:.1f} s from the signal to the exit"  # + 1 s: Python's own exit
     stored = job.stored_paths()  # complete images, no temporary file
     assert len(stored) < len(wide_site.images)
-    items = [json.loads(line) for line in job.items.read_text().splitlines()]
-    assert items and all(i["status"] == "downloaded" for i in items)  # the images not started are no result
-    assert "images not downloaded: the crawl stopped first" in err
+    if len(signals_) == 1:
+        items = [json.loads(line) for line in job.items.read_text().splitlines()]
+        assert items and all(i["status"] == "downloaded" for i in items)  # the images not started are no result
+        assert "images not downloaded: the crawl stopped first" in err
+    else:
+        assert "Received SIGINT twice, forcing unclean shutdown" in err
     job.resume_and_check(stored)
+
+
+def test_a_stop_leaves_the_pages_it_cut_short_to_redo(tmp_path):
+    from types import SimpleNamespace
+
+    from imgscraper.pipelines import StoppedBeforeDownload
+
+    spider = journal_spider(tmp_path)
+    journal = spider.tracker.journal
+    done_page, cut_page = "http://127.0.0.1:9/", "http://127.0.0.1:9/b.html"
+    journal.add(done_page, 0)
+    journal.add(cut_page, 0)
+    # A page parsed before the stop: one image stored, the other not started when the crawl stopped.
+    first, second = list(spider.parse(page_response(done_page, '<img src="/a.png"><img src="/b.png">')))
+    spider.crawler.engine = SimpleNamespace(spider=spider, running=False)  # what Crawler.stop() leaves
+    spider.item_finished(first)
+    spider.item_finished(second, exception=StoppedBeforeDownload())
+    # A page parsed during the stop: no image is yielded any more.
+    assert list(spider.parse(page_response(cut_page, '<img src="/c.png"><img src="/d.png">'))) == []
+    assert journal.pending() == [(done_page, 0), (cut_page, 0)]

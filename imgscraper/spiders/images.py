@@ -33,7 +33,7 @@ from imgscraper.discovery import (
 )
 from imgscraper.items import ImageItem
 from imgscraper.journal import PageJournal, PageTracker, discard_request_queue
-from imgscraper.downloader import CrawlStopped
+from imgscraper.downloader import CrawlStopped, crawl_stopping
 from imgscraper.pipelines import StoppedBeforeDownload, failure_reason
 from imgscraper.rendering import Renderer, RenderingError, browser_failure_reason
 
@@ -343,7 +343,7 @@ class ImagesSpider(scrapy.Spider):
         yield from self._parse_page(response, page)
         # Not in a ``finally``: a parse cut short (the crawl stopping) leaves the page to redo.
         if page is not None:
-            self.tracker.release(page)
+            self.release_unless_stopping(page)
 
     def _parse_page(self, response: Response, page: str | None) -> Iterator[ImageItem | Request]:
         # A stopped download (stop_non_page_download) has no body, which Scrapy takes for text.
@@ -413,7 +413,13 @@ class ImagesSpider(scrapy.Spider):
         for sheet in css_import_urls(css, response.url):
             yield self.stylesheet_request(sheet, page, journal_page)
         if journal_page is not None:
-            self.tracker.release(journal_page)
+            self.release_unless_stopping(journal_page)
+
+    def release_unless_stopping(self, page: str) -> None:
+        """One less thing ``page`` waits for, unless the crawl is stopping: its images
+        stopped being yielded (:meth:`new_images`), so the page stays to do."""
+        if not crawl_stopping(self.crawler):
+            self.tracker.release(page)
 
     def stylesheet_failed(self, failure: Failure) -> None:
         if failure.check(CrawlStopped):
@@ -425,8 +431,11 @@ class ImagesSpider(scrapy.Spider):
 
     def new_images(self, refs: list[ImageRef], page: str, journal_page: str | None = None) -> Iterator[ImageItem]:
         """One item per image URL not yielded before in this crawl (by this process:
-        with ``dedupe_images`` off, every reference is yielded for a shared crawl to sort out)."""
+        with ``dedupe_images`` off, every reference is yielded for a shared crawl to sort out).
+        None once the crawl is stopping: they would not be downloaded."""
         for ref in refs:
+            if crawl_stopping(self.crawler):
+                return
             if self.dedupe_images:
                 key = image_url_key(ref.url)
                 if key in self.seen_images:
