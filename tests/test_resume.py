@@ -343,3 +343,30 @@ def test_a_stop_leaves_the_pages_it_cut_short_to_redo(tmp_path):
     # A page parsed during the stop: no image is yielded any more.
     assert list(spider.parse(page_response(cut_page, '<img src="/c.png"><img src="/d.png">'))) == []
     assert journal.pending() == [(done_page, 0), (cut_page, 0)]
+
+
+def test_a_signal_cuts_a_retry_after_wait_short(tmp_path):
+    """An image answered 429 with Retry-After: 30 s: the crawl waits to retry it, and a Ctrl-C
+    ends that wait at once; the resumed crawl fetches the image."""
+    with HTTPTestServer(tmp_path / "www") as server:
+        site = TreeSite.__new__(TreeSite)
+        site.server, site.images = server, {"/i/busy.png": make_png(90_001)}
+        site.sha_to_path = {hashlib.sha256(site.images["/i/busy.png"]).hexdigest(): "/i/busy.png"}
+        busy = {"on": True}
+        server.add_handler("/p0.html", lambda h: h.send_body('<img src="/i/busy.png">', content_type="text/html") or True)
+        server.add_handler("/i/busy.png", lambda h: h.send_body(
+            b"busy", status=429, headers={"Retry-After": "30"}) if busy["on"] else h.send_body(
+            site.images["/i/busy.png"], content_type="image/png") or True)
+        job = Job(site, tmp_path)
+        proc = job.start()
+        deadline = time.monotonic() + 30
+        while not any(r.url_path == "/i/busy.png" and r.done for r in server.log.snapshot()):
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.01)
+        time.sleep(0.3)  # the retry middleware is waiting
+        took, err = interrupt(proc, [signal.SIGINT])
+        assert proc.returncode == 1 and "Traceback" not in err, err[-3000:]
+        assert took < 3, f"{took:.1f} s from the signal to the exit"
+        assert job.stored_paths() == set()
+        busy["on"] = False
+        job.resume_and_check(set())
