@@ -11,8 +11,9 @@ may fetch from loopback, a crawl of an intranet host from private networks.
 
 The check is made on the resolved address, where the connection is made:
 
-* :class:`GuardedResolver` (``TWISTED_DNS_RESOLVER``) refuses to resolve a
-  name to a refused address. Twisted's ``HostnameEndpoint`` resolves every
+* :class:`GuardedResolver` (``TWISTED_DNS_RESOLVER``, the default; or
+  :class:`GuardedHostnameResolver` for IPv6) refuses to resolve a name to a
+  refused address. Twisted's ``HostnameEndpoint`` resolves every
   host through it, IP literals included, so every connection of Scrapy's
   HTTP/1.1 handler is checked, redirects and retries too, and DNS answers
   that change between lookups (rebinding) are checked each time.
@@ -35,23 +36,28 @@ from urllib.parse import urlsplit
 
 from scrapy import signals
 from scrapy.exceptions import CannotResolveHostError, IgnoreRequest, NotConfigured
-from scrapy.resolver import CachingThreadedResolver
+from scrapy.resolver import CachingHostnameResolver, CachingThreadedResolver
 from scrapy.utils.defer import maybe_deferred_to_future
 from scrapy.utils.httpobj import urlparse_cached
+from twisted.internet.defer import Deferred
 from twisted.internet.error import DNSLookupError
+from twisted.internet.interfaces import IResolutionReceiver
+from zope.interface import implementer
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
     from scrapy.crawler import Crawler
     from scrapy.http import Request
-    from twisted.internet.defer import Deferred
+    from twisted.internet.interfaces import IAddress, IHostResolution
 
 __all__ = [
     "CATEGORIES",
     "AddressPolicy",
+    "AddressGuard",
     "AddressRefused",
     "BlockedAddressError",
+    "GuardedHostnameResolver",
     "GuardedResolver",
     "PrivateNetworkMiddleware",
     "address_category",
@@ -159,23 +165,38 @@ class AddressPolicy:
         return category
 
 
-class GuardedResolver(CachingThreadedResolver):
-    """Scrapy's default resolver that refuses addresses its :attr:`policy` refuses.
+class AddressGuard:
+    """What the guarded resolvers share: the :attr:`policy` they enforce, set by
+    :class:`PrivateNetworkMiddleware` when the spider opens (without one every address
+    is allowed), and :attr:`installed`, the instance Scrapy installed on the reactor.
 
-    The policy is set by :class:`PrivateNetworkMiddleware` when the spider opens;
-    without one every address is allowed. The resolver is built once per
-    process (from the process's settings), so one crawl per process is assumed.
-    Subclasses change how names are looked up by overriding :meth:`lookup`.
+    Scrapy builds the resolver once per process, from the process's settings, so
+    one crawl per process is assumed.
     """
 
-    #: The instance Scrapy installed on the reactor, if any (one per process).
-    installed: ClassVar[GuardedResolver | None] = None
+    #: The instance Scrapy installed on the reactor, if any.
+    installed: ClassVar[AddressGuard | None] = None
 
     policy: AddressPolicy | None = None
 
     def install_on_reactor(self) -> None:
-        super().install_on_reactor()
-        GuardedResolver.installed = self
+        super().install_on_reactor()  # type: ignore[misc]
+        AddressGuard.installed = self
+
+    def refused(self, name: str, address: str) -> str | None:
+        """The category for which ``name`` may not be connected at ``address``, or None."""
+        return self.policy.refusal(name, address) if self.policy is not None else None
+
+    async def resolve(self, name: str) -> None:
+        """Resolve ``name`` through the guard (the policy learns a start host's networks so)."""
+        raise NotImplementedError
+
+
+class GuardedResolver(AddressGuard, CachingThreadedResolver):
+    """Scrapy's default resolver (IPv4, ``DNS_TIMEOUT``) that refuses what its policy refuses.
+
+    Subclasses change how names are looked up by overriding :meth:`lookup`.
+    """
 
     def getHostByName(self, name: str, timeout: Sequence[int] = ()) -> Deferred[str]:
         return self.lookup(name, timeout).addCallback(self._check, name)
@@ -185,9 +206,68 @@ class GuardedResolver(CachingThreadedResolver):
         return super().getHostByName(name, timeout)
 
     def _check(self, address: str, name: str) -> str:
-        if self.policy is not None and (category := self.policy.refusal(name, address)):
+        if category := self.refused(name, address):
             raise AddressRefused(f"{name} resolves to {address}, a {category} address")
         return address
+
+    async def resolve(self, name: str) -> None:
+        await maybe_deferred_to_future(self.getHostByName(name))
+
+
+@implementer(IResolutionReceiver)
+class _AllowedAddresses:
+    """Passes on to ``receiver`` the addresses of ``name`` that ``guard`` allows."""
+
+    def __init__(self, receiver: IResolutionReceiver, name: str, guard: AddressGuard):
+        self.receiver, self.name, self.guard = receiver, name, guard
+
+    def resolutionBegan(self, resolution: IHostResolution) -> None:
+        self.receiver.resolutionBegan(resolution)
+
+    def addressResolved(self, address: IAddress) -> None:
+        if not self.guard.refused(self.name, getattr(address, "host", "")):
+            self.receiver.addressResolved(address)
+
+    def resolutionComplete(self) -> None:
+        self.receiver.resolutionComplete()
+
+
+class GuardedHostnameResolver(AddressGuard, CachingHostnameResolver):
+    """Scrapy's ``getaddrinfo`` resolver (IPv4 and IPv6) that leaves out the addresses its
+    policy refuses; a name left without any fails to resolve."""
+
+    def resolveHostName(
+        self,
+        resolutionReceiver: IResolutionReceiver,
+        hostName: str,
+        portNumber: int = 0,
+        addressTypes: Sequence[type[IAddress]] | None = None,
+        transportSemantics: str = "TCP",
+    ) -> IHostResolution:
+        receiver = _AllowedAddresses(resolutionReceiver, hostName, self)
+        return super().resolveHostName(receiver, hostName, portNumber, addressTypes, transportSemantics)
+
+    async def resolve(self, name: str) -> None:
+        completion = _Completion()
+        self.resolveHostName(completion, name)
+        await maybe_deferred_to_future(completion.done)
+
+
+@implementer(IResolutionReceiver)
+class _Completion:
+    """A resolution receiver that only tells when the resolution is complete."""
+
+    def __init__(self) -> None:
+        self.done: Deferred[None] = Deferred()
+
+    def resolutionBegan(self, resolution: IHostResolution) -> None:
+        pass
+
+    def addressResolved(self, address: IAddress) -> None:
+        pass
+
+    def resolutionComplete(self) -> None:
+        self.done.callback(None)
 
 
 class PrivateNetworkMiddleware:
@@ -214,16 +294,16 @@ class PrivateNetworkMiddleware:
         its category is allowed before any image or link is fetched."""
         hosts = {host_of(url) for url in getattr(spider, "start_urls", ())} - {""}
         self.policy.add_start_hosts(hosts)
-        resolver = GuardedResolver.installed
+        resolver = AddressGuard.installed
         if resolver is None:
             # CrawlerRunner does not install TWISTED_DNS_RESOLVER: the process's owner does.
-            logger.warning("No GuardedResolver is installed on the reactor: host names are not checked, "
+            logger.warning("No guarded resolver is installed on the reactor: host names are not checked, "
                            "only IP-literal URLs (see imgscraper.addresses)")
             return
         resolver.policy = self.policy
         for host in sorted(h for h in hosts if not is_ip_address(h)):
             try:
-                await maybe_deferred_to_future(resolver.getHostByName(host))
+                await resolver.resolve(host)
             except Exception:  # noqa: BLE001 - the start page's own request reports it
                 continue
 

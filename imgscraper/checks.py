@@ -169,16 +169,16 @@ def check_resolver(settings: BaseSettings) -> Iterator[str]:
             return
     except ValueError:
         return  # reported by check_values
-    from imgscraper.addresses import GuardedResolver  # noqa: PLC0415 - imports Twisted
+    from imgscraper.addresses import AddressGuard  # noqa: PLC0415 - imports Twisted
 
     value = settings.get("TWISTED_DNS_RESOLVER")
     try:
         resolver = load_object(value)
     except (AttributeError, ImportError, NameError, ValueError):
         resolver = None
-    if not (isinstance(resolver, type) and issubclass(resolver, GuardedResolver)):
-        yield (f"TWISTED_DNS_RESOLVER={value!r} cannot refuse private addresses: use "
-               "imgscraper.addresses.GuardedResolver (or a subclass), or -s IMGSCRAPER_ALLOW_PRIVATE_NETWORKS=True")
+    if not (isinstance(resolver, type) and issubclass(resolver, AddressGuard)):
+        yield (f"TWISTED_DNS_RESOLVER={value!r} cannot refuse private addresses: use imgscraper.addresses."
+               "GuardedResolver (IPv4) or GuardedHostnameResolver (IPv6 too), or -s IMGSCRAPER_ALLOW_PRIVATE_NETWORKS=True")
 
 
 def check_settings(settings: BaseSettings) -> list[str]:

@@ -83,6 +83,8 @@ def test_any_resolver_when_private_networks_allowed(tmp_path):
                        TWISTED_DNS_RESOLVER="scrapy.resolver.CachingHostnameResolver")
     assert check_settings(settings) == []
     assert check_settings(project(tmp_path, TWISTED_REACTOR_ENABLED=True)) == []
+    ipv6 = project(tmp_path, TWISTED_DNS_RESOLVER="imgscraper.addresses.GuardedHostnameResolver")
+    assert check_settings(ipv6) == []
 
 
 def test_other_components_settings_are_not_flagged(tmp_path):

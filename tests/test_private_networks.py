@@ -200,3 +200,47 @@ def test_middleware_off_when_private_networks_allowed():
 
     with pytest.raises(NotConfigured):
         middleware(IMGSCRAPER_ALLOW_PRIVATE_NETWORKS=True)
+
+
+def test_guarded_hostname_resolver_leaves_refused_addresses_out():
+    from types import SimpleNamespace
+
+    from twisted.internet.address import IPv4Address, IPv6Address
+    from twisted.internet.interfaces import IResolutionReceiver
+    from zope.interface import implementer
+
+    from imgscraper.addresses import GuardedHostnameResolver
+
+    answers = {
+        "mixed.test": [IPv4Address("TCP", "10.1.2.3", 0), IPv6Address("TCP", "2606:4700::1111", 0)],
+        "private6.test": [IPv6Address("TCP", "fd00::5", 0), IPv6Address("TCP", "fe80::1", 0)],
+    }
+
+    class Lookup:  # the system's getaddrinfo, faked: not the piece under test
+        def resolveHostName(self, receiver, name, portNumber=0, addressTypes=None, transportSemantics="TCP"):
+            receiver.resolutionBegan(None)
+            for address in answers[name]:
+                receiver.addressResolved(address)
+            receiver.resolutionComplete()
+
+    @implementer(IResolutionReceiver)
+    class Collect:
+        def __init__(self):
+            self.addresses, self.complete = [], False
+
+        def resolutionBegan(self, resolution):
+            pass
+
+        def addressResolved(self, address):
+            self.addresses.append(address.host)
+
+        def resolutionComplete(self):
+            self.complete = True
+
+    resolver = GuardedHostnameResolver(SimpleNamespace(nameResolver=Lookup()), 100)
+    resolver.policy = AddressPolicy(["93.184.216.34"])
+    for name, allowed in (("mixed.test", ["2606:4700::1111"]), ("private6.test", []), ("mixed.test", ["2606:4700::1111"])):
+        receiver = Collect()  # the second lookup of mixed.test comes from Scrapy's DNS cache
+        resolver.resolveHostName(receiver, name)
+        assert (receiver.addresses, receiver.complete) == (allowed, True), name
+    assert resolver.policy.refused["private6.test"] == ("fe80::1", "link-local")
