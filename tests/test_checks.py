@@ -111,9 +111,10 @@ def srv(site_server_module):
         ("IMGSCRAPER_SCRIPT_IMAGES=maybe", ("IMGSCRAPER_SCRIPT_IMAGES", "true or false")),
         # Scrapy's experimental aiohttp transport: no handler built, nothing left unclosed.
         ("TWISTED_REACTOR_ENABLED=False", ("TWISTED_REACTOR_ENABLED=False", "experimental")),
+        ("TWISTED_DNS_RESOLVER=scrapy.resolver.CachingThreadedResolver", ("TWISTED_DNS_RESOLVER", "GuardedResolver")),
     ],
     ids=["bad-value", "misspelt-name", "unwritable-store", "not-a-number-spider", "not-a-number-command",
-         "not-a-boolean-spider", "reactorless"],
+         "not-a-boolean-spider", "reactorless", "unguarded-resolver"],
 )
 def test_crawl_refuses_wrong_setting(srv, run_crawl, tmp_path, setting, words):
     (tmp_path / "file").write_text("not a directory")
