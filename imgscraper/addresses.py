@@ -37,9 +37,9 @@ from urllib.parse import urlsplit
 from scrapy import signals
 from scrapy.exceptions import CannotResolveHostError, IgnoreRequest, NotConfigured
 from scrapy.resolver import CachingHostnameResolver, CachingThreadedResolver
-from scrapy.utils.defer import maybe_deferred_to_future
+from scrapy.utils.defer import deferred_from_coro, maybe_deferred_to_future
 from scrapy.utils.httpobj import urlparse_cached
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.error import DNSLookupError
 from twisted.internet.interfaces import IResolutionReceiver
 from zope.interface import implementer
@@ -301,11 +301,9 @@ class PrivateNetworkMiddleware:
                            "only IP-literal URLs (see imgscraper.addresses)")
             return
         resolver.policy = self.policy
-        for host in sorted(h for h in hosts if not is_ip_address(h)):
-            try:
-                await resolver.resolve(host)
-            except Exception:  # noqa: BLE001 - the start page's own request reports it
-                continue
+        # All at once; a failure is the start page's own request's to report.
+        lookups = [deferred_from_coro(resolver.resolve(host)) for host in hosts if not is_ip_address(host)]
+        await maybe_deferred_to_future(DeferredList(lookups, consumeErrors=True))
 
     def process_request(self, request: Request) -> None:
         if proxy := request.meta.get("proxy"):

@@ -65,14 +65,14 @@ def site(tmp_path):
         yield server
 
 
-def crawl(run_crawl, site, tmp_path, *settings: str):
+def crawl(run_crawl, site, tmp_path, *settings: str, start: str = ""):
     connect_log = tmp_path / "connects.log"
     env = {
         "PYTHONPATH": f"{NETGUARD}:{TESTS_DIR}:{PROJECT_ROOT}",
         "IMGSCRAPER_TEST_CONNECT_LOG": str(connect_log),
         "IMGSCRAPER_TEST_HOSTS": json.dumps(HOSTS),
     }
-    args = ["-a", f"url={site.url}", "-a", "depth=1", "-a", "follow_domains=*",
+    args = ["-a", f"url={start or site.url}", "-a", "depth=1", "-a", "follow_domains=*",
             "-s", "TWISTED_DNS_RESOLVER=resolver_stub.MappedTestResolver"]
     for setting in settings:
         args += ["-s", setting]
@@ -103,6 +103,17 @@ def test_private_addresses_refused_without_a_connection(run_crawl, site, tmp_pat
     assert "'imgscraper/blocked_addresses/link-local':" in result.stderr
     assert "'imgscraper/blocked_addresses/private':" in result.stderr
     assert "retry/" not in result.stderr, result.tail()  # refusals are not retried
+
+
+def test_a_start_host_name_allows_the_network_it_resolves_to(run_crawl, site, tmp_path):
+    port = site.url.rsplit(":", 1)[1].strip("/")
+    start = f"http://alias.test:{port}/"  # resolves to 127.0.0.1: loopback is the start URL's network
+    result, attempts = crawl(run_crawl, site, tmp_path, start=start)
+    assert attempts == [], f"connections attempted outside loopback: {attempts}"
+    items = result.by_url()
+    assert items[f"{start}ok.png"]["status"] == "downloaded", items
+    assert items[site.refs["intranet"]]["reason"] == "blocked-address", items
+    assert items[site.refs["metadata-literal"]]["reason"] == "blocked-address", items
 
 
 def test_allow_private_networks_turns_the_refusal_off(run_crawl, site, tmp_path):

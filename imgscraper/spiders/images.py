@@ -31,9 +31,9 @@ from imgscraper.discovery import (
     find_stylesheets,
     image_url_key,
 )
+from imgscraper.downloader import CrawlStopped, crawl_stopping
 from imgscraper.items import ImageItem
 from imgscraper.journal import PageJournal, PageTracker, discard_request_queue
-from imgscraper.downloader import CrawlStopped, crawl_stopping
 from imgscraper.pipelines import StoppedBeforeDownload, failure_reason
 from imgscraper.rendering import Renderer, RenderingError, browser_failure_reason
 
