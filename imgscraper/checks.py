@@ -36,6 +36,7 @@ logger = logging.getLogger(__name__)
 CHOICES: dict[str, tuple[str, ...]] = {
     "IMGSCRAPER_SRCSET": ("largest", "all"),
     "IMGSCRAPER_FILE_NAMES": ("stable", "random"),
+    "IMGSCRAPER_NEAR_DUPLICATES": ("off", "mark", "skip"),
 }
 
 #: Setting names close to these but unknown are reported as misspelt.
@@ -60,7 +61,7 @@ def check_names(settings: BaseSettings, known: set[str]) -> Iterator[str]:
         if name in known or not name.upper().startswith(_PREFIXES):
             continue
         close = difflib.get_close_matches(name.upper(), ours, n=1, cutoff=0.6)
-        hint = f"did you mean {close[0]}?" if close else "see the settings table in the README"
+        hint = f"did you mean {close[0]}?" if close else "see docs/settings.md"
         yield f"unknown setting {name}: {hint}"
 
 

@@ -1,7 +1,7 @@
 """Scrapy settings for imgscraper.
 
 Every setting the project adds is prefixed ``IMGSCRAPER_`` and has its only
-default here; the README's settings table describes each one.
+default here; docs/settings.md describes each one (tests/test_docs.py checks it does).
 """
 
 BOT_NAME = "imgscraper"
@@ -20,7 +20,7 @@ REMOTE_CONTROL_ENABLED = False
 USER_AGENT = "imgscraper/0.1 (+https://github.com/imgscraper/imgscraper; image crawler)"
 ROBOTSTXT_OBEY = True
 
-# Politeness and speed: see "Tuning" in the README.
+# Politeness and speed: see docs/settings.md.
 # Stock Scrapy's downloader lets image requests overshoot both limits below.
 DOWNLOADER = "imgscraper.downloader.LimitedDownloader"
 CONCURRENT_REQUESTS = 16
@@ -120,12 +120,17 @@ IMGSCRAPER_PROGRESS_INTERVAL = 60.0
 IMGSCRAPER_PROCESSES = 1
 # Python's cyclic garbage collector: objects alive when the crawl starts are frozen and the
 # first generation is collected every this many allocations (Python: 700); 0 leaves it alone.
-# About 7% less CPU on the bench site, same peak memory (see "Where the time goes" in the README).
+# About 7% less CPU on the bench site, same peak memory (see docs/benchmarks.md).
 IMGSCRAPER_GC_THRESHOLD = 20000
+# Near-duplicates (resized or re-encoded copies of one picture): "off"; "mark" gives each stored
+# image its perceptual hash (item and record field phash); "skip" also leaves unstored an image
+# whose hash is close to an image of this crawl or store at the same aspect ratio and at least its
+# size (status skipped, reason near-duplicate, path of the stored one).
+IMGSCRAPER_NEAR_DUPLICATES = "off"
 # Rebuild index.html, a gallery of everything a local IMAGES_STORE holds, after each crawl.
 IMGSCRAPER_GALLERY = True
 
-# Rendering (-a render=yes): see "JavaScript pages" in the README.
+# Rendering (-a render=yes): see docs/rendering.md.
 # The Chromium executable (Debian's chromium package; never a Playwright download).
 IMGSCRAPER_RENDER_BROWSER = "/usr/bin/chromium"
 # Pages open in the browser at once (per scheme: http and https each).

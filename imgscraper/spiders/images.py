@@ -28,6 +28,7 @@ from imgscraper.discovery import (
     find_frames,
     find_images,
     find_page_links,
+    find_page_title,
     find_stylesheets,
     image_url_key,
 )
@@ -361,16 +362,18 @@ class ImagesSpider(scrapy.Spider):
         refs = find_images(
             response.selector, response.url, srcset=self.srcset_mode, scripts=self.script_images, ignored=ignored
         )
-        yield from self.new_images(refs, response.url, page)
+        page_title = find_page_title(response.selector)
+        yield from self.new_images(refs, response.url, page, page_title)
         if self.renderer:
-            yield from self.new_images(self.renderer.browser_images(response, self.srcset_mode), response.url, page)
+            browser_images = self.renderer.browser_images(response, self.srcset_mode)
+            yield from self.new_images(browser_images, response.url, page, page_title)
         for url in ignored:
             scheme = url.partition(":")[0].lower()
             self.crawler.stats.inc_value(f"imgscraper/urls_ignored/{scheme}")
             logger.debug("Ignored image URL %s on %s: only http, https and data: are fetched", url[:200], response.url)
         if self.fetch_stylesheets:
             for sheet in find_stylesheets(response.selector, response.url):
-                yield self.stylesheet_request(sheet, response.url, page)
+                yield self.stylesheet_request(sheet, response.url, page, page_title)
         depth = response.meta.get("depth", 0)
         if depth < self.depth:
             links = find_page_links(response.selector, response.url)
@@ -396,22 +399,22 @@ class ImagesSpider(scrapy.Spider):
             return (site,)
         return tuple(response.meta.get("imgscraper_sites", ()))
 
-    def stylesheet_request(self, url: str, page: str, journal_page: str | None) -> Request:
+    def stylesheet_request(self, url: str, page: str, journal_page: str | None, page_title: str = "") -> Request:
         meta = {}
         if journal_page is not None:
             self.tracker.acquire(journal_page)
             meta["imgscraper_holds"] = journal_page
         return Request(url, callback=self.parse_stylesheet, errback=self.stylesheet_failed,
-                       cb_kwargs={"page": page}, meta=meta)
+                       cb_kwargs={"page": page, "page_title": page_title}, meta=meta)
 
-    def parse_stylesheet(self, response: Response, page: str) -> Iterator[ImageItem | Request]:
+    def parse_stylesheet(self, response: Response, page: str, page_title: str = "") -> Iterator[ImageItem | Request]:
         """Yield the new images of a style sheet ``page`` loads, and the sheets it imports."""
         journal_page = response.meta.get("imgscraper_holds")
         css = response.text if isinstance(response, TextResponse) else response.body.decode("utf-8", "replace")
         self.crawler.stats.inc_value("imgscraper/stylesheets")
-        yield from self.new_images(find_css_images(css, response.url), page, journal_page)
+        yield from self.new_images(find_css_images(css, response.url), page, journal_page, page_title)
         for sheet in css_import_urls(css, response.url):
-            yield self.stylesheet_request(sheet, page, journal_page)
+            yield self.stylesheet_request(sheet, page, journal_page, page_title)
         if journal_page is not None:
             self.release_unless_stopping(journal_page)
 
@@ -429,10 +432,17 @@ class ImagesSpider(scrapy.Spider):
         if journal_page := failure.request.meta.get("imgscraper_holds"):
             self.tracker.release(journal_page)
 
-    def new_images(self, refs: list[ImageRef], page: str, journal_page: str | None = None) -> Iterator[ImageItem]:
+    def new_images(
+        self, refs: list[ImageRef], page: str, journal_page: str | None = None, page_title: str = ""
+    ) -> Iterator[ImageItem]:
         """One item per image URL not yielded before in this crawl (by this process:
+<<<<<<< HEAD
         with ``dedupe_images`` off, every reference is yielded for a shared crawl to sort out).
         None once the crawl is stopping: they would not be downloaded."""
+=======
+        with ``dedupe_images`` off, every reference is yielded for a shared crawl to sort out),
+        with the context ``page`` (titled ``page_title``) gave it."""
+>>>>>>> main
         for ref in refs:
             if crawl_stopping(self.crawler):
                 return
@@ -442,7 +452,10 @@ class ImagesSpider(scrapy.Spider):
                     continue
                 self.seen_images.add(key)
                 self.crawler.stats.inc_value("imgscraper/images/found")
-            item = ImageItem(url=ref.url, page=page, source=ref.source)
+            item = ImageItem(
+                url=ref.url, page=page, source=ref.source, alt=ref.alt, title=ref.title, caption=ref.caption,
+                page_title=page_title, srcset_descriptor=ref.srcset_descriptor,
+            )
             if journal_page is not None:
                 self.tracker.acquire(journal_page)
                 self.item_pages[id(item)] = journal_page
