@@ -436,13 +436,9 @@ class ImagesSpider(scrapy.Spider):
         self, refs: list[ImageRef], page: str, journal_page: str | None = None, page_title: str = ""
     ) -> Iterator[ImageItem]:
         """One item per image URL not yielded before in this crawl (by this process:
-<<<<<<< HEAD
-        with ``dedupe_images`` off, every reference is yielded for a shared crawl to sort out).
-        None once the crawl is stopping: they would not be downloaded."""
-=======
         with ``dedupe_images`` off, every reference is yielded for a shared crawl to sort out),
-        with the context ``page`` (titled ``page_title``) gave it."""
->>>>>>> main
+        with the context ``page`` (titled ``page_title``) gave it. None once the crawl is
+        stopping: they would not be downloaded."""
         for ref in refs:
             if crawl_stopping(self.crawler):
                 return
