@@ -306,11 +306,12 @@ def test_a_signal_starts_no_new_download_and_exits_promptly(wide_site, tmp_path,
     server_log = wide_site.server.log
     server_log.wait_idle()
     images = [r for r in server_log if r.url_path.startswith("/i/")]
-    # Up to CONCURRENT_REQUESTS requests were on their way when the signal arrived, and a loaded
-    # server may read them a little later; any more would be downloads started after the signal
-    # (before this change: the rest of the page, about 150).
+    # Up to CONCURRENT_REQUESTS (16) requests were on their way when the signal arrived, and a
+    # loaded server may read them a little later; as many again may start before a busy crawl
+    # handles the signal. Any more would be downloads started after it (before this change:
+    # the rest of the page, about 150).
     after = [r for r in images if r.start > signalled]
-    assert len(after) <= 16, f"{len(after)} image requests reached the server after the signal"
+    assert len(after) <= 2 * 16, f"{len(after)} image requests reached the server after the signal"
     assert all(r.start < signalled + 2 for r in after), sorted(r.start - signalled for r in after)
     longest = max(r.duration or 0 for r in images)
     assert took < 2 + longest + 1, f"{took:.1f} s from the signal to the exit"  # + 1 s: Python's own exit
