@@ -27,6 +27,7 @@ from scrapy.utils.misc import load_object
 
 from imgscraper import settings as project_settings
 from imgscraper.durations import parse_duration
+from imgscraper.filters import check_filter_settings
 
 __all__ = ["SettingsCheck", "check_settings", "check_store"]
 
@@ -110,6 +111,7 @@ def check_values(settings: BaseSettings) -> Iterator[str]:
     yield from _number(settings, "IMGSCRAPER_REDIS_WORKER_TIMEOUT", float, 1)
     yield from check_thumbs(settings)
     yield from check_transport(settings)
+    yield from check_filter_settings(settings)
 
 
 def check_transport(settings: BaseSettings) -> Iterator[str]:

@@ -63,6 +63,7 @@ from scrapy_redis.queue import PriorityQueue
 from scrapy_redis.scheduler import Scheduler
 
 from imgscraper.downloader import crawl_stopping
+from imgscraper.filters import count_filtered
 from imgscraper.pipelines import StoppedBeforeDownload
 from imgscraper.processes import PARENT, TOKEN, WorkLedger, image_key
 
@@ -495,6 +496,8 @@ class SharedImagesMiddleware:
                     self.crawler.stats.inc_value("imgscraper/shared/images_already_claimed")
                     continue
                 self.crawler.stats.inc_value("imgscraper/images/found")
+                if ItemAdapter(obj).get("reason") == "filtered":
+                    count_filtered(self.crawler.stats)
             self.shared.ledger.output(token, obj)
             kept.append(obj)
         return kept

@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 from itemadapter import ItemAdapter
 from PIL import Image, ImageOps
-from scrapy.exceptions import DropItem, IgnoreRequest
-from scrapy.http import Request, Response
+from scrapy import signals
+from scrapy.exceptions import DropItem, IgnoreRequest, StopDownload
+from scrapy.http import Headers, Request, Response
 from scrapy.http.request import NO_CALLBACK
 from scrapy.pipelines.files import FSFilesStore, S3FilesStore
 from scrapy.pipelines.images import ImagesPipeline
@@ -34,6 +35,7 @@ from twisted.python.failure import Failure
 from imgscraper.downloader import CrawlStopped, crawl_stopping
 from imgscraper.inspection import ImageInfo, ImageRejected, inspect_image
 from imgscraper.durations import parse_duration
+from imgscraper.filters import ImageFilter
 from imgscraper.phash import HashedImage, NearDuplicateIndex, perceptual_hash
 from imgscraper.records import ImageRecord, SQLiteRecord, StoreRecord, open_store_record
 
@@ -60,9 +62,9 @@ FETCHED_SCHEMES = ("http", "https", "data")
 
 
 def _rejection_status(reason: str) -> str:
-    """The item status of an image rejected for ``reason``: a too-small image, or a link
-    to an image file that leads to a page, is skipped; others failed."""
-    return "skipped" if reason in ("too-small", "link-to-page") else "failed"
+    """The item status of an image rejected for ``reason``: a too-small or filtered image, or
+    a link to an image file that leads to a page, is skipped; others failed."""
+    return "skipped" if reason in ("too-small", "filtered", "link-to-page") else "failed"
 
 
 def _is_html(response: Response) -> bool:
@@ -395,6 +397,11 @@ class ImageStorePipeline(ImagesPipeline):
         self.convert_to_jpeg: bool = settings.getbool("IMGSCRAPER_CONVERT_TO_JPEG")
         self.skip_tracking_pixels: bool = settings.getbool("IMGSCRAPER_SKIP_TRACKING_PIXELS")
         self.expires_seconds: float = self._expires_seconds(settings)
+        self.image_filter = ImageFilter.from_settings(settings)
+        if self.image_filter.decides_on_headers:
+            crawler.signals.connect(self.stop_filtered_download, signal=signals.headers_received)
+        if self.image_filter.max_bytes:
+            crawler.signals.connect(self.stop_oversized_download, signal=signals.bytes_received)
         self.stats = crawler.stats
         self.store_fault = ""
         self.record: StoreRecord | None = open_store_record(self.store)
@@ -444,6 +451,8 @@ class ImageStorePipeline(ImagesPipeline):
 
     def get_media_requests(self, item: Any, info: MediaPipeline.SpiderInfo) -> list[Request]:
         adapter = ItemAdapter(item)
+        if adapter.get("status") == "skipped":
+            return []  # left out by the spider (a filter on its URL), and counted there
         scheme = adapter["url"].partition(":")[0].lower()
         if scheme not in FETCHED_SCHEMES:
             # Discovery only yields these; an item from elsewhere must not read local files.
@@ -451,7 +460,9 @@ class ImageStorePipeline(ImagesPipeline):
             self._count("skipped", "unsupported-scheme")
             logger.warning("Image skipped (unsupported-scheme): %(url)s", {"url": adapter["url"][:300]})
             return []
-        meta: dict[str, Any] = {"imgscraper_uuid": str(uuid.uuid4())} if self.file_names == "random" else {}
+        meta: dict[str, Any] = {"imgscraper_image": True}
+        if self.file_names == "random":
+            meta["imgscraper_uuid"] = str(uuid.uuid4())
         # What MediaPipeline does per request: every status reaches media_downloaded,
         # except redirects while MEDIA_ALLOW_REDIRECTS is on.
         if self.handle_httpstatus_list:
@@ -546,6 +557,8 @@ class ImageStorePipeline(ImagesPipeline):
         if record is None:
             return None
         fresh = time.time() - record.stored_at <= self.expires_seconds
+        if not record.rejected and (left_out := self.image_filter.rejection(record.format, record.size)):
+            raise self._reject(request, "skipped", "filtered", f"{left_out}, as stored")
         if record.rejected:
             if fresh and self._still_rejected(record):
                 raise self._reject(request, _rejection_status(record.rejected), record.rejected, "as on an earlier crawl")
@@ -613,10 +626,35 @@ class ImageStorePipeline(ImagesPipeline):
 
     # -- responses --------------------------------------------------------
 
+    def stop_filtered_download(self, headers: Headers, body_length: int | None, request: Request) -> None:
+        """Stop downloading an image whose headers show that :attr:`image_filter` leaves it
+        out (its format, or its length over the maximum): its body is not transferred. A body
+        of unknown length is counted as it arrives (:meth:`stop_oversized_download`)."""
+        if "imgscraper_image" not in request.meta:
+            return
+        if left_out := self.image_filter.rejection_by_headers(headers):
+            request.meta["imgscraper_filtered"] = left_out
+            raise StopDownload(fail=True)
+        if self.image_filter.counts_arriving_bytes(headers):
+            request.meta["imgscraper_received"] = 0
+        else:
+            request.meta.pop("imgscraper_received", None)  # a retry's response may tell
+
+    def stop_oversized_download(self, data: bytes, request: Request) -> None:
+        """Stop downloading an image body of unknown length once it is over ``max_bytes``."""
+        if "imgscraper_received" not in request.meta:
+            return
+        received = request.meta["imgscraper_received"] = request.meta["imgscraper_received"] + len(data)
+        if left_out := self.image_filter.rejection_by_arriving_bytes(received):
+            request.meta["imgscraper_filtered"] = left_out
+            raise StopDownload(fail=True)
+
     def media_failed(self, failure: Failure, request: Request, info: MediaPipeline.SpiderInfo) -> None:
         exc = failure.value
         if isinstance(exc, (ImageFailed, CrawlStopped)):
             raise exc
+        if isinstance(exc, StopDownload) and "imgscraper_filtered" in request.meta:
+            raise self._reject(request, "skipped", "filtered", request.meta["imgscraper_filtered"])
         reason = failure_reason(exc)
         status = "skipped" if reason in ("robots-txt", "ignored") else "failed"
         raise self._reject(request, status, reason, str(exc))
@@ -796,6 +834,8 @@ class ImageStorePipeline(ImagesPipeline):
         image_info = inspect_image(response.body, content_type)
         request.meta["imgscraper_info"] = image_info
         self.check_size(image_info)
+        if left_out := self.image_filter.rejection(image_info.format, len(response.body)):
+            raise ImageRejected("filtered", left_out)
         image, picture = BytesIO(response.body), None
         if image_info.format != "SVG" and (self.convert_to_jpeg or self.thumbs):
             with Image.open(BytesIO(response.body)) as original:

@@ -109,6 +109,20 @@ IMGSCRAPER_ALLOW_PRIVATE_NETWORKS = False
 IMGSCRAPER_RETRY_AFTER_MAX = 60
 # Most pages one crawl requests (start pages included); 0: no limit. Bounds link traps.
 IMGSCRAPER_MAX_PAGES = 0
+# Filters (each also a spider argument, which wins: -a allow=... sets IMGSCRAPER_ALLOW; imgscraper/filters.py).
+# Pages followed: regular expressions searched in each link's absolute URL ("": no filter; start pages always crawled).
+IMGSCRAPER_ALLOW = ""
+IMGSCRAPER_DENY = ""
+# Images taken: regular expressions searched in each image's URL; a left-out image is never requested.
+IMGSCRAPER_IMAGE_ALLOW = ""
+IMGSCRAPER_IMAGE_DENY = ""
+# Image formats kept, e.g. "jpeg,png,webp" ("": every format): from a Content-Type that names
+# one (the body is then not transferred), and from the bytes.
+IMGSCRAPER_FORMATS = ""
+# Smallest and largest image kept, in bytes as served: 20000, "20k", "5M" (0: no limit). A
+# Content-Length over the maximum stops the download at its headers.
+IMGSCRAPER_MIN_BYTES = 0
+IMGSCRAPER_MAX_BYTES = 0
 # Live progress display on stderr when it is a terminal.
 IMGSCRAPER_PROGRESS = True
 # Seconds between progress lines in the log when stderr is not a terminal (0: none).
