@@ -62,7 +62,9 @@ from scrapy_redis.dupefilter import RFPDupeFilter
 from scrapy_redis.queue import PriorityQueue
 from scrapy_redis.scheduler import Scheduler
 
+from imgscraper.downloader import crawl_stopping
 from imgscraper.filters import count_filtered
+from imgscraper.pipelines import StoppedBeforeDownload
 from imgscraper.processes import PARENT, TOKEN, WorkLedger, image_key
 
 if TYPE_CHECKING:
@@ -206,6 +208,8 @@ class SharedCrawl:
         # Fingerprints of images done but not yet marked so in Redis: written
         # with the next page done (one round trip per page, not per image).
         self._done_images: list[str] = []
+        # Fingerprints of images claimed but not fetched, the crawl stopping: unclaimed on leaving.
+        self._stopped_images: list[str] = []
         self._scripts = {
             name: self.server.register_script(source)
             for name, source in (
@@ -256,6 +260,8 @@ class SharedCrawl:
             return
         self.joined = False
         self._flush_done_images(self.server)
+        if self._stopped_images:
+            self.server.hdel(self.key("images"), *self._stopped_images)
         moved = self._run("release", STARTING, self.worker)
         if moved:
             logger.info("Put %d unfinished pages back in the shared queue", moved)
@@ -285,6 +291,11 @@ class SharedCrawl:
         if is_item(item) and "url" in ItemAdapter(item):
             self._done_images.append(image_key(ItemAdapter(item)["url"]))
         self.ledger.item_done(item)
+
+    def item_stopped(self, item: Any) -> None:
+        """An image not fetched because the crawl stopped: its page stays held (back in the
+        queue when this worker leaves) and its claim is given up then."""
+        self._stopped_images.append(image_key(ItemAdapter(item)["url"]))
 
     def _flush_done_images(self, client: Any) -> None:
         if self._done_images:
@@ -458,12 +469,17 @@ class SharedImagesMiddleware:
     def from_crawler(cls, crawler: Crawler) -> SharedImagesMiddleware:
         return cls(crawler)
 
-    def item_done(self, item: Any) -> None:
-        self.shared.item_done(item)
+    def item_done(self, item: Any, exception: BaseException | None = None) -> None:
+        if isinstance(exception, StoppedBeforeDownload):
+            self.shared.item_stopped(item)
+        else:
+            self.shared.item_done(item)
 
     def _parsed(self, outputs: list[Any], token: str | None) -> list[Any]:
         kept = self._kept(outputs, token)
-        self.shared.ledger.parsed(token, images=sum(1 for obj in kept if not isinstance(obj, Request)))
+        # A page parsed while the crawl stops yields no image (ImagesSpider.new_images): it stays held.
+        if not crawl_stopping(self.crawler):
+            self.shared.ledger.parsed(token, images=sum(1 for obj in kept if not isinstance(obj, Request)))
         return kept
 
     def _kept(self, outputs: list[Any], token: str | None) -> list[Any]:
