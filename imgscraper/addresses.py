@@ -291,9 +291,10 @@ class PrivateNetworkMiddleware:
         return cls(crawler)
 
     async def spider_opened(self, spider: Any) -> None:
-        """Learn the start URLs' networks: each start host is resolved once, now, so that
+        """Learn the start URLs' networks (pages and sitemaps the user gave): each start host is resolved once, now, so that
         its category is allowed before any image or link is fetched."""
-        hosts = {host_of(url) for url in getattr(spider, "start_urls", ())} - {""}
+        typed = [*getattr(spider, "start_urls", ()), *getattr(spider, "sitemap_urls", ())]  # what the user gave
+        hosts = {host_of(url) for url in typed} - {""}
         self.policy.add_start_hosts(hosts)
         resolver = AddressGuard.installed
         if resolver is None:
