@@ -10,14 +10,17 @@ __all__ = ["wants_rendering", "use_reactor_for_rendering"]
 
 
 def wants_rendering(spargs: Mapping[str, str]) -> bool:
-    """Whether the spider arguments turn rendering on (``-a render=yes``).
+    """Whether the spider arguments turn rendering on (``-a render=yes``, or
+    ``-a click=...`` without ``render``).
 
     A value that is not yes or no counts as no: the spider reports it.
     """
     from imgscraper.spiders.images import ArgumentError, parse_yes_no  # noqa: PLC0415
 
+    if "render" not in spargs:
+        return "click" in spargs
     try:
-        return parse_yes_no("render", spargs.get("render", "no"))
+        return parse_yes_no("render", spargs["render"])
     except ArgumentError:
         return False
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+import cssselect
 import scrapy
 from scrapy import signals
 from scrapy.crawler import Crawler
@@ -36,7 +37,10 @@ from imgscraper.journal import PageJournal, PageTracker, discard_request_queue
 from imgscraper.pipelines import failure_reason
 from imgscraper.rendering import Renderer, RenderingError, browser_failure_reason
 
-__all__ = ["ArgumentError", "ImagesSpider", "parse_depth", "parse_start_urls", "parse_yes_no", "site_in_domains", "site_of"]
+__all__ = [
+    "ArgumentError", "ImagesSpider", "parse_click", "parse_depth", "parse_start_urls", "parse_yes_no", "site_in_domains",
+    "site_of",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -121,6 +125,21 @@ def parse_yes_no(name: str, value: Any) -> bool:
     raise ArgumentError(f"{name} {value!r} is not yes or no: pass e.g. -a {name}=no")
 
 
+def parse_click(selector: str | None, render: str | None) -> str:
+    """``-a click=CSS_SELECTOR``: a CSS selector (checked by cssselect's parser,
+    which lets through pseudo-classes only a browser knows); it needs
+    rendering, so it implies ``render=yes`` and contradicts ``render=no``."""
+    if selector is None:
+        return ""
+    try:
+        cssselect.parse(selector)
+    except cssselect.SelectorSyntaxError as exc:
+        raise ArgumentError(f"click {selector!r} is not a CSS selector ({exc}): pass e.g. -a 'click=button.load-more'") from None
+    if render is not None and not parse_yes_no("render", render):
+        raise ArgumentError(f"click {selector!r} clicks in the browser, and render is {render!r}: leave render out or pass -a render=yes")
+    return selector
+
+
 def site_of(url: str) -> str:
     """The site a page belongs to: its host without ``www.``, plus ``:port`` if not the default."""
     parts = urlparse_cached(Request(url))
@@ -144,8 +163,9 @@ class ImagesSpider(scrapy.Spider):
     (default 0: the start pages only); ``follow_domains`` (comma-separated
     domains whose pages are followed too, ``*`` for any; by default only the
     start URLs' sites); ``download=no`` to list images without downloading;
-    ``render=yes`` to render pages in Chromium first (:mod:`imgscraper.rendering`).
-    Images are taken from any host.
+    ``render=yes`` to render pages in Chromium first (:mod:`imgscraper.rendering`);
+    ``click=CSS_SELECTOR`` to click a "load more" element on every rendered page
+    (implies ``render=yes``). Images are taken from any host.
     """
 
     name = "images"
@@ -157,26 +177,29 @@ class ImagesSpider(scrapy.Spider):
         depth: str | int = 0,
         follow_domains: str = "",
         download: str = "yes",
-        render: str = "no",
+        render: str | None = None,
+        click: str | None = None,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
         #: The arguments the spider was given (a worker process gets the same: imgscraper.processes).
         self.arguments: dict[str, Any] = {
             "url": url, "urls_file": urls_file, "depth": depth, "follow_domains": follow_domains,
-            "download": download, "render": render, **kwargs,
+            "download": download, "render": render, "click": click, **kwargs,
         }
         self.argument_error = ""
         self.start_urls: list[str] = []
         self.depth = 0
         self.download = True
         self.render = False
+        self.click = ""
         self.renderer: Renderer | None = None
         try:
             self.start_urls = parse_start_urls(url, urls_file)
             self.depth = parse_depth(depth)
             self.download = parse_yes_no("download", download)
-            self.render = parse_yes_no("render", render)
+            self.click = parse_click(click, render)
+            self.render = parse_yes_no("render", render) if render is not None else bool(self.click)
         except ArgumentError as exc:
             self.argument_error = str(exc)
         extra_domains = [d.strip().lower() for d in follow_domains.split(",") if d.strip()]
@@ -212,7 +235,7 @@ class ImagesSpider(scrapy.Spider):
             crawler.settings.set("ITEM_PIPELINES", {}, priority="spider")
         if spider.render and not spider.argument_error:
             try:
-                spider.renderer = Renderer.from_crawler(crawler)
+                spider.renderer = Renderer.from_crawler(crawler, click=spider.click)
             except RenderingError as exc:
                 spider.argument_error = str(exc)
         return spider
