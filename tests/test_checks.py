@@ -52,6 +52,8 @@ def test_project_defaults_pass(tmp_path):
         ({"IMGSCRAPER_RENDER_SETTLE_MS": "soon"}, ("IMGSCRAPER_RENDER_SETTLE_MS", "integer")),
         ({"IMGSCRAPER_RENDER_TIMEOUT": "-1"}, ("IMGSCRAPER_RENDER_TIMEOUT", ">= 0")),
         ({"IMGSCRAPER_RENDER_LOAD_IMAGES": "maybe"}, ("IMGSCRAPER_RENDER_LOAD_IMAGES", "true or false")),
+        ({"IMGSCRAPER_RENDER_MAX_CLICKS": "-1"}, ("IMGSCRAPER_RENDER_MAX_CLICKS", ">= 0")),
+        ({"IMGSCRAPER_RENDER_MAX_CLICKS": "many"}, ("IMGSCRAPER_RENDER_MAX_CLICKS", "integer")),
     ],
 )
 def test_wrong_setting_is_one_clear_problem(tmp_path, overrides, words):
