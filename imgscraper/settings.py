@@ -56,11 +56,9 @@ ADDONS = {
 EXTENSIONS = {
     "imgscraper.extensions.OneLineRobotsErrors": 0,
     "imgscraper.extensions.OneLinePerFailure": 0,
-    "imgscraper.extensions.OneWarningPerHandlerClass": 0,
     "imgscraper.summary.CrawlSummary": 0,
     "imgscraper.progress.CrawlProgress": 0,
     "imgscraper.gallery.Gallery": 0,
-    "imgscraper.extensions.CloseHandlersOnEarlyClose": 0,
 }
 # imgscraper.progress logs a fuller stats line (IMGSCRAPER_PROGRESS_INTERVAL).
 LOGSTATS_INTERVAL = 0
@@ -75,11 +73,10 @@ IMAGES_MIN_WIDTH = 0
 IMAGES_MIN_HEIGHT = 0
 
 FEED_EXPORT_ENCODING = "utf-8"
-# No Twisted reactor: Scrapy runs on the asyncio loop with its aiohttp download
-# handler: 14 to 17% less CPU on the bench site (see "Tuning" in the README). Rendering
-# needs the reactor: scrapy crawl turns it back on for -a render=yes
-# (imgscraper/commands). -s TWISTED_REACTOR_ENABLED=True runs with it anyway.
-TWISTED_REACTOR_ENABLED = False
+# Scrapy's production transport: its HTTP/1.1 download handler on the asyncio
+# reactor, which sends every URL exactly as Request.url spells it (Scrapy's
+# experimental reactorless aiohttp handler re-encodes them; checks.py refuses it).
+TWISTED_REACTOR_ENABLED = True
 TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
 
 # --- imgscraper settings -------------------------------------------------
@@ -111,9 +108,8 @@ IMGSCRAPER_PROGRESS_INTERVAL = 60.0
 # Processes that share the crawl's pages and images (1: this one only). N > 1 starts N - 1
 # worker processes and divides CONCURRENT_REQUESTS(_PER_DOMAIN/_PER_IP) between all N;
 # one process is kept when DOWNLOAD_DELAY, AutoThrottle, JOBDIR or IMGSCRAPER_MAX_PAGES is on.
-# 0: scrapy crawl (on Linux) forks one per core, while each keeps 4 of the per-host limit (2 with
-# these defaults on 2 cores or more); one process elsewhere. See "Speed" in the README.
-IMGSCRAPER_PROCESSES = 0
+# 0: one per core while each keeps 4 of the per-host limit.
+IMGSCRAPER_PROCESSES = 1
 # Python's cyclic garbage collector: objects alive when the crawl starts are frozen and the
 # first generation is collected every this many allocations (Python: 700); 0 leaves it alone.
 # About 7% less CPU on the bench site, same peak memory (see "Where the time goes" in the README).

@@ -54,6 +54,7 @@ def test_project_defaults_pass(tmp_path):
         ({"IMGSCRAPER_RENDER_LOAD_IMAGES": "maybe"}, ("IMGSCRAPER_RENDER_LOAD_IMAGES", "true or false")),
         ({"IMGSCRAPER_RENDER_MAX_CLICKS": "-1"}, ("IMGSCRAPER_RENDER_MAX_CLICKS", ">= 0")),
         ({"IMGSCRAPER_RENDER_MAX_CLICKS": "many"}, ("IMGSCRAPER_RENDER_MAX_CLICKS", "integer")),
+        ({"TWISTED_REACTOR_ENABLED": False}, ("TWISTED_REACTOR_ENABLED=False", "experimental", "rewrites")),
     ],
 )
 def test_wrong_setting_is_one_clear_problem(tmp_path, overrides, words):
@@ -98,9 +99,11 @@ def srv(site_server_module):
         ("IMGSCRAPER_MAX_PAGES=many", ("IMGSCRAPER_MAX_PAGES", "integer")),
         ("IMGSCRAPER_PROCESSES=all", ("IMGSCRAPER_PROCESSES", "integer")),
         ("IMGSCRAPER_SCRIPT_IMAGES=maybe", ("IMGSCRAPER_SCRIPT_IMAGES", "true or false")),
+        # Scrapy's experimental aiohttp transport: no handler built, nothing left unclosed.
+        ("TWISTED_REACTOR_ENABLED=False", ("TWISTED_REACTOR_ENABLED=False", "experimental")),
     ],
     ids=["bad-value", "misspelt-name", "unwritable-store", "not-a-number-spider", "not-a-number-command",
-         "not-a-boolean-spider"],
+         "not-a-boolean-spider", "reactorless"],
 )
 def test_crawl_refuses_wrong_setting(srv, run_crawl, tmp_path, setting, words):
     (tmp_path / "file").write_text("not a directory")

@@ -336,11 +336,11 @@ def cores() -> int:
 
 
 @pytest.mark.parametrize(("per_host", "runspider", "expected"), [
-    (8, False, min(cores(), 2)),  # the defaults: 8 per host is 4 for each of two
-    (4, False, 1),  # 4 per host: one process
-    (8, True, 1),  # not the crawl command: no worker forked, one process
+    (8, False, 1),  # the default: one process
+    (4, False, 1),
+    (8, True, 1),
 ], ids=["crawl", "crawl-4-per-host", "runspider"])
-def test_default_shares_scrapy_crawl_between_one_process_per_core(site, tmp_path, per_host, runspider, expected):
+def test_default_crawls_in_one_process(site, tmp_path, per_host, runspider, expected):
     store = tmp_path / "store"
     result = subprocess.run(command(site, store, f"CONCURRENT_REQUESTS_PER_DOMAIN={per_host}", runspider=runspider),
                             cwd=PROJECT_ROOT, env=environment(), capture_output=True, text=True, timeout=120)

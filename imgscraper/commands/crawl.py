@@ -5,9 +5,7 @@ tell a bad argument or an unreachable start page from a good crawl. Here the
 exit status is 1 when the finish reason is not ``finished`` or a start page
 could not be fetched.
 
-It also runs the crawl with the Twisted reactor when the spider arguments
-ask for rendering (:func:`imgscraper.commands.use_reactor_for_rendering`),
-tunes the garbage collector (:mod:`imgscraper.runtime`), and forks the worker
+It also tunes the garbage collector (:mod:`imgscraper.runtime`), and forks the worker
 processes of ``IMGSCRAPER_PROCESSES`` ahead (:func:`imgscraper.processes.fork_workers`).
 """
 
@@ -20,7 +18,6 @@ from scrapy import Spider
 from scrapy.commands.crawl import Command as ScrapyCrawlCommand
 from scrapy.crawler import Crawler
 
-from imgscraper.commands import use_reactor_for_rendering
 from imgscraper.processes import fork_workers
 from imgscraper.runtime import skip_records_below, tune_garbage_collector
 
@@ -38,11 +35,6 @@ class Command(ScrapyCrawlCommand):
     def _create_crawler(self, spidercls: type[Spider] | str) -> Crawler:
         self.crawler = super()._create_crawler(spidercls)
         return self.crawler
-
-    def process_options(self, args: list[str], opts: argparse.Namespace) -> None:
-        super().process_options(args, opts)
-        assert self.settings is not None
-        use_reactor_for_rendering(self.settings, opts.spargs)
 
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
         assert self.settings is not None
