@@ -8,7 +8,9 @@ string each time, so its network is never quiet), serves it with nginx on
 127.0.0.1, directly and through the latency proxy (+``--delay`` per
 response), and crawls it at depth 1 with and without rendering. Prints, per
 run: pages crawled, wall time, pages per minute, the time of each page
-(median, 90th percentile and maximum; see :mod:`bench.pagetimes`), images
+(median, 90th percentile and maximum, from the downloader taking it to its
+response; then the same of the download handler's own time, which for a
+rendered page is its time in the browser: see :mod:`bench.pagetimes`), images
 stored (of those the pages show), CPU time and the peak memory (PSS) of the
 crawl's whole process tree (the browser included).
 """
@@ -164,10 +166,11 @@ def main() -> None:
                 run = crawl(base, args.out / "runs" / f"{label.strip('+ ')}-{'render' if render else 'static'}", render)
                 run["network"] = label
                 results.append(run)
-                page = run["page_wall"]
+                page, own = run["page_wall"], run["page_latency"]
                 print(f"  {label:<9} render={'yes' if render else 'no ':<3}  pages {run['pages']:3d}  "
                       f"wall {run['wall']:6.2f} s  {run['pages_per_min']:6.0f} pages/min  "
-                      f"per page: median {page['median']:5.2f} s  p90 {page['p90']:5.2f} s  max {page['max']:5.2f} s  "
+                      f"per page: median {page['median']:5.2f} s  p90 {page['p90']:5.2f} s  max {page['max']:5.2f} s "
+                      f"(handler: {own['median']:5.2f} / {own['p90']:5.2f} / {own['max']:5.2f} s)  "
                       f"images {run['images']:4d}/{images}  CPU {run['cpu']:6.2f} s  peak PSS {run['peak_mb']:5.0f} MB"
                       + ("" if run["exit"] == 0 else f"  EXIT {run['exit']}"), flush=True)
     (args.out / "render.json").write_text(json.dumps(results, indent=2))
