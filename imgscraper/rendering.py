@@ -258,6 +258,8 @@ class Renderer:
             stats.inc_value("imgscraper/render/clicks", report["clicks"])
         if report.get("clicks_ended"):
             stats.inc_value(f"imgscraper/render/clicks_ended/{report['clicks_ended']}")
+        if report.get("click_error"):
+            logger.warning("Rendering %s: cannot click %r: %s", response.url, self.click, report["click_error"])
         if report.get("settled") is False:
             stats.inc_value("imgscraper/render/timeout")
             logger.warning(
@@ -393,24 +395,25 @@ async def init_page(page: Page, request: Request) -> None:
     await page.route("**/*", tracker.route)
 
 
-async def _click_once(page: Page, selector: str, timeout: float) -> str:
-    """Click the first element matching ``selector`` (scrolled into view);
-    ``"clicked"``, or why not: ``gone`` (none, or none visible),
-    ``disabled``, ``failed`` (covered, detached, ...)."""
+async def _click_once(page: Page, selector: str, timeout: float) -> tuple[str, str]:
+    """Click the first element matching ``selector`` (scrolled into view).
+    Returns ``("clicked", "")``, or why not: ``gone`` (none, or none
+    visible), ``disabled``, or ``failed`` and the browser's first line of
+    explanation (a selector the browser rejects, an element covered by
+    another, ...)."""
     from playwright.async_api import Error as PlaywrightError
 
     target = page.locator(selector).first
     try:
         if not await target.count() or not await target.is_visible():
-            return "gone"
+            return "gone", ""
         if not await target.is_enabled():
-            return "disabled"
+            return "disabled", ""
         await target.scroll_into_view_if_needed(timeout=timeout * 1000)
         await target.click(timeout=timeout * 1000)
     except PlaywrightError as exc:
-        logger.debug("Cannot click %r on %s: %s", selector, page.url, exc)
-        return "failed"
-    return "clicked"
+        return "failed", (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return "clicked", ""
 
 
 class _OutOfTime(Exception):
@@ -456,9 +459,11 @@ class _Rendering:
         (and ``clicks_ended`` says why) if it cannot be clicked."""
         self.tracker.block_navigation = True  # a "more" link must not take the page away
         since = self.loop.time()
-        outcome = await _click_once(self.page, selector, min(_REQUEST_WAIT, max(self.deadline - since, 0.0)))
+        outcome, error = await _click_once(self.page, selector, min(_REQUEST_WAIT, max(self.deadline - since, 0.0)))
         if outcome != "clicked":
             self.result["clicks_ended"] = outcome
+            if error:
+                self.result["click_error"] = error
             return False
         self.result["clicks"] += 1
         await self.wait(since, _STEP_QUIET)
@@ -482,7 +487,8 @@ async def scroll_and_settle(
     (the bottom was reached), ``settled`` (done before the timeout),
     ``clicks``, and with ``click`` ``clicks_ended``, why clicking stopped:
     ``gone`` (no visible match), ``disabled``, ``no-new-images``,
-    ``limit`` (``max_clicks``) or ``failed`` (it could not be clicked).
+    ``limit`` (``max_clicks``) or ``failed`` (it could not be clicked:
+    ``click_error`` says why).
     """
     from playwright.async_api import Error as PlaywrightError
 

@@ -171,3 +171,14 @@ def test_bad_click_argument_is_one_error_line(busy_site, run_crawl, args, words)
     assert all(word in line for word in words), line
     assert "Traceback" not in result.stderr
     assert result.items == [] and result.requests == []
+
+
+def test_click_the_browser_cannot_do_is_one_warning_line_per_page(busy_site, run_crawl, chromium):
+    """A selector cssselect parses but the browser rejects: the page is still rendered and its images stored."""
+    result = crawl(busy_site, run_crawl, "-a", f"url={busy_site.url('stream.html')}", "-a", "click=button:no-such-state")
+    assert_ok(result)
+    assert "stream-0.png" in image_names(result)
+    warnings = [line for line in result.stderr.splitlines() if "WARNING" in line and "cannot click" in line]
+    assert len(warnings) == 1 and "button:no-such-state" in warnings[0] and "stream.html" in warnings[0], warnings
+    assert stat(result, "imgscraper/render/clicks_ended/failed") == 1
+    assert "Traceback" not in result.stderr
