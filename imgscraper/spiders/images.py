@@ -38,8 +38,8 @@ from imgscraper.pipelines import failure_reason
 from imgscraper.rendering import Renderer, RenderingError, browser_failure_reason
 
 __all__ = [
-    "ArgumentError", "ImagesSpider", "parse_click", "parse_depth", "parse_start_urls", "parse_yes_no", "site_in_domains",
-    "site_of",
+    "ArgumentError", "ImagesSpider", "parse_click", "parse_depth", "parse_start_urls", "parse_yes_no",
+    "site_in_domains", "site_of",
 ]
 
 logger = logging.getLogger(__name__)
@@ -134,9 +134,11 @@ def parse_click(selector: str | None, render: str | None) -> str:
     try:
         cssselect.parse(selector)
     except cssselect.SelectorSyntaxError as exc:
-        raise ArgumentError(f"click {selector!r} is not a CSS selector ({exc}): pass e.g. -a 'click=button.load-more'") from None
+        raise ArgumentError(
+            f"click {selector!r} is not a CSS selector ({exc}): pass e.g. -a 'click=button.load-more'") from None
     if render is not None and not parse_yes_no("render", render):
-        raise ArgumentError(f"click {selector!r} clicks in the browser, and render is {render!r}: leave render out or pass -a render=yes")
+        raise ArgumentError(
+            f"click {selector!r} clicks in the browser, and render is {render!r}: leave render out or pass -a render=yes")
     return selector
 
 
