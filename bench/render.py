@@ -42,7 +42,7 @@ PAGE = """<!doctype html>
 <h1>{name}</h1>
 <img src="img/{name}-s0.jpg" width="64" height="48"><img src="img/{name}-s1.jpg" width="64" height="48">
 <div id="gallery"></div>
-<div id="feed" style="height:1500px"></div>
+<div id="feed"><div style="height:1500px"></div></div>
 <script>
 const add = (names) => {{ for (const n of names) {{
   const el = document.createElement("img"); el.src = "img/" + n + ".jpg"; el.width = 64; el.height = 48;
