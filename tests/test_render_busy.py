@@ -12,13 +12,13 @@ rendering was over by then.
 
 from __future__ import annotations
 
-from busysite import BUSY_PAGES, CLICK_BATCHES, CLICK_PAGES, MORE_DELAY, generate_busy_site
-from httpserver import HTTPTestServer
-from test_rendering import STORE_NAME, assert_ok, chromium, crawl, image_names, stat  # noqa: F401 - a fixture
-
 import hashlib
 
 import pytest
+
+from busysite import BUSY_PAGES, CLICK_BATCHES, CLICK_PAGES, MORE_DELAY, generate_busy_site
+from httpserver import HTTPTestServer
+from test_rendering import STORE_NAME, assert_ok, chromium, crawl, image_names, stat  # noqa: F401 - a fixture
 
 #: Seconds a busy page may take past its last new image: loading it in a
 #: browser on a loaded 2-core machine, scrolling, and IMGSCRAPER_RENDER_SETTLE_MS.
