@@ -29,6 +29,7 @@ without ``render`` nothing of the browser is loaded.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import re
 import shutil
@@ -44,7 +45,7 @@ from w3lib.url import canonicalize_url
 from imgscraper.discovery import ImageRef, find_images
 
 if TYPE_CHECKING:
-    from playwright.async_api import Page, Request as BrowserRequest, Route
+    from playwright.async_api import BrowserContext, Page, Request as BrowserRequest, Route
     from scrapy import Request
     from scrapy.crawler import Crawler
 
@@ -139,6 +140,7 @@ class Renderer:
     def __init__(self, settings: BaseSettings, crawler: Crawler | None = None, click: str = ""):
         self.browser = settings.get("IMGSCRAPER_RENDER_BROWSER")
         self.click = click
+        self._contexts = itertools.count()
         try:  # imgscraper.checks reports wrong values, in one line each
             self.max_pages = settings.getint("IMGSCRAPER_RENDER_MAX_PAGES")
             self.max_scrolls = settings.getint("IMGSCRAPER_RENDER_MAX_SCROLLS")
@@ -191,9 +193,11 @@ class Renderer:
                 "headless": True,
                 "args": CHROMIUM_ARGS,
             },
-            # One context per handler, a bounded number of open pages in it.
-            "PLAYWRIGHT_MAX_CONTEXTS": 1,
-            "PLAYWRIGHT_MAX_PAGES_PER_CONTEXT": self.max_pages,
+            # A browser context (a window) per page: pages sharing one are its
+            # tabs, and all but one of them get a frame a second or so, which
+            # slows every scroll step and IntersectionObserver callback.
+            "PLAYWRIGHT_MAX_CONTEXTS": self.max_pages,
+            "PLAYWRIGHT_MAX_PAGES_PER_CONTEXT": 1,
             "PLAYWRIGHT_DEFAULT_NAVIGATION_TIMEOUT": settings.getfloat("DOWNLOAD_TIMEOUT") * 1000,
         }
 
@@ -204,6 +208,7 @@ class Renderer:
 
         return {
             "playwright": True,
+            "playwright_context": f"imgscraper-page-{next(self._contexts)}",  # closed with its page: init_page
             # Like Scrapy, accept any certificate; service workers would
             # answer requests out of sight of the page's route.
             "playwright_context_kwargs": {"ignore_https_errors": True, "service_workers": "block"},
@@ -385,12 +390,32 @@ class _PageTracker:
 _TRACKERS: weakref.WeakKeyDictionary[Page, _PageTracker] = weakref.WeakKeyDictionary()
 
 
+_CLOSING: set[asyncio.Task] = set()  # referenced until done, or they could be collected
+
+
+def _close_soon(context: BrowserContext) -> None:
+    async def close() -> None:
+        from playwright.async_api import Error as PlaywrightError
+
+        try:
+            await context.close()
+        except PlaywrightError:  # the browser is closing too
+            pass
+
+    task = asyncio.ensure_future(close())
+    _CLOSING.add(task)
+    task.add_done_callback(_CLOSING.discard)
+
+
 async def init_page(page: Page, request: Request) -> None:
     """scrapy-playwright page init callback: start following the page's
     requests before it navigates."""
     tracker = _PageTracker(request.meta.setdefault(REPORT_KEY, {}))
     _TRACKERS[page] = tracker
     tracker.follow(page)
+    # Each page has a context of its own (Renderer.scrapy_settings): closing it
+    # frees scrapy-playwright's context slot for the next page.
+    page.once("close", lambda: _close_soon(page.context))
     # Registered after scrapy-playwright's route, so it runs first.
     await page.route("**/*", tracker.route)
 
