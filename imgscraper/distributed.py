@@ -62,6 +62,7 @@ from scrapy_redis.dupefilter import RFPDupeFilter
 from scrapy_redis.queue import PriorityQueue
 from scrapy_redis.scheduler import Scheduler
 
+from imgscraper.filters import count_filtered
 from imgscraper.processes import PARENT, TOKEN, WorkLedger, image_key
 
 if TYPE_CHECKING:
@@ -479,6 +480,8 @@ class SharedImagesMiddleware:
                     self.crawler.stats.inc_value("imgscraper/shared/images_already_claimed")
                     continue
                 self.crawler.stats.inc_value("imgscraper/images/found")
+                if ItemAdapter(obj).get("reason") == "filtered":
+                    count_filtered(self.crawler.stats)
             self.shared.ledger.output(token, obj)
             kept.append(obj)
         return kept

@@ -84,6 +84,7 @@ from scrapy.utils.misc import load_object
 from scrapy.utils.request import request_from_dict
 
 from imgscraper.discovery import image_url_key
+from imgscraper.filters import count_filtered
 from imgscraper.runtime import skip_records_below, tune_garbage_collector
 
 if TYPE_CHECKING:
@@ -1201,6 +1202,8 @@ class SharedImagesMiddleware:
             if id(obj) in won:
                 if not won[id(obj)]:
                     continue
+                if adapters[id(obj)].get("reason") == "filtered":
+                    count_filtered(self.crawler.stats)
                 if kept >= ledger.max_images:
                     spare.append(obj)
                     continue

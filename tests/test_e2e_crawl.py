@@ -212,9 +212,10 @@ def test_full_log_has_no_traceback(full):
     assert not culprits, "log records with a traceback:\n" + "\n".join(culprits)
 
 
-def test_full_log_warns_once_about_the_experimental_handler(full):
-    # Scrapy says it for the http and the https handler.
-    assert full.stderr.count("AiohttpDownloadHandler is experimental") == 1, full.tail()
+def test_full_log_has_no_experimental_warning(full):
+    """The default transport is Scrapy's production HTTP/1.1 handler."""
+    assert "experimental" not in full.stderr.lower(), full.tail()
+    assert "Traceback" not in full.stderr, full.tail()
 
 
 def test_full_one_item_per_discovered_url(full, site):
@@ -563,8 +564,9 @@ def assert_clean_failure(result, keywords: tuple[str, ...]):
         (["-a", "url=http://127.0.0.1:99999/"], ("malformed", "99999")),
         (["-a", "url={url}", "-a", "depth=-1"], ("depth",)),
         (["-a", "url={url}", "-a", "depth=abc"], ("depth",)),
+        (["-a", "url={url}", "-a", "downlaod=no"], ("unknown argument downlaod (did you mean download?)",)),
     ],
-    ids=["no-url", "ftp-url", "bad-port", "negative-depth", "non-integer-depth"],
+    ids=["no-url", "ftp-url", "bad-port", "negative-depth", "non-integer-depth", "unknown-argument"],
 )
 def test_bad_arguments(srv, run_crawl, args, keywords):
     args = [a.format(url=srv.url) for a in args]
