@@ -410,12 +410,12 @@ def _close_soon(context: BrowserContext) -> None:
 async def init_page(page: Page, request: Request) -> None:
     """scrapy-playwright page init callback: start following the page's
     requests before it navigates."""
-    tracker = _PageTracker(request.meta.setdefault(REPORT_KEY, {}))
-    _TRACKERS[page] = tracker
-    tracker.follow(page)
     # Each page has a context of its own (Renderer.scrapy_settings): closing it
     # frees scrapy-playwright's context slot for the next page.
     page.once("close", lambda: _close_soon(page.context))
+    tracker = _PageTracker(request.meta.setdefault(REPORT_KEY, {}))
+    _TRACKERS[page] = tracker
+    tracker.follow(page)
     # Registered after scrapy-playwright's route, so it runs first.
     await page.route("**/*", tracker.route)
 
