@@ -33,7 +33,7 @@ help:
 	@echo "make install | make install-dev   # what running the crawler needs (requirements.txt) | plus tests and benchmarks (requirements-dev.txt)"
 	@echo "make bench [BENCH_ARGS=...]   # a few minutes; see docs/benchmarks.md"
 	@echo "make scrapyd | make deploy | make schedule URL=https://example.com [DEPTH=1] [STORE=images] [SETTINGS='NAME=VALUE ...'] | make scheduler SCHEDULE=schedule.toml"
-	@echo "make bench-render [BENCH_ARGS=...]   # pages/s with and without -a render=yes"
+	@echo "make bench-render [BENCH_ARGS=...]   # per-page time and pages/min with and without -a render=yes"
 	@echo "make faults [TRIES=3]   # every fault scenario TRIES times, as a table: docs/faults.md (root: mounts a tmpfs)"
 	@echo "make bench-workers [BENCH_ARGS=...]  # images/s of 1 and 2 workers sharing a crawl through Redis"
 

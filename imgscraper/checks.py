@@ -107,7 +107,7 @@ def check_values(settings: BaseSettings) -> Iterator[str]:
     yield from _number(settings, "IMGSCRAPER_RENDER_MAX_PAGES", int, 1)
     yield from _number(settings, "IMGSCRAPER_PROCESSES", int, 0)
     yield from _number(settings, "IMGSCRAPER_GC_THRESHOLD", int, 0)
-    for name in ("IMGSCRAPER_RENDER_MAX_SCROLLS", "IMGSCRAPER_RENDER_SETTLE_MS"):
+    for name in ("IMGSCRAPER_RENDER_MAX_SCROLLS", "IMGSCRAPER_RENDER_SETTLE_MS", "IMGSCRAPER_RENDER_MAX_CLICKS"):
         yield from _number(settings, name, int, 0)
     yield from _number(settings, "IMGSCRAPER_REDIS_WORKER_TIMEOUT", float, 1)
     yield from check_thumbs(settings)

@@ -5,13 +5,22 @@ scrapy-playwright's and builds the meta that makes a *page* request render;
 requests without that meta (images, robots.txt) go through the handler's
 plain HTTP/1.1 path, so image bytes still come from Scrapy's downloader.
 
-A rendered page is loaded, scrolled one viewport at a time to the bottom
-(infinite scroll included, up to ``IMGSCRAPER_RENDER_MAX_SCROLLS``), and
-left until its network has been quiet for ``IMGSCRAPER_RENDER_SETTLE_MS``
-(all bounded by ``IMGSCRAPER_RENDER_TIMEOUT``). Meanwhile every image URL the
-browser requests is recorded, and fonts, media and tracker requests are
-aborted; by default image requests are aborted too once recorded, so every
-image is fetched once, by Scrapy, within the crawl's limits.
+A rendered page is loaded and scrolled one viewport at a time to the
+bottom (infinite scroll included, up to ``IMGSCRAPER_RENDER_MAX_SCROLLS``),
+each step waiting for the requests it caused; at the bottom the page gets
+``IMGSCRAPER_RENDER_SETTLE_MS`` to ask for something new, and is done when
+it no longer grows (no new image URLs, same height). With a ``click``
+selector (``-a click=CSS``), the element it matches is then clicked, and the
+page scrolled and settled again, while each click brings new images (up to
+``IMGSCRAPER_RENDER_MAX_CLICKS``). All of it is bounded by
+``IMGSCRAPER_RENDER_TIMEOUT``. Only requests the page had not made before
+count as new: carousels and polls repeating the same URLs, and open
+WebSocket / EventSource streams, do not keep a page open.
+
+Meanwhile every image URL the browser requests is recorded, and fonts,
+media and tracker requests are aborted; by default image requests are
+aborted too once recorded, so every image is fetched once, by Scrapy,
+within the crawl's limits.
 
 This module imports neither Playwright nor scrapy-playwright at import time:
 without ``render`` nothing of the browser is loaded.
@@ -20,6 +29,7 @@ without ``render`` nothing of the browser is loaded.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import re
 import shutil
@@ -35,7 +45,7 @@ from w3lib.url import canonicalize_url
 from imgscraper.discovery import ImageRef, find_images
 
 if TYPE_CHECKING:
-    from playwright.async_api import Page, Request as BrowserRequest, Route
+    from playwright.async_api import BrowserContext, Page, Request as BrowserRequest, Route
     from scrapy import Request
     from scrapy.crawler import Crawler
 
@@ -63,7 +73,8 @@ CHROMIUM_ARGS = [
 
 #: The request meta key holding what the browser did for a page (a plain,
 #: picklable dict): ``images`` (image URLs requested), ``blocked`` (aborted
-#: requests by reason), ``scrolls``, ``bottom`` and ``settled``.
+#: requests by reason), ``scrolls``, ``bottom``, ``settled``, ``clicks`` and
+#: ``clicks_ended`` (see :func:`scroll_and_settle`).
 REPORT_KEY = "imgscraper_render"
 
 # Scroll events and intersection observers run with the next frames.
@@ -76,9 +87,11 @@ _SCROLL = """async () => {
 }"""
 _HEIGHT = "() => (document.scrollingElement || document.documentElement).scrollHeight"
 
-# Quiet time after each intermediate scroll step, for scroll handlers and
-# intersection observers to run and start their requests.
+# Quiet time after each intermediate scroll step (and click), for scroll
+# handlers and intersection observers to run and start their requests.
 _STEP_QUIET = 0.1
+# Seconds a browser request is waited for at most, and a click's cap.
+_REQUEST_WAIT = 3.0
 # Requests that stay open as long as the page does.
 _STREAMS = frozenset({"eventsource", "websocket"})
 
@@ -120,15 +133,20 @@ class Renderer:
     which also enables scrapy-playwright (settings at ``spider`` priority, so
     ``-s PLAYWRIGHT_...`` on the command line still wins). Raises
     :class:`RenderingError` when the browser executable is missing.
+    ``click`` is the CSS selector of a "load more" element to click on
+    every page (empty: none).
     """
 
-    def __init__(self, settings: BaseSettings, crawler: Crawler | None = None):
+    def __init__(self, settings: BaseSettings, crawler: Crawler | None = None, click: str = ""):
         self.browser = settings.get("IMGSCRAPER_RENDER_BROWSER")
+        self.click = click
+        self._contexts = itertools.count()
         try:  # imgscraper.checks reports wrong values, in one line each
             self.max_pages = settings.getint("IMGSCRAPER_RENDER_MAX_PAGES")
             self.max_scrolls = settings.getint("IMGSCRAPER_RENDER_MAX_SCROLLS")
             self.settle_ms = settings.getint("IMGSCRAPER_RENDER_SETTLE_MS")
             self.timeout = settings.getfloat("IMGSCRAPER_RENDER_TIMEOUT")
+            self.max_clicks = settings.getint("IMGSCRAPER_RENDER_MAX_CLICKS")
             self.load_images = settings.getbool("IMGSCRAPER_RENDER_LOAD_IMAGES")
         except ValueError as exc:
             raise RenderingError(f"a rendering setting is wrong: {exc}") from None
@@ -139,8 +157,8 @@ class Renderer:
             raise RenderingError(f"IMGSCRAPER_RENDER_MAX_PAGES must be at least 1, not {self.max_pages}")
 
     @classmethod
-    def from_crawler(cls, crawler: Crawler) -> Renderer:
-        renderer = cls(crawler.settings, crawler)
+    def from_crawler(cls, crawler: Crawler, click: str = "") -> Renderer:
+        renderer = cls(crawler.settings, crawler, click)
         if not crawler.settings.getbool("TWISTED_REACTOR_ENABLED"):
             return renderer  # imgscraper.checks refuses the crawl; scrapy-playwright would fail to load
         for name, value in renderer.scrapy_settings(crawler.settings).items():
@@ -175,9 +193,11 @@ class Renderer:
                 "headless": True,
                 "args": CHROMIUM_ARGS,
             },
-            # One context per handler, a bounded number of open pages in it.
-            "PLAYWRIGHT_MAX_CONTEXTS": 1,
-            "PLAYWRIGHT_MAX_PAGES_PER_CONTEXT": self.max_pages,
+            # A browser context (a window) per page: pages sharing one are its
+            # tabs, and all but one of them get a frame a second or so, which
+            # slows every scroll step and IntersectionObserver callback.
+            "PLAYWRIGHT_MAX_CONTEXTS": self.max_pages,
+            "PLAYWRIGHT_MAX_PAGES_PER_CONTEXT": 1,
             "PLAYWRIGHT_DEFAULT_NAVIGATION_TIMEOUT": settings.getfloat("DOWNLOAD_TIMEOUT") * 1000,
         }
 
@@ -188,6 +208,7 @@ class Renderer:
 
         return {
             "playwright": True,
+            "playwright_context": f"imgscraper-page-{next(self._contexts)}",  # closed with its page: init_page
             # Like Scrapy, accept any certificate; service workers would
             # answer requests out of sight of the page's route.
             "playwright_context_kwargs": {"ignore_https_errors": True, "service_workers": "block"},
@@ -198,6 +219,8 @@ class Renderer:
                     max_scrolls=self.max_scrolls,
                     settle=self.settle_ms / 1000,
                     timeout=self.timeout,
+                    click=self.click,
+                    max_clicks=self.max_clicks,
                 )
             ],
             REPORT_KEY: {
@@ -212,8 +235,8 @@ class Renderer:
         (source ``browser``), minus the ``srcset`` candidates that the
         ``srcset`` mode does not take.
 
-        Also counts the page's rendering in the stats, and logs a page whose
-        network never settled.
+        Also counts the page's rendering in the stats, and logs a page that
+        was still growing at the timeout.
         """
         report = response.meta.get(REPORT_KEY) or {}
         self._count(response, report)
@@ -236,20 +259,42 @@ class Renderer:
             stats.inc_value(f"imgscraper/render/blocked/{reason}", count)
         if report.get("settled") and report.get("bottom") is False:
             stats.inc_value("imgscraper/render/scroll_limit")
+        if report.get("clicks"):
+            stats.inc_value("imgscraper/render/clicks", report["clicks"])
+        if report.get("clicks_ended"):
+            stats.inc_value(f"imgscraper/render/clicks_ended/{report['clicks_ended']}")
+        if report.get("click_error"):
+            logger.warning("Rendering %s: cannot click %r: %s", response.url, self.click, report["click_error"])
         if report.get("settled") is False:
             stats.inc_value("imgscraper/render/timeout")
             logger.warning(
-                "Rendering %s: the network was still busy after IMGSCRAPER_RENDER_TIMEOUT=%ss;"
-                " taking the page as it is", response.url, self.timeout,
+                "Rendering %s: the page was still growing or asking for new content after"
+                " IMGSCRAPER_RENDER_TIMEOUT=%ss; taking it as it is", response.url, self.timeout,
             )
 
 
 # --- in the browser (scrapy-playwright calls these) -------------------------
 
 
+def _request_key(request: BrowserRequest) -> str:
+    """What makes a browser request new to its page: the URL of an image or
+    document; for anything else (fetch, XHR, scripts) the URL without its
+    query, so a poll with a cache-busting ``?t=<now>`` is no new work."""
+    url = request.url.partition("#")[0]
+    if request.resource_type in ("image", "document"):
+        return url
+    return url.partition("?")[0]
+
+
 class _PageTracker:
-    """Follows one page's requests: counts those in flight, records image
-    URLs in ``report["images"]``, aborts blocked ones."""
+    """Follows one page's requests: records image URLs in
+    ``report["images"]`` (each once), aborts blocked requests, and tells
+    when the page has stopped asking for anything new (:meth:`settle`).
+
+    A request is *new work* the first time its :func:`_request_key` is seen
+    on the page: carousels cycling through the same images and polls of the
+    same endpoint stop counting after their first round.
+    """
 
     def __init__(self, report: dict[str, Any]):
         self.report = report
@@ -258,18 +303,37 @@ class _PageTracker:
         self.block_types = frozenset(report.get("block_resource_types", ()))
         self.block_domains = tuple(report.get("block_domains", ()))
         self.load_images = bool(report.get("load_images"))
-        self.in_flight: set[BrowserRequest] = set()
-        self.last_change = asyncio.get_running_loop().time()
+        #: Abort navigations of the page itself (set while clicking).
+        self.block_navigation = False
+        self.seen: set[str] = set()
+        self.images_seen: set[str] = set(self.report["images"])
+        #: Requests in flight: loop time started, and whether they are new work.
+        self.in_flight: dict[BrowserRequest, tuple[float, bool]] = {}
+        self.last_news = self._now()
+
+    @staticmethod
+    def _now() -> float:
+        return asyncio.get_running_loop().time()
+
+    def follow(self, page: Page) -> None:
+        page.on("request", self.started)
+        page.on("requestfinished", self.ended)
+        page.on("requestfailed", self.ended)
 
     def started(self, request: BrowserRequest) -> None:
         if request.resource_type in _STREAMS:
-            return  # open for the page's lifetime: never "settles"
-        self.in_flight.add(request)
-        self.last_change = asyncio.get_running_loop().time()
+            return  # open for the page's lifetime: never "ends"
+        key = _request_key(request)
+        new = key not in self.seen
+        self.seen.add(key)
+        self.in_flight[request] = (self._now(), new)
+        if new:
+            self.last_news = self._now()
 
     def ended(self, request: BrowserRequest) -> None:
-        self.in_flight.discard(request)
-        self.last_change = asyncio.get_running_loop().time()
+        started = self.in_flight.pop(request, None)
+        if started and started[1]:
+            self.last_news = self._now()
 
     async def route(self, route: Route, request: BrowserRequest) -> None:
         reason = self.block_reason(request)
@@ -278,7 +342,10 @@ class _PageTracker:
             await route.abort("blockedbyclient")
             return
         if request.resource_type == "image":
-            self.report["images"].append(request.url)
+            if request.url not in self.images_seen:
+                self.images_seen.add(request.url)
+                self.report["images"].append(request.url)
+                self.last_news = self._now()
             if not self.load_images:
                 await route.abort("blockedbyclient")
                 return
@@ -288,24 +355,33 @@ class _PageTracker:
         if request.resource_type in self.block_types:
             return request.resource_type
         if request.is_navigation_request() and request.frame.parent_frame is None:
-            return ""  # the page itself
+            return "navigation" if self.block_navigation else ""  # the page itself
         host = (urlsplit(request.url).hostname or "").lower()
         if any(host == d or host.endswith("." + d) for d in self.block_domains):
             return "tracker"
         return ""
 
-    async def wait_quiet(self, quiet: float, deadline: float) -> bool:
-        """Wait until no request has been in flight for ``quiet`` seconds;
-        False if ``deadline`` (loop time) came first."""
-        loop = asyncio.get_running_loop()
+    @property
+    def image_count(self) -> int:
+        return len(self.report["images"])
+
+    async def settle(self, since: float, quiet: float, deadline: float) -> bool:
+        """Wait until the page has asked for nothing new for ``quiet``
+        seconds since ``since`` (loop time: an action such as a scroll), with
+        no new work in flight, nor anything it asked for since ``since``.
+        Either is waited for :data:`_REQUEST_WAIT` seconds at most (a request
+        from its start, those since ``since`` from then), so polls, long
+        polls and slow trackers do not hold the page. False if ``deadline``
+        (loop time) came first."""
         while True:
-            now = loop.time()
+            now = self._now()
             if now >= deadline:
                 return False
-            if self.in_flight:
+            if any(new and now - started < _REQUEST_WAIT or started >= since and now - since < _REQUEST_WAIT
+                   for started, new in self.in_flight.values()):
                 await asyncio.sleep(min(0.05, deadline - now))
                 continue
-            left = self.last_change + quiet - now
+            left = max(self.last_news, since) + quiet - now
             if left <= 0:
                 return True
             await asyncio.sleep(min(left, deadline - now))
@@ -314,60 +390,164 @@ class _PageTracker:
 _TRACKERS: weakref.WeakKeyDictionary[Page, _PageTracker] = weakref.WeakKeyDictionary()
 
 
+_CLOSING: set[asyncio.Task] = set()  # referenced until done, or they could be collected
+
+
+def _close_soon(context: BrowserContext) -> None:
+    async def close() -> None:
+        from playwright.async_api import Error as PlaywrightError
+
+        try:
+            await context.close()
+        except PlaywrightError:  # the browser is closing too
+            pass
+
+    task = asyncio.ensure_future(close())
+    _CLOSING.add(task)
+    task.add_done_callback(_CLOSING.discard)
+
+
 async def init_page(page: Page, request: Request) -> None:
     """scrapy-playwright page init callback: start following the page's
     requests before it navigates."""
+    # Each page has a context of its own (Renderer.scrapy_settings): closing it
+    # frees scrapy-playwright's context slot for the next page.
+    page.once("close", lambda: _close_soon(page.context))
     tracker = _PageTracker(request.meta.setdefault(REPORT_KEY, {}))
     _TRACKERS[page] = tracker
-    page.on("request", tracker.started)
-    page.on("requestfinished", tracker.ended)
-    page.on("requestfailed", tracker.ended)
+    tracker.follow(page)
     # Registered after scrapy-playwright's route, so it runs first.
     await page.route("**/*", tracker.route)
 
 
-async def scroll_and_settle(page: Page, *, max_scrolls: int, settle: float, timeout: float) -> dict[str, Any]:
-    """Scroll ``page`` down one viewport at a time until its bottom stays
-    the bottom (or ``max_scrolls`` steps), then wait until its network has
-    been quiet for ``settle`` seconds; all within ``timeout`` seconds.
+async def _click_once(page: Page, selector: str, timeout: float) -> tuple[str, str]:
+    """Click the first element matching ``selector`` (scrolled into view).
+    Returns ``("clicked", "")``, or why not: ``gone`` (none, or none
+    visible), ``disabled``, or ``failed`` and the browser's first line of
+    explanation (a selector the browser rejects, an element covered by
+    another, ...)."""
+    from playwright.async_api import Error as PlaywrightError
+
+    target = page.locator(selector).first
+    try:
+        if not await target.count() or not await target.is_visible():
+            return "gone", ""
+        if not await target.is_enabled():
+            return "disabled", ""
+        await target.scroll_into_view_if_needed(timeout=timeout * 1000)
+        await target.click(timeout=timeout * 1000)
+    except PlaywrightError as exc:
+        return "failed", (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return "clicked", ""
+
+
+class _OutOfTime(Exception):
+    """The page's rendering time is up."""
+
+
+class _Rendering:
+    """One page's scrolling and clicking, within ``deadline`` (loop time)."""
+
+    def __init__(self, page: Page, tracker: _PageTracker, deadline: float, settle: float):
+        self.page, self.tracker, self.deadline, self.settle = page, tracker, deadline, settle
+        self.loop = asyncio.get_running_loop()
+        self.result: dict[str, Any] = {"scrolls": 0, "bottom": False, "settled": False, "clicks": 0}
+
+    async def wait(self, since: float, quiet: float) -> None:
+        if not await self.tracker.settle(since, quiet, self.deadline):
+            raise _OutOfTime
+
+    async def height(self) -> int:
+        return await self.page.evaluate(_HEIGHT)
+
+    async def scroll_down(self, max_scrolls: int) -> bool:
+        """Scroll one viewport at a time, each step waiting for what it
+        caused; True at the bottom, False at ``max_scrolls`` steps."""
+        while self.result["scrolls"] < max_scrolls:
+            since = self.loop.time()
+            moved, _ = await self.page.evaluate(_SCROLL)
+            if not moved:
+                return True
+            self.result["scrolls"] += 1
+            await self.wait(since, _STEP_QUIET)
+        return False
+
+    async def grows(self) -> bool:
+        """Whether the page grows (taller, new image URLs) while it is
+        given ``settle`` seconds to ask for something new."""
+        since, images, height = self.loop.time(), self.tracker.image_count, await self.height()
+        await self.wait(since, self.settle)
+        return self.tracker.image_count > images or await self.height() > height
+
+    async def click(self, selector: str) -> bool:
+        """Click ``selector`` once and wait for what the click caused; False
+        (and ``clicks_ended`` says why) if it cannot be clicked."""
+        self.tracker.block_navigation = True  # a "more" link must not take the page away
+        since = self.loop.time()
+        outcome, error = await _click_once(self.page, selector, min(_REQUEST_WAIT, max(self.deadline - since, 0.0)))
+        if outcome != "clicked":
+            self.result["clicks_ended"] = outcome
+            if error:
+                self.result["click_error"] = error
+            return False
+        self.result["clicks"] += 1
+        await self.wait(since, _STEP_QUIET)
+        return True
+
+
+async def scroll_and_settle(
+    page: Page, *, max_scrolls: int, settle: float, timeout: float, click: str = "", max_clicks: int = 0,
+) -> dict[str, Any]:
+    """Render ``page`` until it stops growing, within ``timeout`` seconds.
+
+    Scrolls down one viewport at a time, each step waiting for the requests
+    it caused (:meth:`_PageTracker.settle`), to the bottom or
+    ``max_scrolls`` steps; there, gives the page ``settle`` seconds to ask
+    for something new, and scrolls on if it grew (taller, or new image
+    URLs). Then, if ``click`` is a selector, clicks the element it matches
+    and starts over, as long as each click brings new images, up to
+    ``max_clicks`` clicks.
 
     Returns (and stores in the page's report) ``scrolls``, ``bottom``
-    (the bottom was reached) and ``settled`` (the network went quiet).
+    (the bottom was reached), ``settled`` (done before the timeout),
+    ``clicks``, and with ``click`` ``clicks_ended``, why clicking stopped:
+    ``gone`` (no visible match), ``disabled``, ``no-new-images``,
+    ``limit`` (``max_clicks``) or ``failed`` (it could not be clicked:
+    ``click_error`` says why).
     """
     from playwright.async_api import Error as PlaywrightError
 
     tracker = _TRACKERS.get(page)
     if tracker is None:  # the init callback failed: follow from now on
         tracker = _PageTracker({})
-        page.on("request", tracker.started)
-        page.on("requestfinished", tracker.ended)
-        page.on("requestfailed", tracker.ended)
+        tracker.follow(page)
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    scrolls, bottom = 0, False
-    settled = await tracker.wait_quiet(settle, deadline)
-    settled_at = 0  # scroll steps done at the last full settle
+    rendering = _Rendering(page, tracker, loop.time() + timeout, settle)
+    result = rendering.result
+    before_click = -1  # image URLs seen before the last click
     try:
-        while settled and scrolls < max_scrolls:
-            moved, height = await page.evaluate(_SCROLL)
-            if moved:
-                scrolls += 1
-                settled = await tracker.wait_quiet(_STEP_QUIET, deadline)
+        await rendering.wait(float("-inf"), _STEP_QUIET)  # what the load started
+        while True:
+            result["bottom"] = await rendering.scroll_down(max_scrolls)
+            if await rendering.grows() and result["bottom"]:
                 continue
-            if scrolls == settled_at:  # nothing scrolled since the page settled
-                bottom = True
+            if not click:
                 break
-            # At the bottom: give infinite-scroll loaders time to add more.
-            settled = await tracker.wait_quiet(settle, deadline)
-            settled_at = scrolls
-            if await page.evaluate(_HEIGHT) <= height:
-                bottom = True
+            if tracker.image_count == before_click:
+                result["clicks_ended"] = "no-new-images"
                 break
-        if settled and scrolls > settled_at:
-            settled = await tracker.wait_quiet(settle, deadline)
+            if result["clicks"] >= max_clicks:
+                result["clicks_ended"] = "limit"
+                break
+            before_click = tracker.image_count
+            if not await rendering.click(click):
+                break
+        result["settled"] = True
+    except _OutOfTime:
+        pass
     except PlaywrightError as exc:  # the page navigated away or closed
-        logger.debug("Stopped scrolling %s: %s", page.url, exc)
-    result = {"scrolls": scrolls, "bottom": bottom, "settled": settled}
+        logger.debug("Stopped rendering %s: %s", page.url, exc)
+        result["settled"] = True
     logger.debug("Rendered %s: %s", page.url, result)
     tracker.report.update(result)
     return result

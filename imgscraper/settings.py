@@ -163,10 +163,12 @@ IMGSCRAPER_RENDER_BROWSER = "/usr/bin/chromium"
 IMGSCRAPER_RENDER_MAX_PAGES = 4
 # Viewport-high scroll steps per page (infinite scroll stops there).
 IMGSCRAPER_RENDER_MAX_SCROLLS = 30
-# A page has settled when no request was in flight for this long.
+# At the bottom, a page that asks for nothing new for this long is done.
 IMGSCRAPER_RENDER_SETTLE_MS = 500
-# Seconds a page may take to scroll and settle after loading.
+# Seconds a page may take to scroll, click and settle after loading.
 IMGSCRAPER_RENDER_TIMEOUT = 20
+# Clicks per page on the element of -a click=CSS_SELECTOR ("load more").
+IMGSCRAPER_RENDER_MAX_CLICKS = 20
 # Browser requests aborted by resource type, and by (tracker) domain.
 IMGSCRAPER_RENDER_BLOCK_RESOURCE_TYPES = ["font", "media", "texttrack", "manifest", "ping"]
 IMGSCRAPER_RENDER_BLOCK_DOMAINS = [

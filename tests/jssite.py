@@ -23,7 +23,8 @@ links to one page per way of inserting images, and a link a script adds to
 
 Pages not linked from the index: ``late.html`` (adds an image 1.5 s after
 loading, with no request in between) and ``busy.html`` (polls the server
-every 100 ms forever, and has one static image).
+every 100 ms forever, asks for a new URL every 100 ms too, so it is never
+done, and has one static image).
 
 Image URLs appear in no HTML nor script text, so only a browser finds them
 (except ``static.png``, ``slide-1.png``, ``blocked-page.png``,
@@ -203,6 +204,11 @@ window.addEventListener("load", () => setTimeout(() => {{
 </script>"""))
 
     (root / "data" / "poll.json").write_text("{}")
+    # Never done: besides polling, it asks for something new every 100 ms.
     write("busy.html", _page("busy", f"""<img src="img/{image("busy.png", "busy.html", True)}">
-<script>setInterval(() => fetch("data/poll.json?" + Date.now()), 100);</script>"""))
+<script>
+let fed = 0;
+setInterval(() => fetch("data/poll.json?" + Date.now()), 100);
+setInterval(() => fetch("data/feed-" + fed++ + ".json"), 100);
+</script>"""))
     return site

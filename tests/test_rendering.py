@@ -252,6 +252,9 @@ def test_render_blocks_fonts_media_and_trackers(rendered):
 
 def test_render_bounds_open_pages(rendered):
     assert 1 < stat(rendered, "playwright/page_count/max_concurrent") <= 4
+    # A browser context (window) per page, closed with it: no page is a background tab.
+    assert stat(rendered, "playwright/context_count") == stat(rendered, "playwright/page_count")
+    assert stat(rendered, "playwright/context_count/max_concurrent") <= 4
 
 
 def test_render_recrawl_downloads_nothing_again(js_site, recrawl):

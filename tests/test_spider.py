@@ -18,6 +18,7 @@ from imgscraper.items import ImageItem
 from imgscraper.spiders.images import (
     ArgumentError,
     ImagesSpider,
+    parse_click,
     parse_depth,
     parse_start_urls,
     parse_yes_no,
@@ -148,6 +149,25 @@ def test_yes_no():
     assert parse_yes_no("download", "No") is False and parse_yes_no("download", "yes") is True
     with pytest.raises(ArgumentError, match="download 'maybe' is not yes or no"):
         parse_yes_no("download", "maybe")
+
+
+def test_click_is_a_css_selector_that_needs_rendering():
+    assert parse_click(None, None) == "" and parse_click(None, "no") == ""
+    assert parse_click("button.more:not([disabled])", None) == "button.more:not([disabled])"
+    assert parse_click('button:has-text("More")', "yes") == 'button:has-text("More")'  # a browser's pseudo-class
+    with pytest.raises(ArgumentError, match=r"click 'button\[' is not a CSS selector"):
+        parse_click("button[", None)
+    with pytest.raises(ArgumentError, match="click '' is not a CSS selector"):
+        parse_click("", None)
+    with pytest.raises(ArgumentError, match="render is 'no'"):
+        parse_click(".more", "no")
+
+
+def test_click_implies_render_unless_render_is_given():
+    assert make_spider(url="https://example.com/").render is False
+    spider = make_spider(url="https://example.com/", click=".more")
+    assert (spider.render, spider.click) == (True, ".more")
+    assert "render is 'off'" in make_spider(url="https://example.com/", click=".more", render="off").argument_error
 
 
 def test_pages_are_followed_on_the_start_sites_and_extra_domains():

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+import cssselect
 import scrapy
 from scrapy import signals
 from scrapy.crawler import Crawler
@@ -44,8 +45,8 @@ from imgscraper.rendering import Renderer, RenderingError, browser_failure_reaso
 from imgscraper.sitemaps import read_sitemap, robots_txt_url, sitemap_body, sitemaps_in_robots_txt
 
 __all__ = [
-    "ArgumentError", "ImagesSpider", "check_argument_names", "check_http_url", "parse_depth", "parse_sitemaps",
-    "parse_start_urls", "parse_yes_no", "site_in_domains", "site_of",
+    "ArgumentError", "ImagesSpider", "check_argument_names", "check_http_url", "parse_click", "parse_depth",
+    "parse_sitemaps", "parse_start_urls", "parse_yes_no", "site_in_domains", "site_of",
 ]
 
 logger = logging.getLogger(__name__)
@@ -172,6 +173,23 @@ def parse_yes_no(name: str, value: Any) -> bool:
     raise ArgumentError(f"{name} {value!r} is not yes or no: pass e.g. -a {name}=no")
 
 
+def parse_click(selector: str | None, render: str | None) -> str:
+    """``-a click=CSS_SELECTOR``: a CSS selector (checked by cssselect's parser,
+    which lets through pseudo-classes only a browser knows); it needs
+    rendering, so it implies ``render=yes`` and contradicts ``render=no``."""
+    if selector is None:
+        return ""
+    try:
+        cssselect.parse(selector)
+    except cssselect.SelectorSyntaxError as exc:
+        raise ArgumentError(
+            f"click {selector!r} is not a CSS selector ({exc}): pass e.g. -a 'click=button.load-more'") from None
+    if render is not None and not parse_yes_no("render", render):
+        raise ArgumentError(
+            f"click {selector!r} clicks in the browser, and render is {render!r}: leave render out or pass -a render=yes")
+    return selector
+
+
 def check_argument_names(given: Iterable[str], known: Collection[str]) -> None:
     """Raise :class:`ArgumentError` for an argument in ``given`` the spider does not take.
 
@@ -211,10 +229,11 @@ class ImagesSpider(scrapy.Spider):
     (default 0: the start pages only); ``follow_domains`` (comma-separated
     domains whose pages are followed too, ``*`` for any; by default only the
     start URLs' sites); ``download=no`` to list images without downloading;
-    ``render=yes`` to render pages in Chromium first (:mod:`imgscraper.rendering`).
-    Images are taken from any host. The filters ``allow``, ``deny`` (pages
-    followed), ``image_allow``, ``image_deny``, ``formats``, ``min_bytes``
-    and ``max_bytes`` (images kept) set their ``IMGSCRAPER_<NAME>`` setting
+    ``render=yes`` to render pages in Chromium first (:mod:`imgscraper.rendering`);
+    ``click=CSS_SELECTOR`` to click a "load more" element on every rendered page
+    (implies ``render=yes``). Images are taken from any host. The filters
+    ``allow``, ``deny`` (pages followed), ``image_allow``, ``image_deny``,
+    ``formats``, ``min_bytes`` and ``max_bytes`` (images kept) set their ``IMGSCRAPER_<NAME>`` setting
     (:mod:`imgscraper.filters`). An argument not in :meth:`argument_names`
     is a bad argument, except Scrapyd's own (``_job``, ``_version``).
     """
@@ -228,7 +247,8 @@ class ImagesSpider(scrapy.Spider):
         depth: str | int = 0,
         follow_domains: str = "",
         download: str = "yes",
-        render: str = "no",
+        render: str | None = None,
+        click: str | None = None,
         allow: str | None = None,
         deny: str | None = None,
         image_allow: str | None = None,
@@ -243,9 +263,9 @@ class ImagesSpider(scrapy.Spider):
         #: The arguments the spider was given (a worker process gets the same: imgscraper.processes).
         self.arguments: dict[str, Any] = {
             "url": url, "urls_file": urls_file, "depth": depth, "follow_domains": follow_domains,
-            "download": download, "render": render, "allow": allow, "deny": deny, "image_allow": image_allow,
-            "image_deny": image_deny, "formats": formats, "min_bytes": min_bytes, "max_bytes": max_bytes,
-            "sitemap": sitemap, **kwargs,
+            "download": download, "render": render, "click": click, "allow": allow, "deny": deny,
+            "image_allow": image_allow, "image_deny": image_deny, "formats": formats, "min_bytes": min_bytes,
+            "max_bytes": max_bytes, "sitemap": sitemap, **kwargs,
         }
         self.argument_error = ""
         self.start_urls: list[str] = []
@@ -254,6 +274,7 @@ class ImagesSpider(scrapy.Spider):
         self.depth = 0
         self.download = True
         self.render = False
+        self.click = ""
         self.renderer: Renderer | None = None
         try:
             check_argument_names(kwargs, self.argument_names())
@@ -267,7 +288,8 @@ class ImagesSpider(scrapy.Spider):
                 )
             self.depth = parse_depth(depth)
             self.download = parse_yes_no("download", download)
-            self.render = parse_yes_no("render", render)
+            self.click = parse_click(click, render)
+            self.render = parse_yes_no("render", render) if render is not None else bool(self.click)
         except ArgumentError as exc:
             self.argument_error = str(exc)
         extra_domains = [d.strip().lower() for d in follow_domains.split(",") if d.strip()]
@@ -320,7 +342,7 @@ class ImagesSpider(scrapy.Spider):
                 logger.warning("formats, min_bytes and max_bytes are decided on downloads: download=no lists every image")
         if spider.render and not spider.argument_error:
             try:
-                spider.renderer = Renderer.from_crawler(crawler)
+                spider.renderer = Renderer.from_crawler(crawler, click=spider.click)
             except RenderingError as exc:
                 spider.argument_error = str(exc)
         return spider
