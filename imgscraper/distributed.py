@@ -47,7 +47,8 @@ import socket
 import uuid
 import weakref
 from collections import deque
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from itemadapter import ItemAdapter, is_item
@@ -62,7 +63,7 @@ from scrapy_redis.dupefilter import RFPDupeFilter
 from scrapy_redis.queue import PriorityQueue
 from scrapy_redis.scheduler import Scheduler
 
-from imgscraper.processes import PARENT, TOKEN, WorkLedger, image_key
+from imgscraper.discovery import image_url_key
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -70,10 +71,13 @@ if TYPE_CHECKING:
     from scrapy.crawler import Crawler
     from scrapy.http import Response
 
-__all__ = ["SharedCrawl", "SharedImagesMiddleware", "SharedScheduler", "crawl_id_of"]
+__all__ = ["SharedCrawl", "SharedImagesMiddleware", "SharedScheduler", "WorkLedger", "crawl_id_of", "image_key"]
 
 logger = logging.getLogger(__name__)
 
+#: Request meta keys: the token of a page a worker took, and of the page a request was found on.
+TOKEN = "imgscraper_page_token"
+PARENT = "imgscraper_page_parent"
 #: The field of a worker's ``taken`` hash held from joining until it is first idle.
 STARTING = "starting"
 #: Seconds between checks for new work while a worker is idle: one Redis call each,
@@ -168,6 +172,103 @@ for i = 3, #ARGV do
 end
 return won
 """
+
+
+def image_key(url: str) -> str:
+    """The key an image URL is claimed under (as the spider deduplicates it)."""
+    return hashlib.sha1(image_url_key(url).encode("utf-8")).hexdigest()
+
+
+@dataclass
+class _Unit:
+    """A request this worker took from the queue: still being fetched, parsed, outputs pending."""
+
+    fetching: bool = True
+    parsed: bool = False
+    pending: int = 0
+
+
+class WorkLedger:
+    """The requests (pages, style sheets) a worker took and the images they brought.
+
+    A taken request stays *held* until it is parsed and everything it yielded
+    has gone through the engine; ``on_done(token)`` is called then.
+    :meth:`busy` says whether the worker has enough work for now.
+    """
+
+    def __init__(self, max_images: int, on_done: Callable[[str], None] | None = None):
+        self.max_images = max(1, max_images)
+        self.on_done = on_done
+        self.units: dict[str, _Unit] = {}
+        self.images_in_progress = 0
+        self._item_units: dict[int, str] = {}
+        self._tokens = itertools.count(1)
+        self._parsed = 0
+        self._images_kept = 0
+
+    def take(self, request: Request, token: str | None = None) -> Request:
+        """Hold ``request`` (taken from the queue) under a new token, or ``token``."""
+        token = token or str(next(self._tokens))
+        request.meta[TOKEN] = token
+        self.units[token] = _Unit()
+        return request
+
+    def fetched(self, request: Request) -> None:
+        unit = self.units.get(request.meta.get(TOKEN, ""))
+        if unit is not None:
+            unit.fetching = False
+
+    def busy(self) -> bool:
+        """Whether this worker expects at least ``max_images`` images to fetch soon: those of
+        its parsed pages, and an estimate for the pages it is fetching (no room for a page)."""
+        per_page = self._images_kept / self._parsed if self._parsed else self.max_images
+        fetching = sum(1 for unit in self.units.values() if unit.fetching)
+        return self.images_in_progress + fetching * per_page >= self.max_images
+
+    def output(self, token: str | None, obj: Any) -> None:
+        """``obj`` (item or request), yielded by the unit ``token``, is on its way."""
+        unit = self.units.get(token) if token is not None else None
+        if unit is None:
+            return
+        unit.pending += 1
+        if isinstance(obj, Request):
+            obj.meta[PARENT] = token
+        else:
+            self._item_units[id(obj)] = token
+            self.images_in_progress += 1
+
+    def parsed(self, token: str | None, images: int) -> None:
+        self._parsed += 1
+        self._images_kept += images
+        unit = self.units.get(token) if token is not None else None
+        if unit is not None:
+            unit.fetching, unit.parsed = False, True
+            self._maybe_done(token)
+
+    def output_done(self, token: str | None) -> None:
+        unit = self.units.get(token) if token is not None else None
+        if unit is not None:
+            unit.pending -= 1
+            self._maybe_done(token)
+
+    def item_done(self, item: Any) -> None:
+        token = self._item_units.pop(id(item), None)
+        if token is not None:
+            self.images_in_progress -= 1
+            self.output_done(token)
+
+    def clear(self) -> None:
+        """The worker is idle: everything it held is done."""
+        self.units.clear()
+        self._item_units.clear()
+        self.images_in_progress = 0
+
+    def _maybe_done(self, token: str) -> None:
+        unit = self.units[token]
+        if unit.parsed and unit.pending <= 0:
+            del self.units[token]
+            if self.on_done is not None:
+                self.on_done(token)
 
 
 def crawl_id_of(spider: Spider) -> str:

@@ -42,7 +42,6 @@ from w3lib.html import strip_html5_whitespace
 from w3lib.url import safe_url_string
 
 from imgscraper.inspection import ImageRejected, inspect_image
-from imgscraper.processes import in_worker
 from imgscraper.records import SQLiteRecord
 from imgscraper.summary import NOT_STARTED, format_bytes
 
@@ -328,8 +327,6 @@ class Gallery:
             return
         try:
             save_notes(self.store, self.titles, self.alts)
-            if in_worker():
-                return  # the main process builds the gallery, with these notes
             path = build_gallery(self.store, self.thumbs)
         except (OSError, sqlite3.Error) as exc:
             logger.warning("Could not write the gallery in %s: %s", self.store, exc)

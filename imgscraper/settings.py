@@ -50,8 +50,6 @@ ADDONS = {
     "imgscraper.checks.SettingsCheck": 0,
     # IMGSCRAPER_REDIS_URL: one crawl shared by many workers (imgscraper/distributed.py).
     "imgscraper.addons.DistributedCrawl": 10,
-    # IMGSCRAPER_PROCESSES: one crawl spread over processes (imgscraper/processes.py).
-    "imgscraper.processes.CrawlProcesses": 20,
 }
 EXTENSIONS = {
     "imgscraper.extensions.OneLineRobotsErrors": 0,
@@ -108,12 +106,6 @@ IMGSCRAPER_MAX_PAGES = 0
 IMGSCRAPER_PROGRESS = True
 # Seconds between progress lines in the log when stderr is not a terminal (0: none).
 IMGSCRAPER_PROGRESS_INTERVAL = 60.0
-# Processes that share the crawl's pages and images (1: this one only). N > 1 starts N - 1
-# worker processes and divides CONCURRENT_REQUESTS(_PER_DOMAIN/_PER_IP) between all N;
-# one process is kept when DOWNLOAD_DELAY, AutoThrottle, JOBDIR or IMGSCRAPER_MAX_PAGES is on.
-# 0: scrapy crawl (on Linux) forks one per core, while each keeps 4 of the per-host limit (2 with
-# these defaults on 2 cores or more); one process elsewhere. See "Speed" in the README.
-IMGSCRAPER_PROCESSES = 0
 # Python's cyclic garbage collector: objects alive when the crawl starts are frozen and the
 # first generation is collected every this many allocations (Python: 700); 0 leaves it alone.
 # About 7% less CPU on the bench site, same peak memory (see "Where the time goes" in the README).
@@ -170,6 +162,10 @@ IMGSCRAPER_RENDER_BLOCK_DOMAINS = [
 # Let the browser download images too (by default it only records their URLs
 # and Scrapy fetches each image once, within the crawl's limits).
 IMGSCRAPER_RENDER_LOAD_IMAGES = False
+# Worker processes of this crawl on this machine (scrapy crawl, make crawl WORKERS=N, Scrapyd jobs).
+# Above 1 they share the crawl through Redis: IMGSCRAPER_REDIS_URL, or else a private
+# redis-server started for the crawl (Debian's redis-server package). One feed, one summary.
+IMGSCRAPER_WORKERS = 1
 # Share the crawl with every worker using this Redis, e.g. "redis://host:6379/0"
 # (scrapy-redis queue and duplicate filter, shared image claims). Empty: a crawl of its own.
 IMGSCRAPER_REDIS_URL = ""

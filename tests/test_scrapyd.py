@@ -215,29 +215,6 @@ def test_scheduled_job_stores_images_and_items(scrapyd, job, site_server_module)
     assert "Crawl summary (finished)" in log and "\x1b[" not in log
 
 
-@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="one core: the default is one process")
-def test_scheduled_job_with_a_worker_process(scrapyd, deployed, site_server_module, tmp_path):
-    """The default IMGSCRAPER_PROCESSES under Scrapyd: a worker process is forked from the job
-    running the deployed egg, and takes part."""
-    store = tmp_path / "images"
-    site_server_module.server.latency = 0.2  # long enough for the worker process to start and take its share
-    try:
-        result = make(
-            "schedule", scrapyd.env, f"URL={site_server_module.url}", "DEPTH=1", f"STORE={store}",
-            "SETTINGS=LOG_LEVEL=INFO",
-        )
-        assert result.returncode == 0, result.stdout + result.stderr
-        finished = scrapyd.wait_finished(re.search(r"imgscraper / images => (\w+)", result.stdout)[1], timeout=120)
-    finally:
-        site_server_module.server.latency = 0.0
-    log = (scrapyd.home / "logs" / "imgscraper" / "images" / f"{finished['id']}.log").read_text()
-    assert "'finish_reason': 'finished'" in log and "Traceback" not in log, log[-3000:]
-    handed = re.search(r"'imgscraper/processes/images': (\d+)", log)
-    assert handed and int(handed[1]) > 0, log[-3000:]
-    stored = {hashlib.sha256(p.read_bytes()).hexdigest() for p in (store / "full").iterdir()}
-    assert stored == set(site_server_module.site.stored_at(1).values())
-
-
 def test_finished_job_survives_a_restart(scrapyd, job):
     finished, _ = job
     scrapyd.stop()

@@ -6,9 +6,8 @@ exit status is 1 when the finish reason is not ``finished`` or a start page
 could not be fetched.
 
 It also runs the crawl with the Twisted reactor when the spider arguments
-ask for rendering (:func:`imgscraper.commands.use_reactor_for_rendering`),
-tunes the garbage collector (:mod:`imgscraper.runtime`), and forks the worker
-processes of ``IMGSCRAPER_PROCESSES`` ahead (:func:`imgscraper.processes.fork_workers`).
+ask for rendering (:func:`imgscraper.commands.use_reactor_for_rendering`)
+and tunes the garbage collector (:mod:`imgscraper.runtime`).
 """
 
 from __future__ import annotations
@@ -21,7 +20,6 @@ from scrapy.commands.crawl import Command as ScrapyCrawlCommand
 from scrapy.crawler import Crawler
 
 from imgscraper.commands import use_reactor_for_rendering
-from imgscraper.processes import fork_workers
 from imgscraper.runtime import skip_records_below, tune_garbage_collector
 
 __all__ = ["Command", "crawl_failed"]
@@ -48,7 +46,6 @@ class Command(ScrapyCrawlCommand):
         assert self.settings is not None
         tune_garbage_collector(self.settings.getint("IMGSCRAPER_GC_THRESHOLD"))
         skip_records_below(self.settings.get("LOG_LEVEL"))
-        fork_workers(self.settings)
         super().run(args, opts)
         if self.exitcode == 0 and self.crawler and crawl_failed(self.crawler.stats.get_stats()):
             self.exitcode = 1

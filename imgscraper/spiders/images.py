@@ -161,11 +161,6 @@ class ImagesSpider(scrapy.Spider):
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
-        #: The arguments the spider was given (a worker process gets the same: imgscraper.processes).
-        self.arguments: dict[str, Any] = {
-            "url": url, "urls_file": urls_file, "depth": depth, "follow_domains": follow_domains,
-            "download": download, "render": render, **kwargs,
-        }
         self.argument_error = ""
         self.start_urls: list[str] = []
         self.depth = 0
@@ -218,11 +213,8 @@ class ImagesSpider(scrapy.Spider):
         return spider
 
     def set_up_deduplication(self) -> None:
-        """A crawl shared by workers (imgscraper.distributed) or processes (imgscraper.processes)
-        deduplicates images across them instead. Read once the add-ons have set the crawl up
-        (``IMGSCRAPER_PROCESSES = 0`` becomes a number then)."""
-        settings = self.crawler.settings
-        self.dedupe_images = not (settings.get("IMGSCRAPER_REDIS_URL") or settings.getint("IMGSCRAPER_PROCESSES") > 1)
+        """A crawl shared by workers (imgscraper.distributed) deduplicates images across them instead."""
+        self.dedupe_images = not self.crawler.settings.get("IMGSCRAPER_REDIS_URL")
 
     def page_meta(self) -> dict[str, Any]:
         """Meta for a page request: rendering, when on."""
