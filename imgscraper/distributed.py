@@ -43,6 +43,7 @@ import itertools
 import json
 import logging
 import os
+import pickle
 import socket
 import uuid
 import weakref
@@ -78,15 +79,24 @@ logger = logging.getLogger(__name__)
 #: Request meta keys: the token of a page a worker took, and of the page a request was found on.
 TOKEN = "imgscraper_page_token"
 PARENT = "imgscraper_page_parent"
+#: Stats each process keeps for itself: the lead worker does not add a local worker's
+#: (item_scraped_count: it counts the items it writes to its feeds).
+OWN_STATS = ("item_scraped_count", "items_per_minute", "responses_per_minute", "elapsed_time", "memusage/",
+             "log_count/", "start_time", "finish_")
+#: Seconds between two hand-overs of a local worker's items and stats to its lead.
+HAND_OVER_INTERVAL = 0.25
 #: The field of a worker's ``taken`` hash held from joining until it is first idle.
 STARTING = "starting"
 #: Seconds between checks for new work while a worker is idle: one Redis call each,
 #: and an idle worker picks up a new page at most this late (0.25 s cost 0.3 s of a 3 s crawl).
 IDLE_POLL = 0.05
 
+# Returns 1: started afresh, 0: joined, -1: finished and not joined (ARGV[5] is 0:
+# a local worker, which only helps a running crawl).
 _JOIN = """
 local p, me = ARGV[1], ARGV[2]
 local fresh = 0
+if ARGV[5] == '0' and redis.call('EXISTS', p .. 'finished') == 1 then return -1 end
 if redis.call('EXISTS', p .. 'finished') == 1 then
   for _, w in ipairs(redis.call('SMEMBERS', p .. 'workers')) do
     redis.call('DEL', p .. 'taken:' .. w)
@@ -300,12 +310,17 @@ class SharedCrawl:
         self.crawl_id = ""
         self.prefix = ""
         self.joined = False
+        #: The worker that writes this worker's items to its feeds and counts its stats
+        #: (set on the local workers the crawl command starts): see :meth:`hand_over`.
+        self.lead: str = settings.get("IMGSCRAPER_LEAD_WORKER") or ""
         self._tokens = itertools.count(1)
         #: The pages this worker holds and the images they brought.
         self.ledger = WorkLedger(settings.getint("CONCURRENT_REQUESTS"), on_done=self._page_done)
         # Fingerprints of images done but not yet marked so in Redis: written
         # with the next page done (one round trip per page, not per image).
         self._done_images: list[str] = []
+        #: Items and stats for the lead, written with the images done.
+        self._outgoing: list[bytes] = []
         self._scripts = {
             name: self.server.register_script(source)
             for name, source in (
@@ -329,18 +344,31 @@ class SharedCrawl:
 
     # -- membership -------------------------------------------------------
 
-    def join(self, spider: Spider) -> bool:
-        """Join (or start afresh, returning True) the crawl of ``spider``."""
+    def join(self, spider: Spider) -> bool | None:
+        """Join (or start afresh, returning True) the crawl of ``spider``.
+
+        None: the crawl is finished and this worker, which has a lead, did not join.
+        """
         self.crawl_id = self.configured_id or crawl_id_of(spider)
         self.prefix = f"imgscraper:{self.crawl_id}:"
-        fresh = bool(self._run("join", self.worker, self.timeout_ms, STARTING))
+        joined = self._run("join", self.worker, self.timeout_ms, STARTING, 0 if self.lead else 1)
+        if joined < 0:
+            logger.info("Shared crawl %s is finished: nothing left to do", self.crawl_id)
+            return None
         self.joined = True
         self.crawler.stats.set_value("imgscraper/shared/crawl_id", self.crawl_id)
+        self.crawler.stats.set_value("imgscraper/shared/worker", self.worker)
         logger.info(
             "%s shared crawl %s as worker %s (Redis keys %s*)",
-            "Started" if fresh else "Joined", self.crawl_id, self.worker, self.prefix,
+            "Started" if joined else "Joined", self.crawl_id, self.worker, self.prefix,
         )
-        return fresh
+        if self.lead:
+            self.server.rpush(self.output_key(self.lead), pickle.dumps(("joined", self.worker, os.getpid())))
+        return bool(joined)
+
+    def output_key(self, lead: str) -> str:
+        """The list where the local workers of ``lead`` hand it their items and stats."""
+        return self.key(f"output:{lead}")
 
     def heartbeat(self) -> None:
         """Say this worker is alive; put the pages of dead workers back in the queue."""
@@ -355,10 +383,17 @@ class SharedCrawl:
         if not self.joined:
             return
         self.joined = False
-        self._flush_done_images(self.server)
-        moved = self._run("release", STARTING, self.worker)
+        self.flush(final=True)
+        moved = self.release(self.worker)
         if moved:
             logger.info("Put %d unfinished pages back in the shared queue", moved)
+        if self.lead:
+            self.server.rpush(self.output_key(self.lead), pickle.dumps(("left", self.worker)))
+
+    def release(self, worker: str) -> int:
+        """Put the pages ``worker`` holds back in the queue, and forget it (its images may
+        be claimed again); how many pages."""
+        return self._run("release", STARTING, worker)
 
     def finished(self) -> bool:
         """Whether the whole crawl is done (and mark it so)."""
@@ -375,7 +410,7 @@ class SharedCrawl:
     def all_pages_done(self) -> None:
         """This worker is idle: every page it took is finished."""
         pipe = self.server.pipeline()
-        self._flush_done_images(pipe)
+        self._flush(pipe, final=True)
         pipe.delete(self.key(f"taken:{self.worker}"))
         pipe.execute()
         self.ledger.clear()
@@ -386,15 +421,42 @@ class SharedCrawl:
             self._done_images.append(image_key(ItemAdapter(item)["url"]))
         self.ledger.item_done(item)
 
-    def _flush_done_images(self, client: Any) -> None:
+    def hand_over(self, item: Any) -> None:
+        """Pass a scraped item to the lead (when this worker has one), with its image marked done."""
+        if not self.lead:
+            return
+        try:
+            data = pickle.dumps(("item", self.worker, item), protocol=pickle.HIGHEST_PROTOCOL)
+        except (pickle.PicklingError, TypeError, AttributeError):
+            data = pickle.dumps(("item", self.worker, ItemAdapter(item).asdict()), protocol=pickle.HIGHEST_PROTOCOL)
+        self._outgoing.append(data)
+
+    def flush(self, *, final: bool = False) -> None:
+        """Mark the images done so far, and hand the lead this worker's items and stats."""
+        pipe = self.server.pipeline()
+        self._flush(pipe, final=final)
+        pipe.execute()
+
+    def _flush(self, client: Any, *, final: bool = False) -> None:
+        """Images done, and the items they brought to the lead, in one transaction: an item
+        reaches the lead if and only if no other worker will fetch its image again."""
         if self._done_images:
             client.hset(self.key("images"), mapping=dict.fromkeys(self._done_images, ""))
             self._done_images = []
+        if not self.lead:
+            return
+        if final or self._outgoing:
+            stats = {name: value for name, value in self.crawler.stats.get_stats().items()
+                     if isinstance(value, (int, float)) and not name.startswith(OWN_STATS)}
+            self._outgoing.append(pickle.dumps(("stats", self.worker, stats), protocol=pickle.HIGHEST_PROTOCOL))
+        if self._outgoing:
+            client.rpush(self.output_key(self.lead), *self._outgoing)
+            self._outgoing = []
 
     def _page_done(self, token: str) -> None:
         """The page ``token`` is parsed and all it yielded is through: mark its images done, let it go."""
         pipe = self.server.pipeline()
-        self._flush_done_images(pipe)
+        self._flush(pipe)
         pipe.hdel(self.key(f"taken:{self.worker}"), token)
         pipe.execute()
 
@@ -428,6 +490,7 @@ class SharedScheduler(Scheduler):
         self._heartbeat = create_looping_call(self.shared.heartbeat)
         self._heartbeat_interval = interval
         self._idle_poll = create_looping_call(self._poll)
+        self._hand_over = create_looping_call(self.shared.flush)
         crawler.signals.connect(self.spider_idle, signal=signals.spider_idle)
         crawler.signals.connect(self.request_left_downloader, signal=signals.request_left_downloader)
 
@@ -445,10 +508,14 @@ class SharedScheduler(Scheduler):
     def open(self, spider: Spider) -> None:
         self.spider = spider
         try:
-            self.shared.join(spider)
+            joined = self.shared.join(spider)
         except RedisError as exc:
             # One clear line, then the spider is closed as soon as it is open.
             self.error = f"Cannot join the shared crawl at {self.crawler.settings.get('REDIS_URL')}: {exc}"
+            self.crawler.signals.connect(self._refuse, signal=signals.spider_opened)
+            return
+        if joined is None:
+            self.error = "finished"
             self.crawler.signals.connect(self._refuse, signal=signals.spider_opened)
             return
         self.queue = PriorityQueue(
@@ -458,13 +525,17 @@ class SharedScheduler(Scheduler):
             self.server, key=self.shared.key("dupefilter"), debug=spider.settings.getbool("DUPEFILTER_DEBUG")
         )
         self._heartbeat.start(self._heartbeat_interval, now=False)
+        if self.shared.lead:
+            self._hand_over.start(HAND_OVER_INTERVAL, now=False)
 
     def _refuse(self) -> None:
+        if self.error == "finished":  # a local worker started after the crawl's end
+            raise CloseSpider("finished")
         logger.error(self.error)
         raise CloseSpider("shared_crawl_unavailable")
 
-    def close(self, reason: str) -> None:
-        for loop in (self._heartbeat, self._idle_poll):
+    def close(self, reason: str) -> Any:
+        for loop in (self._heartbeat, self._idle_poll, self._hand_over):
             if loop.running:
                 loop.stop()
         self.shared.leave()
@@ -551,12 +622,17 @@ class SharedImagesMiddleware:
     def __init__(self, crawler: Crawler):
         self.crawler = crawler
         self.shared = SharedCrawl.of(crawler)
-        for signal in (signals.item_scraped, signals.item_dropped, signals.item_error):
+        crawler.signals.connect(self.item_scraped, signal=signals.item_scraped)
+        for signal in (signals.item_dropped, signals.item_error):
             crawler.signals.connect(self.item_done, signal=signal)
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> SharedImagesMiddleware:
         return cls(crawler)
+
+    def item_scraped(self, item: Any) -> None:
+        self.shared.hand_over(item)
+        self.shared.item_done(item)
 
     def item_done(self, item: Any) -> None:
         self.shared.item_done(item)

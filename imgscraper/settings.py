@@ -175,3 +175,7 @@ IMGSCRAPER_CRAWL_ID = ""
 # Seconds without a heartbeat after which a worker of a shared crawl counts as
 # dead: its pages go back to the queue and its images may be taken over.
 IMGSCRAPER_REDIS_WORKER_TIMEOUT = 30.0
+# Set by the crawl command, not by hand: the command line of one more local worker
+# (IMGSCRAPER_WORKERS), and on each local worker, the worker that leads it (imgscraper/workers.py).
+IMGSCRAPER_LOCAL_WORKER_COMMAND = []
+IMGSCRAPER_LEAD_WORKER = ""
