@@ -14,11 +14,11 @@ items to its feeds and adds the stats to its own, so its progress display,
 summary and gallery are those of the whole crawl.
 
 Local workers run in sessions of their own, and the lead passes on every
-SIGINT and SIGTERM it gets: Ctrl-C once stops every worker gracefully, twice
-at once. A local worker that dies (SIGKILL, out of memory) has its pages put
+SIGINT and SIGTERM it gets (as SIGTERM: a worker still starting ends without a
+traceback): Ctrl-C once stops every worker gracefully, twice at once. A local worker that dies (SIGKILL, out of memory) has its pages put
 back in the queue and its images claimed again at once (one WARNING line,
 stat ``imgscraper/workers/lost``). The lead closes after every local worker
-has exited.
+has exited. Stat ``imgscraper/workers/items``: the items local workers handed over.
 """
 
 from __future__ import annotations
@@ -196,7 +196,8 @@ class LeadScheduler(SharedScheduler):
                 continue
 
             def forward(number: int, frame: Any, previous: Any = handler) -> None:
-                self.signal_workers(number)
+                # SIGTERM, which Scrapy handles as SIGINT: a worker still starting ends without a traceback.
+                self.signal_workers(signal.SIGTERM)
                 previous(number, frame)
                 # Scrapy installs its next handler (a second Ctrl-C forces the stop): wrap it too.
                 self._forward_signals()
@@ -247,6 +248,7 @@ class LeadScheduler(SharedScheduler):
         if worker is None:
             return
         if kind == "item":
+            self.crawler.stats.inc_value("imgscraper/workers/items")
             done = deferred_from_coro(self.crawler.signals.send_catch_log_async(
                 signal=signals.item_scraped, item=message[2], response=None, spider=self.spider,
             ))
@@ -288,7 +290,7 @@ class LeadScheduler(SharedScheduler):
             if worker.proc.poll() is None and (not worker.worker or reason != "finished" and not self._signalled):
                 # Not joined yet (nothing to do), or the crawl stopped for another reason than a signal.
                 with contextlib.suppress(ProcessLookupError):
-                    worker.proc.send_signal(signal.SIGINT if worker.worker else signal.SIGTERM)
+                    worker.proc.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + self.timeout
         while any(w.proc.poll() is None for w in self.workers):
             if time.monotonic() > deadline:

@@ -1,0 +1,246 @@
+"""IMGSCRAPER_WORKERS: one crawl shared by local workers through a private Redis,
+seen from the server, the store, the feed and the process table.
+
+The site: 20 pages of 12 distinct PNGs each (240 images), served with a little
+latency so that the crawl lasts long enough for the local workers to start
+and take their share of the pages. Every crawl needs Debian's redis-server
+(``make debs``): without it these tests fail in CI.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import PROJECT_ROOT
+from faultsite import make_png
+from httpserver import HTTPTestServer
+from servers import require_program
+
+N_PAGES, PER_PAGE = 20, 12
+_HANDED_OVER = re.compile(r"'imgscraper/workers/items': (\d+)")
+
+
+class ManyImages:
+    def __init__(self, server: HTTPTestServer):
+        self.server = server
+        self.images = {f"/i/{p}-{k}.png": make_png(70_000 + p * PER_PAGE + k) for p in range(N_PAGES) for k in range(PER_PAGE)}
+        links = "".join(f'<a href="/p{p}.html">page {p}</a>' for p in range(1, N_PAGES))
+        for page in range(N_PAGES):
+            imgs = "".join(f'<img src="/i/{page}-{k}.png">' for k in range(PER_PAGE))
+            html = f"<html><body>{imgs}{links if page == 0 else ''}</body></html>"
+            server.add_handler(f"/p{page}.html", lambda h, t=html: h.send_body(t, content_type="text/html") or True)
+        server.add_handler("/i/*", lambda h: h.send_body(self.images[h.url_path], content_type="image/png") or True)
+        self.by_sha = {hashlib.sha256(body).hexdigest(): path for path, body in self.images.items()}
+
+    def stored_paths(self, store: Path) -> list[str]:
+        """Site paths of the files in ``store``; fails on anything that is not a whole served image."""
+        paths = []
+        for file in (store / "full").iterdir():
+            sha = hashlib.sha256(file.read_bytes()).hexdigest()
+            assert sha in self.by_sha, f"{file.name} is not a served image"
+            paths.append(self.by_sha[sha])
+        return paths
+
+
+@pytest.fixture(scope="module", autouse=True)
+def redis_server_installed():
+    require_program("redis-server")
+
+
+@pytest.fixture
+def site(tmp_path):
+    with HTTPTestServer(tmp_path / "www", latency=0.02) as server:
+        yield ManyImages(server)
+
+
+def command(site: ManyImages, store: Path, *settings: str) -> list[str]:
+    cmd = [sys.executable, "-m", "scrapy", "crawl", "images", "-a", f"url={site.server.url}p0.html", "-a", "depth=1",
+           "-s", f"IMAGES_STORE={store}", "-s", "LOG_LEVEL=INFO"]
+    for setting in settings:
+        cmd += ["-s", setting]
+    return cmd
+
+
+def environment(**extra: str) -> dict[str, str]:
+    return {**{k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}, "PYTHONUNBUFFERED": "1", **extra}
+
+
+def children_of(pid: int) -> list[tuple[int, str]]:
+    """(pid, command line) of the processes ``pid`` started."""
+    children = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == pid:
+            children.append((int(entry.name), cmdline))
+    return children
+
+
+def local_workers_of(pid: int) -> list[int]:
+    return [child for child, cmdline in children_of(pid) if " crawl images " in cmdline]
+
+
+def private_redis_dirs() -> set[Path]:
+    return set(Path(tempfile.gettempdir()).glob("imgscraper-redis-*"))
+
+
+def alive(pids: list[int]) -> list[int]:
+    return [pid for pid in pids if Path(f"/proc/{pid}").exists() and "(Z)" not in _state(pid)]
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0].join("()")
+    except OSError:
+        return "(gone)"
+
+
+def test_three_workers_one_crawl_one_feed_one_summary(site, tmp_path):
+    store, feed = tmp_path / "store", tmp_path / "items.jsonl"
+    dirs_before = private_redis_dirs()
+    site.server.latency = 0.15  # the crawl lasts long enough for the local workers to start (1 to 3 s)
+    result = subprocess.run(command(site, store, "IMGSCRAPER_WORKERS=3") + ["-O", str(feed)],
+                            cwd=PROJECT_ROOT, env=environment(), capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr[-3000:]
+    # Every image stored once, byte for byte; no page nor image fetched twice.
+    assert sorted(site.stored_paths(store)) == sorted(site.images)
+    site.server.log.wait_idle()
+    fetched = [r.url_path for r in site.server.log if r.url_path.startswith("/i/")]
+    assert sorted(fetched) == sorted(site.images), "an image was fetched twice, or not at all"
+    pages = [r.url_path for r in site.server.log if r.url_path.endswith(".html")]
+    assert sorted(pages) == sorted(f"/p{n}.html" for n in range(N_PAGES)), "a page was fetched twice, or not at all"
+    # One feed: one item per image, whichever worker stored it.
+    items = [json.loads(line) for line in feed.read_text().splitlines()]
+    assert sorted(item["url"].removeprefix(site.server.url.rstrip("/")) for item in items) == sorted(site.images)
+    assert {item["status"] for item in items} == {"downloaded"}
+    # The local workers took part, and the one summary counts the whole crawl.
+    assert "Started 2 local workers" in result.stderr
+    handed = int(_HANDED_OVER.search(result.stderr)[1])
+    assert 0 < handed < len(site.images), handed
+    assert "'imgscraper/images/downloaded': 240" in result.stderr
+    assert "'imgscraper/images/found': 240" in result.stderr
+    assert "'item_scraped_count': 240" in result.stderr
+    assert result.stderr.count("Crawl summary (finished)") == 1
+    assert re.search(r"stored\s+240\n", result.stderr), result.stderr[-2000:]
+    assert result.stderr.count("Gallery: ") == 1 and (store / "index.html").is_file()
+    assert "Traceback" not in result.stderr and " ERROR: " not in result.stderr
+    # The private Redis is gone with its directory.
+    assert private_redis_dirs() <= dirs_before
+
+
+@pytest.mark.parametrize("presses", [1, 2], ids=["ctrl-c", "ctrl-c-twice"])
+def test_ctrl_c_stops_every_worker_and_leaves_whole_files(site, tmp_path, presses):
+    store, feed = tmp_path / "store", tmp_path / "items.jsonl"
+    site.server.latency = 0.1
+    proc = subprocess.Popen(command(site, store, "IMGSCRAPER_WORKERS=3") + ["-O", str(feed)], cwd=PROJECT_ROOT,
+                            env=environment(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 90
+    workers: list[int] = []
+    children: list[int] = []
+    while time.monotonic() < deadline and proc.poll() is None:
+        workers = workers or local_workers_of(proc.pid)
+        children = [pid for pid, _ in children_of(proc.pid)] or children
+        if len(workers) == 2 and (store / "full").exists() and len(list((store / "full").glob("*.png"))) >= 40:
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None and len(workers) == 2, "the crawl ended before it could be interrupted"
+    for _ in range(presses):
+        proc.send_signal(signal.SIGINT)  # the lead only, as Scrapyd's cancel does; a terminal's Ctrl-C is the same
+        time.sleep(0.05)
+    _, err = proc.communicate(timeout=90)
+    assert proc.returncode == 1, err[-3000:]  # not finished: a scheduler must not take it for done
+    assert ("forcing unclean shutdown" in err) == (presses == 2), err[-3000:]
+    ended = time.monotonic() + 10
+    while alive(children) and time.monotonic() < ended:
+        time.sleep(0.05)
+    assert not alive(children), "a local worker or the private Redis outlived the crawl"
+    assert not [p for p in (store / "full").iterdir() if p.name.startswith(".tmp")]
+    stored = site.stored_paths(store)  # fails on a partial file
+    assert 0 < len(stored) < len(site.images)
+    if presses == 1:
+        assert "Traceback" not in err, err[-3000:]
+        items = [json.loads(line) for line in feed.read_text().splitlines()]
+        assert {item["path"] for item in items} <= {f"full/{p.name}" for p in (store / "full").iterdir()}
+        assert len(items) == len({item["url"] for item in items})
+
+
+def pages_held(redis_dir: Path, pid: int) -> int:
+    """How many pages the worker of process ``pid`` holds, as the private Redis in ``redis_dir`` says."""
+    import redis
+
+    client = redis.Redis(unix_socket_path=str(redis_dir / "redis.sock"))
+    try:
+        return sum(len([f for f in client.hkeys(key) if f != b"starting"])
+                   for key in client.scan_iter(f"imgscraper:*:taken:*:{pid}:*"))
+    except (redis.ConnectionError, OSError):
+        return 0
+    finally:
+        client.close()
+
+
+def test_worker_killed_mid_crawl_loses_nothing(site, tmp_path):
+    store, feed = tmp_path / "store", tmp_path / "items.jsonl"
+    dirs_before = private_redis_dirs()
+    site.server.latency = 0.1
+    proc = subprocess.Popen(command(site, store, "IMGSCRAPER_WORKERS=3") + ["-O", str(feed)],
+                            cwd=PROJECT_ROOT, env=environment(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.monotonic() + 90
+    killed = False
+    while not killed and time.monotonic() < deadline and proc.poll() is None:
+        redis_dirs = private_redis_dirs() - dirs_before
+        for pid in local_workers_of(proc.pid) if redis_dirs else []:
+            if pages_held(next(iter(redis_dirs)), pid):  # a worker in the middle of its pages
+                os.kill(pid, signal.SIGKILL)
+                killed = True
+                break
+        time.sleep(0.02)
+    _, err = proc.communicate(timeout=120)
+    assert killed, "the crawl ended before a local worker could be killed"
+    assert proc.returncode == 0, err[-3000:]
+    assert len(re.findall(r"WARNING: Local worker \d \(pid \d+\) ended before the crawl", err)) == 1, err[-3000:]
+    assert "'imgscraper/workers/lost': 1" in err
+    # Its pages and images were taken over: everything stored, one item per image in the one feed.
+    assert sorted(site.stored_paths(store)) == sorted(site.images)
+    assert not [p for p in (store / "full").iterdir() if p.name.startswith(".tmp")]
+    items = [json.loads(line) for line in feed.read_text().splitlines()]
+    assert sorted(item["url"].removeprefix(site.server.url.rstrip("/")) for item in items) == sorted(site.images)
+
+
+def test_without_redis_server_workers_stop_with_one_line(site, tmp_path):
+    """No redis-server on the PATH: one ERROR line saying how to install it, exit status 1, nothing fetched."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    result = subprocess.run(command(site, tmp_path / "store", "IMGSCRAPER_WORKERS=2"), cwd=PROJECT_ROOT,
+                            env=environment(PATH=str(bin_dir)), capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1, result.stderr[-3000:]
+    errors = [line for line in result.stderr.splitlines() if " ERROR: " in line]
+    assert len(errors) == 1 and "apt-get install redis-server" in errors[0], result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    assert site.server.log.snapshot() == []
+
+
+def test_one_worker_is_the_default_and_needs_no_redis(site, tmp_path):
+    result = subprocess.run(command(site, tmp_path / "store"), cwd=PROJECT_ROOT,
+                            env=environment(PYTHONPROFILEIMPORTTIME="1"), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
+    assert "imgscraper.pipelines" in imported  # the log is there
+    assert {"redis", "scrapy_redis", "imgscraper.workers", "imgscraper.distributed"} & imported == set()
+    assert sorted(site.stored_paths(tmp_path / "store")) == sorted(site.images)
