@@ -10,7 +10,8 @@ __all__ = ["DistributedCrawl"]
 class DistributedCrawl:
     """``IMGSCRAPER_REDIS_URL`` set: share the crawl with every worker using the
     same Redis (:mod:`imgscraper.distributed`: scrapy-redis's scheduler and
-    duplicate filter, kept queue, shared image claims; with
+    duplicate filter, kept queue, shared image claims, download slots shared
+    by every worker (:mod:`imgscraper.leases`); with
     ``IMGSCRAPER_WORKERS > 1`` under the crawl command, :mod:`imgscraper.workers`
     starts the local workers). Unset: nothing changes, and neither redis nor
     scrapy-redis is imported.
@@ -27,6 +28,11 @@ class DistributedCrawl:
         lead = settings.getint("IMGSCRAPER_WORKERS") > 1 and settings.getlist("IMGSCRAPER_LOCAL_WORKER_COMMAND")
         scheduler = "imgscraper.workers.LeadScheduler" if lead else "imgscraper.distributed.SharedScheduler"
         settings.set("SCHEDULER", scheduler, priority="addon")
+        # Per-domain concurrency and delay hold across the workers (imgscraper.leases).
+        if settings.get("DOWNLOADER") == "imgscraper.downloader.LimitedDownloader":
+            # At the priority of the project's value, which ranks above add-ons.
+            settings.set("DOWNLOADER", "imgscraper.leases.SharedSlotsDownloader",
+                         priority=settings.getpriority("DOWNLOADER") or "addon")
         # Several workers: the first to finish must not clear the shared queue.
         settings.set("SCHEDULER_PERSIST", True, priority="addon")
         # Close to the engine: it sees what the other spider middlewares let through.

@@ -17,7 +17,9 @@ keeps a crawl-wide count of transfers, so that no more than the slot's
 concurrency (``CONCURRENT_REQUESTS_PER_DOMAIN``/``_PER_IP`` or
 ``DOWNLOAD_SLOTS``) are in flight per slot and no more than
 ``CONCURRENT_REQUESTS`` in all. Delays (``DOWNLOAD_DELAY``, AutoThrottle)
-are applied by the stock code path, unchanged.
+are applied by the stock code path, unchanged. A subclass can hold each
+transfer to more limits (:meth:`~LimitedDownloader.reserve`, :meth:`~LimitedDownloader.release`):
+:class:`imgscraper.leases.SharedSlotsDownloader` holds them across the workers of a shared crawl.
 """
 
 from __future__ import annotations
@@ -55,6 +57,14 @@ class LimitedDownloader(Downloader):
         """Whether ``CONCURRENT_REQUESTS`` transfers are in flight."""
         return 0 < self.total_concurrency <= self.transferring_count
 
+    def reserve(self, slot: Slot, request: Request) -> float:
+        """Reserve what ``request``'s transfer needs besides the slot's own limits: 0 when it
+        may start now, else the seconds to wait before asking again. Nothing here."""
+        return 0.0
+
+    def release(self, request: Request) -> None:
+        """``request``'s transfer ended: give back what :meth:`reserve` reserved. Nothing here."""
+
     def _process_queue(self, slot: Slot) -> None:
         if slot.latercall:
             return
@@ -68,6 +78,10 @@ class LimitedDownloader(Downloader):
         while slot.queue and slot.free_transfer_slots() > 0:
             if self.total_slots_full():
                 self._blocked[slot] = None
+                return
+            wait = self.reserve(slot, slot.queue[0][0])
+            if wait > 0:
+                slot.latercall = call_later(wait, self._latercall, slot)
                 return
             slot.lastseen = now
             request, queue_dfd = slot.queue.popleft()
@@ -84,6 +98,7 @@ class LimitedDownloader(Downloader):
         try:
             return await super()._download(slot, request)
         finally:
+            self.release(request)
             self.transferring_count -= 1
             self._process_blocked()
 

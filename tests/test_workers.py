@@ -244,3 +244,44 @@ def test_one_worker_is_the_default_and_needs_no_redis(site, tmp_path):
     assert "imgscraper.pipelines" in imported  # the log is there
     assert {"redis", "scrapy_redis", "imgscraper.workers", "imgscraper.distributed"} & imported == set()
     assert sorted(site.stored_paths(tmp_path / "store")) == sorted(site.images)
+
+
+def test_per_domain_limit_holds_across_three_workers(site, tmp_path):
+    """CONCURRENT_REQUESTS_PER_DOMAIN=4 is the shared crawl's: three workers, 100 ms per response,
+    never more than 4 requests in flight on the site as the server counts them."""
+    store, feed = tmp_path / "store", tmp_path / "items.jsonl"
+    site.server.latency = 0.1
+    result = subprocess.run(command(site, store, "IMGSCRAPER_WORKERS=3", "CONCURRENT_REQUESTS_PER_DOMAIN=4")
+                            + ["-O", str(feed)], cwd=PROJECT_ROOT, env=environment(), capture_output=True, text=True,
+                            timeout=180)
+    assert result.returncode == 0, result.stderr[-3000:]
+    site.server.log.wait_idle()
+    assert site.server.log.max_in_flight() == 4  # the limit, reached and held
+    handed = int(_HANDED_OVER.search(result.stderr)[1])
+    assert 0 < handed < len(site.images), handed  # the local workers took part
+    assert sorted(site.stored_paths(store)) == sorted(site.images)
+
+
+def test_download_delay_holds_across_workers(tmp_path):
+    """DOWNLOAD_DELAY spaces the requests of the whole crawl, not those of each worker."""
+    with HTTPTestServer(tmp_path / "www", latency=0.0) as server:
+        for page in range(8):
+            imgs = "".join(f'<img src="/i/{page}-{k}.png">' for k in range(3))
+            links = "".join(f'<a href="/p{p}.html">p</a>' for p in range(1, 8)) if page == 0 else ""
+            server.add_handler(f"/p{page}.html", lambda h, t=f"<html>{imgs}{links}</html>": h.send_body(
+                t, content_type="text/html") or True)
+        server.add_handler("/i/*", lambda h: h.send_body(make_png(hash(h.url_path) % 100_000),
+                                                         content_type="image/png") or True)
+        result = subprocess.run(
+            [sys.executable, "-m", "scrapy", "crawl", "images", "-a", f"url={server.url}p0.html", "-a", "depth=1",
+             "-s", f"IMAGES_STORE={tmp_path / 'store'}", "-s", "LOG_LEVEL=INFO", "-s", "IMGSCRAPER_WORKERS=2",
+             "-s", "DOWNLOAD_DELAY=0.15", "-s", "DOWNLOAD_DELAY_JITTER=0", "-s", "CONCURRENT_REQUESTS=2"],
+            cwd=PROJECT_ROOT, env=environment(), capture_output=True, text=True, timeout=180,
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        server.log.wait_idle()
+        starts = sorted(r.start for r in server.log.snapshot() if r.url_path != "/robots.txt")
+    assert len(starts) == 8 + 24
+    gaps = [b - a for a, b in zip(starts, starts[1:])]
+    assert min(gaps) >= 0.13, gaps
+    assert int(_HANDED_OVER.search(result.stderr)[1]) > 0  # both workers fetched
