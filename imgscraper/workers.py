@@ -182,7 +182,7 @@ class LeadScheduler(SharedScheduler):
                 logger.warning("Cannot start local worker %d (%s): crawling with %d", number, exc, number)
                 break
             self.workers.append(LocalWorker(number, proc))
-        logger.info("Started %d local workers (pids %s)", len(self.workers),
+        logger.info("Started %d local worker%s (pid %s)", len(self.workers), "s" if len(self.workers) > 1 else "",
                     ", ".join(str(w.proc.pid) for w in self.workers))
         self._forward_signals()
 

@@ -285,3 +285,19 @@ def test_download_delay_holds_across_workers(tmp_path):
     gaps = [b - a for a, b in zip(starts, starts[1:])]
     assert min(gaps) >= 0.13, gaps
     assert int(_HANDED_OVER.search(result.stderr)[1]) > 0  # both workers fetched
+
+
+def test_make_crawl_with_workers(site, tmp_path):
+    """``make crawl URL=... WORKERS=2`` (``-o``: the test leaves the installed environment as it is)."""
+    store, feed = tmp_path / "store", tmp_path / "items.jsonl"
+    site.server.latency = 0.15
+    result = subprocess.run(
+        ["make", "--no-print-directory", "-o", ".venv/bin/.installed", "crawl", f"URL={site.server.url}p0.html",
+         "DEPTH=1", "WORKERS=2", f"STORE={store}", f"OUT={feed}", "SCRAPY_ARGS=-s IMGSCRAPER_PROGRESS=false"],
+        cwd=PROJECT_ROOT, env=environment(), capture_output=True, text=True, timeout=180,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Started 1 local worker (pid " in result.stderr
+    items = [json.loads(line) for line in feed.read_text().splitlines()]
+    assert sorted(item["url"].removeprefix(site.server.url.rstrip("/")) for item in items) == sorted(site.images)
+    assert sorted(site.stored_paths(store)) == sorted(site.images)
