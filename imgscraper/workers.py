@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import json
 import logging
 import os
@@ -52,12 +53,14 @@ if TYPE_CHECKING:
     from scrapy.crawler import Crawler
     from twisted.internet.defer import Deferred
 
-__all__ = ["LeadScheduler", "RedisServerMissing", "private_redis", "worker_command"]
+__all__ = ["LeadScheduler", "RedisServerMissing", "end_with_lead", "private_redis", "worker_command"]
 
 logger = logging.getLogger(__name__)
 
 #: Seconds between two reads of what the local workers handed over.
 GATHER_INTERVAL = 0.1
+#: prctl(2) option: a signal for this process when its parent dies (Linux).
+_PR_SET_PDEATHSIG = 1
 #: Settings a local worker gets its own value of (see worker_command).
 _WORKER_OWN = ("FEEDS", "LOG_LEVEL", "STATS_DUMP", "IMGSCRAPER_PROGRESS", "IMGSCRAPER_WORKERS",
                "IMGSCRAPER_LOCAL_WORKER_COMMAND", "IMGSCRAPER_CRAWL_ID", "IMGSCRAPER_LEAD_WORKER")
@@ -83,6 +86,8 @@ def private_redis(workers: int) -> Iterator[str]:
         [program, "--port", "0", "--unixsocket", str(path), "--unixsocketperm", "700", "--dir", str(directory),
          "--save", "", "--appendonly", "no", "--daemonize", "no", "--logfile", str(directory / "redis.log")],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        # Started before the crawl runs any thread: preexec_fn is safe here.
+        preexec_fn=_end_with_parent if sys.platform.startswith("linux") else None,
     )
     try:
         _wait_for_socket(proc, path, directory / "redis.log")
@@ -95,6 +100,28 @@ def private_redis(workers: int) -> Iterator[str]:
             proc.kill()
             proc.wait()
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def _end_with_parent() -> bool:
+    """Have the kernel send this process SIGTERM when its parent dies, however it dies
+    (SIGKILL included); False where that cannot be asked for."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def end_with_lead(settings: BaseSettings) -> bool:
+    """In a local worker (``IMGSCRAPER_LEAD_WORKER`` set): end, gracefully, when the lead process
+    ends, even killed (no one would write this worker's items). False: the lead is gone already.
+    Called by the crawl command."""
+    parts = (settings.get("IMGSCRAPER_LEAD_WORKER") or "").split(":")
+    if len(parts) < 3 or not parts[-2].isdigit():
+        return True
+    _end_with_parent()
+    return os.getppid() == int(parts[-2])
 
 
 def _wait_for_socket(proc: subprocess.Popen, path: Path, log: Path, timeout: float = 10) -> None:

@@ -301,3 +301,26 @@ def test_make_crawl_with_workers(site, tmp_path):
     items = [json.loads(line) for line in feed.read_text().splitlines()]
     assert sorted(item["url"].removeprefix(site.server.url.rstrip("/")) for item in items) == sorted(site.images)
     assert sorted(site.stored_paths(store)) == sorted(site.images)
+
+
+def test_lead_killed_its_workers_and_redis_end_too(site, tmp_path):
+    """SIGKILL of the lead (the process the user started): the local workers and the private
+    redis-server it started end too, instead of crawling on for no one."""
+    store = tmp_path / "store"
+    site.server.latency = 0.1
+    proc = subprocess.Popen(command(site, store, "IMGSCRAPER_WORKERS=3"), cwd=PROJECT_ROOT, env=environment(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 90
+    children: list[int] = []
+    while time.monotonic() < deadline and proc.poll() is None:
+        children = [pid for pid, _ in children_of(proc.pid)]
+        if len(local_workers_of(proc.pid)) == 2 and (store / "full").exists() and len(list((store / "full").iterdir())) >= 40:
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None and len(children) == 3, "the crawl ended before its lead could be killed"
+    proc.kill()
+    proc.wait()
+    ended = time.monotonic() + 30
+    while alive(children) and time.monotonic() < ended:
+        time.sleep(0.1)
+    assert not alive(children), [Path(f"/proc/{pid}/cmdline").read_bytes() for pid in alive(children)]

@@ -53,6 +53,11 @@ class Command(ScrapyCrawlCommand):
         assert self.settings is not None
         tune_garbage_collector(self.settings.getint("IMGSCRAPER_GC_THRESHOLD"))
         skip_records_below(self.settings.get("LOG_LEVEL"))
+        if self.settings.get("IMGSCRAPER_LEAD_WORKER"):
+            from imgscraper.workers import end_with_lead  # noqa: PLC0415
+
+            if not end_with_lead(self.settings):
+                return  # a local worker whose lead is gone: nothing to do
         with contextlib.ExitStack() as stack:
             if args and not self._set_up_local_workers(args[0], opts, stack):
                 self.exitcode = 1
