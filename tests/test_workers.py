@@ -154,8 +154,9 @@ def test_ctrl_c_stops_every_worker_and_leaves_whole_files(site, tmp_path, presse
     workers: list[int] = []
     children: list[int] = []
     while time.monotonic() < deadline and proc.poll() is None:
-        workers = workers or local_workers_of(proc.pid)
-        children = [pid for pid, _ in children_of(proc.pid)] or children
+        if len(workers) < 2:
+            workers = local_workers_of(proc.pid)
+            children = [pid for pid, _ in children_of(proc.pid)]
         if len(workers) == 2 and (store / "full").exists() and len(list((store / "full").glob("*.png"))) >= 40:
             break
         time.sleep(0.02)
