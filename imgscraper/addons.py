@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+
 from scrapy.settings import Settings
 
 __all__ = ["DistributedCrawl"]
+
+logger = logging.getLogger(__name__)
 
 
 class DistributedCrawl:
@@ -18,14 +22,20 @@ class DistributedCrawl:
     """
 
     def update_settings(self, settings: Settings) -> None:
-        url = settings.get("IMGSCRAPER_REDIS_URL")
-        if not url or not self._valid_settings(settings):
+        if not self._valid_settings(settings):
             return  # with a bad value imgscraper.checks refuses the crawl, in one line
+        workers = settings.getint("IMGSCRAPER_WORKERS")
+        if workers > 1 and not settings.getlist("IMGSCRAPER_LOCAL_WORKER_COMMAND"):
+            logger.warning("IMGSCRAPER_WORKERS=%d: local workers are started by scrapy crawl (the project's crawl "
+                           "command), not here: crawling with one worker", workers)
+        url = settings.get("IMGSCRAPER_REDIS_URL")
+        if not url:
+            return
         from imgscraper.distributed import SharedImagesMiddleware  # noqa: PLC0415
 
         settings.set("REDIS_URL", url, priority="addon")
         # The crawl command's local workers (IMGSCRAPER_WORKERS): this worker starts them and leads them.
-        lead = settings.getint("IMGSCRAPER_WORKERS") > 1 and settings.getlist("IMGSCRAPER_LOCAL_WORKER_COMMAND")
+        lead = workers > 1 and settings.getlist("IMGSCRAPER_LOCAL_WORKER_COMMAND")
         scheduler = "imgscraper.workers.LeadScheduler" if lead else "imgscraper.distributed.SharedScheduler"
         settings.set("SCHEDULER", scheduler, priority="addon")
         # Per-domain concurrency and delay hold across the workers (imgscraper.leases).

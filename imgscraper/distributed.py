@@ -1,7 +1,9 @@
 """One crawl shared by any number of workers through Redis.
 
-Turned on by ``IMGSCRAPER_REDIS_URL`` (the add-on :class:`imgscraper.addons.DistributedCrawl`
-installs these components; nothing here is imported otherwise). Pages go
+Turned on by ``IMGSCRAPER_REDIS_URL``, or by ``IMGSCRAPER_WORKERS > 1`` (local workers
+through a private Redis, :mod:`imgscraper.workers`); the add-on
+:class:`imgscraper.addons.DistributedCrawl` installs these components, and
+nothing here is imported otherwise. Pages go
 through one shared queue and duplicate filter (scrapy-redis); images, which
 Scrapy's media pipeline fetches without its scheduler, are claimed in Redis
 so that each is fetched and stored by one worker only.
@@ -33,6 +35,10 @@ Redis keys, under ``imgscraper:<crawl id>:``:
     members, their heartbeats, the pages each holds
 ``finished`` (string)
     set when the crawl is done
+``output:<lead>`` (list)
+    what the local workers of ``lead`` hand it (:mod:`imgscraper.workers`): items and stats
+``slot:<download slot>`` (sorted set)
+    the leases of the transfers in flight on a download slot, by expiry (:mod:`imgscraper.leases`)
 """
 
 from __future__ import annotations

@@ -325,3 +325,18 @@ def test_lead_killed_its_workers_and_redis_end_too(site, tmp_path):
     while alive(children) and time.monotonic() < ended:
         time.sleep(0.1)
     assert not alive(children), [Path(f"/proc/{pid}/cmdline").read_bytes() for pid in alive(children)]
+
+
+def test_runspider_crawls_with_one_worker_and_says_so(site, tmp_path):
+    """Local workers are the crawl command's: ``scrapy runspider`` keeps one, with one WARNING line."""
+    store = tmp_path / "store"
+    result = subprocess.run(
+        [sys.executable, "-m", "scrapy", "runspider", "imgscraper/spiders/images.py", "-a", f"url={site.server.url}p0.html",
+         "-a", "depth=1", "-s", f"IMAGES_STORE={store}", "-s", "IMGSCRAPER_WORKERS=2"],
+        cwd=PROJECT_ROOT, env=environment(), capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    warnings = [line for line in result.stderr.splitlines() if "IMGSCRAPER_WORKERS=2" in line]
+    assert len(warnings) == 1 and " WARNING: " in warnings[0] and "one worker" in warnings[0], result.stderr[-3000:]
+    assert "local worker" not in result.stderr.replace(warnings[0], "")
+    assert sorted(site.stored_paths(store)) == sorted(site.images)
