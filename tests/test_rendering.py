@@ -215,6 +215,18 @@ def test_render_stores_every_image_scripts_insert(js_site, rendered):
     assert stat(rendered, "imgscraper/render/pages") == 3 + len(PAGES)
 
 
+def test_render_with_two_workers_stores_every_image_scripts_insert(js_site, run_crawl, chromium):
+    """IMGSCRAPER_WORKERS=2 with render=yes: the local worker runs with the Twisted reactor
+    and a browser of its own, like the lead."""
+    result = crawl(js_site, run_crawl, "-a", f"url={js_site.base_url}", "-a", "depth=1", "-a", "render=yes",
+                   "-s", "IMGSCRAPER_WORKERS=2", "-s", "CONCURRENT_REQUESTS_PER_DOMAIN=4")
+    assert_ok(result)
+    assert "Traceback" not in result.stderr
+    assert "Started 1 local worker" in result.stderr
+    assert image_names(result) == js_site.linked
+    assert not check_stored(js_site, result, js_site.linked), "\n".join(check_stored(js_site, result, js_site.linked))
+
+
 def test_render_runs_the_browser_the_probe_can_see(rendered):
     """The probe that saw nothing without rendering sees the browser here."""
     assert "scrapy_playwright.handler" in rendered.probe["modules"]
