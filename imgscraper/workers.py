@@ -5,7 +5,7 @@ The ``crawl`` command (:mod:`imgscraper.commands.crawl`) starts a private
 (:func:`private_redis`), and gives the crawl the command line of one more
 worker (:func:`worker_command`). The crawl is then shared through the Redis
 engine (:mod:`imgscraper.distributed`) like any shared crawl, and its process
-is the *lead*: once it has joined the crawl, :class:`LeadScheduler` starts
+is the *lead*: once pages wait in the crawl's queue, :class:`LeadScheduler` starts
 ``N - 1`` local workers, ``scrapy crawl`` processes of the same spider,
 arguments and settings with ``IMGSCRAPER_LEAD_WORKER`` naming the lead. Those
 hand the lead their items and stats through Redis
@@ -187,13 +187,13 @@ class LeadScheduler(SharedScheduler):
         self.timeout = max(60.0, settings.getfloat("DOWNLOAD_TIMEOUT") + 10)
         self.workers: list[LocalWorker] = []
         self._signalled = False
+        self._started = False
         self._pending: set[Deferred[Any]] = set()
         self._gather = create_looping_call(self.gather)
 
     def open(self, spider: Spider) -> None:
         super().open(spider)
         if self.shared.joined:
-            self._start_workers()
             self._gather.start(GATHER_INTERVAL, now=False)
 
     def _start_workers(self) -> None:
@@ -246,7 +246,14 @@ class LeadScheduler(SharedScheduler):
     # -- what the local workers hand over --------------------------------------
 
     def gather(self) -> None:
-        """Take what the local workers handed over; notice the ones that ended."""
+        """Start the local workers once pages wait in the queue (a crawl that stops at its
+        start page, or never starts, needs none); take what they handed over; notice the
+        ones that ended."""
+        if not self._started:
+            if len(self.queue) == 0:
+                return
+            self._started = True
+            self._start_workers()
         exited = [w for w in self.workers if not w.ended and w.proc.poll() is not None]
         self._drain()
         for worker in exited:

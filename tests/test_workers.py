@@ -113,7 +113,6 @@ def _state(pid: int) -> str:
 
 def test_three_workers_one_crawl_one_feed_one_summary(site, tmp_path):
     store, feed = tmp_path / "store", tmp_path / "items.jsonl"
-    dirs_before = private_redis_dirs()
     site.server.latency = 0.15  # the crawl lasts long enough for the local workers to start (1 to 3 s)
     result = subprocess.run(command(site, store, "IMGSCRAPER_WORKERS=3") + ["-O", str(feed)],
                             cwd=PROJECT_ROOT, env=environment(), capture_output=True, text=True, timeout=180)
@@ -141,7 +140,8 @@ def test_three_workers_one_crawl_one_feed_one_summary(site, tmp_path):
     assert result.stderr.count("Gallery: ") == 1 and (store / "index.html").is_file()
     assert "Traceback" not in result.stderr and " ERROR: " not in result.stderr
     # The private Redis is gone with its directory.
-    assert private_redis_dirs() <= dirs_before
+    socket_path = Path(re.search(r"Private Redis for 3 workers: unix://(\S+)", result.stderr)[1])
+    assert socket_path.parent.name.startswith("imgscraper-redis-") and not socket_path.parent.exists()
 
 
 @pytest.mark.parametrize("presses", [1, 2], ids=["ctrl-c", "ctrl-c-twice"])
@@ -205,9 +205,9 @@ def test_worker_killed_mid_crawl_loses_nothing(site, tmp_path):
     deadline = time.monotonic() + 90
     killed = False
     while not killed and time.monotonic() < deadline and proc.poll() is None:
-        redis_dirs = private_redis_dirs() - dirs_before
-        for pid in local_workers_of(proc.pid) if redis_dirs else []:
-            if pages_held(next(iter(redis_dirs)), pid):  # a worker in the middle of its pages
+        redis_dirs = private_redis_dirs() - dirs_before  # this crawl's, and maybe another's
+        for pid in local_workers_of(proc.pid):
+            if any(pages_held(d, pid) for d in redis_dirs):  # a worker in the middle of its pages
                 os.kill(pid, signal.SIGKILL)
                 killed = True
                 break
@@ -340,3 +340,18 @@ def test_runspider_crawls_with_one_worker_and_says_so(site, tmp_path):
     assert len(warnings) == 1 and " WARNING: " in warnings[0] and "one worker" in warnings[0], result.stderr[-3000:]
     assert "local worker" not in result.stderr.replace(warnings[0], "")
     assert sorted(site.stored_paths(store)) == sorted(site.images)
+
+
+@pytest.mark.parametrize(("args", "why"), [
+    (["-a", "depth=0"], "a start page only"),
+    (["-a", "depth=-1"], "a bad argument"),
+])
+def test_no_local_worker_without_pages_to_share(site, tmp_path, args, why):
+    """The lead starts its local workers once pages wait in the queue: not for a crawl of its start
+    page alone, nor for one that never starts (a bad argument: its one ERROR line, not one per worker)."""
+    cmd = command(site, tmp_path / "store", "IMGSCRAPER_WORKERS=3")
+    cmd[cmd.index("depth=1")] = args[1]
+    result = subprocess.run(cmd, cwd=PROJECT_ROOT, env=environment(), capture_output=True, text=True, timeout=120)
+    assert "local worker" not in result.stderr, why
+    assert len([line for line in result.stderr.splitlines() if " ERROR: " in line]) == (args[1] == "depth=-1"), why
+    assert result.returncode == (args[1] == "depth=-1"), result.stderr[-3000:]

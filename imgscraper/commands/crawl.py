@@ -85,6 +85,7 @@ class Command(ScrapyCrawlCommand):
             except RedisServerMissing as exc:
                 logger.error("%s", exc)
                 return False
+            logger.info("Private Redis for %d workers: %s", workers, url)
             self.settings.set("IMGSCRAPER_REDIS_URL", url, priority="cmdline")
         self.settings.set("IMGSCRAPER_LOCAL_WORKER_COMMAND", worker_command(spider, opts.spargs, self.settings),
                           priority="cmdline")
