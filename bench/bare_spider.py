@@ -3,8 +3,8 @@
 ``scrapy runspider bench/bare_spider.py -a urls=FILE [-a part=K -a parts=N]``
 requests every URL of a JSON list (the N-th part of it) and writes each body
 to a file: no page to parse, no pipeline, no validation, no record. Run with
-imgscraper's transport (``-s TWISTED_REACTOR_ENABLED=False``: asyncio and
-aiohttp), it is what any crawl inside Scrapy's architecture costs at least.
+imgscraper's transport (Scrapy's HTTP/1.1 handler on the asyncio reactor), it
+is what any crawl inside Scrapy's architecture costs at least.
 """
 
 import json

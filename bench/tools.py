@@ -66,7 +66,7 @@ def bare_scrapy(image_urls: list[str], work: Path, *, scenario: str, concurrency
     share = max(1, concurrency // processes)
     crawls = [
         shlex.join([sys.executable, "-m", "scrapy", "runspider", str(spider), "-a", f"urls={urls}", "-a", f"out={out}",
-                    "-a", f"part={part}", "-a", f"parts={processes}", "-s", "TWISTED_REACTOR_ENABLED=False",
+                    "-a", f"part={part}", "-a", f"parts={processes}",
                     "-s", "LOG_LEVEL=INFO", "-s", f"CONCURRENT_REQUESTS={share}",
                     "-s", f"CONCURRENT_REQUESTS_PER_DOMAIN={share}"])
         for part in range(processes)

@@ -107,6 +107,18 @@ def check_values(settings: BaseSettings) -> Iterator[str]:
         yield from _number(settings, name, int, 0)
     yield from _number(settings, "IMGSCRAPER_REDIS_WORKER_TIMEOUT", float, 1)
     yield from check_thumbs(settings)
+    yield from check_transport(settings)
+
+
+def check_transport(settings: BaseSettings) -> Iterator[str]:
+    """The crawl must run on the reactor: only Scrapy's HTTP/1.1 handler sends URLs as written."""
+    try:
+        reactor = settings.getbool("TWISTED_REACTOR_ENABLED")
+    except ValueError:
+        reactor = False
+    if not reactor:
+        yield ("TWISTED_REACTOR_ENABLED=False runs Scrapy's experimental aiohttp handler, which rewrites"
+               " the URLs it sends: imgscraper runs on the asyncio reactor; drop -s TWISTED_REACTOR_ENABLED=False")
 
 
 def check_thumbs(settings: BaseSettings) -> Iterator[str]:
@@ -173,11 +185,15 @@ class SettingsCheck:
         self.problems = check_settings(settings)
         if self.problems:
             settings.set("ITEM_PIPELINES", {}, priority=max(settings.getpriority("ITEM_PIPELINES") or 0, 50))
+            # Nothing is fetched: no download handler is built that would need closing.
+            handlers = {**settings.getdict("DOWNLOAD_HANDLERS"), "http": None, "https": None}
+            settings.set("DOWNLOAD_HANDLERS", handlers, priority=max(settings.getpriority("DOWNLOAD_HANDLERS") or 0, 50))
             # Until the spider closes, the rest of the crawl (the other add-ons, the spider) reads the defaults.
             for problem in self.problems:
                 name = problem.partition("=")[0]
                 default = getattr(project_settings, name, getattr(default_settings, name, None))
-                if name.isupper() and default is not None:
+                # The reactor is chosen before add-ons run: the setting must keep saying which.
+                if name.isupper() and default is not None and name != "TWISTED_REACTOR_ENABLED":
                     settings.set(name, default, priority=max(settings.getpriority(name) or 0, 50))
             self.crawler.signals.connect(self.spider_opened, signal=signals.spider_opened)
 

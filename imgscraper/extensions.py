@@ -7,7 +7,7 @@ import logging
 from scrapy import signals
 from scrapy.crawler import Crawler
 
-__all__ = ["CloseHandlersOnEarlyClose", "OneLinePerFailure", "OneLineRobotsErrors", "OneWarningPerHandlerClass"]
+__all__ = ["OneLinePerFailure", "OneLineRobotsErrors"]
 
 ROBOTSTXT_LOGGER = "scrapy.downloadermiddlewares.robotstxt"
 
@@ -49,8 +49,6 @@ class OneLinePerFailure(logging.Filter):
 
     LOGGERS = (
         "scrapy.core.downloader.handlers.http11",
-        # The aiohttp handler's (reactorless crawls).
-        "scrapy.core.downloader.handlers._base_streaming",
         "scrapy.downloadermiddlewares.httpcompression",
     )
     MESSAGES = ("larger than download max size", "Got data loss", "exceeded DOWNLOAD_MAXSIZE")
@@ -71,69 +69,3 @@ class OneLinePerFailure(logging.Filter):
     def spider_closed(self) -> None:
         for name in self.LOGGERS:
             logging.getLogger(name).removeFilter(self)
-
-
-class OneWarningPerHandlerClass(logging.Filter):
-    """Let through once the warning Scrapy logs for each download handler it builds.
-
-    Without the Twisted reactor, Scrapy builds its aiohttp handler for
-    ``http`` and for ``https`` and says twice, at the start of every crawl,
-    that it is experimental. Once is enough.
-    """
-
-    LOGGER = "scrapy.core.downloader.handlers._base_streaming"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.seen: set[str] = set()
-
-    @classmethod
-    def from_crawler(cls, crawler: Crawler) -> OneWarningPerHandlerClass:
-        extension = cls()
-        logging.getLogger(cls.LOGGER).addFilter(extension)
-        crawler.signals.connect(extension.spider_closed, signal=signals.spider_closed)
-        return extension
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno != logging.WARNING:
-            return True
-        message = record.getMessage()
-        if message in self.seen:
-            return False
-        self.seen.add(message)
-        return True
-
-    def spider_closed(self) -> None:
-        logging.getLogger(self.LOGGER).removeFilter(self)
-
-
-class CloseHandlersOnEarlyClose:
-    """Close the download handlers of a crawl closed while its spider was opening.
-
-    A component that raises ``CloseSpider`` while the spider opens
-    (:mod:`imgscraper.checks`, a shared crawl that cannot reach Redis) closes
-    the spider before the engine starts, and Scrapy 2.19 then never sends
-    ``engine_stopped``, the signal the download handlers close on: the
-    aiohttp handler of a reactorless crawl would leave its sessions open and
-    asyncio log "Unclosed client session" errors at exit. (Sending
-    ``engine_stopped`` instead fails extensions that expect ``engine_started`` first.)
-    """
-
-    def __init__(self, crawler: Crawler):
-        self.crawler = crawler
-        self.engine_started = False
-
-    @classmethod
-    def from_crawler(cls, crawler: Crawler) -> CloseHandlersOnEarlyClose:
-        extension = cls(crawler)
-        crawler.signals.connect(extension.started, signal=signals.engine_started)
-        crawler.signals.connect(extension.spider_closed, signal=signals.spider_closed)
-        return extension
-
-    def started(self) -> None:
-        self.engine_started = True
-
-    async def spider_closed(self) -> None:
-        if not self.engine_started:
-            # What engine_stopped would have run (no public API for it).
-            await self.crawler.engine.downloader.handlers._close()

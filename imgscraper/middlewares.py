@@ -32,26 +32,6 @@ def parse_retry_after(value: bytes | str | None, now: float | None = None) -> fl
     return max(0.0, when - (time.time() if now is None else now))
 
 
-#: The module of Twisted's HTTP client (HTTP11DownloadHandler), which runs on the reactor only.
-_TWISTED_HTTP_CLIENT = "scrapy.core.downloader.handlers.http11."
-
-
-def _without_twisted_client_exceptions(settings: BaseSettings) -> BaseSettings:
-    """``settings``, without the ``RETRY_EXCEPTIONS`` of Twisted's HTTP client (TunnelError)
-    when the crawl runs without a reactor: nothing can raise them, and loading them imports
-    that client and its TLS code, about 60 ms of every crawl's start-up."""
-    if settings.getbool("TWISTED_REACTOR_ENABLED"):
-        return settings
-    exceptions = settings.getlist("RETRY_EXCEPTIONS")
-    kept = [e for e in exceptions if not (isinstance(e, str) and e.startswith(_TWISTED_HTTP_CLIENT))]
-    if len(kept) == len(exceptions):
-        return settings
-    settings = settings.copy()
-    settings.frozen = False  # a crawler's settings are frozen, and so is their copy
-    settings.set("RETRY_EXCEPTIONS", kept, priority=settings.getpriority("RETRY_EXCEPTIONS"))
-    return settings
-
-
 class RetryAfterMiddleware(RetryMiddleware):
     """Scrapy's ``RetryMiddleware`` that honours ``Retry-After``.
 
@@ -64,7 +44,7 @@ class RetryAfterMiddleware(RetryMiddleware):
     """
 
     def __init__(self, settings: BaseSettings):
-        super().__init__(_without_twisted_client_exceptions(settings))
+        super().__init__(settings)
         self.retry_after_max = settings.getfloat("IMGSCRAPER_RETRY_AFTER_MAX")
 
     async def process_response(self, request: Request, response: Response) -> Request | Response:  # type: ignore[override]

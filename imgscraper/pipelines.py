@@ -85,8 +85,7 @@ _FAILURE_REASONS = {
     "ConnectionRefusedError": "connection-refused",
     "CannotResolveHostError": "dns-error",
     "DNSLookupError": "dns-error",
-    # aiohttp (reactorless) cannot IDNA-encode a host name with a label over
-    # 63 characters; the Twisted reactor reports the same host as a failed lookup.
+    # A host name that cannot be IDNA-encoded (a label over 63 characters).
     "UnicodeError": "dns-error",
     "DownloadTimeoutError": "timeout",
     "TimeoutError": "timeout",

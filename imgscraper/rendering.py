@@ -119,8 +119,7 @@ class Renderer:
     Built from the ``IMGSCRAPER_RENDER_*`` settings by :meth:`from_crawler`,
     which also enables scrapy-playwright (settings at ``spider`` priority, so
     ``-s PLAYWRIGHT_...`` on the command line still wins). Raises
-    :class:`RenderingError` when the browser executable is missing, or when
-    the crawl runs without the Twisted reactor (scrapy-playwright needs it).
+    :class:`RenderingError` when the browser executable is missing.
     """
 
     def __init__(self, settings: BaseSettings, crawler: Crawler | None = None):
@@ -141,12 +140,9 @@ class Renderer:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Renderer:
-        if not crawler.settings.getbool("TWISTED_REACTOR_ENABLED"):
-            raise RenderingError(
-                "render=yes needs the Twisted reactor (TWISTED_REACTOR_ENABLED is False): run it with"
-                " scrapy crawl or runspider, which turn the reactor on, without -s TWISTED_REACTOR_ENABLED=False"
-            )
         renderer = cls(crawler.settings, crawler)
+        if not crawler.settings.getbool("TWISTED_REACTOR_ENABLED"):
+            return renderer  # imgscraper.checks refuses the crawl; scrapy-playwright would fail to load
         for name, value in renderer.scrapy_settings(crawler.settings).items():
             crawler.settings.set(name, value, priority="spider")
         page_failures = OneLinePageFailures()

@@ -54,11 +54,9 @@ ADDONS = {
 EXTENSIONS = {
     "imgscraper.extensions.OneLineRobotsErrors": 0,
     "imgscraper.extensions.OneLinePerFailure": 0,
-    "imgscraper.extensions.OneWarningPerHandlerClass": 0,
     "imgscraper.summary.CrawlSummary": 0,
     "imgscraper.progress.CrawlProgress": 0,
     "imgscraper.gallery.Gallery": 0,
-    "imgscraper.extensions.CloseHandlersOnEarlyClose": 0,
 }
 # imgscraper.progress logs a fuller stats line (IMGSCRAPER_PROGRESS_INTERVAL).
 LOGSTATS_INTERVAL = 0
@@ -73,11 +71,10 @@ IMAGES_MIN_WIDTH = 0
 IMAGES_MIN_HEIGHT = 0
 
 FEED_EXPORT_ENCODING = "utf-8"
-# No Twisted reactor: Scrapy runs on the asyncio loop with its aiohttp download
-# handler: 14 to 17% less CPU on the bench site (see "Tuning" in the README). Rendering
-# needs the reactor: scrapy crawl turns it back on for -a render=yes
-# (imgscraper/commands). -s TWISTED_REACTOR_ENABLED=True runs with it anyway.
-TWISTED_REACTOR_ENABLED = False
+# Scrapy's production transport: its HTTP/1.1 download handler on the asyncio
+# reactor, which sends every URL exactly as Request.url spells it (Scrapy's
+# experimental reactorless aiohttp handler re-encodes them; checks.py refuses it).
+TWISTED_REACTOR_ENABLED = True
 TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
 
 # --- imgscraper settings -------------------------------------------------

@@ -52,6 +52,7 @@ def test_project_defaults_pass(tmp_path):
         ({"IMGSCRAPER_RENDER_SETTLE_MS": "soon"}, ("IMGSCRAPER_RENDER_SETTLE_MS", "integer")),
         ({"IMGSCRAPER_RENDER_TIMEOUT": "-1"}, ("IMGSCRAPER_RENDER_TIMEOUT", ">= 0")),
         ({"IMGSCRAPER_RENDER_LOAD_IMAGES": "maybe"}, ("IMGSCRAPER_RENDER_LOAD_IMAGES", "true or false")),
+        ({"TWISTED_REACTOR_ENABLED": False}, ("TWISTED_REACTOR_ENABLED=False", "experimental", "rewrites")),
     ],
 )
 def test_wrong_setting_is_one_clear_problem(tmp_path, overrides, words):
@@ -96,9 +97,11 @@ def srv(site_server_module):
         ("IMGSCRAPER_MAX_PAGES=many", ("IMGSCRAPER_MAX_PAGES", "integer")),
         ("IMGSCRAPER_WORKERS=all", ("IMGSCRAPER_WORKERS", "integer")),
         ("IMGSCRAPER_SCRIPT_IMAGES=maybe", ("IMGSCRAPER_SCRIPT_IMAGES", "true or false")),
+        # Scrapy's experimental aiohttp transport: no handler built, nothing left unclosed.
+        ("TWISTED_REACTOR_ENABLED=False", ("TWISTED_REACTOR_ENABLED=False", "experimental")),
     ],
     ids=["bad-value", "misspelt-name", "unwritable-store", "not-a-number-spider", "not-a-number-command",
-         "not-a-boolean-spider"],
+         "not-a-boolean-spider", "reactorless"],
 )
 def test_crawl_refuses_wrong_setting(srv, run_crawl, tmp_path, setting, words):
     (tmp_path / "file").write_text("not a directory")

@@ -1,9 +1,7 @@
-"""Network failures get the same reason with and without the Twisted reactor.
+"""Each way the network can fail gets its reason.
 
-The project crawls without the reactor (Scrapy's aiohttp download handler);
-``-s TWISTED_REACTOR_ENABLED=True`` (and ``render=yes``) use Twisted's
-HTTP/1.1 client. One crawl per handler of a page whose images fail in every
-way the network can fail, plus an unreachable second start page.
+One crawl of a page whose images fail in every way the network can fail,
+plus an unreachable second start page.
 """
 
 from __future__ import annotations
@@ -71,11 +69,10 @@ def server(tmp_path_factory):
         yield server
 
 
-@pytest.fixture(scope="module", params=[False, True], ids=["reactorless", "reactor"])
-def crawl(request, server, run_crawl):
+@pytest.fixture(scope="module")
+def crawl(server, run_crawl):
     args = ["-a", f"url={server.url},http://127.0.0.1:{closed_port()}/page.html",
-            "-s", "RETRY_TIMES=0", "-s", f"DOWNLOAD_TIMEOUT={TIMEOUT}", "-s", "ROBOTSTXT_OBEY=False",
-            "-s", f"TWISTED_REACTOR_ENABLED={request.param}"]
+            "-s", "RETRY_TIMES=0", "-s", f"DOWNLOAD_TIMEOUT={TIMEOUT}", "-s", "ROBOTSTXT_OBEY=False"]
     result = run_crawl(args)
     server.log.wait_idle(TIMEOUT + 2)
     return result

@@ -212,9 +212,10 @@ def test_full_log_has_no_traceback(full):
     assert not culprits, "log records with a traceback:\n" + "\n".join(culprits)
 
 
-def test_full_log_warns_once_about_the_experimental_handler(full):
-    # Scrapy says it for the http and the https handler.
-    assert full.stderr.count("AiohttpDownloadHandler is experimental") == 1, full.tail()
+def test_full_log_has_no_experimental_warning(full):
+    """The default transport is Scrapy's production HTTP/1.1 handler."""
+    assert "experimental" not in full.stderr.lower(), full.tail()
+    assert "Traceback" not in full.stderr, full.tail()
 
 
 def test_full_one_item_per_discovered_url(full, site):

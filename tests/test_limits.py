@@ -106,17 +106,11 @@ def test_per_host_and_total_limits_hold(two_hosts, run_crawl):
 
 
 def test_stock_downloader_overshoots(two_hosts, run_crawl):
-    """Without the project's downloader the same crawl breaks both limits.
-
-    Seen on the wire with the Twisted reactor's HTTP client. Reactorless,
-    aiohttp's connection pool (sized from the same two settings) holds the
-    extra requests back, but Scrapy counts them as downloading: they wait in
-    the pool with their DOWNLOAD_TIMEOUT running.
-    """
+    """Without the project's downloader the same crawl breaks both limits (seen on the wire)."""
     _, log_a, log_b = crawl_logged(
         two_hosts, run_crawl, 0.1,
         "CONCURRENT_REQUESTS=6", "CONCURRENT_REQUESTS_PER_DOMAIN=4",
-        "DOWNLOADER=scrapy.core.downloader.Downloader", "TWISTED_REACTOR_ENABLED=True",
+        "DOWNLOADER=scrapy.core.downloader.Downloader",
     )
     assert max(log_a.max_in_flight(), log_b.max_in_flight()) > 4
     assert overall_in_flight(log_a.snapshot(), log_b.snapshot()) > 6

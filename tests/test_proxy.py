@@ -62,11 +62,9 @@ def proxy():
     server.server_close()
 
 
-@pytest.mark.parametrize("reactor", ["default", "TWISTED_REACTOR_ENABLED=True"])
-def test_crawl_through_an_http_proxy(site_server_module, run_crawl, proxy, reactor):
+def test_crawl_through_an_http_proxy(site_server_module, run_crawl, proxy):
     srv = site_server_module
-    settings = [] if reactor == "default" else ["-s", reactor]
-    result = run_crawl(["-a", f"url={srv.url}", "-a", "depth=1", *settings], env={"http_proxy": proxy.url})
+    result = run_crawl(["-a", f"url={srv.url}", "-a", "depth=1"], env={"http_proxy": proxy.url})
     assert result.returncode == 0, result.tail()
     expected = srv.site.stored_at(1)
     items = result.by_url()

@@ -37,7 +37,6 @@ from jssite import PAGES, generate_js_site
 STORE_NAME = re.compile(r"^full/[0-9a-f-]{36}\.png$")
 CHROMIUM = imgscraper.settings.IMGSCRAPER_RENDER_BROWSER
 ASYNCIO_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
-AIOHTTP_HANDLER = "scrapy.core.downloader.handlers._aiohttp.AiohttpDownloadHandler"
 TWISTED_HANDLER = "scrapy.core.downloader.handlers.http11.HTTP11DownloadHandler"
 PLAYWRIGHT_HANDLER = "scrapy_playwright.handler.ScrapyPlaywrightDownloadHandler"
 
@@ -189,18 +188,11 @@ def test_without_render_no_browser_is_imported_or_started(static):
     assert stat(static, "playwright/page_count") is None
 
 
-def test_without_render_the_crawl_runs_without_the_reactor(static):
-    assert static.probe["reactor"] is None
-    assert static.probe["handlers"]["http"] == AIOHTTP_HANDLER
-
-
-def test_the_reactor_can_still_be_chosen(js_site, run_crawl, tmp_path):
-    result = crawl(js_site, run_crawl, "-a", f"url={js_site.base_url}", "-a", "depth=1",
-                   "-s", "TWISTED_REACTOR_ENABLED=True", probe=tmp_path / "probe.json")
-    assert_ok(result)
-    assert image_names(result) == js_site.static & js_site.linked
-    assert result.probe["reactor"] == ASYNCIO_REACTOR
-    assert result.probe["handlers"]["http"] == TWISTED_HANDLER
+def test_without_render_the_crawl_runs_on_scrapys_http11_handler(static):
+    """The production transport: Scrapy's HTTP/1.1 handler on the asyncio reactor."""
+    assert static.probe["reactor"] == ASYNCIO_REACTOR
+    assert static.probe["handlers"]["http"] == TWISTED_HANDLER
+    assert "experimental" not in static.stderr
 
 
 # --- rendering ------------------------------------------------------------------
@@ -234,7 +226,7 @@ def test_render_runs_the_browser_the_probe_can_see(rendered):
 
 
 def test_render_runs_with_the_asyncio_reactor(rendered):
-    """scrapy crawl turns the reactor on for render=yes: scrapy-playwright needs it."""
+    """scrapy-playwright needs the asyncio reactor."""
     assert rendered.probe["reactor"] == ASYNCIO_REACTOR
     assert rendered.probe["handlers"]["http"] == PLAYWRIGHT_HANDLER
 
@@ -333,18 +325,19 @@ def test_browser_setting_missing_browser_is_one_clear_error(js_site, run_crawl, 
     assert result.items == [] and result.requests == []
 
 
-def test_render_without_the_reactor_is_one_clear_error(js_site, run_crawl):
+def test_crawl_without_the_reactor_is_one_clear_error(js_site, run_crawl):
+    """Scrapy's experimental reactorless handler rewrites URLs: a bad setting, with or without render=yes."""
     result = crawl(js_site, run_crawl, "-a", f"url={js_site.base_url}", "-a", "render=yes",
                    "-s", "TWISTED_REACTOR_ENABLED=False")
     assert result.returncode == 1
     (line,) = result.error_lines()
-    assert "render=yes needs the Twisted reactor" in line, line
+    assert "Bad setting: TWISTED_REACTOR_ENABLED=False" in line, line
     assert "Traceback" not in result.stderr
     assert result.items == [] and result.requests == []
 
 
 def test_runspider_renders_with_the_reactor(js_site, chromium, tmp_path):
-    """``scrapy runspider`` turns the reactor on for render=yes too."""
+    """``scrapy runspider`` of the spider file renders too."""
     probe, items = tmp_path / "probe.json", tmp_path / "items.jsonl"
     env = {k: v for k, v in os.environ.items() if k.lower() not in _PROXY_VARS}
     env.update(PYTHONPATH=str(TESTS_DIR), BROWSER_PROBE_FILE=str(probe))

@@ -220,6 +220,8 @@ def journal_spider(tmp_path):
     from imgscraper import settings as project_settings
 
     settings = {name: getattr(project_settings, name) for name in dir(project_settings) if name.isupper()}
+    # No download here: no reactor needed in the test process.
+    settings["TWISTED_REACTOR_ENABLED"] = False
     crawler = get_crawler(ImagesSpider, settings_dict={**settings, "JOBDIR": str(tmp_path / "job")})
     crawler._apply_settings()
     return ImagesSpider.from_crawler(crawler, url="http://127.0.0.1:9/", depth="1")

@@ -5,9 +5,7 @@ tell a bad argument or an unreachable start page from a good crawl. Here the
 exit status is 1 when the finish reason is not ``finished`` or a start page
 could not be fetched.
 
-It also runs the crawl with the Twisted reactor when the spider arguments
-ask for rendering (:func:`imgscraper.commands.use_reactor_for_rendering`),
-tunes the garbage collector (:mod:`imgscraper.runtime`), and with
+It also tunes the garbage collector (:mod:`imgscraper.runtime`), and with
 ``IMGSCRAPER_WORKERS > 1`` sets up the local workers (:mod:`imgscraper.workers`):
 a private ``redis-server`` unless ``IMGSCRAPER_REDIS_URL`` is set, and the
 command line of a worker.
@@ -24,7 +22,6 @@ from scrapy import Spider
 from scrapy.commands.crawl import Command as ScrapyCrawlCommand
 from scrapy.crawler import Crawler
 
-from imgscraper.commands import use_reactor_for_rendering
 from imgscraper.runtime import skip_records_below, tune_garbage_collector
 
 __all__ = ["Command", "crawl_failed"]
@@ -43,11 +40,6 @@ class Command(ScrapyCrawlCommand):
     def _create_crawler(self, spidercls: type[Spider] | str) -> Crawler:
         self.crawler = super()._create_crawler(spidercls)
         return self.crawler
-
-    def process_options(self, args: list[str], opts: argparse.Namespace) -> None:
-        super().process_options(args, opts)
-        assert self.settings is not None
-        use_reactor_for_rendering(self.settings, opts.spargs)
 
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
         assert self.settings is not None
