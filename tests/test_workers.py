@@ -284,7 +284,9 @@ def test_download_delay_holds_across_workers(tmp_path):
         starts = sorted(r.start for r in server.log.snapshot() if r.url_path != "/robots.txt")
     assert len(starts) == 8 + 24
     gaps = [b - a for a, b in zip(starts, starts[1:])]
-    assert min(gaps) >= 0.13, gaps
+    # Two workers pacing themselves alone would often start requests together; the server's
+    # clock adds its own noise under load (a request handled late, the next on time).
+    assert min(gaps) >= 0.1 and sum(gaps) / len(gaps) >= 0.145, gaps
     assert int(_HANDED_OVER.search(result.stderr)[1]) > 0  # both workers fetched
 
 
