@@ -28,6 +28,20 @@ SWEEP = "large, +50 ms, sweep"
 TWO_WORKERS = "imgscraper 2 workers"
 
 
+def workers_vs_one(runs: list[Run], scenarios: tuple[str, ...]) -> list[dict]:
+    """Rows for :func:`bench.report.format_targets`: images/s of two local workers (private Redis,
+    start-up included) against one, per scenario; a second worker should not slow the crawl down."""
+    rows = []
+    for scenario in scenarios:
+        by_tool = {r.tool: r for r in runs if r.scenario == scenario and r.returncode == 0}
+        one, two = by_tool.get("imgscraper"), by_tool.get(TWO_WORKERS)
+        if one and two:
+            value = two.images_per_s / max(one.images_per_s, 1e-9)
+            rows.append({"target": f"images/s, 2 workers vs 1 ({scenario})", "value": value, "limit": 1.0,
+                         "at_least": True, "met": value >= 1.0})
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "bench-out", help="work directory (sites, stores, logs, JSON)")
@@ -110,6 +124,7 @@ def main() -> None:
     print(report.table(runs))
     checks = report.targets(runs, len(large["images"]), LOOPBACK, LATENCY, SMALL_LOOPBACK)
     checks += report.targets_for(runs, TWO_WORKERS, LOOPBACK)
+    checks += workers_vs_one(runs, (LOOPBACK, LATENCY))
     checks += workers.targets(shared, len(large["images"]))
     print()
     print(report.format_targets(checks))
