@@ -77,6 +77,7 @@ if TYPE_CHECKING:
 
     from scrapy.crawler import Crawler
     from scrapy.http import Response
+    from twisted.internet.defer import Deferred
 
 __all__ = ["SharedCrawl", "SharedImagesMiddleware", "SharedScheduler", "WorkLedger", "crawl_id_of", "image_key"]
 
@@ -540,7 +541,7 @@ class SharedScheduler(Scheduler):
         logger.error(self.error)
         raise CloseSpider("shared_crawl_unavailable")
 
-    def close(self, reason: str) -> Any:
+    def close(self, reason: str) -> Deferred[None] | None:
         for loop in (self._heartbeat, self._idle_poll, self._hand_over):
             if loop.running:
                 loop.stop()
