@@ -357,3 +357,63 @@ def test_no_local_worker_without_pages_to_share(site, tmp_path, args, why):
     assert "local worker" not in result.stderr, why
     assert len([line for line in result.stderr.splitlines() if " ERROR: " in line]) == (args[1] == "depth=-1"), why
     assert result.returncode == (args[1] == "depth=-1"), result.stderr[-3000:]
+
+
+@pytest.fixture(scope="module")
+def redis_client(tmp_path_factory):
+    import redis
+
+    from servers import redis_server
+
+    with redis_server(tmp_path_factory.mktemp("redis")) as url:
+        client = redis.Redis.from_url(url)
+        yield client
+        client.close()
+
+
+def test_leases_of_a_dead_worker_come_back(redis_client):
+    """The lease script (imgscraper.leases) on a real Redis: a slot's concurrency across workers,
+    the leases of a worker whose heartbeat is gone freed, the slot's delay shared."""
+    from imgscraper.leases import _ACQUIRE
+
+    acquire = redis_client.register_script(_ACQUIRE)
+    prefix = "imgscraper:lease-test:"
+    for worker in ("a", "b"):
+        redis_client.set(f"{prefix}alive:{worker}", "1")
+
+    def lease(worker, limit=2, delay_ms=0):
+        return acquire(args=[prefix, "example.com", worker, limit, delay_ms, 60_000])
+
+    first, second = lease("a"), lease("a")
+    assert isinstance(first, bytes) and isinstance(second, bytes) and first != second
+    assert lease("b") == -1  # both leases of the slot are a's
+    redis_client.zrem(f"{prefix}slot:example.com", first)  # a's transfer ended
+    assert isinstance(lease("b"), bytes)
+    assert lease("b") == -1
+    redis_client.delete(f"{prefix}alive:a")  # a died: its heartbeat is gone
+    assert isinstance(lease("b"), bytes)
+    # The delay: the next transfer of the slot waits, whichever worker asks.
+    assert isinstance(acquire(args=[prefix, "slow.example", "a", 8, 500, 60_000]), bytes)
+    wait = acquire(args=[prefix, "slow.example", "b", 8, 500, 60_000])
+    assert not isinstance(wait, bytes) and 400 <= wait <= 500
+
+
+def test_worker_command_hands_on_the_crawl_not_its_outputs():
+    from scrapy.settings import Settings
+
+    from imgscraper.workers import worker_command
+
+    settings = Settings({"LOG_LEVEL": "INFO"})
+    settings.set("IMAGES_STORE", "/tmp/store", priority="cmdline")
+    settings.set("FEEDS", {"items.jsonl": {"format": "jsonlines"}}, priority="cmdline")
+    settings.set("IMAGES_THUMBS", {"small": [50, 50]}, priority="cmdline")
+    settings.set("LOG_LEVEL", "DEBUG", priority="cmdline")
+    command = worker_command("images", {"url": "https://example.com/", "depth": "2"}, settings)
+    assert command[1:5] == ["-m", "scrapy", "crawl", "images"]
+    pairs = [f"{flag} {value}" for flag, value in zip(command[5::2], command[6::2])]
+    assert "-a url=https://example.com/" in pairs and "-a depth=2" in pairs
+    assert "-s IMAGES_STORE=/tmp/store" in pairs
+    assert '-s IMAGES_THUMBS={"small": [50, 50]}' in pairs
+    assert "-s FEEDS={}" in pairs and not [p for p in pairs if "items.jsonl" in p]
+    assert "-s LOG_LEVEL=WARNING" in pairs and "-s LOG_LEVEL=DEBUG" not in pairs
+    assert "-s IMGSCRAPER_WORKERS=1" in pairs and "-s IMGSCRAPER_PROGRESS=false" in pairs
