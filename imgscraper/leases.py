@@ -49,9 +49,11 @@ local limit, delay, lease = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+local alive = {}
 for _, id in ipairs(redis.call('ZRANGE', key, 0, -1)) do
   local owner = string.match(id, '^(.*)|')
-  if redis.call('EXISTS', p .. 'alive:' .. owner) == 0 then redis.call('ZREM', key, id) end
+  if alive[owner] == nil then alive[owner] = redis.call('EXISTS', p .. 'alive:' .. owner) == 1 end
+  if not alive[owner] then redis.call('ZREM', key, id) end
 end
 if redis.call('ZCARD', key) >= limit then return -1 end
 if delay > 0 then
