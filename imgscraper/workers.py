@@ -62,7 +62,8 @@ GATHER_INTERVAL = 0.1
 #: prctl(2) option: a signal for this process when its parent dies (Linux).
 _PR_SET_PDEATHSIG = 1
 #: Settings a local worker gets its own value of (see worker_command).
-_WORKER_OWN = ("FEEDS", "LOG_LEVEL", "STATS_DUMP", "IMGSCRAPER_PROGRESS", "IMGSCRAPER_WORKERS",
+_WORKER_OWN = ("FEEDS", "LOG_LEVEL", "STATS_DUMP", "IMGSCRAPER_PROGRESS", "IMGSCRAPER_PROGRESS_INTERVAL",
+               "IMGSCRAPER_WORKERS",
                "IMGSCRAPER_LOCAL_WORKER_COMMAND", "IMGSCRAPER_CRAWL_ID", "IMGSCRAPER_LEAD_WORKER")
 
 
@@ -157,6 +158,7 @@ def worker_command(spider: str, arguments: Mapping[str, str], settings: BaseSett
     level = logging.getLevelName(str(settings.get("LOG_LEVEL")).upper())
     level = max(logging.WARNING, level if isinstance(level, int) else logging.INFO)
     return [*command, "-s", "FEEDS={}", "-s", "STATS_DUMP=false", "-s", "IMGSCRAPER_PROGRESS=false",
+            "-s", "IMGSCRAPER_PROGRESS_INTERVAL=0",
             "-s", "IMGSCRAPER_WORKERS=1", "-s", f"LOG_LEVEL={logging.getLevelName(level)}"]
 
 

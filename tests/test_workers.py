@@ -416,4 +416,21 @@ def test_worker_command_hands_on_the_crawl_not_its_outputs():
     assert '-s IMAGES_THUMBS={"small": [50, 50]}' in pairs
     assert "-s FEEDS={}" in pairs and not [p for p in pairs if "items.jsonl" in p]
     assert "-s LOG_LEVEL=WARNING" in pairs and "-s LOG_LEVEL=DEBUG" not in pairs
-    assert "-s IMGSCRAPER_WORKERS=1" in pairs and "-s IMGSCRAPER_PROGRESS=false" in pairs
+    assert "-s IMGSCRAPER_WORKERS=1" in pairs
+    assert "-s IMGSCRAPER_PROGRESS=false" in pairs and "-s IMGSCRAPER_PROGRESS_INTERVAL=0" in pairs
+
+
+def test_workers_use_the_redis_they_are_given(site, tmp_path, redis_client):
+    """With IMGSCRAPER_REDIS_URL set, the local workers share the crawl through it: no private Redis."""
+    url = "redis://{host}:{port}/0".format(**redis_client.connection_pool.connection_kwargs)
+    store, feed = tmp_path / "store", tmp_path / "items.jsonl"
+    site.server.latency = 0.15
+    result = subprocess.run(command(site, store, "IMGSCRAPER_WORKERS=2", f"IMGSCRAPER_REDIS_URL={url}",
+                                    "IMGSCRAPER_CRAWL_ID=given-redis") + ["-O", str(feed)],
+                            cwd=PROJECT_ROOT, env=environment(), capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Private Redis" not in result.stderr and "Started 1 local worker" in result.stderr
+    assert redis_client.exists("imgscraper:given-redis:finished")
+    assert int(_HANDED_OVER.search(result.stderr)[1]) > 0
+    items = [json.loads(line) for line in feed.read_text().splitlines()]
+    assert sorted(item["url"].removeprefix(site.server.url.rstrip("/")) for item in items) == sorted(site.images)
