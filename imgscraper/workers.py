@@ -15,9 +15,11 @@ summary and gallery are those of the whole crawl.
 
 Local workers run in sessions of their own, and the lead passes on every
 SIGINT and SIGTERM it gets (as SIGTERM: a worker still starting ends without a
-traceback): Ctrl-C once stops every worker gracefully, twice at once. A local worker that dies (SIGKILL, out of memory) has its pages put
-back in the queue and its images claimed again at once (one WARNING line,
-stat ``imgscraper/workers/lost``). The lead closes after every local worker
+traceback): Ctrl-C once stops every worker gracefully, twice at once. A
+local worker that dies (SIGKILL, out of memory) has its pages put back in the
+queue and its images claimed again at once (one WARNING line, stat
+``imgscraper/workers/lost``); local workers and the private ``redis-server``
+end with the lead, even when it is killed. The lead closes after every local worker
 has exited. Stat ``imgscraper/workers/items``: the items local workers handed over.
 """
 
@@ -191,7 +193,7 @@ class LeadScheduler(SharedScheduler):
         self._signalled = False
         self._started = False
         self._pending: set[Deferred[Any]] = set()
-        self._gather = create_looping_call(self.gather)
+        self._gather = create_looping_call(self._tick)
 
     def open(self, spider: Spider) -> None:
         super().open(spider)
@@ -247,15 +249,20 @@ class LeadScheduler(SharedScheduler):
 
     # -- what the local workers hand over --------------------------------------
 
-    def gather(self) -> None:
+    def _tick(self) -> None:
         """Start the local workers once pages wait in the queue (a crawl that stops at its
-        start page, or never starts, needs none); take what they handed over; notice the
-        ones that ended."""
+        start page, or never starts, needs none); then gather what they hand over."""
         if not self._started:
             if len(self.queue) == 0:
                 return
             self._started = True
             self._start_workers()
+        self.gather()
+
+    def gather(self) -> None:
+        """Take what the local workers handed over; notice the ones that ended."""
+        if not self.workers:
+            return
         exited = [w for w in self.workers if not w.ended and w.proc.poll() is not None]
         self._drain()
         for worker in exited:
