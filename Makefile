@@ -12,7 +12,7 @@ SCRAPY_ARGS ?=
 # Debian packages the tests need, installed by `make debs` when missing (add yours here).
 DEBS := chromium redis-server
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
-# Scrapyd (see "Scrapyd" in the README).
+# Scrapyd (see docs/scrapyd.md).
 SCRAPYD_PORT ?= 6800
 SCRAPYD_URL ?= http://127.0.0.1:$(SCRAPYD_PORT)
 SCRAPYD_HOME ?= $(HOME)/.local/share/imgscraper/scrapyd
@@ -27,24 +27,34 @@ WITH_SCRAPYD_AUTH = if [ -z "$$SCRAPYD_PASSWORD" ]; then \
 # Local paths are made absolute: Scrapyd runs jobs in SCRAPYD_HOME.
 STORE_URI = $(if $(findstring ://,$(STORE)),$(STORE),$(abspath $(STORE)))
 
-.PHONY: help install debs crawl test bench bench-workers bench-render faults clean scrapyd-auth scrapyd deploy schedule scheduler
+.PHONY: help install install-dev debs crawl test bench bench-workers bench-render faults clean scrapyd-auth scrapyd deploy schedule scheduler
 
 help:
 	@echo "make crawl URL=https://example.com [DEPTH=1] [STORE=images] [OUT=images.jsonl] [WORKERS=2]"
 	@echo "make test"
-	@echo "make bench [BENCH_ARGS=...]   # a few minutes; see README, Speed"
+	@echo "make install | make install-dev   # what running the crawler needs (requirements.txt) | plus tests and benchmarks (requirements-dev.txt)"
+	@echo "make bench [BENCH_ARGS=...]   # a few minutes; see docs/benchmarks.md"
 	@echo "make scrapyd | make deploy | make schedule URL=https://example.com [DEPTH=1] [STORE=images] [SETTINGS='NAME=VALUE ...'] | make scheduler SCHEDULE=schedule.toml"
 	@echo "make bench-render [BENCH_ARGS=...]   # pages/s with and without -a render=yes"
-	@echo "make faults [TRIES=3]   # every fault scenario TRIES times: the table in the README (root: mounts a tmpfs)"
+	@echo "make faults [TRIES=3]   # every fault scenario TRIES times, as a table: docs/faults.md (root: mounts a tmpfs)"
 	@echo "make bench-workers [BENCH_ARGS=...]  # images/s of 1 and 2 workers sharing a crawl through Redis"
 
+# Two sets: what running the crawler needs (requirements.txt: install), and that plus
+# what the tests and benchmarks need (requirements-dev.txt: install-dev). Each has its
+# own stamp, so a fresh clone's `make crawl` installs only the first.
 $(BIN)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements.txt
 	touch $@
 
+$(BIN)/.installed-dev: requirements-dev.txt $(BIN)/.installed
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
 install: $(BIN)/.installed
+
+install-dev: $(BIN)/.installed-dev
 
 debs:
 	@missing="$$(for p in $(DEBS); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done)"; \
@@ -59,12 +69,12 @@ crawl: install
 	  -s IMGSCRAPER_WORKERS=$(WORKERS) $(SCRAPY_ARGS)
 
 # The gallery and rendering tests use Debian's headless Chromium, the shared-crawl tests a real Redis (DEBS).
-test: install debs
+test: install-dev debs
 	$(BIN)/python -m pytest -q
 
 # The project's modules compiled first, as pip compiles installed packages: with
 # PYTHONDONTWRITEBYTECODE set, every crawl would compile them again (about 0.05 s).
-bench: install debs
+bench: install-dev debs
 	$(BIN)/python -m compileall -q imgscraper
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
@@ -98,15 +108,15 @@ scheduler: install
 	@$(WITH_SCRAPYD_AUTH) exec $(BIN)/python -m imgscraper.scheduler "$(SCHEDULE)"
 
 # Many workers, one crawl: 1 and 2 workers through Redis (make bench runs it too).
-bench-workers: install debs
+bench-workers: install-dev debs
 	$(BIN)/python -m bench.workers $(BENCH_ARGS)
 
-bench-render: install debs
+bench-render: install-dev debs
 	$(BIN)/python -m bench.render $(BENCH_ARGS)
 
-# Every fault scenario of the tests, TRIES times each, as a table (see README, Faults).
+# Every fault scenario of the tests, TRIES times each, as a table (see docs/faults.md).
 TRIES ?= 3
-faults: install
+faults: install-dev
 	$(BIN)/python tests/faults_report.py --tries $(TRIES)
 
 clean:

@@ -26,6 +26,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 LOOPBACK, LATENCY, SMALL_LOOPBACK = "large, loopback", "large, +50 ms", "small, loopback"
 SWEEP = "large, +50 ms, sweep"
 TWO_WORKERS = "imgscraper 2 workers"
+NEAR_DUPLICATES_MARK = "imgscraper phash mark"
 
 
 def workers_vs_one(runs: list[Run], scenarios: tuple[str, ...]) -> list[dict]:
@@ -92,6 +93,10 @@ def main() -> None:
                     f"{base}/large/", work / "imgscraper-2w", scenario=scenario, concurrency=c,
                     settings={"IMGSCRAPER_WORKERS": "2"}, label=TWO_WORKERS))
                 if scenario == LOOPBACK:
+                    # What hashing every image costs (IMGSCRAPER_NEAR_DUPLICATES=mark): CPU ms/img vs imgscraper's.
+                    round_runs.append(tools.imgscraper(
+                        f"{base}/large/", work / "imgscraper-mark", scenario=scenario, concurrency=c,
+                        settings={"IMGSCRAPER_NEAR_DUPLICATES": "mark"}, label=NEAR_DUPLICATES_MARK))
                     # The floor inside Scrapy's architecture: its engine alone over the plain list.
                     round_runs += [
                         tools.bare_scrapy([base + u for u in large["images"]], work / f"bare-{n}", scenario=scenario,

@@ -95,8 +95,12 @@ def format_floor(runs: list[Run], loopback: str) -> str:
 
 
 def write_json(path: Path, payload: dict) -> None:
+    """Write ``payload`` to ``path`` (the latest run), and append it as one line to
+    ``<name>.history.jsonl`` beside it: the run-by-run record of the bench."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=2, default=lambda o: o.as_dict()))
+    with path.with_suffix(".history.jsonl").open("a", encoding="utf-8") as history:
+        history.write(json.dumps(payload, default=lambda o: o.as_dict()) + "\n")
 
 
 def chart(path: Path, sweep: list[Run], title: str) -> None:

@@ -26,6 +26,7 @@ from scrapy.settings import BaseSettings, Settings, default_settings
 
 from imgscraper import settings as project_settings
 from imgscraper.durations import parse_duration
+from imgscraper.filters import check_filter_settings
 
 __all__ = ["SettingsCheck", "check_settings", "check_store"]
 
@@ -35,6 +36,7 @@ logger = logging.getLogger(__name__)
 CHOICES: dict[str, tuple[str, ...]] = {
     "IMGSCRAPER_SRCSET": ("largest", "all"),
     "IMGSCRAPER_FILE_NAMES": ("stable", "random"),
+    "IMGSCRAPER_NEAR_DUPLICATES": ("off", "mark", "skip"),
 }
 
 #: Setting names close to these but unknown are reported as misspelt.
@@ -59,7 +61,7 @@ def check_names(settings: BaseSettings, known: set[str]) -> Iterator[str]:
         if name in known or not name.upper().startswith(_PREFIXES):
             continue
         close = difflib.get_close_matches(name.upper(), ours, n=1, cutoff=0.6)
-        hint = f"did you mean {close[0]}?" if close else "see the settings table in the README"
+        hint = f"did you mean {close[0]}?" if close else "see docs/settings.md"
         yield f"unknown setting {name}: {hint}"
 
 
@@ -93,12 +95,13 @@ def check_values(settings: BaseSettings) -> Iterator[str]:
         except ValueError:
             yield (f"IMGSCRAPER_EXPIRES={expires!r} is not a duration such as 30m, 12h, 7d or 2w: "
                    "pass e.g. -s IMGSCRAPER_EXPIRES=12h")
-    for name in ("IMAGES_EXPIRES", "IMAGES_MIN_WIDTH", "IMAGES_MIN_HEIGHT", "IMGSCRAPER_MAX_PAGES"):
+    for name in ("IMAGES_EXPIRES", "IMAGES_MIN_WIDTH", "IMAGES_MIN_HEIGHT", "IMGSCRAPER_MAX_PAGES",
+                 "IMGSCRAPER_HOST_FAILURES", "IMGSCRAPER_FAILURE_LINES"):
         yield from _number(settings, name, int, 0)
     for name in ("CONCURRENT_REQUESTS", "CONCURRENT_REQUESTS_PER_DOMAIN"):
         yield from _number(settings, name, int, 1)
     for name in ("DOWNLOAD_TIMEOUT", "DOWNLOAD_DELAY", "IMGSCRAPER_PROGRESS_INTERVAL", "IMGSCRAPER_RETRY_AFTER_MAX",
-                 "IMGSCRAPER_RENDER_TIMEOUT"):
+                 "IMGSCRAPER_RENDER_TIMEOUT", "IMGSCRAPER_HOST_COOLDOWN"):
         yield from _number(settings, name, float, 0)
     yield from _number(settings, "IMGSCRAPER_RENDER_MAX_PAGES", int, 1)
     yield from _number(settings, "IMGSCRAPER_GC_THRESHOLD", int, 0)
@@ -108,6 +111,7 @@ def check_values(settings: BaseSettings) -> Iterator[str]:
     yield from _number(settings, "IMGSCRAPER_REDIS_WORKER_TIMEOUT", float, 1)
     yield from check_thumbs(settings)
     yield from check_transport(settings)
+    yield from check_filter_settings(settings)
 
 
 def check_transport(settings: BaseSettings) -> Iterator[str]:

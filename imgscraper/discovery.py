@@ -21,7 +21,7 @@ import json
 import posixpath
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from string import ascii_lowercase, ascii_uppercase
 from urllib.parse import urljoin, urlsplit
 
@@ -41,6 +41,7 @@ __all__ = [
     "find_frames",
     "find_images",
     "find_page_links",
+    "find_page_title",
     "find_stylesheets",
     "image_url_key",
     "is_image_url",
@@ -83,10 +84,22 @@ class ImageRef:
     (``<input type=image>``), ``svg`` (SVG ``<image>`` and ``<use>``),
     ``poster`` (``<video poster>``) or ``start`` (the spider's: a start URL
     that is an image).
+
+    The context, whitespace-collapsed and empty when there is none: ``alt``
+    and ``title`` of the referencing element (for a ``<picture><source>``,
+    of the picture's ``<img>``; for an ``<a href>`` to an image, the alt text
+    of the ``<img>`` inside the link), ``caption`` (the ``<figcaption>`` of
+    the enclosing ``<figure>``) and ``srcset_descriptor``, the descriptor of
+    the ``srcset`` candidate chosen (``800w``, ``2x``; ``1x`` when it had
+    none).
     """
 
     url: str
     source: str
+    alt: str = ""
+    title: str = ""
+    caption: str = ""
+    srcset_descriptor: str = ""
 
 
 @dataclass(frozen=True)
@@ -101,6 +114,13 @@ class SrcsetCandidate:
     url: str
     width: int | None = None
     density: float | None = None
+
+    @property
+    def descriptor(self) -> str:
+        """The descriptor as written in a srcset: ``800w``, ``1.5x``, ``1x`` for none."""
+        if self.width is not None:
+            return f"{self.width}w"
+        return f"{1.0 if self.density is None else self.density:g}x"
 
 
 def find_images(
@@ -124,7 +144,9 @@ def find_images(
     ``<a href>``, image file URLs quoted in inline scripts (with *scripts*:
     the galleries and state that scripts turn into images), and
     ``<noscript>`` content last; each kind in document order. The first
-    reference to a URL sets its :attr:`ImageRef.source`.
+    reference to a URL sets its :attr:`ImageRef.source` and
+    ``srcset_descriptor``; its ``alt``, ``title`` and ``caption`` are the
+    first non-empty ones of its references.
 
     Values that are empty, fragment-only, malformed (``http://[``, a port
     over 65535), or resolve to anything but an ``http(s)`` URL or a
@@ -139,20 +161,32 @@ def find_images(
     root = _as_selector(document).root
     base_url = _document_base_url(root, base_url)
     images: dict[str, ImageRef] = {}
-    seen_values: set[str] = set()
+    resolved: dict[str, str | None] = {}
     finders = _IMAGE_FINDERS + _SCRIPT_FINDERS if scripts else _IMAGE_FINDERS
-    for source, value in _image_references(root, srcset, finders):
-        if value in seen_values:  # and so resolved already
+    for source, value, element, descriptor in _image_references(root, srcset, finders):
+        if value in resolved:
+            url = resolved[value]
+        else:
+            url = resolved[value] = _image_url(value, base_url)
+            if url is None and ignored is not None:
+                other = _other_scheme_url(value, base_url)
+                if other:
+                    ignored.append(other)
+        if url is None:
             continue
-        seen_values.add(value)
-        url = _image_url(value, base_url)
-        if url and url not in images:
-            images[url] = ImageRef(url, source)
-        elif url is None and ignored is not None:
-            other = _other_scheme_url(value, base_url)
-            if other:
-                ignored.append(other)
+        ref = images.get(url)
+        if ref is None:
+            images[url] = ImageRef(url, source, *_image_context(element), srcset_descriptor=descriptor)
+        elif not (ref.alt and ref.title and ref.caption):
+            alt, title, caption = _image_context(element)
+            images[url] = replace(ref, alt=ref.alt or alt, title=ref.title or title, caption=ref.caption or caption)
     return list(images.values())
+
+
+def find_page_title(document: Selector | str) -> str:
+    """The text of the document's ``<title>`` (not an SVG's), whitespace-collapsed; empty if none."""
+    titles = _PAGE_TITLE(_as_selector(document).root)
+    return _text(titles[0]) if titles else ""
 
 
 def find_page_links(document: Selector | str, base_url: str) -> list[str]:
@@ -283,15 +317,19 @@ def pick_srcset(
     counting as ``1x``); the first wins a tie. ``"all"`` returns every
     candidate's URL.
     """
+    return [candidate.url for candidate in _pick_candidates(candidates, mode)]
+
+
+def _pick_candidates(candidates: Sequence[SrcsetCandidate], mode: str) -> list[SrcsetCandidate]:
     if mode == "all":
-        return [candidate.url for candidate in candidates]
+        return list(candidates)
     if mode != "largest":
         raise ValueError(f"mode must be one of {_SRCSET_MODES}, got {mode!r}")
     if not candidates:
         return []
     if widths := [c for c in candidates if c.width is not None]:
-        return [max(widths, key=lambda c: c.width).url]
-    return [max(candidates, key=lambda c: 1.0 if c.density is None else c.density).url]
+        return [max(widths, key=lambda c: c.width)]
+    return [max(candidates, key=lambda c: 1.0 if c.density is None else c.density)]
 
 
 def css_image_urls(css: str) -> list[str]:
@@ -625,8 +663,9 @@ def _is_image_object(data: dict) -> bool:
 #: the attribute (``attrname``) or text of which element (``getparent()``)
 #: they are.
 _SmartString = etree._ElementUnicodeResult
-#: Reads the raw image URLs from one XPath result, given the srcset mode.
-_Reader = Callable[[_SmartString, str], Iterable[str]]
+#: Reads the raw image URLs from one XPath result, given the srcset mode
+#: (the chosen srcset candidates, for srcset values).
+_Reader = Callable[[_SmartString, str], Iterable[str | SrcsetCandidate]]
 
 
 def _url(value: _SmartString, srcset_mode: str) -> list[str]:
@@ -637,8 +676,8 @@ def _image_file_url(value: _SmartString, srcset_mode: str) -> list[str]:
     return [value] if is_image_url(value) else []
 
 
-def _srcset_urls(value: _SmartString, srcset_mode: str) -> list[str]:
-    return pick_srcset(parse_srcset(value), srcset_mode)
+def _srcset_urls(value: _SmartString, srcset_mode: str) -> list[SrcsetCandidate]:
+    return _pick_candidates(parse_srcset(value), srcset_mode)
 
 
 def _css_image_urls(css: _SmartString, srcset_mode: str) -> list[str]:
@@ -654,7 +693,7 @@ def _srcdoc_urls(html: _SmartString, srcset_mode: str) -> list[str]:
     (its relative URLs resolve against the page's, as a browser's do)."""
     if not html.strip():
         return []
-    return [url for _, url in _image_references(Selector(text=str(html)).root, srcset_mode)]
+    return [url for _, url, _, _ in _image_references(Selector(text=str(html)).root, srcset_mode)]
 
 
 _IMAGE_EXTENSION_GROUP = "(?:%s)" % "|".join(sorted(IMAGE_EXTENSIONS, key=len, reverse=True))
@@ -749,12 +788,15 @@ def _data_attribute_urls(attribute: _SmartString, srcset_mode: str) -> list[str]
         return [
             url
             for match in _BGSET_SET.finditer(value)
-            for url in pick_srcset(parse_srcset(match["srcset"]), srcset_mode)
+            for url in _pick_candidates(parse_srcset(match["srcset"]), srcset_mode)
         ]
     if "url(" in value.lower():  # CSS: url(a.jpg), url(b.jpg); background-image: url(c.jpg)
         urls = list(_css_urls(value))
     elif _SRCSET_NAME.search(name):
-        urls = pick_srcset(parse_srcset(value), srcset_mode)
+        candidates = [c for c in _pick_candidates(parse_srcset(value), srcset_mode) if not _is_non_image_file(c.url)]
+        if not any(_WIDTH_PLACEHOLDER in c.url for c in candidates):
+            return candidates
+        urls = [c.url for c in candidates]
     else:
         urls = [
             url
@@ -791,7 +833,7 @@ def _other_img_attribute_urls(attribute: _SmartString, srcset_mode: str) -> list
     if attribute.attrname.startswith(("on", "aria-")):
         return []
     if "srcset" in attribute.attrname:  # NitroPack's nitro-lazy-srcset
-        return pick_srcset(parse_srcset(attribute), srcset_mode)
+        return _pick_candidates(parse_srcset(attribute), srcset_mode)
     value = strip_html5_whitespace(attribute)
     return [value] if is_image_url(value) and not _HAS_WHITESPACE.search(value) else []
 
@@ -928,18 +970,57 @@ def _image_references(
     root: etree._Element,
     srcset_mode: str,
     finders: Sequence[tuple[str, etree.XPath, _Reader]] = _IMAGE_FINDERS,
-) -> Iterator[tuple[str, str]]:
-    """Yield ``(source, raw URL)`` for each image reference of the document
-    of *root*. References inside ``<noscript>`` come last: they are the
-    fallbacks of lazy-loaded images, which other references name already.
+) -> Iterator[tuple[str, str, etree._Element, str]]:
+    """Yield ``(source, raw URL, element, srcset descriptor)`` for each image
+    reference of the document of *root*; the element is the one whose
+    attribute or text holds the URL, the descriptor empty unless the URL is a
+    chosen ``srcset`` candidate. References inside ``<noscript>`` come last:
+    they are the fallbacks of lazy-loaded images, which other references name already.
     """
     inside_noscript = set(_NOSCRIPT_ELEMENTS(root))
-    noscript_urls: list[str] = []
+    noscript_refs: list[tuple[str, str, etree._Element, str]] = []
     for source, xpath, read in finders:
         for node in xpath(root):
-            urls = read(node, srcset_mode)
-            if node.getparent() in inside_noscript:
-                noscript_urls.extend(urls)
+            element = node.getparent()
+            refs = [
+                (source, found.url, element, found.descriptor) if isinstance(found, SrcsetCandidate)
+                else (source, found, element, "")
+                for found in read(node, srcset_mode)
+            ]
+            if element in inside_noscript:
+                noscript_refs.extend(("noscript", *ref[1:]) for ref in refs)
             else:
-                yield from ((source, url) for url in urls)
-    yield from (("noscript", url) for url in noscript_urls)
+                yield from refs
+    yield from noscript_refs
+
+
+#: Longest context text kept (alt, title, caption, page title): a page may hold megabytes of it.
+_MAX_TEXT = 1000
+_PAGE_TITLE = etree.XPath("(//title[not(ancestor::svg)])[1]")
+_FIGCAPTION = etree.XPath("./figcaption[1]")
+
+
+def _text(element: etree._Element) -> str:
+    """The text inside *element*, whitespace-collapsed."""
+    return " ".join(etree.tostring(element, method="text", encoding="unicode", with_tail=False).split())[:_MAX_TEXT]
+
+
+def _attribute_text(element: etree._Element | None, name: str) -> str:
+    value = element.get(name) if element is not None else None
+    return " ".join(value.split())[:_MAX_TEXT] if value else ""
+
+
+def _image_context(element: etree._Element) -> tuple[str, str, str]:
+    """``(alt, title, caption)`` of the image that *element* references (see :class:`ImageRef`)."""
+    if not isinstance(element.tag, str):  # a comment or processing instruction
+        return "", "", ""
+    described = element
+    if element.tag == "source" and (picture := next(element.iterancestors("picture"), None)) is not None:
+        described = next(picture.iter("img"), None)
+    elif element.tag == "a":
+        described = next(element.iter("img"), None)
+    alt = _attribute_text(described, "alt")
+    title = _attribute_text(element if element.tag == "a" else described, "title")
+    figure = element if element.tag == "figure" else next(element.iterancestors("figure"), None)
+    captions = _FIGCAPTION(figure) if figure is not None else []
+    return alt, title, _text(captions[0]) if captions else ""

@@ -71,6 +71,7 @@ from scrapy_redis.queue import PriorityQueue
 from scrapy_redis.scheduler import Scheduler
 
 from imgscraper.discovery import image_url_key
+from imgscraper.filters import count_filtered
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -663,6 +664,8 @@ class SharedImagesMiddleware:
                     self.crawler.stats.inc_value("imgscraper/shared/images_already_claimed")
                     continue
                 self.crawler.stats.inc_value("imgscraper/images/found")
+                if ItemAdapter(obj).get("reason") == "filtered":
+                    count_filtered(self.crawler.stats)
             self.shared.ledger.output(token, obj)
             kept.append(obj)
         return kept

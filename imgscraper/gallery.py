@@ -5,13 +5,13 @@ store it rewrites ``<IMAGES_STORE>/index.html`` from everything the store
 holds (the store's record, :mod:`imgscraper.records`, plus any image file the
 record does not know, such as ``data:`` URIs), so scheduled runs into one
 store keep one complete gallery. Images are shown as a grid grouped by the
-page they were found on, with dimensions, size, format and original URL; the
+page they were found on (headed by its title), with their alt text, title,
+caption, dimensions, size, format and original URL, all from the record; the
 page opens from ``file://`` (relative links, no script, no server), uses the
 thumbnails when ``IMAGES_THUMBS`` made some, and loads images lazily.
 
-While the crawl runs the extension notes each page's ``<title>`` and the
-``alt`` text of its ``<img>`` elements (observing ``item_scraped``), and keeps
-them in ``<IMAGES_STORE>/.imgscraper/gallery.sqlite3`` for later galleries.
+Stores written before the record kept the page context have titles and alt
+text in ``<IMAGES_STORE>/.imgscraper/gallery.sqlite3``: they are read from there.
 
 Everything that comes from the web (URLs, titles, alt text) is HTML-escaped,
 only ``http(s)`` URLs become links, and a Content-Security-Policy forbids
@@ -33,13 +33,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from itemadapter import ItemAdapter
 from scrapy import signals
 from scrapy.crawler import Crawler
 from scrapy.exceptions import NotConfigured
-from scrapy.http import Response, TextResponse
-from w3lib.html import strip_html5_whitespace
-from w3lib.url import safe_url_string
 
 from imgscraper.inspection import ImageRejected, inspect_image
 from imgscraper.records import SQLiteRecord
@@ -71,35 +67,20 @@ class GalleryImage:
     size: int = 0
     alt: str = ""
     stored_at: float = 0.0
+    title: str = ""
+    caption: str = ""
+    page_title: str = ""
 
 
-# -- what the crawl observed: page titles and alt text ----------------------
-
-
-def _open_notes(store: Path) -> sqlite3.Connection:
-    path = store / NOTES
-    path.parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(path, timeout=30, isolation_level=None)
-    db.execute("CREATE TABLE IF NOT EXISTS pages (url TEXT PRIMARY KEY, title TEXT)")
-    db.execute("CREATE TABLE IF NOT EXISTS alts (url TEXT PRIMARY KEY, alt TEXT)")
-    return db
-
-
-def save_notes(store: Path, titles: dict[str, str], alts: dict[str, str]) -> None:
-    """Remember page titles and alt texts for this and later galleries."""
-    with closing(_open_notes(store)) as db, db:
-        # One transaction: in autocommit mode each row would cost a sync to disk.
-        db.execute("BEGIN")
-        db.executemany("INSERT OR REPLACE INTO pages VALUES (?, ?)", titles.items())
-        db.executemany("INSERT OR REPLACE INTO alts VALUES (?, ?)", alts.items())
+# -- what earlier versions noted: page titles and alt text ------------------
 
 
 def load_notes(store: Path) -> tuple[dict[str, str], dict[str, str]]:
-    """Page titles and alt texts by URL (empty when none were noted)."""
+    """Page titles and alt texts by URL that crawls before the record kept them noted (empty when none)."""
     if not (store / NOTES).is_file():
         return {}, {}
     try:
-        with closing(_open_notes(store)) as db:
+        with closing(sqlite3.connect(f"file:{store / NOTES}?mode=ro", uri=True, timeout=30)) as db:
             return dict(db.execute("SELECT url, title FROM pages")), dict(db.execute("SELECT url, alt FROM alts"))
     except sqlite3.DatabaseError as exc:
         logger.warning("Gallery notes %s are unreadable (%s): titles and alt texts left out", store / NOTES, exc)
@@ -114,11 +95,16 @@ def recorded_images(store: Path) -> list[GalleryImage]:
     path = store / SQLiteRecord.FILENAME
     if not path.is_file():
         return []
-    # Rejected images (remembered so re-crawls skip them) have no file.
-    query = "SELECT path, url, page, format, width, height, size, stored_at FROM images WHERE path != ''"
+    names = ["path", "url", "page", "format", "width", "height", "size", "alt", "stored_at", "title", "caption",
+             "page_title"]
     try:
         with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)) as db:
-            return [GalleryImage(*row) for row in db.execute(query)]
+            # A record written by an earlier version may lack the context columns.
+            present = {row[1] for row in db.execute("PRAGMA table_info(images)")}
+            columns = ", ".join(name if name in present else "''" for name in names)
+            # Rejected images (remembered so re-crawls skip them) have no file.
+            rows = db.execute(f"SELECT {columns} FROM images WHERE path != ''")
+            return [GalleryImage(*row) for row in rows]
     except sqlite3.DatabaseError as exc:
         logger.warning("Store record %s is unreadable (%s): the gallery shows the files only", path, exc)
         return []
@@ -154,7 +140,9 @@ def build_gallery(store: str | Path, thumbs: dict[str, Any] | None = None) -> Pa
     images = [image for image in recorded_images(store) if (store / image.path).is_file()]
     images += unrecorded_images(store, {image.path for image in images})
     for image in images:
-        image.alt = alts.get(image.url, "")
+        image.alt = image.alt or alts.get(image.url, "")
+        if image.page_title:
+            titles[image.page] = image.page_title
     thumb = pick_thumb(thumbs or {})
     text = "".join(render_gallery(images, titles, thumb_dir=f"thumbs/{thumb}" if thumb else "", store=store))
     target = store / INDEX
@@ -190,6 +178,7 @@ figure {{ margin: 0; border: 1px solid #8884; border-radius: 6px; padding: 6px; 
 figcaption {{ font-size: 12px; margin-top: 4px; overflow-wrap: anywhere; }}
 figcaption .meta {{ color: CanvasText; }}
 figcaption .alt {{ font-style: italic; }}
+figcaption .caption {{ color: CanvasText; }}
 figcaption a {{ color: inherit; }}
 """
 
@@ -225,14 +214,16 @@ def _figure(image: GalleryImage, thumb_dir: str, store: Path | None) -> str:
     if image.format in NOT_DISPLAYED and src == image.path:
         tile = f'<span class="nodisplay">{_e(image.format)}: browsers do not display it; open the file</span>'
     else:
-        tile = f'<img src="{_e(src)}"{size_attrs} alt="{_e(image.alt)}" loading="lazy" decoding="async">'
+        title = f' title="{_e(image.title)}"' if image.title else ""
+        tile = f'<img src="{_e(src)}"{size_attrs} alt="{_e(image.alt)}"{title} loading="lazy" decoding="async">'
     dims = f"{image.width}×{image.height}" if image.width and image.height else "size unknown"
     meta = f"{dims} · {format_bytes(image.size or 0)} · {_e(image.format or '?')}"
     origin = _link(image.url, _short(image.url), "src") if image.url else '<span class="src">not in the record</span>'
     alt = f'<div class="alt">{_e(image.alt)}</div>' if image.alt else ""
+    caption = f'<div class="caption">{_e(image.caption)}</div>' if image.caption else ""
     return (
         f'<figure><a class="tile" href="{_e(image.path)}">{tile}</a>'
-        f'<figcaption><div class="meta">{meta}</div>{alt}<div>{origin}</div></figcaption></figure>\n'
+        f'<figcaption><div class="meta">{meta}</div>{alt}{caption}<div>{origin}</div></figcaption></figure>\n'
     )
 
 
@@ -285,9 +276,6 @@ class Gallery:
     def __init__(self, store: Path, thumbs: dict[str, Any]):
         self.store = store
         self.thumbs = thumbs
-        self.titles: dict[str, str] = {}
-        self.alts: dict[str, str] = {}
-        self.seen_pages: set[str] = set()
         self.written: Path | None = None
 
     @classmethod
@@ -297,36 +285,14 @@ class Gallery:
         if store is None or not settings.getbool("IMGSCRAPER_GALLERY") or not settings.get("ITEM_PIPELINES"):
             raise NotConfigured
         extension = cls(store, settings.getdict("IMAGES_THUMBS"))
-        crawler.signals.connect(extension.item_scraped, signal=signals.item_scraped)
         crawler.signals.connect(extension.spider_closed, signal=signals.spider_closed)
         crawler.signals.connect(extension.engine_stopped, signal=signals.engine_stopped)
         return extension
-
-    def item_scraped(self, item: Any, response: Response | None) -> None:
-        """Note the title of the item's page and the alt texts of its images (once per page)."""
-        if not isinstance(response, TextResponse) or response.url in self.seen_pages:
-            return
-        if ItemAdapter(item).get("page") != response.url:
-            return  # found in a style sheet, not in this page
-        self.seen_pages.add(response.url)
-        try:
-            title = response.xpath("normalize-space(//title)").get("")
-            imgs = response.xpath("//img[@alt and @src]")
-        except ValueError:  # not HTML after all
-            return
-        if title:
-            self.titles[response.url] = title[:500]
-        for img in imgs:
-            alt = " ".join(img.attrib.get("alt", "").split())
-            if alt:
-                # Keyed like the item's URL, which went through Request (safe_url_string).
-                self.alts[safe_url_string(response.urljoin(strip_html5_whitespace(img.attrib["src"])))] = alt[:500]
 
     def spider_closed(self, reason: str) -> None:
         if reason in NOT_STARTED:
             return
         try:
-            save_notes(self.store, self.titles, self.alts)
             path = build_gallery(self.store, self.thumbs)
         except (OSError, sqlite3.Error) as exc:
             logger.warning("Could not write the gallery in %s: %s", self.store, exc)

@@ -11,6 +11,7 @@ import re
 import socket
 import sqlite3
 import tempfile
+import threading
 import time
 import uuid
 from io import BytesIO
@@ -19,8 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 from itemadapter import ItemAdapter
 from PIL import Image, ImageOps
-from scrapy.exceptions import IgnoreRequest
-from scrapy.http import Request, Response
+from scrapy import signals
+from scrapy.exceptions import IgnoreRequest, StopDownload
+from scrapy.http import Headers, Request, Response
 from scrapy.http.request import NO_CALLBACK
 from scrapy.pipelines.files import FSFilesStore, S3FilesStore
 from scrapy.pipelines.images import ImagesPipeline
@@ -32,6 +34,8 @@ from twisted.python.failure import Failure
 
 from imgscraper.inspection import ImageInfo, ImageRejected, inspect_image
 from imgscraper.durations import parse_duration
+from imgscraper.filters import ImageFilter
+from imgscraper.phash import HashedImage, NearDuplicateIndex, perceptual_hash
 from imgscraper.records import ImageRecord, SQLiteRecord, StoreRecord, open_store_record
 
 if TYPE_CHECKING:
@@ -48,14 +52,15 @@ logger = logging.getLogger(__name__)
 #: Namespace of the stable file names: ``uuid5(CONTENT_NAMESPACE, sha256 hex)``.
 CONTENT_NAMESPACE = uuid.UUID("6f1c8a52-3a57-4d5e-9a43-8e2f0b4d7c11")
 FILE_NAME_MODES = ("stable", "random")
+NEAR_DUPLICATE_MODES = ("off", "mark", "skip")
 #: The only URL schemes images are fetched from.
 FETCHED_SCHEMES = ("http", "https", "data")
 
 
 def _rejection_status(reason: str) -> str:
-    """The item status of an image rejected for ``reason``: a too-small image, or a link
-    to an image file that leads to a page, is skipped; others failed."""
-    return "skipped" if reason in ("too-small", "link-to-page") else "failed"
+    """The item status of an image rejected for ``reason``: a too-small or filtered image, or
+    a link to an image file that leads to a page, is skipped; others failed."""
+    return "skipped" if reason in ("too-small", "filtered", "link-to-page") else "failed"
 
 
 def _is_html(response: Response) -> bool:
@@ -64,6 +69,14 @@ def _is_html(response: Response) -> bool:
     if content_type in (b"text/html", b"application/xhtml+xml"):
         return True
     return response.body[:512].lstrip().lower().startswith((b"<!doctype html", b"<html"))
+
+
+class NearDuplicate(Exception):
+    """The image is a near-duplicate of ``stored``, an image in the store: left unstored."""
+
+    def __init__(self, stored: HashedImage):
+        super().__init__(f"near-duplicate of {stored.path}")
+        self.stored = stored
 
 
 class ImageFailed(_MediaRequestFiltered):
@@ -102,6 +115,8 @@ _FAILURE_REASONS = {
 _IGNORE_REQUEST_FAILURES = {
     "max redirections reached": "too-many-redirects",
     "exceeded DOWNLOAD_MAXSIZE": "too-large",
+    # imgscraper.hosts.HostUnreachable
+    "is unreachable": "host-unreachable",
 }
 
 
@@ -332,6 +347,14 @@ class ImageStorePipeline(ImagesPipeline):
     REMEMBERED_REJECTIONS = frozenset({"too-small", "not-an-image", "decompression-bomb", "link-to-page"})
     #: Larger images are hashed and written in a worker thread (see :meth:`_store_inline`).
     INLINE_STORE_MAX_BYTES = 2 * 1024 * 1024
+    #: Item fields saying how the page showed the image, kept in the store's record (the gallery shows them).
+    CONTEXT_FIELDS = ("alt", "title", "caption", "page_title", "srcset_descriptor")
+    #: Near-duplicates (``IMGSCRAPER_NEAR_DUPLICATES=skip``): perceptual hashes at most this many bits apart.
+    #: Resized, recompressed and re-encoded copies of a picture are 0 to 4 bits apart, copies cropped by
+    #: 1-2% up to 4, by 5% up to 8; unrelated pictures 32 on average (tests/test_phash.py).
+    NEAR_DUPLICATE_DISTANCE = 6
+    #: ... and width / height ratios at most this far apart (relative): a resize rounds to whole pixels.
+    NEAR_DUPLICATE_ASPECT_TOLERANCE = 0.03
 
     class SpiderInfo(ImagesPipeline.SpiderInfo):
         def __init__(self, spider: Any):
@@ -349,14 +372,41 @@ class ImageStorePipeline(ImagesPipeline):
             raise ValueError(
                 f"IMGSCRAPER_FILE_NAMES must be one of {', '.join(FILE_NAME_MODES)}, not {self.file_names!r}"
             )
+        self.near_duplicates: str = settings.get("IMGSCRAPER_NEAR_DUPLICATES")
+        if self.near_duplicates not in NEAR_DUPLICATE_MODES:
+            raise ValueError(  # reported by imgscraper.checks first
+                f"IMGSCRAPER_NEAR_DUPLICATES must be one of {', '.join(NEAR_DUPLICATE_MODES)}, not {self.near_duplicates!r}"
+            )
         self.convert_to_jpeg: bool = settings.getbool("IMGSCRAPER_CONVERT_TO_JPEG")
         self.skip_tracking_pixels: bool = settings.getbool("IMGSCRAPER_SKIP_TRACKING_PIXELS")
         self.expires_seconds: float = self._expires_seconds(settings)
+        self.image_filter = ImageFilter.from_settings(settings)
+        if self.image_filter.decides_on_headers:
+            crawler.signals.connect(self.stop_filtered_download, signal=signals.headers_received)
+        if self.image_filter.max_bytes:
+            crawler.signals.connect(self.stop_oversized_download, signal=signals.bytes_received)
         self.stats = crawler.stats
         self.store_fault = ""
         self.record: StoreRecord | None = open_store_record(self.store)
         if getattr(self.record, "rebuilt", ""):
             self.stats.set_value("imgscraper/record_rebuilt", self.record.rebuilt)
+        self.stored_hashes: NearDuplicateIndex | None = None
+        self._stored_hashes_lock = threading.Lock()
+        if self.near_duplicates == "skip":
+            self.stored_hashes = self._open_stored_hashes()
+
+    def _open_stored_hashes(self) -> NearDuplicateIndex:
+        """The near-duplicate index, holding the images of the store's record that have a hash."""
+        index = NearDuplicateIndex(self.NEAR_DUPLICATE_DISTANCE, self.NEAR_DUPLICATE_ASPECT_TOLERANCE)
+        try:
+            records = self.record.all() if self.record is not None else []
+        except (OSError, sqlite3.Error) as exc:
+            logger.warning("Cannot read the hashes of stored images (%s): near-duplicates of this crawl only", exc)
+            records = []
+        hashed = {r.path: r for r in records if r.phash and r.path and r.width and r.height}
+        for record in hashed.values():
+            index.add(HashedImage(int(record.phash, 16), record.width, record.height, record.path))
+        return index
 
     def _expires_seconds(self, settings: Any) -> float:
         """``IMGSCRAPER_EXPIRES`` (``12h``, ``7d``, ...) or, when unset, ``IMAGES_EXPIRES`` days."""
@@ -381,6 +431,8 @@ class ImageStorePipeline(ImagesPipeline):
 
     def get_media_requests(self, item: Any, info: MediaPipeline.SpiderInfo) -> list[Request]:
         adapter = ItemAdapter(item)
+        if adapter.get("status") == "skipped":
+            return []  # left out by the spider (a filter on its URL), and counted there
         scheme = adapter["url"].partition(":")[0].lower()
         if scheme not in FETCHED_SCHEMES:
             # Discovery only yields these; an item from elsewhere must not read local files.
@@ -388,7 +440,9 @@ class ImageStorePipeline(ImagesPipeline):
             self._count("skipped", "unsupported-scheme")
             logger.warning("Image skipped (unsupported-scheme): %(url)s", {"url": adapter["url"][:300]})
             return []
-        meta: dict[str, Any] = {"imgscraper_uuid": str(uuid.uuid4())} if self.file_names == "random" else {}
+        meta: dict[str, Any] = {"imgscraper_image": True}
+        if self.file_names == "random":
+            meta["imgscraper_uuid"] = str(uuid.uuid4())
         # What MediaPipeline does per request: every status reaches media_downloaded,
         # except redirects while MEDIA_ALLOW_REDIRECTS is on.
         if self.handle_httpstatus_list:
@@ -397,6 +451,7 @@ class ImageStorePipeline(ImagesPipeline):
             meta["handle_httpstatus_all"] = True
         if adapter.get("source") == "link-href":
             meta["imgscraper_link"] = True
+        meta["imgscraper_context"] = {name: adapter.get(name) or "" for name in self.CONTEXT_FIELDS}
         headers = {"Accept": self.IMAGE_ACCEPT}
         if adapter.get("page"):
             headers["Referer"] = adapter["page"]
@@ -478,6 +533,8 @@ class ImageStorePipeline(ImagesPipeline):
         if record is None:
             return None
         fresh = time.time() - record.stored_at <= self.expires_seconds
+        if not record.rejected and (left_out := self.image_filter.rejection(record.format, record.size)):
+            raise self._reject(request, "skipped", "filtered", f"{left_out}, as stored")
         if record.rejected:
             if fresh and self._still_rejected(record):
                 raise self._reject(request, _rejection_status(record.rejected), record.rejected, "as on an earlier crawl")
@@ -540,14 +597,40 @@ class ImageStorePipeline(ImagesPipeline):
             "height": record.height,
             "format": record.format,
             "size": record.size,
+            "phash": record.phash,
         }
 
     # -- responses --------------------------------------------------------
+
+    def stop_filtered_download(self, headers: Headers, body_length: int | None, request: Request) -> None:
+        """Stop downloading an image whose headers show that :attr:`image_filter` leaves it
+        out (its format, or its length over the maximum): its body is not transferred. A body
+        of unknown length is counted as it arrives (:meth:`stop_oversized_download`)."""
+        if "imgscraper_image" not in request.meta:
+            return
+        if left_out := self.image_filter.rejection_by_headers(headers):
+            request.meta["imgscraper_filtered"] = left_out
+            raise StopDownload(fail=True)
+        if self.image_filter.counts_arriving_bytes(headers):
+            request.meta["imgscraper_received"] = 0
+        else:
+            request.meta.pop("imgscraper_received", None)  # a retry's response may tell
+
+    def stop_oversized_download(self, data: bytes, request: Request) -> None:
+        """Stop downloading an image body of unknown length once it is over ``max_bytes``."""
+        if "imgscraper_received" not in request.meta:
+            return
+        received = request.meta["imgscraper_received"] = request.meta["imgscraper_received"] + len(data)
+        if left_out := self.image_filter.rejection_by_arriving_bytes(received):
+            request.meta["imgscraper_filtered"] = left_out
+            raise StopDownload(fail=True)
 
     def media_failed(self, failure: Failure, request: Request, info: MediaPipeline.SpiderInfo) -> None:
         exc = failure.value
         if isinstance(exc, ImageFailed):
             raise exc
+        if isinstance(exc, StopDownload) and "imgscraper_filtered" in request.meta:
+            raise self._reject(request, "skipped", "filtered", request.meta["imgscraper_filtered"])
         reason = failure_reason(exc)
         status = "skipped" if reason in ("robots-txt", "ignored") else "failed"
         raise self._reject(request, status, reason, str(exc))
@@ -569,6 +652,8 @@ class ImageStorePipeline(ImagesPipeline):
                     stored, already_stored = await run_in_thread(self._store_locally, response, request)
             else:
                 stored, already_stored = await self._store_remotely(response, request, info, item)
+        except NearDuplicate as exc:
+            return self._near_duplicate(request, response, exc.stored)
         except ImageRejected as exc:
             if exc.reason == "not-an-image" and request.meta.get("imgscraper_link") and _is_html(response):
                 # <a href="/wiki/File:Photo.jpg">: a page about the image, which links do not promise.
@@ -598,7 +683,40 @@ class ImageStorePipeline(ImagesPipeline):
             "height": stored.height,
             "format": stored.format,
             "size": stored.size,
+            "phash": stored.phash,
         }
+
+    def _near_duplicate(self, request: Request, response: Response, stored: HashedImage) -> dict[str, Any]:
+        """The result of an image left unstored as a near-duplicate of ``stored``."""
+        self._count("skipped", "near-duplicate")
+        logger.debug("Image skipped (near-duplicate of %(path)s): %(url)s", {"path": stored.path, "url": request.url[:300]})
+        image_info: ImageInfo = request.meta["imgscraper_info"]
+        return {
+            "url": request.url,
+            "path": stored.path,
+            "status": "skipped",
+            "reason": "near-duplicate",
+            "width": image_info.width,
+            "height": image_info.height,
+            "format": image_info.format,
+            "size": len(response.body),
+            "phash": f"{request.meta['imgscraper_phash']:016x}",
+        }
+
+    def _claim_if_not_near_duplicate(self, request: Request, path: str, image_info: ImageInfo) -> None:
+        """Raise :class:`NearDuplicate` when ``IMGSCRAPER_NEAR_DUPLICATES=skip`` and a stored image
+        (of this crawl or the store's record) is a near-duplicate at least as large; else count this
+        image as stored from now on. One image at a time: of two near-duplicates arriving together,
+        the first to get here is stored, the other skipped."""
+        phash = request.meta.get("imgscraper_phash")
+        if self.stored_hashes is None or phash is None or not image_info.width or not image_info.height:
+            return
+        with self._stored_hashes_lock:
+            stored = self.stored_hashes.find(phash, image_info.width, image_info.height)
+            if stored is None:
+                self.stored_hashes.add(HashedImage(phash, image_info.width, image_info.height, path))
+        if stored is not None and stored.path != path:  # the same path: the same bytes, stored once
+            raise NearDuplicate(stored)
 
     def _store_inline(self, response: Response) -> bool:
         """Whether to store ``response`` on the reactor thread rather than in a worker thread.
@@ -606,9 +724,10 @@ class ImageStorePipeline(ImagesPipeline):
         Checking a header, hashing and writing a typical image takes less
         CPU than handing it to a thread and back (the hand-offs cost more
         than the work: ``make bench``), so only images that need decoding
-        (thumbnails, JPEG conversion) or are large go to a worker thread.
+        (thumbnails, JPEG conversion, near-duplicate hashes) or are large go to a worker thread.
         """
-        return not (self.thumbs or self.convert_to_jpeg) and len(response.body) <= self.INLINE_STORE_MAX_BYTES
+        needs_decoding = self.thumbs or self.convert_to_jpeg or self.near_duplicates != "off"
+        return not needs_decoding and len(response.body) <= self.INLINE_STORE_MAX_BYTES
 
     def _store_locally(self, response: Response, request: Request) -> tuple[ImageRecord, bool]:
         """Validate, write and record one image in a local store.
@@ -620,6 +739,7 @@ class ImageStorePipeline(ImagesPipeline):
         """
         image, image_info, thumbs = self._prepare(response, request)
         path = self.file_path(request, response=response)
+        self._claim_if_not_near_duplicate(request, path, image_info)
         store: AtomicFSFilesStore = self.store
         already_stored = self.file_names == "stable" and store.has_file(path)
         if not already_stored:
@@ -637,6 +757,7 @@ class ImageStorePipeline(ImagesPipeline):
         """Validate, write and record one image in any other ``FilesPipeline`` store."""
         image, image_info, thumbs = await run_in_thread(self._prepare, response, request)
         path = self.file_path(request, response=response, info=info, item=item)
+        self._claim_if_not_near_duplicate(request, path, image_info)
         already_stored = self.file_names == "stable" and bool(await ensure_awaitable(self.store.stat_file(path, info)))
         if not already_stored:
             await self._persist(path, image, image_info)
@@ -663,6 +784,8 @@ class ImageStorePipeline(ImagesPipeline):
             etag=response.headers.get("ETag", b"").decode("latin-1"),
             last_modified=response.headers.get("Last-Modified", b"").decode("latin-1"),
             stored_at=time.time(),
+            phash=f"{phash:016x}" if (phash := request.meta.get("imgscraper_phash")) is not None else "",
+            **request.meta.get("imgscraper_context", {}),
         )
 
     async def _persist(self, path: str, image: BytesIO, image_info: ImageInfo) -> None:
@@ -687,6 +810,8 @@ class ImageStorePipeline(ImagesPipeline):
         image_info = inspect_image(response.body, content_type)
         request.meta["imgscraper_info"] = image_info
         self.check_size(image_info)
+        if left_out := self.image_filter.rejection(image_info.format, len(response.body)):
+            raise ImageRejected("filtered", left_out)
         image, picture = BytesIO(response.body), None
         if image_info.format != "SVG" and (self.convert_to_jpeg or self.thumbs):
             with Image.open(BytesIO(response.body)) as original:
@@ -696,6 +821,12 @@ class ImageStorePipeline(ImagesPipeline):
                 image_info = ImageInfo("JPEG", *picture.size)
         request.meta["imgscraper_checksum"] = hashlib.sha256(image.getbuffer()).hexdigest()
         request.meta["imgscraper_info"] = image_info
+        if self.near_duplicates != "off" and image_info.format != "SVG":
+            try:
+                request.meta["imgscraper_phash"] = perceptual_hash(image.getvalue())
+            except (OSError, ValueError, Image.DecompressionBombError) as exc:
+                # Inspection passed it: stored as any image, without a hash.
+                logger.debug("Cannot hash %(url)s: %(error)s", {"url": request.url[:300], "error": exc})
         thumbs = [
             (self.thumb_path(request, thumb_id), to_jpeg(picture, tuple(size)))
             for thumb_id, size in self.thumbs.items()

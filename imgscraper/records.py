@@ -59,6 +59,14 @@ class ImageRecord:
     #: Why the bytes at ``url`` were not stored (``too-small``, ``not-an-image``, ...);
     #: empty for a stored image. ``path`` is empty when this is set.
     rejected: str = ""
+    #: How ``page`` showed the image (:class:`imgscraper.items.ImageItem`'s fields of these names).
+    alt: str = ""
+    title: str = ""
+    caption: str = ""
+    page_title: str = ""
+    srcset_descriptor: str = ""
+    #: The 64-bit perceptual hash of the image, 16 hex digits (``IMGSCRAPER_NEAR_DUPLICATES``); empty if not computed.
+    phash: str = ""
 
 
 class StoreRecord(Protocol):
@@ -98,10 +106,15 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS images ("
     "url TEXT PRIMARY KEY, path TEXT, checksum TEXT, format TEXT, width INTEGER,"
     " height INTEGER, size INTEGER, page TEXT, etag TEXT, last_modified TEXT,"
-    " stored_at REAL, rejected TEXT NOT NULL DEFAULT '')"
+    " stored_at REAL, rejected TEXT NOT NULL DEFAULT '', alt TEXT NOT NULL DEFAULT '',"
+    " title TEXT NOT NULL DEFAULT '', caption TEXT NOT NULL DEFAULT '', page_title TEXT NOT NULL DEFAULT '',"
+    " srcset_descriptor TEXT NOT NULL DEFAULT '', phash TEXT NOT NULL DEFAULT '')"
 )
 # Columns added since the first release, for records made before them.
-_ADDED_COLUMNS = {"rejected": "TEXT NOT NULL DEFAULT ''"}
+_ADDED_COLUMNS = {
+    name: "TEXT NOT NULL DEFAULT ''"
+    for name in ("rejected", "alt", "title", "caption", "page_title", "srcset_descriptor", "phash")
+}
 
 
 def _is_busy(exc: sqlite3.Error) -> bool:

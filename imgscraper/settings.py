@@ -1,7 +1,7 @@
 """Scrapy settings for imgscraper.
 
 Every setting the project adds is prefixed ``IMGSCRAPER_`` and has its only
-default here; the README's settings table describes each one.
+default here; docs/settings.md describes each one (tests/test_docs.py checks it does).
 """
 
 BOT_NAME = "imgscraper"
@@ -20,7 +20,7 @@ REMOTE_CONTROL_ENABLED = False
 USER_AGENT = "imgscraper/0.1 (+https://github.com/imgscraper/imgscraper; image crawler)"
 ROBOTSTXT_OBEY = True
 
-# Politeness and speed: see "Tuning" in the README.
+# Politeness and speed: see docs/settings.md.
 # Stock Scrapy's downloader lets image requests overshoot both limits below.
 DOWNLOADER = "imgscraper.downloader.LimitedDownloader"
 CONCURRENT_REQUESTS = 16
@@ -39,6 +39,8 @@ RETRY_GIVE_UP_LOG_LEVEL = "DEBUG"
 DOWNLOADER_MIDDLEWARES = {
     "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
     "imgscraper.middlewares.RetryAfterMiddleware": 550,
+    # Closest to the download handler: it sees every attempt before the retry middleware.
+    "imgscraper.hosts.UnreachableHostMiddleware": 950,
 }
 # Only http(s) and data: are fetched: no local files or FTP, whatever a page or redirect says.
 DOWNLOAD_HANDLERS = {"file": None, "ftp": None}
@@ -54,6 +56,7 @@ ADDONS = {
 EXTENSIONS = {
     "imgscraper.extensions.OneLineRobotsErrors": 0,
     "imgscraper.extensions.OneLinePerFailure": 0,
+    "imgscraper.extensions.FewLinesPerFailureHost": 0,
     "imgscraper.summary.CrawlSummary": 0,
     "imgscraper.progress.CrawlProgress": 0,
     "imgscraper.gallery.Gallery": 0,
@@ -97,20 +100,47 @@ IMGSCRAPER_SKIP_TRACKING_PIXELS = True
 IMGSCRAPER_EXPIRES = ""
 # Longest Retry-After (seconds) waited before a retry; a longer one fails the request.
 IMGSCRAPER_RETRY_AFTER_MAX = 60
+# Connection failures or timeouts in a row after which a host counts as down: its requests
+# fail at once as host-unreachable until a probe gets an answer (imgscraper/hosts.py). 0: off.
+IMGSCRAPER_HOST_FAILURES = 3
+# Seconds a down host is left alone before one request probes it again.
+IMGSCRAPER_HOST_COOLDOWN = 60.0
+# WARNING lines per failure reason and host (image or page); the others are counted in one
+# line at the end of the crawl ("... and 93 more http-404 from example.com"). 0: a line each.
+IMGSCRAPER_FAILURE_LINES = 3
 # Most pages one crawl requests (start pages included); 0: no limit. Bounds link traps.
 IMGSCRAPER_MAX_PAGES = 0
+# Filters (each also a spider argument, which wins: -a allow=... sets IMGSCRAPER_ALLOW; imgscraper/filters.py).
+# Pages followed: regular expressions searched in each link's absolute URL ("": no filter; start pages always crawled).
+IMGSCRAPER_ALLOW = ""
+IMGSCRAPER_DENY = ""
+# Images taken: regular expressions searched in each image's URL; a left-out image is never requested.
+IMGSCRAPER_IMAGE_ALLOW = ""
+IMGSCRAPER_IMAGE_DENY = ""
+# Image formats kept, e.g. "jpeg,png,webp" ("": every format): from a Content-Type that names
+# one (the body is then not transferred), and from the bytes.
+IMGSCRAPER_FORMATS = ""
+# Smallest and largest image kept, in bytes as served: 20000, "20k", "5M" (0: no limit). A
+# Content-Length over the maximum stops the download at its headers.
+IMGSCRAPER_MIN_BYTES = 0
+IMGSCRAPER_MAX_BYTES = 0
 # Live progress display on stderr when it is a terminal.
 IMGSCRAPER_PROGRESS = True
 # Seconds between progress lines in the log when stderr is not a terminal (0: none).
 IMGSCRAPER_PROGRESS_INTERVAL = 60.0
 # Python's cyclic garbage collector: objects alive when the crawl starts are frozen and the
 # first generation is collected every this many allocations (Python: 700); 0 leaves it alone.
-# About 7% less CPU on the bench site, same peak memory (see "Where the time goes" in the README).
+# About 7% less CPU on the bench site, same peak memory (see docs/benchmarks.md).
 IMGSCRAPER_GC_THRESHOLD = 20000
+# Near-duplicates (resized or re-encoded copies of one picture): "off"; "mark" gives each stored
+# image its perceptual hash (item and record field phash); "skip" also leaves unstored an image
+# whose hash is close to an image of this crawl or store at the same aspect ratio and at least its
+# size (status skipped, reason near-duplicate, path of the stored one).
+IMGSCRAPER_NEAR_DUPLICATES = "off"
 # Rebuild index.html, a gallery of everything a local IMAGES_STORE holds, after each crawl.
 IMGSCRAPER_GALLERY = True
 
-# Rendering (-a render=yes): see "JavaScript pages" in the README.
+# Rendering (-a render=yes): see docs/rendering.md.
 # The Chromium executable (Debian's chromium package; never a Playwright download).
 IMGSCRAPER_RENDER_BROWSER = "/usr/bin/chromium"
 # Pages open in the browser at once (per scheme: http and https each).

@@ -65,7 +65,7 @@ GATHER_INTERVAL = 0.1
 _PR_SET_PDEATHSIG = 1
 #: Settings a local worker gets its own value of (see worker_command).
 _WORKER_OWN = ("FEEDS", "LOG_LEVEL", "STATS_DUMP", "IMGSCRAPER_PROGRESS", "IMGSCRAPER_PROGRESS_INTERVAL",
-               "IMGSCRAPER_WORKERS",
+               "IMGSCRAPER_GALLERY", "IMGSCRAPER_WORKERS",
                "IMGSCRAPER_LOCAL_WORKER_COMMAND", "IMGSCRAPER_CRAWL_ID", "IMGSCRAPER_LEAD_WORKER")
 
 
@@ -143,7 +143,7 @@ def _wait_for_socket(proc: subprocess.Popen, path: Path, log: Path, timeout: flo
 
 def worker_command(spider: str, arguments: Mapping[str, str], settings: BaseSettings) -> list[str]:
     """The command line of a local worker: ``scrapy crawl`` of ``spider`` with the same
-    arguments and command-line settings, no feeds, no progress display, warnings only."""
+    arguments and command-line settings, no feeds, no progress display, no gallery, warnings only."""
     command = [sys.executable, "-m", "scrapy", "crawl", spider]
     for name, value in arguments.items():
         command += ["-a", f"{name}={value}"]
@@ -161,6 +161,8 @@ def worker_command(spider: str, arguments: Mapping[str, str], settings: BaseSett
     level = max(logging.WARNING, level if isinstance(level, int) else logging.INFO)
     return [*command, "-s", "FEEDS={}", "-s", "STATS_DUMP=false", "-s", "IMGSCRAPER_PROGRESS=false",
             "-s", "IMGSCRAPER_PROGRESS_INTERVAL=0",
+            # The lead builds the gallery, from the store's record, once every worker is done.
+            "-s", "IMGSCRAPER_GALLERY=false",
             "-s", "IMGSCRAPER_WORKERS=1", "-s", f"LOG_LEVEL={logging.getLevelName(level)}"]
 
 

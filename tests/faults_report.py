@@ -31,7 +31,8 @@ from pathlib import Path
 from urllib.parse import unquote
 
 TESTS_DIR = Path(__file__).resolve().parent
-sys.path.insert(0, str(TESTS_DIR))
+# The tests' helpers, and the project (test_resume imports imgscraper), as pytest's pythonpath has them.
+sys.path[:0] = [str(TESTS_DIR), str(TESTS_DIR.parent)]
 
 from conftest import run_crawl_subprocess  # noqa: E402
 from faultsite import CRAWL_SETTINGS, FaultSite  # noqa: E402

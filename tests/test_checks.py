@@ -33,6 +33,7 @@ def test_project_defaults_pass(tmp_path):
     [
         ({"IMGSCRAPER_FILE_NAMES": "bogus"}, ("IMGSCRAPER_FILE_NAMES", "'bogus'", "stable, random")),
         ({"IMGSCRAPER_SRCSET": "biggest"}, ("IMGSCRAPER_SRCSET", "largest, all")),
+        ({"IMGSCRAPER_NEAR_DUPLICATES": "on"}, ("IMGSCRAPER_NEAR_DUPLICATES", "'on'", "off, mark, skip")),
         ({"IMGSCRAPER_FILE_NAME": "random"}, ("unknown setting IMGSCRAPER_FILE_NAME", "did you mean IMGSCRAPER_FILE_NAMES")),
         ({"IMAGE_STORE": "x"}, ("unknown setting IMAGE_STORE", "did you mean IMAGES_STORE")),
         ({"IMGSCRAPER_CONVERT_TO_JPEG": "maybe"}, ("IMGSCRAPER_CONVERT_TO_JPEG", "true or false")),
@@ -45,6 +46,9 @@ def test_project_defaults_pass(tmp_path):
         ({"IMGSCRAPER_MAX_PAGES": "-1"}, ("IMGSCRAPER_MAX_PAGES", ">= 0")),
         ({"IMGSCRAPER_WORKERS": "0"}, ("IMGSCRAPER_WORKERS", ">= 1")),
         ({"IMGSCRAPER_RETRY_AFTER_MAX": "soon"}, ("IMGSCRAPER_RETRY_AFTER_MAX", "number")),
+        ({"IMGSCRAPER_HOST_FAILURES": "-1"}, ("IMGSCRAPER_HOST_FAILURES", ">= 0")),
+        ({"IMGSCRAPER_HOST_COOLDOWN": "soon"}, ("IMGSCRAPER_HOST_COOLDOWN", "number")),
+        ({"IMGSCRAPER_FAILURE_LINES": "few"}, ("IMGSCRAPER_FAILURE_LINES", "integer")),
         ({"IMAGES_THUMBS": "[1, 2]"}, ("IMAGES_THUMBS", "JSON object")),
         ({"IMAGES_THUMBS": {"small": [64]}}, ('IMAGES_THUMBS["small"]', "[width, height]")),
         ({"IMGSCRAPER_RENDER_MAX_PAGES": "0"}, ("IMGSCRAPER_RENDER_MAX_PAGES", ">= 1")),
@@ -60,7 +64,7 @@ def test_wrong_setting_is_one_clear_problem(tmp_path, overrides, words):
     assert len(problems) == 1, problems
     for word in words:
         assert word in problems[0], problems[0]
-    assert any(fix in problems[0] for fix in ("-s ", "README", "did you mean")), f"no fix: {problems[0]}"
+    assert any(fix in problems[0] for fix in ("-s ", "docs/settings.md", "did you mean")), f"no fix: {problems[0]}"
 
 
 def test_unwritable_store(tmp_path):
@@ -97,11 +101,12 @@ def srv(site_server_module):
         ("IMGSCRAPER_MAX_PAGES=many", ("IMGSCRAPER_MAX_PAGES", "integer")),
         ("IMGSCRAPER_WORKERS=all", ("IMGSCRAPER_WORKERS", "integer")),
         ("IMGSCRAPER_SCRIPT_IMAGES=maybe", ("IMGSCRAPER_SCRIPT_IMAGES", "true or false")),
+        ("IMGSCRAPER_NEAR_DUPLICATES=yes", ("IMGSCRAPER_NEAR_DUPLICATES", "off, mark, skip")),
         # Scrapy's experimental aiohttp transport: no handler built, nothing left unclosed.
         ("TWISTED_REACTOR_ENABLED=False", ("TWISTED_REACTOR_ENABLED=False", "experimental")),
     ],
     ids=["bad-value", "misspelt-name", "unwritable-store", "not-a-number-spider", "not-a-number-command",
-         "not-a-boolean-spider", "reactorless"],
+         "not-a-boolean-spider", "bad-near-duplicates", "reactorless"],
 )
 def test_crawl_refuses_wrong_setting(srv, run_crawl, tmp_path, setting, words):
     (tmp_path / "file").write_text("not a directory")

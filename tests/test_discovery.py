@@ -12,6 +12,7 @@ from imgscraper.discovery import (
     find_frames,
     find_images,
     find_page_links,
+    find_page_title,
     is_image_url,
     parse_srcset,
     pick_srcset,
@@ -1053,9 +1054,9 @@ SHOP_PAGE = """<!DOCTYPE html>
 
 
 def test_realistic_page_images():
-    assert set(
-        find_images(SHOP_PAGE, "https://www.outdoor.example/p/trail-runner-3")
-    ) == {
+    assert {
+        (ref.url, ref.source) for ref in find_images(SHOP_PAGE, "https://www.outdoor.example/p/trail-runner-3")
+    } == {(ref.url, ref.source) for ref in {
         ImageRef("https://cdn.outdoor.example/products/tr3/og.jpg", "meta"),
         ImageRef("https://www.outdoor.example/favicon-32x32.png", "link"),
         ImageRef("https://www.outdoor.example/apple-touch-icon.png", "link"),
@@ -1096,7 +1097,7 @@ def test_realistic_page_images():
         ImageRef("https://cdn.outdoor.example/products/tr3/4x3.jpg", "meta"),
         ImageRef("https://cdn.outdoor.example/brand/logo.svg", "meta"),
         ImageRef("https://cdn.outdoor.example/products/tr3/zoom/side.JPG", "link-href"),
-    }
+    }}
 
 
 def test_realistic_page_links():
@@ -1164,3 +1165,82 @@ def test_css_import_urls():
         "https://e.example/css/theme.css",
         "https://x.example/y.css",
     ]
+
+
+# --- context: alt, title, caption, srcset descriptor, page title --------------
+
+
+def context(html: str, **kwargs) -> dict[str, tuple[str, str, str, str]]:
+    """(alt, title, caption, srcset_descriptor) of each image, by URL path."""
+    return {
+        image.url.removeprefix("https://example.com"): (image.alt, image.title, image.caption, image.srcset_descriptor)
+        for image in find_images(html, PAGE, **kwargs)
+    }
+
+
+def test_context_of_img_in_figure():
+    html = """<figure class="photo"><img src="/a.jpg" alt="  A red
+        door " title="Door">
+      <figcaption>The <b>red</b>   door, 1920</figcaption></figure>
+      <img src="/b.jpg">"""
+    assert context(html) == {
+        "/a.jpg": ("A red door", "Door", "The red door, 1920", ""),
+        "/b.jpg": ("", "", "", ""),
+    }
+
+
+def test_context_srcset_descriptor_of_the_chosen_candidate():
+    html = """<img src="/s.jpg" srcset="/s.jpg 400w, /l.jpg 800w" alt="Sizes">
+      <img srcset="/one.jpg, /two.jpg 2x" alt="Densities">
+      <img data-srcset="/lazy-300.jpg 300w, /lazy-600.jpg 600w" alt="Lazy">"""
+    assert context(html) == {
+        "/s.jpg": ("Sizes", "", "", ""),
+        "/l.jpg": ("Sizes", "", "", "800w"),
+        "/two.jpg": ("Densities", "", "", "2x"),
+        "/lazy-600.jpg": ("Lazy", "", "", "600w"),
+    }
+    assert context('<img srcset="/a.jpg 1.5x, /b.jpg">', srcset="all") == {
+        "/a.jpg": ("", "", "", "1.5x"),
+        "/b.jpg": ("", "", "", "1x"),
+    }
+
+
+def test_context_picture_source_takes_the_img_alt():
+    html = """<figure><picture>
+        <source type="image/webp" srcset="/p.webp 1200w">
+        <img src="/p.jpg" alt="Harbour" title="At dawn"></picture>
+      <figcaption>Harbour at dawn</figcaption></figure>"""
+    assert context(html) == {
+        "/p.jpg": ("Harbour", "At dawn", "Harbour at dawn", ""),
+        "/p.webp": ("Harbour", "At dawn", "Harbour at dawn", "1200w"),
+    }
+
+
+def test_context_link_to_image_takes_the_thumbnail_alt():
+    html = '<a href="/full.jpg" title="Full size"><img src="/thumb.jpg" alt="Bridge"></a>'
+    assert context(html) == {
+        "/thumb.jpg": ("Bridge", "", "", ""),
+        "/full.jpg": ("Bridge", "Full size", "", ""),
+    }
+
+
+def test_context_css_background_has_none():
+    html = '<div style="background-image: url(/bg.jpg)">text</div><style>p { background: url(/p.png) }</style>'
+    assert context(html) == {"/bg.jpg": ("", "", "", ""), "/p.png": ("", "", "", "")}
+
+
+def test_context_first_non_empty_alt_of_an_image_referenced_twice():
+    html = """<img src="/a.jpg"><img src="/a.jpg" alt="Second" title="T2"><img src="/a.jpg" alt="Third">
+      <img src="/b.jpg" alt="First"><img src="/b.jpg" alt="Other">"""
+    assert context(html) == {"/a.jpg": ("Second", "T2", "", ""), "/b.jpg": ("First", "", "", "")}
+
+
+def test_context_is_bounded():
+    html = f'<img src="/a.jpg" alt="{"x" * 100_000}">'
+    assert len(find_images(html, PAGE)[0].alt) == 1000
+
+
+def test_page_title():
+    assert find_page_title("<html><head><title>  My \n page </title></head><body></body></html>") == "My page"
+    assert find_page_title('<body><svg><title>icon</title></svg><img src="a.jpg"></body>') == ""
+    assert find_page_title("") == ""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import hashlib
 import json
+import re
 import os
 import signal
 import subprocess
@@ -264,3 +265,21 @@ def test_work_ledger_holds_a_page_until_its_outputs_are_through():
     ledger.item_done(items[2])
     assert done == [token]
     assert ledger.images_in_progress == 0
+
+
+def test_images_left_out_by_a_filter_are_counted_once_across_workers(srv, redis_url, s3, tmp_path):
+    """``image_deny``: every left-out image is one ``skipped``/``filtered`` item and counted once
+    in the workers' stats together, and no worker requests it."""
+    deny = r"\.png($|\?)"
+    srv.clear_logs()
+    workers = start_together(2, srv, redis_url, s3, tmp_path, "filtered", "-a", f"image_deny={deny}")
+    codes = [w.wait() for w in workers]
+    assert codes == [0, 0], "\n".join(w.output[-3000:] for w in workers)
+    srv.server.log.wait_idle()
+    left_out = {u for u in srv.site.discovered_at(DEPTH) if re.search(deny, u)}
+    assert left_out, "the site has PNG images"
+    items = [item for w in workers for item in w.items]
+    assert {i["url"] for i in items if (i["status"], i["reason"]) == ("skipped", "filtered")} == left_out
+    counted = [re.search(r"'imgscraper/images/skipped/filtered': (\d+)", w.output) for w in workers]
+    assert sum(int(m[1]) for m in counted if m) == len(left_out)
+    assert image_requests(srv, srv.all_requests(), left_out) == []

@@ -564,8 +564,9 @@ def assert_clean_failure(result, keywords: tuple[str, ...]):
         (["-a", "url=http://127.0.0.1:99999/"], ("malformed", "99999")),
         (["-a", "url={url}", "-a", "depth=-1"], ("depth",)),
         (["-a", "url={url}", "-a", "depth=abc"], ("depth",)),
+        (["-a", "url={url}", "-a", "downlaod=no"], ("unknown argument downlaod (did you mean download?)",)),
     ],
-    ids=["no-url", "ftp-url", "bad-port", "negative-depth", "non-integer-depth"],
+    ids=["no-url", "ftp-url", "bad-port", "negative-depth", "non-integer-depth", "unknown-argument"],
 )
 def test_bad_arguments(srv, run_crawl, args, keywords):
     args = [a.format(url=srv.url) for a in args]

@@ -36,7 +36,9 @@ def fault_site(tmp_path_factory):
 def crawl(fault_site, run_crawl, tmp_path_factory):
     fault_site.reset()
     out = tmp_path_factory.mktemp("fault-crawl")
-    result = run_crawl(["-a", f"url={fault_site.url}", "-a", "depth=1", *settings_args()], out_dir=out)
+    # A line for every failure (IMGSCRAPER_FAILURE_LINES=0): the tests below find each fault's line.
+    result = run_crawl(["-a", f"url={fault_site.url}", "-a", "depth=1", *settings_args(IMGSCRAPER_FAILURE_LINES="0")],
+                       out_dir=out)
     fault_site.server.log.wait_idle()
     result.requests = fault_site.server.log.snapshot()
     result.stats = parse_stats(result.stderr)

@@ -17,13 +17,18 @@ import pytest
 from chromium import CHROMIUM, Chromium
 from conftest import serve_site
 from imgscraper.gallery import GalleryImage, build_gallery, local_store, render_gallery
-from imgscraper.records import SQLiteRecord
+from imgscraper.records import ImageRecord, SQLiteRecord
 
 PLANTED_TITLE = "Evil </title><script>window.pwned = 'title'</script> & co"
 PLANTED_ALT = "\"><img src=x onerror=\"window.pwned='alt'\"><b>bold</b>"
 PLANTED_QUERY = "?q=%22%3E%3Cscript%3Ewindow.pwned='url'%3C/script%3E"
 EVIL_PAGE = f"""<!DOCTYPE html><html><head><title>{PLANTED_TITLE.replace('&', '&amp;').replace('<', '&lt;')}</title></head>
 <body><img src="img/logo.png{PLANTED_QUERY}" alt="{PLANTED_ALT.replace('&', '&amp;').replace('"', '&quot;')}"></body></html>
+"""
+
+FIGURE_PAGE = """<!DOCTYPE html><html><head><title>Figures</title></head><body>
+<figure><img src="img/logo.png?figure" alt="Our  logo" title="The logo">
+<figcaption>The logo, <i>2026</i> edition</figcaption></figure></body></html>
 """
 
 EVERY_IMAGE_RENDERS = """Promise.all([...document.images].map(img => {
@@ -60,15 +65,18 @@ def browser():
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory, run_crawl):
-    """Two crawls into one store: the test site (with thumbnails), then a page with planted markup."""
+    """Two crawls into one store: the test site (with thumbnails), then a page with planted markup and a
+    page with a captioned figure."""
     tmp = tmp_path_factory.mktemp("gallery")
     store = tmp / "store"
     with serve_site(tmp / "www", other_site=False) as srv:
         (srv.root / "evil.html").write_text(EVIL_PAGE, encoding="utf-8")
+        (srv.root / "figure.html").write_text(FIGURE_PAGE, encoding="utf-8")
         thumbs = ["-s", 'IMAGES_THUMBS={"small": [120, 120]}']
         first = run_crawl(["-a", f"url={srv.url}", "-a", "depth=2", *thumbs], store=store, out_dir=tmp / "1")
         assert first.returncode == 0, first.tail()
-        second = run_crawl(["-a", f"url={srv.url}evil.html", *thumbs], store=store, out_dir=tmp / "2")
+        second = run_crawl(["-a", f"url={srv.url}evil.html,{srv.url}figure.html", *thumbs], store=store,
+                           out_dir=tmp / "2")
         assert second.returncode == 0, second.tail()
     assert f"Gallery: {(store / 'index.html').resolve().as_uri()}" in second.stderr
     return GalleryStore(store, first, second)
@@ -84,6 +92,8 @@ def page(store, browser):
             file: f.querySelector('a.tile').getAttribute('href'),
             src: (f.querySelector('img') || {}).getAttribute?.('src') || '',
             loading: (f.querySelector('img') || {}).loading || '',
+            alt: (f.querySelector('img') || {}).alt || '',
+            title: (f.querySelector('img') || {}).title || '',
             caption: f.querySelector('figcaption').textContent}))}))""")
     inert = browser.evaluate(INERT)
     rendered = browser.evaluate(EVERY_IMAGE_RENDERS)
@@ -118,6 +128,15 @@ def test_grouped_by_page_with_details(store, page):
         assert f"{item['width']}×{item['height']}" in fig["caption"], fig
         assert item["format"] in fig["caption"], fig
         assert fig["loading"] == "lazy"
+
+
+def test_shows_alt_title_and_caption_of_the_crawled_page(store, page):
+    sections = {section["page"]: section["figures"] for section in page["sections"]}
+    assert "Figures" in sections, list(sections)
+    [figure] = sections["Figures"]
+    assert (figure["alt"], figure["title"]) == ("Our logo", "The logo")
+    assert "Our logo" in figure["caption"] and "The logo, 2026 edition" in figure["caption"], figure
+    assert not (store / ".imgscraper" / "gallery.sqlite3").exists(), "one record holds the context, no second database"
 
 
 def test_uses_thumbnails(store, page):
@@ -198,3 +217,21 @@ def test_gallery_off(site_server_module, run_crawl, tmp_path):
     result = run_crawl(["-a", f"url={site_server_module.url}", "-s", "IMGSCRAPER_GALLERY=false"], out_dir=tmp_path)
     assert result.returncode == 0, result.tail()
     assert result.stored_files() and not (result.store / "index.html").exists()
+
+
+def test_titles_and_alt_text_noted_by_earlier_versions_still_shown(tmp_path):
+    from PIL import Image
+    (tmp_path / "full").mkdir()
+    Image.new("RGB", (8, 6), "red").save(tmp_path / "full" / "a.png")
+    record = SQLiteRecord.in_store(tmp_path)
+    record.put(ImageRecord(url="https://e.example/a.png", path="full/a.png", checksum="c", format="PNG", width=8,
+                           height=6, size=1, page="https://e.example/"))
+    record.close()
+    with sqlite3.connect(tmp_path / ".imgscraper" / "gallery.sqlite3") as notes:
+        notes.execute("CREATE TABLE pages (url TEXT PRIMARY KEY, title TEXT)")
+        notes.execute("CREATE TABLE alts (url TEXT PRIMARY KEY, alt TEXT)")
+        notes.execute("INSERT INTO pages VALUES ('https://e.example/', 'Old title')")
+        notes.execute("INSERT INTO alts VALUES ('https://e.example/a.png', 'Old alt')")
+    notes.close()
+    text = build_gallery(tmp_path).read_text(encoding="utf-8")
+    assert ">Old title</a></h2>" in text and 'alt="Old alt"' in text

@@ -155,3 +155,24 @@ def test_record_from_before_rejections_were_remembered_is_upgraded(tmp_path):
     record.put(make_record("http://a/2.gif", path="", checksum="", width=1, height=1, rejected="too-small"))
     assert record.get("http://a/2.gif").rejected == "too-small"
     record.close()
+
+
+def test_context_and_phash_kept_and_added_to_an_older_record(tmp_path):
+    path = tmp_path / "records.sqlite3"
+    with sqlite3.connect(path) as old:
+        old.execute(
+            "CREATE TABLE images (url TEXT PRIMARY KEY, path TEXT, checksum TEXT, format TEXT, width INTEGER,"
+            " height INTEGER, size INTEGER, page TEXT, etag TEXT, last_modified TEXT, stored_at REAL,"
+            " rejected TEXT NOT NULL DEFAULT '')"
+        )
+        old.execute("INSERT INTO images VALUES ('http://a/1.png', 'full/x.png', 'c', 'PNG', 3, 4, 99, '', '', '', 5.0, '')")
+    old.close()
+    record = SQLiteRecord(path)
+    assert record.get("http://a/1.png") == make_record("http://a/1.png", checksum="c", stored_at=5.0)
+    described = make_record(
+        "http://a/2.png", alt="A door", title="Door", caption="The red door", page_title="Doors",
+        srcset_descriptor="800w", phash="f0e1d2c3b4a59687",
+    )
+    record.put(described)
+    record.close()
+    assert SQLiteRecord(path).get("http://a/2.png") == described

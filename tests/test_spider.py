@@ -162,8 +162,30 @@ def test_pages_are_followed_on_the_start_sites_and_extra_domains():
 
 
 def test_scrapyd_arguments_are_accepted():
-    spider = make_spider(url="https://example.com/", _job="abc123", setting="X=1")
+    """Scrapyd passes its own arguments with a leading underscore (scrapyd.webservice.Schedule:
+    ``_job``, and ``_version`` when asked for); its ``setting`` parameters become ``-s``."""
+    spider = make_spider(url="https://example.com/", _job="abc123", _version="r7")
     assert spider.argument_error == "" and spider._job == "abc123"
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"downlaod": "no"}, "unknown argument downlaod (did you mean download?): the arguments are url, urls_file, "),
+        ({"dept": "1"}, "unknown argument dept (did you mean depth?)"),
+        ({"URL": "https://example.org/"}, "unknown argument URL (did you mean url?)"),
+        ({"colour": "red", "rendr": "yes"}, "unknown arguments colour, rendr (did you mean render?): "),
+    ],
+)
+def test_unknown_arguments_are_bad_arguments_with_a_hint(arguments, message):
+    assert make_spider(url="https://example.com/", **arguments).argument_error.startswith(message)
+
+
+def test_argument_names_are_the_spiders_keyword_parameters():
+    names = ImagesSpider.argument_names()
+    assert names[:6] == ("url", "urls_file", "depth", "follow_domains", "download", "render")
+    assert make_spider(**dict.fromkeys(names, "")).argument_error == (
+        "no start URL: pass -a url=https://example.com (or -a urls_file=FILE, -a sitemap=URL)")
 
 
 def test_bad_argument_is_kept_for_start_to_report():

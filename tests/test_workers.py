@@ -418,6 +418,7 @@ def test_worker_command_hands_on_the_crawl_not_its_outputs():
     assert "-s LOG_LEVEL=WARNING" in pairs and "-s LOG_LEVEL=DEBUG" not in pairs
     assert "-s IMGSCRAPER_WORKERS=1" in pairs
     assert "-s IMGSCRAPER_PROGRESS=false" in pairs and "-s IMGSCRAPER_PROGRESS_INTERVAL=0" in pairs
+    assert "-s IMGSCRAPER_GALLERY=false" in pairs
 
 
 def test_workers_use_the_redis_they_are_given(site, tmp_path, redis_client):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import logging
 import re
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -14,6 +16,7 @@ from scrapy import signals
 from scrapy.crawler import Crawler
 from scrapy.exceptions import CloseSpider, StopDownload
 from scrapy.http import Headers, Request, Response, TextResponse
+from scrapy.settings import SETTINGS_PRIORITIES, BaseSettings
 from scrapy.utils.httpobj import urlparse_cached
 from scrapy.utils.job import job_dir
 from twisted.python.failure import Failure
@@ -28,15 +31,21 @@ from imgscraper.discovery import (
     find_frames,
     find_images,
     find_page_links,
+    find_page_title,
     find_stylesheets,
     image_url_key,
 )
+from imgscraper.filters import FILTERS, ImageFilter, URLFilter, count_filtered, parse_regex, resolve_arguments
 from imgscraper.items import ImageItem
 from imgscraper.journal import PageJournal, PageTracker, discard_request_queue
 from imgscraper.pipelines import failure_reason
 from imgscraper.rendering import Renderer, RenderingError, browser_failure_reason
+from imgscraper.sitemaps import read_sitemap, robots_txt_url, sitemap_body, sitemaps_in_robots_txt
 
-__all__ = ["ArgumentError", "ImagesSpider", "parse_depth", "parse_start_urls", "parse_yes_no", "site_in_domains", "site_of"]
+__all__ = [
+    "ArgumentError", "ImagesSpider", "check_argument_names", "check_http_url", "parse_depth", "parse_sitemaps",
+    "parse_start_urls", "parse_yes_no", "site_in_domains", "site_of",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -61,8 +70,25 @@ def _setting(read: Callable[[str], T], name: str) -> T:
         return getattr(project_settings, name)
 
 
-def parse_start_urls(url: str | None, urls_file: str | None) -> list[str]:
-    """The start URLs from ``-a url=A,B`` and/or ``-a urls_file=FILE`` (one per line, ``#`` comments)."""
+def _filter_regex(settings: BaseSettings, name: str) -> re.Pattern[str] | None:
+    """The regular expression of filter setting ``name``; none for a bad one (imgscraper.checks reports it)."""
+    try:
+        return parse_regex(settings.get(name))
+    except ValueError:
+        return None
+
+
+def _image_filter(settings: BaseSettings) -> ImageFilter:
+    """The filter of the pipeline's settings; none for bad ones (imgscraper.checks reports them)."""
+    try:
+        return ImageFilter.from_settings(settings)
+    except ValueError:
+        return ImageFilter()
+
+
+def parse_start_urls(url: str | None, urls_file: str | None, required: bool = True) -> list[str]:
+    """The start URLs from ``-a url=A,B`` and/or ``-a urls_file=FILE`` (one per line, ``#`` comments);
+    none is an error when ``required`` (a crawl from sitemaps needs none)."""
     candidates = [u.strip() for u in (url or "").split(",")]
     if urls_file:
         try:
@@ -71,17 +97,41 @@ def parse_start_urls(url: str | None, urls_file: str | None) -> list[str]:
             raise ArgumentError(f"cannot read urls_file {urls_file!r}: {exc.strerror}") from None
         candidates += [line.strip() for line in lines if not line.strip().startswith("#")]
     urls = [with_guessed_scheme(u) for u in candidates if u]
-    if not urls:
-        raise ArgumentError("no start URL: pass -a url=https://example.com (or -a urls_file=FILE)")
+    if not urls and required:
+        raise ArgumentError("no start URL: pass -a url=https://example.com (or -a urls_file=FILE, -a sitemap=URL)")
     for start_url in urls:
-        scheme, _, rest = start_url.partition("://")
-        if scheme.lower() not in ("http", "https") or not rest.strip("/"):
-            raise ArgumentError(f"url {start_url!r} is not an http(s) URL: pass e.g. -a url=https://example.com")
-        try:
-            urlsplit(start_url).port  # noqa: B018 - reading it is the check
-        except ValueError as exc:
-            raise ArgumentError(f"url {start_url!r} is malformed ({exc}): pass e.g. -a url=https://example.com") from None
+        check_http_url("url", start_url)
     return list(dict.fromkeys(urls))
+
+
+def check_http_url(argument: str, url: str) -> None:
+    """Raise :class:`ArgumentError` unless ``url`` (given as ``argument``) is a well-formed http(s) URL."""
+    scheme, _, rest = url.partition("://")
+    if scheme.lower() not in ("http", "https") or not rest.strip("/"):
+        raise ArgumentError(f"{argument} {url!r} is not an http(s) URL: pass e.g. -a {argument}=https://example.com")
+    try:
+        urlsplit(url).port  # noqa: B018 - reading it is the check
+    except ValueError as exc:
+        raise ArgumentError(f"{argument} {url!r} is malformed ({exc}): pass e.g. -a {argument}=https://example.com") from None
+
+
+def _is_http_url(url: str) -> bool:
+    """Whether ``url`` (read from a sitemap) is a well-formed http(s) URL."""
+    try:
+        check_http_url("url", url)
+    except ArgumentError:
+        return False
+    return True
+
+
+def parse_sitemaps(value: str | None) -> tuple[list[str], bool]:
+    """``-a sitemap=URL[,URL...]``, where ``auto`` stands for the sitemaps the start sites'
+    robots.txt names: the sitemap URLs, and whether ``auto`` was given."""
+    names = [name.strip() for name in (value or "").split(",") if name.strip()]
+    urls = [name for name in names if name.lower() != "auto"]
+    for url in urls:
+        check_http_url("sitemap", url)
+    return list(dict.fromkeys(urls)), len(urls) < len(names)
 
 
 #: A host name or address, maybe with a port, then maybe a path: what people type for a site.
@@ -121,6 +171,22 @@ def parse_yes_no(name: str, value: Any) -> bool:
     raise ArgumentError(f"{name} {value!r} is not yes or no: pass e.g. -a {name}=no")
 
 
+def check_argument_names(given: Iterable[str], known: Collection[str]) -> None:
+    """Raise :class:`ArgumentError` for an argument in ``given`` the spider does not take.
+
+    Names starting with ``_`` pass: Scrapyd adds its own (``_job``, ``_version``).
+    """
+    unknown = [name for name in given if name not in known and not name.startswith("_")]
+    if not unknown:
+        return
+    problems = []
+    for name in unknown:
+        close = difflib.get_close_matches(name.lower(), known, n=1, cutoff=0.6)
+        problems.append(f"{name} (did you mean {close[0]}?)" if close else name)
+    plural = "s" if len(unknown) > 1 else ""
+    raise ArgumentError(f"unknown argument{plural} {', '.join(problems)}: the arguments are {', '.join(known)}")
+
+
 def site_of(url: str) -> str:
     """The site a page belongs to: its host without ``www.``, plus ``:port`` if not the default."""
     parts = urlparse_cached(Request(url))
@@ -145,7 +211,11 @@ class ImagesSpider(scrapy.Spider):
     domains whose pages are followed too, ``*`` for any; by default only the
     start URLs' sites); ``download=no`` to list images without downloading;
     ``render=yes`` to render pages in Chromium first (:mod:`imgscraper.rendering`).
-    Images are taken from any host.
+    Images are taken from any host. The filters ``allow``, ``deny`` (pages
+    followed), ``image_allow``, ``image_deny``, ``formats``, ``min_bytes``
+    and ``max_bytes`` (images kept) set their ``IMGSCRAPER_<NAME>`` setting
+    (:mod:`imgscraper.filters`). An argument not in :meth:`argument_names`
+    is a bad argument, except Scrapyd's own (``_job``, ``_version``).
     """
 
     name = "images"
@@ -158,17 +228,42 @@ class ImagesSpider(scrapy.Spider):
         follow_domains: str = "",
         download: str = "yes",
         render: str = "no",
+        allow: str | None = None,
+        deny: str | None = None,
+        image_allow: str | None = None,
+        image_deny: str | None = None,
+        formats: str | None = None,
+        min_bytes: str | None = None,
+        max_bytes: str | None = None,
+        sitemap: str | None = None,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
+        #: The arguments the spider was given (the filters read theirs from here).
+        self.arguments: dict[str, Any] = {
+            "url": url, "urls_file": urls_file, "depth": depth, "follow_domains": follow_domains,
+            "download": download, "render": render, "allow": allow, "deny": deny, "image_allow": image_allow,
+            "image_deny": image_deny, "formats": formats, "min_bytes": min_bytes, "max_bytes": max_bytes,
+            "sitemap": sitemap, **kwargs,
+        }
         self.argument_error = ""
         self.start_urls: list[str] = []
+        self.sitemap_urls: list[str] = []
+        self.sitemaps_from_robots_txt = False
         self.depth = 0
         self.download = True
         self.render = False
         self.renderer: Renderer | None = None
         try:
-            self.start_urls = parse_start_urls(url, urls_file)
+            check_argument_names(kwargs, self.argument_names())
+            self.sitemap_urls, self.sitemaps_from_robots_txt = parse_sitemaps(sitemap)
+            self.start_urls = parse_start_urls(
+                url, urls_file, required=not (self.sitemap_urls or self.sitemaps_from_robots_txt)
+            )
+            if self.sitemaps_from_robots_txt and not self.start_urls:
+                raise ArgumentError(
+                    "sitemap=auto reads the sitemaps the start sites' robots.txt names: pass -a url=https://example.com too"
+                )
             self.depth = parse_depth(depth)
             self.download = parse_yes_no("download", download)
             self.render = parse_yes_no("render", render)
@@ -181,12 +276,27 @@ class ImagesSpider(scrapy.Spider):
         self.dedupe_images = True
 
     @classmethod
+    def argument_names(cls) -> tuple[str, ...]:
+        """The arguments the spider takes (``-a NAME=VALUE``): the keyword parameters of ``__init__``."""
+        parameters = inspect.signature(cls.__init__).parameters.values()
+        return tuple(p.name for p in parameters if p.kind is p.POSITIONAL_OR_KEYWORD and p.name != "self")
+
+    @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> ImagesSpider:
         spider = super().from_crawler(crawler, *args, **kwargs)
         spider.srcset_mode = crawler.settings.get("IMGSCRAPER_SRCSET")
         spider.fetch_stylesheets = _setting(crawler.settings.getbool, "IMGSCRAPER_STYLESHEETS")
         spider.script_images = _setting(crawler.settings.getbool, "IMGSCRAPER_SCRIPT_IMAGES")
         spider.max_pages = _setting(crawler.settings.getint, "IMGSCRAPER_MAX_PAGES")
+        spider.sitemap_max_size = _setting(crawler.settings.getint, "DOWNLOAD_MAXSIZE")
+        spider.apply_filter_arguments(crawler.settings)
+        spider.page_filter = URLFilter(
+            _filter_regex(crawler.settings, "IMGSCRAPER_ALLOW"), _filter_regex(crawler.settings, "IMGSCRAPER_DENY")
+        )
+        spider.image_url_filter = URLFilter(
+            _filter_regex(crawler.settings, "IMGSCRAPER_IMAGE_ALLOW"),
+            _filter_regex(crawler.settings, "IMGSCRAPER_IMAGE_DENY"),
+        )
         spider.pages_requested = set()
         crawler.signals.connect(spider.set_up_deduplication, signal=signals.spider_opened)
         crawler.signals.connect(spider.stop_non_page_download, signal=signals.headers_received)
@@ -205,12 +315,28 @@ class ImagesSpider(scrapy.Spider):
         if not spider.download:
             # Settings are frozen after the spider is created: list only.
             crawler.settings.set("ITEM_PIPELINES", {}, priority="spider")
+            if not spider.argument_error and _image_filter(crawler.settings):
+                logger.warning("formats, min_bytes and max_bytes are decided on downloads: download=no lists every image")
         if spider.render and not spider.argument_error:
             try:
                 spider.renderer = Renderer.from_crawler(crawler)
             except RenderingError as exc:
                 spider.argument_error = str(exc)
         return spider
+
+    def apply_filter_arguments(self, settings: BaseSettings) -> None:
+        """Each filter given as an argument (``-a formats=jpeg``) sets its setting
+        (``IMGSCRAPER_FORMATS``), over one given with ``-s``: the pipeline reads it there."""
+        if self.argument_error:
+            return
+        try:
+            given = resolve_arguments(self.arguments, FILTERS)
+        except ValueError as exc:
+            self.argument_error = str(exc)
+            return
+        for option, value in given.items():
+            priority = max(settings.getpriority(option.setting) or 0, SETTINGS_PRIORITIES["cmdline"])
+            settings.set(option.setting, value, priority=priority)
 
     def set_up_deduplication(self) -> None:
         """A crawl shared by workers (imgscraper.distributed) deduplicates images across them instead."""
@@ -242,12 +368,87 @@ class ImagesSpider(scrapy.Spider):
                     yield item
             elif self.within_page_budget(url) and self.new_page(url, 0):
                 yield self.page_request(url, 0)
+        for url in self.sitemap_urls:
+            yield self.sitemap_request(url, required=True)
+        if self.sitemaps_from_robots_txt:
+            for url in dict.fromkeys(map(robots_txt_url, self.start_urls)):
+                # Fetched again, as SitemapSpider does: RobotsTxtMiddleware keeps its robots.txt to itself.
+                yield Request(url, callback=self.parse_robots_txt, errback=self.sitemap_failed,
+                              meta={"dont_obey_robotstxt": True}, priority=1)
 
-    def page_request(self, url: str, depth: int, dont_filter: bool = False, sites: tuple[str, ...] = ()) -> Request:
+    def page_request(
+        self,
+        url: str,
+        depth: int,
+        dont_filter: bool = False,
+        sites: tuple[str, ...] = (),
+        sitemap_images: tuple[str, ...] | None = None,
+    ) -> Request:
+        """A page to crawl; ``sitemap_images`` (possibly empty) for a page a sitemap lists: the images listed with it."""
         meta = {**self.page_meta(), "depth": depth, "imgscraper_page": canonicalize_url(url)}
         if sites:
             meta["imgscraper_sites"] = sites
+        if sitemap_images is not None:
+            # A start page, though found by the sitemap's callback (Scrapy's DepthMiddleware).
+            meta["depth_reset"] = True
+            meta["imgscraper_sitemap_images"] = sitemap_images
         return Request(url, callback=self.parse, errback=self.page_failed, meta=meta, dont_filter=dont_filter)
+
+    def sitemap_request(self, url: str, required: bool = False) -> Request:
+        """A sitemap (or sitemap index) to read; a ``required`` one (``-a sitemap=URL``) that
+        cannot be read fails the crawl as a start page would."""
+        return Request(url, callback=self.parse_sitemap, errback=self.sitemap_failed,
+                       meta={"imgscraper_sitemap_required": required}, priority=1)
+
+    def parse_robots_txt(self, response: Response) -> Iterator[Request]:
+        """The sitemaps a start site's robots.txt names (``-a sitemap=auto``)."""
+        urls = sitemaps_in_robots_txt(response.body, response.url)
+        if not urls:
+            logger.warning("No Sitemap: line in %s (-a sitemap=auto)", response.url)
+        for url in urls:
+            yield self.sitemap_request(url)
+
+    def parse_sitemap(self, response: Response) -> Iterator[Request]:
+        """The sitemaps a sitemap index lists, or the pages a sitemap lists: crawled like start
+        pages (depth counts from them) when on the crawled sites or the sitemap's own site, and
+        not left out by ``allow``/``deny``; the images listed with a page are taken with it."""
+        body = sitemap_body(response, self.sitemap_max_size)
+        contents = read_sitemap(body, response.url) if body is not None else None
+        if contents is None:
+            self.sitemap_unread(response.request, "not a sitemap")
+            return
+        self.crawler.stats.inc_value("imgscraper/sitemaps")
+        for url in filter(_is_http_url, contents.sitemaps):
+            yield self.sitemap_request(url)
+        own_site = (site_of(response.url),)
+        for url, images in contents.pages.items():
+            if (
+                _is_http_url(url)
+                and self.should_follow(url, own_site)
+                and self.page_filter.allows(url)
+                and self.within_page_budget(url)
+                and self.new_page(url, 0)
+            ):
+                sites = () if self.should_follow(url) else own_site
+                yield self.page_request(url, 0, sites=sites, sitemap_images=tuple(images))
+
+    def sitemap_failed(self, failure: Failure) -> None:
+        response = getattr(failure.value, "response", None)
+        if response is not None:
+            detail = f"HTTP {response.status}"
+        else:
+            detail = (str(failure.value) or type(failure.value).__name__).splitlines()[0]
+        self.sitemap_unread(failure.request, detail)
+
+    def sitemap_unread(self, request: Request, detail: str) -> None:
+        """One log line and a stat for a sitemap or robots.txt that cannot be read: an ERROR
+        that fails the crawl for a sitemap given as an argument, else a WARNING."""
+        self.crawler.stats.inc_value("imgscraper/sitemaps_failed")
+        if request.meta.get("imgscraper_sitemap_required"):
+            self.crawler.stats.inc_value("imgscraper/start_pages_failed")
+            logger.error("Cannot read sitemap %s: %s", request.url, detail)
+        else:
+            logger.warning("Cannot read %s: %s", request.url, detail)
 
     def stop_non_page_download(self, headers: Headers, body_length: int | None, request: Request) -> None:
         """Stop downloading a page request's response that is no page (a PDF, a video, an
@@ -309,11 +510,13 @@ class ImagesSpider(scrapy.Spider):
         self.crawler.stats.inc_value(f"imgscraper/pages_failed/{reason}")
         if self.tracker is not None and "imgscraper_page" in request.meta:
             self.tracker.journal.done(request.meta["imgscraper_page"])
-        if request.meta.get("depth", 0) == 0:
+        if request.meta.get("depth", 0) == 0 and "imgscraper_sitemap_images" not in request.meta:
             self.crawler.stats.inc_value("imgscraper/start_pages_failed")
             logger.error("Cannot fetch start page %s: %s", request.url, detail)
         else:
-            logger.warning("Cannot fetch page %s: %s", request.url, detail)
+            # With reason and url in its arguments: imgscraper.extensions.FewLinesPerFailureHost.
+            logger.warning("Cannot fetch page %(url)s: %(detail)s",
+                           {"url": request.url, "detail": detail, "reason": reason})
 
     def parse(self, response: Response) -> Iterator[ImageItem | Request]:
         """Yield the page's new images, its style sheets, then its links while under ``depth``.
@@ -348,16 +551,20 @@ class ImagesSpider(scrapy.Spider):
         refs = find_images(
             response.selector, response.url, srcset=self.srcset_mode, scripts=self.script_images, ignored=ignored
         )
-        yield from self.new_images(refs, response.url, page)
+        page_title = find_page_title(response.selector)
+        yield from self.new_images(refs, response.url, page, page_title)
+        if listed := response.meta.get("imgscraper_sitemap_images"):
+            yield from self.new_images([ImageRef(url, "sitemap") for url in listed], response.url, page, page_title)
         if self.renderer:
-            yield from self.new_images(self.renderer.browser_images(response, self.srcset_mode), response.url, page)
+            browser_images = self.renderer.browser_images(response, self.srcset_mode)
+            yield from self.new_images(browser_images, response.url, page, page_title)
         for url in ignored:
             scheme = url.partition(":")[0].lower()
             self.crawler.stats.inc_value(f"imgscraper/urls_ignored/{scheme}")
             logger.debug("Ignored image URL %s on %s: only http, https and data: are fetched", url[:200], response.url)
         if self.fetch_stylesheets:
             for sheet in find_stylesheets(response.selector, response.url):
-                yield self.stylesheet_request(sheet, response.url, page)
+                yield self.stylesheet_request(sheet, response.url, page, page_title)
         depth = response.meta.get("depth", 0)
         if depth < self.depth:
             links = find_page_links(response.selector, response.url)
@@ -369,7 +576,12 @@ class ImagesSpider(scrapy.Spider):
             links = []
         sites = self.sites_moved_to(response)
         for link in links:
-            if self.should_follow(link, sites) and self.within_page_budget(link) and self.new_page(link, depth + 1):
+            if (
+                self.should_follow(link, sites)
+                and self.page_filter.allows(link)
+                and self.within_page_budget(link)
+                and self.new_page(link, depth + 1)
+            ):
                 yield self.page_request(link, depth + 1, sites=sites)
 
     def sites_moved_to(self, response: Response) -> tuple[str, ...]:
@@ -383,22 +595,22 @@ class ImagesSpider(scrapy.Spider):
             return (site,)
         return tuple(response.meta.get("imgscraper_sites", ()))
 
-    def stylesheet_request(self, url: str, page: str, journal_page: str | None) -> Request:
+    def stylesheet_request(self, url: str, page: str, journal_page: str | None, page_title: str = "") -> Request:
         meta = {}
         if journal_page is not None:
             self.tracker.acquire(journal_page)
             meta["imgscraper_holds"] = journal_page
         return Request(url, callback=self.parse_stylesheet, errback=self.stylesheet_failed,
-                       cb_kwargs={"page": page}, meta=meta)
+                       cb_kwargs={"page": page, "page_title": page_title}, meta=meta)
 
-    def parse_stylesheet(self, response: Response, page: str) -> Iterator[ImageItem | Request]:
+    def parse_stylesheet(self, response: Response, page: str, page_title: str = "") -> Iterator[ImageItem | Request]:
         """Yield the new images of a style sheet ``page`` loads, and the sheets it imports."""
         journal_page = response.meta.get("imgscraper_holds")
         css = response.text if isinstance(response, TextResponse) else response.body.decode("utf-8", "replace")
         self.crawler.stats.inc_value("imgscraper/stylesheets")
-        yield from self.new_images(find_css_images(css, response.url), page, journal_page)
+        yield from self.new_images(find_css_images(css, response.url), page, journal_page, page_title)
         for sheet in css_import_urls(css, response.url):
-            yield self.stylesheet_request(sheet, page, journal_page)
+            yield self.stylesheet_request(sheet, page, journal_page, page_title)
         if journal_page is not None:
             self.tracker.release(journal_page)
 
@@ -408,9 +620,13 @@ class ImagesSpider(scrapy.Spider):
         if journal_page := failure.request.meta.get("imgscraper_holds"):
             self.tracker.release(journal_page)
 
-    def new_images(self, refs: list[ImageRef], page: str, journal_page: str | None = None) -> Iterator[ImageItem]:
+    def new_images(
+        self, refs: list[ImageRef], page: str, journal_page: str | None = None, page_title: str = ""
+    ) -> Iterator[ImageItem]:
         """One item per image URL not yielded before in this crawl (by this process:
-        with ``dedupe_images`` off, every reference is yielded for a shared crawl to sort out)."""
+        with ``dedupe_images`` off, every reference is yielded for a shared crawl to sort out),
+        with the context ``page`` (titled ``page_title``) gave it. An image the URL filters
+        leave out is an item already ``skipped`` (``filtered``): the pipeline does not request it."""
         for ref in refs:
             if self.dedupe_images:
                 key = image_url_key(ref.url)
@@ -418,7 +634,15 @@ class ImagesSpider(scrapy.Spider):
                     continue
                 self.seen_images.add(key)
                 self.crawler.stats.inc_value("imgscraper/images/found")
-            item = ImageItem(url=ref.url, page=page, source=ref.source)
+            item = ImageItem(
+                url=ref.url, page=page, source=ref.source, alt=ref.alt, title=ref.title, caption=ref.caption,
+                page_title=page_title, srcset_descriptor=ref.srcset_descriptor,
+            )
+            if not self.image_url_filter.allows(ref.url):
+                item.status, item.reason = "skipped", "filtered"
+                if self.dedupe_images:  # else counted once the image is this worker's (imgscraper.distributed)
+                    count_filtered(self.crawler.stats)
+                logger.debug("Image skipped (filtered): %s", ref.url[:300])
             if journal_page is not None:
                 self.tracker.acquire(journal_page)
                 self.item_pages[id(item)] = journal_page

@@ -1,0 +1,174 @@
+"""The documentation stays true: what README.md and docs/*.md name exists, and every setting is documented.
+
+* every ``make TARGET`` in a command is a target of the Makefile;
+* every spider argument (``-a NAME=``, and the README's argument table) is one the ``images``
+  spider declares, and every argument it declares is in that table;
+* every ``IMGSCRAPER_*`` name is a setting of ``imgscraper/settings.py``, and every ``-s NAME=``
+  a setting Scrapy or the project knows;
+* every setting ``imgscraper/settings.py`` defines has a row in ``docs/settings.md``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from pathlib import Path
+
+import pytest
+
+from imgscraper import settings as project_settings
+from imgscraper.checks import known_setting_names
+from imgscraper.spiders.images import ImagesSpider
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+#: Settings of imgscraper/settings.py that wire components together rather than change
+#: what a crawl does; docs/settings.md need not list them.
+WIRING = {
+    "BOT_NAME", "SPIDER_MODULES", "NEWSPIDER_MODULE", "COMMANDS_MODULE", "ADDONS", "EXTENSIONS",
+    "ITEM_PIPELINES", "DOWNLOADER_MIDDLEWARES",
+    # Set by the crawl command on the crawl and its local workers (imgscraper/workers.py), not by hand.
+    "IMGSCRAPER_LOCAL_WORKER_COMMAND", "IMGSCRAPER_LEAD_WORKER",
+}
+
+_CODE = re.compile(r"```.*?```|`[^`\n]+`", re.DOTALL)
+_MAKE = re.compile(r"\bmake\s+(?:[A-Z_]+=\S*\s+)*([a-z][\w-]*)")
+_SPIDER_ARGUMENT = re.compile(r"(?:^|\s)-a\s+([A-Za-z_]\w*)=")
+_SETTING_ARGUMENT = re.compile(r"(?:^|[\s\"'])-s\s+['\"]?([A-Za-z_]\w*)=")
+_PROJECT_SETTING = re.compile(r"\bIMGSCRAPER_[A-Z0-9_]*[A-Z0-9](?![A-Za-z0-9_*])|\bIMGSCRAPER_[A-Z0-9_]*_\*")
+
+
+#: What an example of a wrong setting shows: its name is wrong on purpose.
+_SHOWS_AN_ERROR = ("Bad setting:", "unknown setting ")
+#: What stands for any setting or argument in a command's synopsis.
+PLACEHOLDERS = {"NAME"}
+
+
+def without_error_examples(text: str) -> str:
+    """``text`` without the code blocks and spans that show the error a wrong name gets."""
+    return _CODE.sub(lambda m: "" if any(s in m.group(0) for s in _SHOWS_AN_ERROR) else m.group(0), text)
+
+
+def code_of(text: str) -> list[str]:
+    """The code blocks and code spans of a Markdown text (where commands and names are
+    written), leaving out examples of errors."""
+    return [match.group(0).strip("`") for match in _CODE.finditer(without_error_examples(text))]
+
+
+def find_in_code(pattern: re.Pattern[str], text: str) -> set[str]:
+    return {name for code in code_of(text) for name in pattern.findall(code)}
+
+
+def make_targets(makefile: str) -> set[str]:
+    """The targets a Makefile defines (rules, not variable assignments)."""
+    return {
+        name
+        for line in makefile.splitlines()
+        if (rule := re.match(r"([A-Za-z0-9_.$()/-][^:=\s]*(?:\s+[^:=\s]+)*)\s*::?(?!=)", line))
+        for name in rule.group(1).split()
+    }
+
+
+def make_targets_named(text: str) -> set[str]:
+    return find_in_code(_MAKE, text)
+
+
+def spider_arguments() -> set[str]:
+    """The arguments the images spider declares: the named parameters of its ``__init__``."""
+    parameters = inspect.signature(ImagesSpider.__init__).parameters.values()
+    return {p.name for p in parameters if p.name != "self" and p.kind is p.POSITIONAL_OR_KEYWORD}
+
+
+def spider_arguments_named(text: str) -> set[str]:
+    return find_in_code(_SPIDER_ARGUMENT, text) - PLACEHOLDERS
+
+
+def argument_table(readme: str) -> set[str]:
+    """The first-column names of the table under the README's "Spider arguments" heading."""
+    section = readme.split("## Spider arguments", 1)[1].split("\n## ", 1)[0]
+    return {match.group(1) for match in re.finditer(r"^\|\s*`([\w]+)`\s*\|", section, re.MULTILINE)}
+
+
+def project_settings_named(text: str) -> set[str]:
+    """``IMGSCRAPER_*`` names anywhere in ``text``; ``IMGSCRAPER_RENDER_BLOCK_*`` names a family."""
+    return set(_PROJECT_SETTING.findall(without_error_examples(text)))
+
+
+def defined_settings() -> set[str]:
+    return {name for name in dir(project_settings) if name.isupper()}
+
+
+def documented_settings(settings_md: str) -> set[str]:
+    """The names in the first column of docs/settings.md's tables."""
+    names = set()
+    for row in re.finditer(r"^\|([^|\n]*)\|", settings_md, re.MULTILINE):
+        names.update(re.findall(r"`([A-Z][A-Z0-9_]*)`", row.group(1)))
+    return names
+
+
+def setting_exists(name: str, defined: set[str]) -> bool:
+    if name.endswith("*"):
+        return any(setting.startswith(name[:-1]) for setting in defined)
+    return name in defined
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_every_make_target_named_exists(doc: Path):
+    targets = make_targets((ROOT / "Makefile").read_text())
+    named = make_targets_named(doc.read_text())
+    assert named - targets == set(), f"{doc.name} names make targets the Makefile lacks"
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_every_spider_argument_named_exists(doc: Path):
+    assert spider_arguments_named(doc.read_text()) - spider_arguments() == set()
+
+
+def test_readme_argument_table_is_the_spiders_arguments():
+    assert argument_table((ROOT / "README.md").read_text()) == spider_arguments()
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_every_project_setting_named_exists(doc: Path):
+    defined = defined_settings()
+    unknown = {name for name in project_settings_named(doc.read_text()) if not setting_exists(name, defined)}
+    assert unknown == set(), f"{doc.name} names settings imgscraper/settings.py does not define"
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_every_setting_passed_with_dash_s_is_known(doc: Path):
+    unknown = find_in_code(_SETTING_ARGUMENT, doc.read_text()) - PLACEHOLDERS - known_setting_names()
+    assert unknown == set(), f"{doc.name} passes settings that neither Scrapy nor the project knows"
+
+
+def test_every_setting_the_project_defines_has_a_row_in_docs_settings():
+    documented = documented_settings((ROOT / "docs" / "settings.md").read_text())
+    assert defined_settings() - WIRING - documented == set()
+
+
+# The checks themselves, on names that are wrong: each must be caught.
+
+def test_a_wrong_make_target_is_caught():
+    targets = make_targets((ROOT / "Makefile").read_text())
+    assert {"crawl", "test", "bench", "scrapyd", "deploy", "schedule", "scheduler", "faults"} <= targets
+    assert "URL" not in targets and "SCRAPYD_PORT" not in targets
+    assert make_targets_named("```\nmake crawl URL=x\nSCRAPYD_URL=y make shedule URL=z\n```") == {"crawl", "shedule"}
+
+
+def test_a_wrong_spider_argument_is_caught():
+    assert spider_arguments() >= {"url", "urls_file", "depth", "follow_domains", "download", "render"}
+    named = spider_arguments_named("`scrapy crawl images -a url=x -a dept=1`")
+    assert named - spider_arguments() == {"dept"}
+
+
+def test_a_wrong_project_setting_is_caught():
+    named = project_settings_named("-s IMGSCRAPER_EXPIRE=1d, `IMGSCRAPER_RENDER_BLOCK_*`, IMGSCRAPER_NOPE_*")
+    assert named == {"IMGSCRAPER_EXPIRE", "IMGSCRAPER_RENDER_BLOCK_*", "IMGSCRAPER_NOPE_*"}
+    defined = defined_settings()
+    assert [name for name in sorted(named) if not setting_exists(name, defined)] == ["IMGSCRAPER_EXPIRE", "IMGSCRAPER_NOPE_*"]
+
+
+def test_a_setting_without_a_row_is_caught():
+    documented = documented_settings("| `IMGSCRAPER_SRCSET` | `largest` | mentions `IMGSCRAPER_EXPIRES` |\n")
+    assert documented == {"IMGSCRAPER_SRCSET"}
