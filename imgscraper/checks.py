@@ -23,6 +23,7 @@ from scrapy import signals
 from scrapy.crawler import Crawler
 from scrapy.exceptions import CloseSpider
 from scrapy.settings import BaseSettings, Settings, default_settings
+from scrapy.utils.misc import load_object
 
 from imgscraper import settings as project_settings
 from imgscraper.durations import parse_duration
@@ -165,10 +166,30 @@ def check_store(store: Any) -> Iterator[str]:
         yield f"IMAGES_STORE {os.fspath(path)!r} cannot be written ({reason}): pass a writable directory, e.g. -s IMAGES_STORE=images"
 
 
+def check_resolver(settings: BaseSettings) -> Iterator[str]:
+    """A problem if private networks are refused but ``TWISTED_DNS_RESOLVER`` cannot refuse them."""
+    try:
+        if settings.getbool("IMGSCRAPER_ALLOW_PRIVATE_NETWORKS") or not settings.getbool("TWISTED_REACTOR_ENABLED"):
+            return
+    except ValueError:
+        return  # reported by check_values
+    from imgscraper.addresses import AddressGuard  # noqa: PLC0415 - imports Twisted
+
+    value = settings.get("TWISTED_DNS_RESOLVER")
+    try:
+        resolver = load_object(value)
+    except (AttributeError, ImportError, NameError, ValueError):
+        resolver = None
+    if not (isinstance(resolver, type) and issubclass(resolver, AddressGuard)):
+        yield (f"TWISTED_DNS_RESOLVER={value!r} cannot refuse private addresses: use imgscraper.addresses."
+               "GuardedResolver (IPv4) or GuardedHostnameResolver (IPv6 too), or -s IMGSCRAPER_ALLOW_PRIVATE_NETWORKS=True")
+
+
 def check_settings(settings: BaseSettings) -> list[str]:
     """Every problem found in ``settings``, one line each."""
     problems = list(check_names(settings, known_setting_names()))
     problems += check_values(settings)
+    problems += check_resolver(settings)
     if settings.get("ITEM_PIPELINES"):
         problems += check_store(settings.get("IMAGES_STORE"))
     return problems

@@ -71,7 +71,9 @@ from scrapy_redis.queue import PriorityQueue
 from scrapy_redis.scheduler import Scheduler
 
 from imgscraper.discovery import image_url_key
+from imgscraper.downloader import crawl_stopping
 from imgscraper.filters import count_filtered
+from imgscraper.pipelines import StoppedBeforeDownload
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -329,6 +331,8 @@ class SharedCrawl:
         self._done_images: list[str] = []
         #: Items and stats for the lead, written with the images done.
         self._outgoing: list[bytes] = []
+        # Fingerprints of images claimed but not fetched, the crawl stopping: unclaimed on leaving.
+        self._stopped_images: list[str] = []
         self._scripts = {
             name: self.server.register_script(source)
             for name, source in (
@@ -392,6 +396,8 @@ class SharedCrawl:
             return
         self.joined = False
         self.flush(final=True)
+        if self._stopped_images:
+            self.server.hdel(self.key("images"), *self._stopped_images)
         moved = self.release(self.worker)
         if moved:
             logger.info("Put %d unfinished pages back in the shared queue", moved)
@@ -428,6 +434,11 @@ class SharedCrawl:
         if is_item(item) and "url" in ItemAdapter(item):
             self._done_images.append(image_key(ItemAdapter(item)["url"]))
         self.ledger.item_done(item)
+
+    def item_stopped(self, item: Any) -> None:
+        """An image not fetched because the crawl stopped: its page stays held (back in the
+        queue when this worker leaves) and its claim is given up then."""
+        self._stopped_images.append(image_key(ItemAdapter(item)["url"]))
 
     def hand_over(self, item: Any) -> None:
         """Pass a scraped item to the lead (when this worker has one), with its image marked done."""
@@ -642,12 +653,17 @@ class SharedImagesMiddleware:
         self.shared.hand_over(item)
         self.shared.item_done(item)
 
-    def item_done(self, item: Any) -> None:
-        self.shared.item_done(item)
+    def item_done(self, item: Any, exception: BaseException | None = None) -> None:
+        if isinstance(exception, StoppedBeforeDownload):
+            self.shared.item_stopped(item)
+        else:
+            self.shared.item_done(item)
 
     def _parsed(self, outputs: list[Any], token: str | None) -> list[Any]:
         kept = self._kept(outputs, token)
-        self.shared.ledger.parsed(token, images=sum(1 for obj in kept if not isinstance(obj, Request)))
+        # A page parsed while the crawl stops yields no image (ImagesSpider.new_images): it stays held.
+        if not crawl_stopping(self.crawler):
+            self.shared.ledger.parsed(token, images=sum(1 for obj in kept if not isinstance(obj, Request)))
         return kept
 
     def _kept(self, outputs: list[Any], token: str | None) -> list[Any]:

@@ -17,9 +17,19 @@ keeps a crawl-wide count of transfers, so that no more than the slot's
 concurrency (``CONCURRENT_REQUESTS_PER_DOMAIN``/``_PER_IP`` or
 ``DOWNLOAD_SLOTS``) are in flight per slot and no more than
 ``CONCURRENT_REQUESTS`` in all. Delays (``DOWNLOAD_DELAY``, AutoThrottle)
-are applied by the stock code path, unchanged. A subclass can hold each
-transfer to more limits (:meth:`~LimitedDownloader.reserve`, :meth:`~LimitedDownloader.release`):
-:class:`imgscraper.leases.SharedSlotsDownloader` holds them across the workers of a shared crawl.
+are applied by the stock code path, unchanged.
+
+It also stops promptly. On a graceful stop (the first Ctrl-C or SIGTERM,
+``Crawler.stop()``) Scrapy stops taking requests from the scheduler but waits
+for every request already handed to the downloader: every image the item
+pipeline queued for download (with 100 ms responses, a 3,000-image site took
+30 s to exit and started 2,000 image requests after the signal). Here,
+once the crawl is stopping (:func:`crawl_stopping`), transfers under way
+finish and queued requests fail at once with :class:`CrawlStopped`.
+
+A subclass can hold each transfer to more limits (:meth:`~LimitedDownloader.reserve`,
+:meth:`~LimitedDownloader.release`): :class:`imgscraper.leases.SharedSlotsDownloader` holds them
+across the workers of a shared crawl.
 """
 
 from __future__ import annotations
@@ -28,6 +38,7 @@ from time import monotonic
 from typing import TYPE_CHECKING
 
 from scrapy.core.downloader import Downloader, Slot
+from scrapy.exceptions import IgnoreRequest
 from scrapy.utils.asyncio import call_later
 from scrapy.utils.defer import _schedule_coro
 
@@ -35,7 +46,29 @@ if TYPE_CHECKING:
     from scrapy.crawler import Crawler
     from scrapy.http import Request, Response
 
-__all__ = ["LimitedDownloader"]
+__all__ = ["CrawlStopped", "LimitedDownloader", "crawl_stopping"]
+
+
+def crawl_stopping(crawler: Crawler) -> bool:
+    """Whether the crawl was asked to stop (Ctrl-C, SIGTERM, ``Crawler.stop()``).
+
+    Scrapy clears ``engine.running`` first thing when it stops, then closes
+    the spider, which waits for the requests in progress.
+    """
+    try:
+        engine = crawler.engine
+    except RuntimeError:  # Scrapy 2.19: not crawling yet
+        return False
+    return engine is not None and engine.spider is not None and not engine.running
+
+
+class CrawlStopped(IgnoreRequest):
+    """A request not sent because the crawl is stopping: a resumed crawl sends it."""
+
+    failure_reason = "shutdown"
+
+    def __init__(self) -> None:
+        super().__init__("not sent: the crawl is stopping")
 
 
 class LimitedDownloader(Downloader):
@@ -66,6 +99,9 @@ class LimitedDownloader(Downloader):
         """``request``'s transfer ended: give back what :meth:`reserve` reserved. Nothing here."""
 
     def _process_queue(self, slot: Slot) -> None:
+        if crawl_stopping(self.crawler):
+            self._fail_queued(slot)
+            return
         if slot.latercall:
             return
         now = monotonic()
@@ -102,8 +138,14 @@ class LimitedDownloader(Downloader):
             self.transferring_count -= 1
             self._process_blocked()
 
+    def _fail_queued(self, slot: Slot) -> None:
+        while slot.queue:
+            _, queue_dfd = slot.queue.popleft()
+            queue_dfd.errback(CrawlStopped())
+
     def _process_blocked(self) -> None:
-        while self._blocked and not self.total_slots_full():
+        stopping = crawl_stopping(self.crawler)
+        while self._blocked and (stopping or not self.total_slots_full()):
             slot = next(iter(self._blocked))
             del self._blocked[slot]
             self._process_queue(slot)

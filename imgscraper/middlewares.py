@@ -12,6 +12,8 @@ from scrapy.settings import BaseSettings
 from scrapy.utils.asyncio import sleep
 from scrapy.utils.response import response_status_message
 
+from imgscraper.downloader import CrawlStopped, crawl_stopping
+
 __all__ = ["RetryAfterMiddleware", "parse_retry_after"]
 
 logger = logging.getLogger(__name__)
@@ -39,9 +41,14 @@ class RetryAfterMiddleware(RetryMiddleware):
     ``Retry-After`` header is retried no sooner than the header asks. When it
     asks for more than ``IMGSCRAPER_RETRY_AFTER_MAX`` seconds the request is
     not retried at all (the response stands, so the image or page fails
-    with its status) instead of holding the crawl. Everything else is stock
-    ``RetryMiddleware`` (``RETRY_TIMES``, ``dont_retry``, ...).
+    with its status) instead of holding the crawl. A wait cut short by the
+    crawl stopping fails the request with ``CrawlStopped`` (a resumed crawl
+    sends it). Everything else is stock ``RetryMiddleware`` (``RETRY_TIMES``,
+    ``dont_retry``, ...).
     """
+
+    #: Seconds between checks, while waiting, that the crawl is not stopping.
+    STOP_CHECK_INTERVAL = 0.25
 
     def __init__(self, settings: BaseSettings):
         super().__init__(settings)
@@ -64,5 +71,13 @@ class RetryAfterMiddleware(RetryMiddleware):
         if retry is None:
             return response
         self.crawler.stats.inc_value("imgscraper/retry_after/waited")
-        await sleep(delay)
+        await self._wait(delay)
         return retry
+
+    async def _wait(self, delay: float) -> None:
+        """Sleep ``delay`` seconds; raise ``CrawlStopped`` as soon as the crawl is stopping."""
+        deadline = time.monotonic() + delay
+        while (left := deadline - time.monotonic()) > 0:
+            if crawl_stopping(self.crawler):
+                raise CrawlStopped
+            await sleep(min(left, self.STOP_CHECK_INTERVAL))

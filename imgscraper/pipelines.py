@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from itemadapter import ItemAdapter
 from PIL import Image, ImageOps
 from scrapy import signals
-from scrapy.exceptions import IgnoreRequest, StopDownload
+from scrapy.exceptions import DropItem, IgnoreRequest, StopDownload
 from scrapy.http import Headers, Request, Response
 from scrapy.http.request import NO_CALLBACK
 from scrapy.pipelines.files import FSFilesStore, S3FilesStore
@@ -32,6 +32,7 @@ from scrapy.utils.defer import deferred_from_coro, ensure_awaitable, maybe_defer
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
+from imgscraper.downloader import CrawlStopped, crawl_stopping
 from imgscraper.inspection import ImageInfo, ImageRejected, inspect_image
 from imgscraper.durations import parse_duration
 from imgscraper.filters import ImageFilter
@@ -45,7 +46,10 @@ if TYPE_CHECKING:
 
     from scrapy.crawler import Crawler
 
-__all__ = ["AtomicFSFilesStore", "ImageFailed", "ImageStorePipeline", "S3ImageStore", "failure_reason", "to_jpeg"]
+__all__ = [
+    "AtomicFSFilesStore", "ImageFailed", "ImageStorePipeline", "S3ImageStore", "StoppedBeforeDownload",
+    "failure_reason", "to_jpeg",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +97,18 @@ class ImageFailed(_MediaRequestFiltered):
         self.reason = reason
 
 
+class StoppedBeforeDownload(DropItem):
+    """An image not downloaded because the crawl stopped first (Ctrl-C, SIGTERM).
+
+    Not a result: the item is dropped (not exported), the image neither
+    stored nor recorded, and its page is not done in a ``JOBDIR``'s journal,
+    so the resumed crawl fetches it.
+    """
+
+    def __init__(self) -> None:
+        super().__init__("not downloaded: the crawl stopped first", log_level="DEBUG")
+
+
 _FAILURE_REASONS = {
     "DownloadConnectionRefusedError": "connection-refused",
     "ConnectionRefusedError": "connection-refused",
@@ -121,7 +137,10 @@ _IGNORE_REQUEST_FAILURES = {
 
 
 def failure_reason(exc: BaseException) -> str:
-    """A short slug for a download error, used in items, stats and logs."""
+    """A short slug for a download error, used in items, stats and logs (an exception may
+    carry its own as ``failure_reason``)."""
+    if reason := getattr(exc, "failure_reason", ""):
+        return reason
     if isinstance(exc, IgnoreRequest):
         message = str(exc)
         for text, reason in _IGNORE_REQUEST_FAILURES.items():
@@ -424,6 +443,9 @@ class ImageStorePipeline(ImagesPipeline):
         return cls(crawler.settings["IMAGES_STORE"], crawler=crawler)
 
     async def close_spider(self) -> None:
+        if stopped := self.stats.get_value("imgscraper/images/stopped"):
+            logger.info("%(count)d images not downloaded: the crawl stopped first "
+                        "(the same command with the same JOBDIR fetches them)", {"count": stopped})
         if self.record:
             self.record.close()
 
@@ -467,11 +489,15 @@ class ImageStorePipeline(ImagesPipeline):
         of the CPU per image, ``make bench``); a URL in flight or answered
         recently (:class:`RecentResults`) is still fetched only once.
         """
+        if crawl_stopping(self.crawler):
+            raise self._stopped()
         info = self.spiderinfo
         results: list[FileInfoOrError] = []
         for request in self.get_media_requests(item, info):
             try:
                 results.append((True, await self._image_result(request, info, item)))
+            except CrawlStopped:
+                raise self._stopped() from None
             except Exception as exc:
                 results.append((False, Failure(exc)))
         return self.item_completed(results, item, info)
@@ -627,7 +653,7 @@ class ImageStorePipeline(ImagesPipeline):
 
     def media_failed(self, failure: Failure, request: Request, info: MediaPipeline.SpiderInfo) -> None:
         exc = failure.value
-        if isinstance(exc, ImageFailed):
+        if isinstance(exc, (ImageFailed, CrawlStopped)):
             raise exc
         if isinstance(exc, StopDownload) and "imgscraper_filtered" in request.meta:
             raise self._reject(request, "skipped", "filtered", request.meta["imgscraper_filtered"])
@@ -877,6 +903,10 @@ class ImageStorePipeline(ImagesPipeline):
             {"status": status, "reason": reason, "url": request.url[:300], "detail": f" - {detail}" if detail else ""},
         )
         return ImageFailed(status, reason, detail)
+
+    def _stopped(self) -> StoppedBeforeDownload:
+        self.stats.inc_value("imgscraper/images/stopped")
+        return StoppedBeforeDownload()
 
     def _count(self, status: str, reason: str = "") -> None:
         self.stats.inc_value(f"imgscraper/images/{status}")

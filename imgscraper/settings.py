@@ -41,7 +41,12 @@ DOWNLOADER_MIDDLEWARES = {
     "imgscraper.middlewares.RetryAfterMiddleware": 550,
     # Closest to the download handler: it sees every attempt before the retry middleware.
     "imgscraper.hosts.UnreachableHostMiddleware": 950,
+    # No fetch into private networks (IMGSCRAPER_ALLOW_PRIVATE_NETWORKS). After HttpProxyMiddleware, and
+    # after UnreachableHostMiddleware: a refused address is reported as such, not counted as a dead host.
+    "imgscraper.addresses.PrivateNetworkMiddleware": 960,
 }
+# Scrapy's default resolver, refusing private addresses where connections are made (imgscraper/addresses.py).
+TWISTED_DNS_RESOLVER = "imgscraper.addresses.GuardedResolver"
 # Only http(s) and data: are fetched: no local files or FTP, whatever a page or redirect says.
 DOWNLOAD_HANDLERS = {"file": None, "ftp": None}
 DOWNLOAD_MAXSIZE = 100 * 1024 * 1024
@@ -98,6 +103,10 @@ IMGSCRAPER_SKIP_TRACKING_PIXELS = True
 # conditional request: "30m", "12h", "7d", "2w", or a bare number of days.
 # Empty: IMAGES_EXPIRES days.
 IMGSCRAPER_EXPIRES = ""
+# Connect to loopback, private (10/8, 172.16/12, 192.168/16, fc00::/7), link-local (169.254/16,
+# fe80::/10) and unspecified addresses whatever the start URLs. Off: such an address is refused
+# (reason blocked-address) unless a start URL is itself on that kind of network.
+IMGSCRAPER_ALLOW_PRIVATE_NETWORKS = False
 # Longest Retry-After (seconds) waited before a retry; a longer one fails the request.
 IMGSCRAPER_RETRY_AFTER_MAX = 60
 # Connection failures or timeouts in a row after which a host counts as down: its requests

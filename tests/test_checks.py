@@ -56,6 +56,9 @@ def test_project_defaults_pass(tmp_path):
         ({"IMGSCRAPER_RENDER_SETTLE_MS": "soon"}, ("IMGSCRAPER_RENDER_SETTLE_MS", "integer")),
         ({"IMGSCRAPER_RENDER_TIMEOUT": "-1"}, ("IMGSCRAPER_RENDER_TIMEOUT", ">= 0")),
         ({"IMGSCRAPER_RENDER_LOAD_IMAGES": "maybe"}, ("IMGSCRAPER_RENDER_LOAD_IMAGES", "true or false")),
+        ({"IMGSCRAPER_ALLOW_PRIVATE_NETWORKS": "maybe"}, ("IMGSCRAPER_ALLOW_PRIVATE_NETWORKS", "true or false")),
+        ({"TWISTED_REACTOR_ENABLED": True, "TWISTED_DNS_RESOLVER": "scrapy.resolver.CachingThreadedResolver"},
+         ("TWISTED_DNS_RESOLVER", "cannot refuse private addresses", "GuardedResolver")),
         ({"TWISTED_REACTOR_ENABLED": False}, ("TWISTED_REACTOR_ENABLED=False", "experimental", "rewrites")),
     ],
 )
@@ -77,6 +80,15 @@ def test_store_not_checked_when_not_downloading(tmp_path):
     (tmp_path / "file").write_text("not a directory")
     settings = project(tmp_path, IMAGES_STORE=str(tmp_path / "file" / "store"), ITEM_PIPELINES={})
     assert check_settings(settings) == []
+
+
+def test_any_resolver_when_private_networks_allowed(tmp_path):
+    settings = project(tmp_path, TWISTED_REACTOR_ENABLED=True, IMGSCRAPER_ALLOW_PRIVATE_NETWORKS=True,
+                       TWISTED_DNS_RESOLVER="scrapy.resolver.CachingHostnameResolver")
+    assert check_settings(settings) == []
+    assert check_settings(project(tmp_path, TWISTED_REACTOR_ENABLED=True)) == []
+    ipv6 = project(tmp_path, TWISTED_DNS_RESOLVER="imgscraper.addresses.GuardedHostnameResolver")
+    assert check_settings(ipv6) == []
 
 
 def test_other_components_settings_are_not_flagged(tmp_path):
@@ -104,9 +116,10 @@ def srv(site_server_module):
         ("IMGSCRAPER_NEAR_DUPLICATES=yes", ("IMGSCRAPER_NEAR_DUPLICATES", "off, mark, skip")),
         # Scrapy's experimental aiohttp transport: no handler built, nothing left unclosed.
         ("TWISTED_REACTOR_ENABLED=False", ("TWISTED_REACTOR_ENABLED=False", "experimental")),
+        ("TWISTED_DNS_RESOLVER=scrapy.resolver.CachingThreadedResolver", ("TWISTED_DNS_RESOLVER", "GuardedResolver")),
     ],
     ids=["bad-value", "misspelt-name", "unwritable-store", "not-a-number-spider", "not-a-number-command",
-         "not-a-boolean-spider", "bad-near-duplicates", "reactorless"],
+         "not-a-boolean-spider", "bad-near-duplicates", "reactorless", "unguarded-resolver"],
 )
 def test_crawl_refuses_wrong_setting(srv, run_crawl, tmp_path, setting, words):
     (tmp_path / "file").write_text("not a directory")

@@ -207,6 +207,30 @@ def test_killed_worker_is_taken_over(srv, redis_url, s3, tmp_path):
     assert "'imgscraper/shared/pages_recovered'" in survivor.output  # it took over the victim's pages
 
 
+def test_ctrl_c_leaves_the_rest_of_the_crawl_to_the_next_worker(srv, redis_url, s3, tmp_path):
+    """A worker stopped with Ctrl-C starts no new image; the pages and image claims it did not
+    finish go back to the shared crawl, and the next worker stores the rest."""
+    _, client = s3
+    srv.clear_logs()
+    crawl = ("-s", "IMGSCRAPER_CRAWL_ID=stop-test")
+    try:
+        srv.server.latency = 0.2
+        (first,) = start_workers(1, srv, redis_url, s3, tmp_path / "first", "stop", *crawl)
+        deadline = time.monotonic() + 30
+        while len(image_requests(srv, srv.server.log.snapshot())) < 3:
+            assert first.proc.poll() is None and time.monotonic() < deadline, first.output[-3000:]
+            time.sleep(0.05)
+        first.proc.send_signal(signal.SIGINT)
+        assert first.wait() == 1, first.output[-3000:]
+    finally:
+        srv.server.latency = 0.05
+    assert "images not downloaded: the crawl stopped first" in first.output, first.output[-3000:]
+    (second,) = start_workers(1, srv, redis_url, s3, tmp_path / "second", "stop", *crawl)
+    assert second.wait() == 0, second.output[-3000:]
+    expected = srv.site.stored_at(DEPTH)
+    assert sorted(bucket_images(client, "stop").values()) == sorted(set(expected.values()))
+
+
 def test_without_redis_url_nothing_of_redis_is_imported(srv, run_crawl, redis_url):
     """Python's import log (PYTHONPROFILEIMPORTTIME) of a crawl without, then with, the setting."""
 

@@ -262,3 +262,112 @@ def test_parse_cut_short_leaves_the_page_to_redo(tmp_path):
     spider.item_finished(first)
     parse.close()  # the crawl stopped while the page was being parsed
     assert not spider.tracker.journal.is_done(url)
+
+
+# -- a prompt stop: the first Ctrl-C starts no new download --------------------------
+
+WIDE_PAGES, WIDE_PER_PAGE, WIDE_LATENCY = 2, 200, 0.1
+
+
+@pytest.fixture
+def wide_site(tmp_path):
+    """2 pages, 200 images each, every response 100 ms late: when the crawl is interrupted, the
+    pipeline holds far more images (the rest of the page) than the downloader has in flight."""
+    with HTTPTestServer(tmp_path / "www", latency=WIDE_LATENCY) as server:
+        site = TreeSite.__new__(TreeSite)
+        site.server, site.images = server, {}
+        for page in range(WIDE_PAGES):
+            links = "".join(f'<a href="/p{q}.html">p</a>' for q in range(1, WIDE_PAGES)) if page == 0 else ""
+            for k in range(WIDE_PER_PAGE):
+                site.images[f"/i/{page}-{k}.png"] = make_png(70_000 + page * WIDE_PER_PAGE + k)
+            html = "".join(f'<img src="/i/{page}-{k}.png">' for k in range(WIDE_PER_PAGE)) + links
+            server.add_handler(f"/p{page}.html", lambda h, t=html: h.send_body(t, content_type="text/html") or True)
+        server.add_handler("/i/*", lambda h: h.send_body(site.images[h.url_path], content_type="image/png") or True)
+        site.sha_to_path = {hashlib.sha256(body).hexdigest(): path for path, body in site.images.items()}
+        yield site
+
+
+@pytest.mark.parametrize(
+    "signals_", [[signal.SIGINT], [signal.SIGTERM], [signal.SIGINT, signal.SIGINT]], ids=["SIGINT", "SIGTERM", "twice"]
+)
+def test_a_signal_starts_no_new_download_and_exits_promptly(wide_site, tmp_path, signals_):
+    job = Job(wide_site, tmp_path)
+    job.cmd += ["-s", "CONCURRENT_REQUESTS=16", "-s", "CONCURRENT_REQUESTS_PER_DOMAIN=16"]
+    proc = job.start()
+    job.wait_for_files(proc, 30)
+    signalled = time.monotonic()
+    for sig in signals_:
+        proc.send_signal(sig)
+        time.sleep(0.05)
+    _, err = proc.communicate(timeout=60)
+    took = time.monotonic() - signalled
+    assert "Closing spider (shutdown)" in err and "Traceback" not in err, err[-3000:]
+    assert proc.returncode == 1
+    server_log = wide_site.server.log
+    server_log.wait_idle()
+    images = [r for r in server_log if r.url_path.startswith("/i/")]
+    # Up to CONCURRENT_REQUESTS (16) requests were on their way when the signal arrived, and a
+    # loaded server may read them a little later; as many again may start before a busy crawl
+    # handles the signal. Any more would be downloads started after it (before this change:
+    # the rest of the page, about 150).
+    after = [r for r in images if r.start > signalled]
+    assert len(after) <= 2 * 16, f"{len(after)} image requests reached the server after the signal"
+    assert all(r.start < signalled + 2 for r in after), sorted(r.start - signalled for r in after)
+    longest = max(r.duration or 0 for r in images)
+    assert took < 2 + longest + 1, f"{took:.1f} s from the signal to the exit"  # + 1 s: Python's own exit
+    stored = job.stored_paths()  # complete images, no temporary file
+    assert len(stored) < len(wide_site.images)
+    if len(signals_) == 1:
+        items = [json.loads(line) for line in job.items.read_text().splitlines()]
+        assert items and all(i["status"] == "downloaded" for i in items)  # the images not started are no result
+        assert "images not downloaded: the crawl stopped first" in err
+    else:
+        assert "Received SIGINT twice, forcing unclean shutdown" in err
+    job.resume_and_check(stored)
+
+
+def test_a_stop_leaves_the_pages_it_cut_short_to_redo(tmp_path):
+    from types import SimpleNamespace
+
+    from imgscraper.pipelines import StoppedBeforeDownload
+
+    spider = journal_spider(tmp_path)
+    journal = spider.tracker.journal
+    done_page, cut_page = "http://127.0.0.1:9/", "http://127.0.0.1:9/b.html"
+    journal.add(done_page, 0)
+    journal.add(cut_page, 0)
+    # A page parsed before the stop: one image stored, the other not started when the crawl stopped.
+    first, second = list(spider.parse(page_response(done_page, '<img src="/a.png"><img src="/b.png">')))
+    spider.crawler.engine = SimpleNamespace(spider=spider, running=False)  # what Crawler.stop() leaves
+    spider.item_finished(first)
+    spider.item_finished(second, exception=StoppedBeforeDownload())
+    # A page parsed during the stop: no image is yielded any more.
+    assert list(spider.parse(page_response(cut_page, '<img src="/c.png"><img src="/d.png">'))) == []
+    assert journal.pending() == [(done_page, 0), (cut_page, 0)]
+
+
+def test_a_signal_cuts_a_retry_after_wait_short(tmp_path):
+    """An image answered 429 with Retry-After: 30 s: the crawl waits to retry it, and a Ctrl-C
+    ends that wait at once; the resumed crawl fetches the image."""
+    with HTTPTestServer(tmp_path / "www") as server:
+        site = TreeSite.__new__(TreeSite)
+        site.server, site.images = server, {"/i/busy.png": make_png(90_001)}
+        site.sha_to_path = {hashlib.sha256(site.images["/i/busy.png"]).hexdigest(): "/i/busy.png"}
+        busy = {"on": True}
+        server.add_handler("/p0.html", lambda h: h.send_body('<img src="/i/busy.png">', content_type="text/html") or True)
+        server.add_handler("/i/busy.png", lambda h: h.send_body(
+            b"busy", status=429, headers={"Retry-After": "30"}) if busy["on"] else h.send_body(
+            site.images["/i/busy.png"], content_type="image/png") or True)
+        job = Job(site, tmp_path)
+        proc = job.start()
+        deadline = time.monotonic() + 30
+        while not any(r.url_path == "/i/busy.png" and r.done for r in server.log.snapshot()):
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.01)
+        time.sleep(0.3)  # the retry middleware is waiting
+        took, err = interrupt(proc, [signal.SIGINT])
+        assert proc.returncode == 1 and "Traceback" not in err, err[-3000:]
+        assert took < 3, f"{took:.1f} s from the signal to the exit"
+        assert job.stored_paths() == set()
+        busy["on"] = False
+        job.resume_and_check(set())

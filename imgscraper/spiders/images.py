@@ -35,10 +35,11 @@ from imgscraper.discovery import (
     find_stylesheets,
     image_url_key,
 )
+from imgscraper.downloader import CrawlStopped, crawl_stopping
 from imgscraper.filters import FILTERS, ImageFilter, URLFilter, count_filtered, parse_regex, resolve_arguments
 from imgscraper.items import ImageItem
 from imgscraper.journal import PageJournal, PageTracker, discard_request_queue
-from imgscraper.pipelines import failure_reason
+from imgscraper.pipelines import StoppedBeforeDownload, failure_reason
 from imgscraper.rendering import Renderer, RenderingError, browser_failure_reason
 from imgscraper.sitemaps import read_sitemap, robots_txt_url, sitemap_body, sitemaps_in_robots_txt
 
@@ -466,10 +467,11 @@ class ImagesSpider(scrapy.Spider):
         """Whether ``url`` is a page to request now: with a ``JOBDIR``, one its journal does not hold yet."""
         return self.tracker is None or self.tracker.journal.add(canonicalize_url(url), depth)
 
-    def item_finished(self, item: Any) -> None:
-        """An item left the pipelines: one less thing its page waits for."""
+    def item_finished(self, item: Any, exception: BaseException | None = None) -> None:
+        """An item left the pipelines: one less thing its page waits for. An image the
+        crawl stopped before downloading leaves its page to do again."""
         page = self.item_pages.pop(id(item), None)
-        if page is not None:
+        if page is not None and not isinstance(exception, StoppedBeforeDownload):
             self.tracker.release(page)
 
     def request_dropped(self, request: Request) -> None:
@@ -501,6 +503,9 @@ class ImagesSpider(scrapy.Spider):
         A start page that fails is an ERROR (and fails the crawl); another page a WARNING.
         """
         request = failure.request
+        if failure.check(CrawlStopped):
+            logger.debug("Not fetched, the crawl is stopping: %s", request.url)
+            return  # left to do: a resumed crawl fetches it
         response = getattr(failure.value, "response", None)
         if response is not None:
             reason, detail = f"http-{response.status}", f"HTTP {response.status}"
@@ -533,7 +538,7 @@ class ImagesSpider(scrapy.Spider):
         yield from self._parse_page(response, page)
         # Not in a ``finally``: a parse cut short (the crawl stopping) leaves the page to redo.
         if page is not None:
-            self.tracker.release(page)
+            self.release_unless_stopping(page)
 
     def _parse_page(self, response: Response, page: str | None) -> Iterator[ImageItem | Request]:
         # A stopped download (stop_non_page_download) has no body, which Scrapy takes for text.
@@ -612,9 +617,17 @@ class ImagesSpider(scrapy.Spider):
         for sheet in css_import_urls(css, response.url):
             yield self.stylesheet_request(sheet, page, journal_page, page_title)
         if journal_page is not None:
-            self.tracker.release(journal_page)
+            self.release_unless_stopping(journal_page)
+
+    def release_unless_stopping(self, page: str) -> None:
+        """One less thing ``page`` waits for, unless the crawl is stopping: its images
+        stopped being yielded (:meth:`new_images`), so the page stays to do."""
+        if not crawl_stopping(self.crawler):
+            self.tracker.release(page)
 
     def stylesheet_failed(self, failure: Failure) -> None:
+        if failure.check(CrawlStopped):
+            return  # its page stays to do
         self.crawler.stats.inc_value("imgscraper/stylesheets_failed")
         logger.debug("Cannot fetch style sheet %s: %s", failure.request.url, failure.value)
         if journal_page := failure.request.meta.get("imgscraper_holds"):
@@ -626,8 +639,11 @@ class ImagesSpider(scrapy.Spider):
         """One item per image URL not yielded before in this crawl (by this process:
         with ``dedupe_images`` off, every reference is yielded for a shared crawl to sort out),
         with the context ``page`` (titled ``page_title``) gave it. An image the URL filters
-        leave out is an item already ``skipped`` (``filtered``): the pipeline does not request it."""
+        leave out is an item already ``skipped`` (``filtered``): the pipeline does not request it.
+        None once the crawl is stopping: they would not be downloaded."""
         for ref in refs:
+            if crawl_stopping(self.crawler):
+                return
             if self.dedupe_images:
                 key = image_url_key(ref.url)
                 if key in self.seen_images:
