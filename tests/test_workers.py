@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -310,6 +311,7 @@ def test_lead_killed_its_workers_and_redis_end_too(site, tmp_path):
     """SIGKILL of the lead (the process the user started): the local workers and the private
     redis-server it started end too, instead of crawling on for no one."""
     store = tmp_path / "store"
+    dirs_before = private_redis_dirs()
     site.server.latency = 0.1
     proc = subprocess.Popen(command(site, store, "IMGSCRAPER_WORKERS=3"), cwd=PROJECT_ROOT, env=environment(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -327,6 +329,9 @@ def test_lead_killed_its_workers_and_redis_end_too(site, tmp_path):
     while alive(children) and time.monotonic() < ended:
         time.sleep(0.1)
     assert not alive(children), [Path(f"/proc/{pid}/cmdline").read_bytes() for pid in alive(children)]
+    # The killed lead could not remove its private Redis's directory (a socket and a log): the test does.
+    for directory in private_redis_dirs() - dirs_before:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def test_runspider_crawls_with_one_worker_and_says_so(site, tmp_path):
