@@ -6,6 +6,8 @@ URL ?=
 DEPTH ?= 0
 STORE ?= images
 OUT ?= images.jsonl
+# Worker processes of the crawl on this machine (IMGSCRAPER_WORKERS; above 1, a private redis-server).
+WORKERS ?= 1
 SCRAPY_ARGS ?=
 # Debian packages the tests need, installed by `make debs` when missing (add yours here).
 DEBS := chromium redis-server
@@ -28,7 +30,7 @@ STORE_URI = $(if $(findstring ://,$(STORE)),$(STORE),$(abspath $(STORE)))
 .PHONY: help install install-dev debs crawl test bench bench-workers bench-render faults clean scrapyd-auth scrapyd deploy schedule scheduler
 
 help:
-	@echo "make crawl URL=https://example.com [DEPTH=1] [STORE=images] [OUT=images.jsonl]"
+	@echo "make crawl URL=https://example.com [DEPTH=1] [STORE=images] [OUT=images.jsonl] [WORKERS=2]"
 	@echo "make test"
 	@echo "make install | make install-dev   # what running the crawler needs (requirements.txt) | plus tests and benchmarks (requirements-dev.txt)"
 	@echo "make bench [BENCH_ARGS=...]   # a few minutes; see docs/benchmarks.md"
@@ -62,8 +64,9 @@ debs:
 	fi
 
 crawl: install
-	@test -n "$(URL)" || { echo "usage: make crawl URL=https://example.com [DEPTH=1]" >&2; exit 2; }
-	$(BIN)/scrapy crawl images -a url="$(URL)" -a depth=$(DEPTH) -s IMAGES_STORE="$(STORE)" -O "$(OUT)" $(SCRAPY_ARGS)
+	@test -n "$(URL)" || { echo "usage: make crawl URL=https://example.com [DEPTH=1] [WORKERS=2]" >&2; exit 2; }
+	$(BIN)/scrapy crawl images -a url="$(URL)" -a depth=$(DEPTH) -s IMAGES_STORE="$(STORE)" -O "$(OUT)" \
+	  -s IMGSCRAPER_WORKERS=$(WORKERS) $(SCRAPY_ARGS)
 
 # The gallery and rendering tests use Debian's headless Chromium, the shared-crawl tests a real Redis (DEBS).
 test: install-dev debs

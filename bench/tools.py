@@ -35,7 +35,7 @@ def imgscraper(start_url: str, work: Path, *, scenario: str, concurrency: int = 
                "-s", f"CONCURRENT_REQUESTS={concurrency}", "-s", f"CONCURRENT_REQUESTS_PER_DOMAIN={concurrency}"]
     for name, value in (settings or {}).items():
         command += ["-s", f"{name}={value}"]
-    # The crawl may fork worker processes (IMGSCRAPER_PROCESSES): the memory of the whole tree.
+    # The crawl may start worker processes and a redis-server (IMGSCRAPER_WORKERS): the whole tree.
     wall, cpu, rss, rc = run_measured(command, cwd=PROJECT_ROOT, log=work / "crawl.log", tree=True)
     images, size = store_stats(store / "full")  # not the gallery nor the record
     return Run(label, scenario, wall, cpu, rss, images, size, rc, command)

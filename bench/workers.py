@@ -82,9 +82,7 @@ def shared_workers(start_url: str, work: Path, *, workers: int, redis_url: str |
                "-s", "LOG_LEVEL=INFO",
                "-s", f"CONCURRENT_REQUESTS={concurrency}", "-s", f"CONCURRENT_REQUESTS_PER_DOMAIN={concurrency}",
                # Each worker would rebuild the gallery after the crawl: not what is measured here.
-               "-s", "IMGSCRAPER_GALLERY=false",
-               # One process per crawl (a shared crawl keeps one anyway): two crawls fill the two cores.
-               "-s", "IMGSCRAPER_PROCESSES=1"]
+               "-s", "IMGSCRAPER_GALLERY=false"]
     if redis_url:
         command += ["-s", f"IMGSCRAPER_REDIS_URL={redis_url}", "-s", f"IMGSCRAPER_CRAWL_ID=bench-{time.time_ns()}"]
     env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}

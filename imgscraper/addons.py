@@ -2,34 +2,55 @@
 
 from __future__ import annotations
 
+import logging
+
 from scrapy.settings import Settings
 
 __all__ = ["DistributedCrawl"]
+
+logger = logging.getLogger(__name__)
 
 
 class DistributedCrawl:
     """``IMGSCRAPER_REDIS_URL`` set: share the crawl with every worker using the
     same Redis (:mod:`imgscraper.distributed`: scrapy-redis's scheduler and
-    duplicate filter, kept queue, shared image claims). Unset: nothing
-    changes, and neither redis nor scrapy-redis is imported.
+    duplicate filter, kept queue, shared image claims, download slots shared
+    by every worker (:mod:`imgscraper.leases`); with
+    ``IMGSCRAPER_WORKERS > 1`` under the crawl command, :mod:`imgscraper.workers`
+    starts the local workers). Unset: nothing changes, and neither redis nor
+    scrapy-redis is imported.
     """
 
     def update_settings(self, settings: Settings) -> None:
+        if not self._valid_settings(settings):
+            return  # with a bad value imgscraper.checks refuses the crawl, in one line
+        workers = settings.getint("IMGSCRAPER_WORKERS")
+        if workers > 1 and not settings.getlist("IMGSCRAPER_LOCAL_WORKER_COMMAND"):
+            logger.warning("IMGSCRAPER_WORKERS=%d: local workers are started by scrapy crawl (the project's crawl "
+                           "command), not here: crawling with one worker", workers)
         url = settings.get("IMGSCRAPER_REDIS_URL")
-        if not url or not self._valid_timeout(settings):
-            return  # with a bad timeout imgscraper.checks refuses the crawl, in one line
+        if not url:
+            return
         from imgscraper.distributed import SharedImagesMiddleware  # noqa: PLC0415
 
         settings.set("REDIS_URL", url, priority="addon")
-        settings.set("SCHEDULER", "imgscraper.distributed.SharedScheduler", priority="addon")
+        # The crawl command's local workers (IMGSCRAPER_WORKERS): this worker starts them and leads them.
+        lead = workers > 1 and settings.getlist("IMGSCRAPER_LOCAL_WORKER_COMMAND")
+        scheduler = "imgscraper.workers.LeadScheduler" if lead else "imgscraper.distributed.SharedScheduler"
+        settings.set("SCHEDULER", scheduler, priority="addon")
+        # Per-domain concurrency and delay hold across the workers (imgscraper.leases).
+        if settings.get("DOWNLOADER") == "imgscraper.downloader.LimitedDownloader":
+            # At the priority of the project's value, which ranks above add-ons.
+            settings.set("DOWNLOADER", "imgscraper.leases.SharedSlotsDownloader",
+                         priority=settings.getpriority("DOWNLOADER") or "addon")
         # Several workers: the first to finish must not clear the shared queue.
         settings.set("SCHEDULER_PERSIST", True, priority="addon")
         # Close to the engine: it sees what the other spider middlewares let through.
         settings.set_in_component_priority_dict("SPIDER_MIDDLEWARES", SharedImagesMiddleware, 50)
 
     @staticmethod
-    def _valid_timeout(settings: Settings) -> bool:
+    def _valid_settings(settings: Settings) -> bool:
         try:
-            return settings.getfloat("IMGSCRAPER_REDIS_WORKER_TIMEOUT") >= 1
+            return settings.getfloat("IMGSCRAPER_REDIS_WORKER_TIMEOUT") >= 1 and settings.getint("IMGSCRAPER_WORKERS") >= 1
         except (TypeError, ValueError):
             return False

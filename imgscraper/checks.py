@@ -105,8 +105,8 @@ def check_values(settings: BaseSettings) -> Iterator[str]:
                  "IMGSCRAPER_RENDER_TIMEOUT", "IMGSCRAPER_HOST_COOLDOWN"):
         yield from _number(settings, name, float, 0)
     yield from _number(settings, "IMGSCRAPER_RENDER_MAX_PAGES", int, 1)
-    yield from _number(settings, "IMGSCRAPER_PROCESSES", int, 0)
     yield from _number(settings, "IMGSCRAPER_GC_THRESHOLD", int, 0)
+    yield from _number(settings, "IMGSCRAPER_WORKERS", int, 1)
     for name in ("IMGSCRAPER_RENDER_MAX_SCROLLS", "IMGSCRAPER_RENDER_SETTLE_MS", "IMGSCRAPER_RENDER_MAX_CLICKS"):
         yield from _number(settings, name, int, 0)
     yield from _number(settings, "IMGSCRAPER_REDIS_WORKER_TIMEOUT", float, 1)

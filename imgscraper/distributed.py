@@ -1,7 +1,9 @@
 """One crawl shared by any number of workers through Redis.
 
-Turned on by ``IMGSCRAPER_REDIS_URL`` (the add-on :class:`imgscraper.addons.DistributedCrawl`
-installs these components; nothing here is imported otherwise). Pages go
+Turned on by ``IMGSCRAPER_REDIS_URL``, or by ``IMGSCRAPER_WORKERS > 1`` (local workers
+through a private Redis, :mod:`imgscraper.workers`); the add-on
+:class:`imgscraper.addons.DistributedCrawl` installs these components, and
+nothing here is imported otherwise. Pages go
 through one shared queue and duplicate filter (scrapy-redis); images, which
 Scrapy's media pipeline fetches without its scheduler, are claimed in Redis
 so that each is fetched and stored by one worker only.
@@ -33,6 +35,10 @@ Redis keys, under ``imgscraper:<crawl id>:``:
     members, their heartbeats, the pages each holds
 ``finished`` (string)
     set when the crawl is done
+``output:<lead>`` (list)
+    what the local workers of ``lead`` hand it (:mod:`imgscraper.workers`): items and stats
+``slot:<download slot>`` (sorted set)
+    the leases of the transfers in flight on a download slot, by expiry (:mod:`imgscraper.leases`)
 """
 
 from __future__ import annotations
@@ -43,11 +49,13 @@ import itertools
 import json
 import logging
 import os
+import pickle
 import socket
 import uuid
 import weakref
 from collections import deque
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from itemadapter import ItemAdapter, is_item
@@ -62,30 +70,43 @@ from scrapy_redis.dupefilter import RFPDupeFilter
 from scrapy_redis.queue import PriorityQueue
 from scrapy_redis.scheduler import Scheduler
 
+from imgscraper.discovery import image_url_key
 from imgscraper.downloader import crawl_stopping
 from imgscraper.filters import count_filtered
 from imgscraper.pipelines import StoppedBeforeDownload
-from imgscraper.processes import PARENT, TOKEN, WorkLedger, image_key
 
 if TYPE_CHECKING:
     from redis import Redis
 
     from scrapy.crawler import Crawler
     from scrapy.http import Response
+    from twisted.internet.defer import Deferred
 
-__all__ = ["SharedCrawl", "SharedImagesMiddleware", "SharedScheduler", "crawl_id_of"]
+__all__ = ["SharedCrawl", "SharedImagesMiddleware", "SharedScheduler", "WorkLedger", "crawl_id_of", "image_key"]
 
 logger = logging.getLogger(__name__)
 
+#: Request meta keys: the token of a page a worker took, and of the page a request was found on.
+TOKEN = "imgscraper_page_token"
+PARENT = "imgscraper_page_parent"
+#: Stats each process keeps for itself: the lead worker does not add a local worker's
+#: (item_scraped_count: it counts the items it writes to its feeds).
+OWN_STATS = ("item_scraped_count", "items_per_minute", "responses_per_minute", "elapsed_time", "memusage/",
+             "log_count/", "start_time", "finish_")
+#: Seconds between two hand-overs of a local worker's items and stats to its lead.
+HAND_OVER_INTERVAL = 0.25
 #: The field of a worker's ``taken`` hash held from joining until it is first idle.
 STARTING = "starting"
 #: Seconds between checks for new work while a worker is idle: one Redis call each,
 #: and an idle worker picks up a new page at most this late (0.25 s cost 0.3 s of a 3 s crawl).
 IDLE_POLL = 0.05
 
+# Returns 1: started afresh, 0: joined, -1: finished and not joined (ARGV[5] is 0:
+# a local worker, which only helps a running crawl).
 _JOIN = """
 local p, me = ARGV[1], ARGV[2]
 local fresh = 0
+if ARGV[5] == '0' and redis.call('EXISTS', p .. 'finished') == 1 then return -1 end
 if redis.call('EXISTS', p .. 'finished') == 1 then
   for _, w in ipairs(redis.call('SMEMBERS', p .. 'workers')) do
     redis.call('DEL', p .. 'taken:' .. w)
@@ -173,6 +194,103 @@ return won
 """
 
 
+def image_key(url: str) -> str:
+    """The key an image URL is claimed under (as the spider deduplicates it)."""
+    return hashlib.sha1(image_url_key(url).encode("utf-8")).hexdigest()
+
+
+@dataclass
+class _Unit:
+    """A request this worker took from the queue: still being fetched, parsed, outputs pending."""
+
+    fetching: bool = True
+    parsed: bool = False
+    pending: int = 0
+
+
+class WorkLedger:
+    """The requests (pages, style sheets) a worker took and the images they brought.
+
+    A taken request stays *held* until it is parsed and everything it yielded
+    has gone through the engine; ``on_done(token)`` is called then.
+    :meth:`busy` says whether the worker has enough work for now.
+    """
+
+    def __init__(self, max_images: int, on_done: Callable[[str], None] | None = None):
+        self.max_images = max(1, max_images)
+        self.on_done = on_done
+        self.units: dict[str, _Unit] = {}
+        self.images_in_progress = 0
+        self._item_units: dict[int, str] = {}
+        self._tokens = itertools.count(1)
+        self._parsed = 0
+        self._images_kept = 0
+
+    def take(self, request: Request, token: str | None = None) -> Request:
+        """Hold ``request`` (taken from the queue) under a new token, or ``token``."""
+        token = token or str(next(self._tokens))
+        request.meta[TOKEN] = token
+        self.units[token] = _Unit()
+        return request
+
+    def fetched(self, request: Request) -> None:
+        unit = self.units.get(request.meta.get(TOKEN, ""))
+        if unit is not None:
+            unit.fetching = False
+
+    def busy(self) -> bool:
+        """Whether this worker expects at least ``max_images`` images to fetch soon: those of
+        its parsed pages, and an estimate for the pages it is fetching (no room for a page)."""
+        per_page = self._images_kept / self._parsed if self._parsed else self.max_images
+        fetching = sum(1 for unit in self.units.values() if unit.fetching)
+        return self.images_in_progress + fetching * per_page >= self.max_images
+
+    def output(self, token: str | None, obj: Any) -> None:
+        """``obj`` (item or request), yielded by the unit ``token``, is on its way."""
+        unit = self.units.get(token) if token is not None else None
+        if unit is None:
+            return
+        unit.pending += 1
+        if isinstance(obj, Request):
+            obj.meta[PARENT] = token
+        else:
+            self._item_units[id(obj)] = token
+            self.images_in_progress += 1
+
+    def parsed(self, token: str | None, images: int) -> None:
+        self._parsed += 1
+        self._images_kept += images
+        unit = self.units.get(token) if token is not None else None
+        if unit is not None:
+            unit.fetching, unit.parsed = False, True
+            self._maybe_done(token)
+
+    def output_done(self, token: str | None) -> None:
+        unit = self.units.get(token) if token is not None else None
+        if unit is not None:
+            unit.pending -= 1
+            self._maybe_done(token)
+
+    def item_done(self, item: Any) -> None:
+        token = self._item_units.pop(id(item), None)
+        if token is not None:
+            self.images_in_progress -= 1
+            self.output_done(token)
+
+    def clear(self) -> None:
+        """The worker is idle: everything it held is done."""
+        self.units.clear()
+        self._item_units.clear()
+        self.images_in_progress = 0
+
+    def _maybe_done(self, token: str) -> None:
+        unit = self.units[token]
+        if unit.parsed and unit.pending <= 0:
+            del self.units[token]
+            if self.on_done is not None:
+                self.on_done(token)
+
+
 def crawl_id_of(spider: Spider) -> str:
     """The default crawl id: the spider's name and a digest of its arguments."""
     args = {
@@ -202,12 +320,17 @@ class SharedCrawl:
         self.crawl_id = ""
         self.prefix = ""
         self.joined = False
+        #: The worker that writes this worker's items to its feeds and counts its stats
+        #: (set on the local workers the crawl command starts): see :meth:`hand_over`.
+        self.lead: str = settings.get("IMGSCRAPER_LEAD_WORKER") or ""
         self._tokens = itertools.count(1)
         #: The pages this worker holds and the images they brought.
         self.ledger = WorkLedger(settings.getint("CONCURRENT_REQUESTS"), on_done=self._page_done)
         # Fingerprints of images done but not yet marked so in Redis: written
         # with the next page done (one round trip per page, not per image).
         self._done_images: list[str] = []
+        #: Items and stats for the lead, written with the images done.
+        self._outgoing: list[bytes] = []
         # Fingerprints of images claimed but not fetched, the crawl stopping: unclaimed on leaving.
         self._stopped_images: list[str] = []
         self._scripts = {
@@ -233,18 +356,31 @@ class SharedCrawl:
 
     # -- membership -------------------------------------------------------
 
-    def join(self, spider: Spider) -> bool:
-        """Join (or start afresh, returning True) the crawl of ``spider``."""
+    def join(self, spider: Spider) -> bool | None:
+        """Join (or start afresh, returning True) the crawl of ``spider``.
+
+        None: the crawl is finished and this worker, which has a lead, did not join.
+        """
         self.crawl_id = self.configured_id or crawl_id_of(spider)
         self.prefix = f"imgscraper:{self.crawl_id}:"
-        fresh = bool(self._run("join", self.worker, self.timeout_ms, STARTING))
+        joined = self._run("join", self.worker, self.timeout_ms, STARTING, 0 if self.lead else 1)
+        if joined < 0:
+            logger.info("Shared crawl %s is finished: nothing left to do", self.crawl_id)
+            return None
         self.joined = True
         self.crawler.stats.set_value("imgscraper/shared/crawl_id", self.crawl_id)
+        self.crawler.stats.set_value("imgscraper/shared/worker", self.worker)
         logger.info(
             "%s shared crawl %s as worker %s (Redis keys %s*)",
-            "Started" if fresh else "Joined", self.crawl_id, self.worker, self.prefix,
+            "Started" if joined else "Joined", self.crawl_id, self.worker, self.prefix,
         )
-        return fresh
+        if self.lead:
+            self.server.rpush(self.output_key(self.lead), pickle.dumps(("joined", self.worker, os.getpid())))
+        return bool(joined)
+
+    def output_key(self, lead: str) -> str:
+        """The list where the local workers of ``lead`` hand it their items and stats."""
+        return self.key(f"output:{lead}")
 
     def heartbeat(self) -> None:
         """Say this worker is alive; put the pages of dead workers back in the queue."""
@@ -259,12 +395,19 @@ class SharedCrawl:
         if not self.joined:
             return
         self.joined = False
-        self._flush_done_images(self.server)
+        self.flush(final=True)
         if self._stopped_images:
             self.server.hdel(self.key("images"), *self._stopped_images)
-        moved = self._run("release", STARTING, self.worker)
+        moved = self.release(self.worker)
         if moved:
             logger.info("Put %d unfinished pages back in the shared queue", moved)
+        if self.lead:
+            self.server.rpush(self.output_key(self.lead), pickle.dumps(("left", self.worker)))
+
+    def release(self, worker: str) -> int:
+        """Put the pages ``worker`` holds back in the queue, and forget it (its images may
+        be claimed again); how many pages."""
+        return self._run("release", STARTING, worker)
 
     def finished(self) -> bool:
         """Whether the whole crawl is done (and mark it so)."""
@@ -281,7 +424,7 @@ class SharedCrawl:
     def all_pages_done(self) -> None:
         """This worker is idle: every page it took is finished."""
         pipe = self.server.pipeline()
-        self._flush_done_images(pipe)
+        self._flush(pipe, final=True)
         pipe.delete(self.key(f"taken:{self.worker}"))
         pipe.execute()
         self.ledger.clear()
@@ -297,15 +440,42 @@ class SharedCrawl:
         queue when this worker leaves) and its claim is given up then."""
         self._stopped_images.append(image_key(ItemAdapter(item)["url"]))
 
-    def _flush_done_images(self, client: Any) -> None:
+    def hand_over(self, item: Any) -> None:
+        """Pass a scraped item to the lead (when this worker has one), with its image marked done."""
+        if not self.lead:
+            return
+        try:
+            data = pickle.dumps(("item", self.worker, item), protocol=pickle.HIGHEST_PROTOCOL)
+        except (pickle.PicklingError, TypeError, AttributeError):
+            data = pickle.dumps(("item", self.worker, ItemAdapter(item).asdict()), protocol=pickle.HIGHEST_PROTOCOL)
+        self._outgoing.append(data)
+
+    def flush(self, *, final: bool = False) -> None:
+        """Mark the images done so far, and hand the lead this worker's items and stats."""
+        pipe = self.server.pipeline()
+        self._flush(pipe, final=final)
+        pipe.execute()
+
+    def _flush(self, client: Any, *, final: bool = False) -> None:
+        """Images done, and the items they brought to the lead, in one transaction: an item
+        reaches the lead if and only if no other worker will fetch its image again."""
         if self._done_images:
             client.hset(self.key("images"), mapping=dict.fromkeys(self._done_images, ""))
             self._done_images = []
+        if not self.lead:
+            return
+        if final or self._outgoing:
+            stats = {name: value for name, value in self.crawler.stats.get_stats().items()
+                     if isinstance(value, (int, float)) and not name.startswith(OWN_STATS)}
+            self._outgoing.append(pickle.dumps(("stats", self.worker, stats), protocol=pickle.HIGHEST_PROTOCOL))
+        if self._outgoing:
+            client.rpush(self.output_key(self.lead), *self._outgoing)
+            self._outgoing = []
 
     def _page_done(self, token: str) -> None:
         """The page ``token`` is parsed and all it yielded is through: mark its images done, let it go."""
         pipe = self.server.pipeline()
-        self._flush_done_images(pipe)
+        self._flush(pipe)
         pipe.hdel(self.key(f"taken:{self.worker}"), token)
         pipe.execute()
 
@@ -339,6 +509,7 @@ class SharedScheduler(Scheduler):
         self._heartbeat = create_looping_call(self.shared.heartbeat)
         self._heartbeat_interval = interval
         self._idle_poll = create_looping_call(self._poll)
+        self._hand_over = create_looping_call(self.shared.flush)
         crawler.signals.connect(self.spider_idle, signal=signals.spider_idle)
         crawler.signals.connect(self.request_left_downloader, signal=signals.request_left_downloader)
 
@@ -356,10 +527,14 @@ class SharedScheduler(Scheduler):
     def open(self, spider: Spider) -> None:
         self.spider = spider
         try:
-            self.shared.join(spider)
+            joined = self.shared.join(spider)
         except RedisError as exc:
             # One clear line, then the spider is closed as soon as it is open.
             self.error = f"Cannot join the shared crawl at {self.crawler.settings.get('REDIS_URL')}: {exc}"
+            self.crawler.signals.connect(self._refuse, signal=signals.spider_opened)
+            return
+        if joined is None:
+            self.error = "finished"
             self.crawler.signals.connect(self._refuse, signal=signals.spider_opened)
             return
         self.queue = PriorityQueue(
@@ -369,13 +544,17 @@ class SharedScheduler(Scheduler):
             self.server, key=self.shared.key("dupefilter"), debug=spider.settings.getbool("DUPEFILTER_DEBUG")
         )
         self._heartbeat.start(self._heartbeat_interval, now=False)
+        if self.shared.lead:
+            self._hand_over.start(HAND_OVER_INTERVAL, now=False)
 
     def _refuse(self) -> None:
+        if self.error == "finished":  # a local worker started after the crawl's end
+            raise CloseSpider("finished")
         logger.error(self.error)
         raise CloseSpider("shared_crawl_unavailable")
 
-    def close(self, reason: str) -> None:
-        for loop in (self._heartbeat, self._idle_poll):
+    def close(self, reason: str) -> Deferred[None] | None:
+        for loop in (self._heartbeat, self._idle_poll, self._hand_over):
             if loop.running:
                 loop.stop()
         self.shared.leave()
@@ -462,12 +641,17 @@ class SharedImagesMiddleware:
     def __init__(self, crawler: Crawler):
         self.crawler = crawler
         self.shared = SharedCrawl.of(crawler)
-        for signal in (signals.item_scraped, signals.item_dropped, signals.item_error):
+        crawler.signals.connect(self.item_scraped, signal=signals.item_scraped)
+        for signal in (signals.item_dropped, signals.item_error):
             crawler.signals.connect(self.item_done, signal=signal)
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> SharedImagesMiddleware:
         return cls(crawler)
+
+    def item_scraped(self, item: Any) -> None:
+        self.shared.hand_over(item)
+        self.shared.item_done(item)
 
     def item_done(self, item: Any, exception: BaseException | None = None) -> None:
         if isinstance(exception, StoppedBeforeDownload):

@@ -26,6 +26,10 @@ pipeline queued for download (with 100 ms responses, a 3,000-image site took
 30 s to exit and started 2,000 image requests after the signal). Here,
 once the crawl is stopping (:func:`crawl_stopping`), transfers under way
 finish and queued requests fail at once with :class:`CrawlStopped`.
+
+A subclass can hold each transfer to more limits (:meth:`~LimitedDownloader.reserve`,
+:meth:`~LimitedDownloader.release`): :class:`imgscraper.leases.SharedSlotsDownloader` holds them
+across the workers of a shared crawl.
 """
 
 from __future__ import annotations
@@ -86,6 +90,14 @@ class LimitedDownloader(Downloader):
         """Whether ``CONCURRENT_REQUESTS`` transfers are in flight."""
         return 0 < self.total_concurrency <= self.transferring_count
 
+    def reserve(self, slot: Slot, request: Request) -> float:
+        """Reserve what ``request``'s transfer needs besides the slot's own limits: 0 when it
+        may start now, else the seconds to wait before asking again. Nothing here."""
+        return 0.0
+
+    def release(self, request: Request) -> None:
+        """``request``'s transfer ended: give back what :meth:`reserve` reserved. Nothing here."""
+
     def _process_queue(self, slot: Slot) -> None:
         if crawl_stopping(self.crawler):
             self._fail_queued(slot)
@@ -103,6 +115,10 @@ class LimitedDownloader(Downloader):
             if self.total_slots_full():
                 self._blocked[slot] = None
                 return
+            wait = self.reserve(slot, slot.queue[0][0])
+            if wait > 0:
+                slot.latercall = call_later(wait, self._latercall, slot)
+                return
             slot.lastseen = now
             request, queue_dfd = slot.queue.popleft()
             # Reserved here, not when the coroutine starts: see the module doc.
@@ -118,6 +134,7 @@ class LimitedDownloader(Downloader):
         try:
             return await super()._download(slot, request)
         finally:
+            self.release(request)
             self.transferring_count -= 1
             self._process_blocked()
 

@@ -38,7 +38,6 @@ from scrapy.crawler import Crawler
 from scrapy.exceptions import NotConfigured
 
 from imgscraper.inspection import ImageRejected, inspect_image
-from imgscraper.processes import in_worker
 from imgscraper.records import SQLiteRecord
 from imgscraper.summary import NOT_STARTED, format_bytes
 
@@ -293,8 +292,6 @@ class Gallery:
     def spider_closed(self, reason: str) -> None:
         if reason in NOT_STARTED:
             return
-        if in_worker():
-            return  # the main process builds the gallery
         try:
             path = build_gallery(self.store, self.thumbs)
         except (OSError, sqlite3.Error) as exc:

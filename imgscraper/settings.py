@@ -57,8 +57,6 @@ ADDONS = {
     "imgscraper.checks.SettingsCheck": 0,
     # IMGSCRAPER_REDIS_URL: one crawl shared by many workers (imgscraper/distributed.py).
     "imgscraper.addons.DistributedCrawl": 10,
-    # IMGSCRAPER_PROCESSES: one crawl spread over processes (imgscraper/processes.py).
-    "imgscraper.processes.CrawlProcesses": 20,
 }
 EXTENSIONS = {
     "imgscraper.extensions.OneLineRobotsErrors": 0,
@@ -139,11 +137,6 @@ IMGSCRAPER_MAX_BYTES = 0
 IMGSCRAPER_PROGRESS = True
 # Seconds between progress lines in the log when stderr is not a terminal (0: none).
 IMGSCRAPER_PROGRESS_INTERVAL = 60.0
-# Processes that share the crawl's pages and images (1: this one only). N > 1 starts N - 1
-# worker processes and divides CONCURRENT_REQUESTS(_PER_DOMAIN/_PER_IP) between all N;
-# one process is kept when DOWNLOAD_DELAY, AutoThrottle, JOBDIR or IMGSCRAPER_MAX_PAGES is on.
-# 0: one per core while each keeps 4 of the per-host limit.
-IMGSCRAPER_PROCESSES = 1
 # Python's cyclic garbage collector: objects alive when the crawl starts are frozen and the
 # first generation is collected every this many allocations (Python: 700); 0 leaves it alone.
 # About 7% less CPU on the bench site, same peak memory (see docs/benchmarks.md).
@@ -207,6 +200,10 @@ IMGSCRAPER_RENDER_BLOCK_DOMAINS = [
 # Let the browser download images too (by default it only records their URLs
 # and Scrapy fetches each image once, within the crawl's limits).
 IMGSCRAPER_RENDER_LOAD_IMAGES = False
+# Worker processes of this crawl on this machine (scrapy crawl, make crawl WORKERS=N, Scrapyd jobs).
+# Above 1 they share the crawl through Redis: IMGSCRAPER_REDIS_URL, or else a private
+# redis-server started for the crawl (Debian's redis-server package). One feed, one summary.
+IMGSCRAPER_WORKERS = 1
 # Share the crawl with every worker using this Redis, e.g. "redis://host:6379/0"
 # (scrapy-redis queue and duplicate filter, shared image claims). Empty: a crawl of its own.
 IMGSCRAPER_REDIS_URL = ""
@@ -216,3 +213,7 @@ IMGSCRAPER_CRAWL_ID = ""
 # Seconds without a heartbeat after which a worker of a shared crawl counts as
 # dead: its pages go back to the queue and its images may be taken over.
 IMGSCRAPER_REDIS_WORKER_TIMEOUT = 30.0
+# Set by the crawl command, not by hand: the command line of one more local worker
+# (IMGSCRAPER_WORKERS), and on each local worker, the worker that leads it (imgscraper/workers.py).
+IMGSCRAPER_LOCAL_WORKER_COMMAND = []
+IMGSCRAPER_LEAD_WORKER = ""

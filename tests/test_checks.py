@@ -44,7 +44,7 @@ def test_project_defaults_pass(tmp_path):
         ({"IMGSCRAPER_PROGRESS_INTERVAL": "soon"}, ("IMGSCRAPER_PROGRESS_INTERVAL", "number")),
         ({"IMGSCRAPER_PROGRESS": "sometimes"}, ("IMGSCRAPER_PROGRESS", "true or false")),
         ({"IMGSCRAPER_MAX_PAGES": "-1"}, ("IMGSCRAPER_MAX_PAGES", ">= 0")),
-        ({"IMGSCRAPER_PROCESSES": "-1"}, ("IMGSCRAPER_PROCESSES", ">= 0")),
+        ({"IMGSCRAPER_WORKERS": "0"}, ("IMGSCRAPER_WORKERS", ">= 1")),
         ({"IMGSCRAPER_RETRY_AFTER_MAX": "soon"}, ("IMGSCRAPER_RETRY_AFTER_MAX", "number")),
         ({"IMGSCRAPER_HOST_FAILURES": "-1"}, ("IMGSCRAPER_HOST_FAILURES", ">= 0")),
         ({"IMGSCRAPER_HOST_COOLDOWN": "soon"}, ("IMGSCRAPER_HOST_COOLDOWN", "number")),
@@ -113,7 +113,7 @@ def srv(site_server_module):
         ("", ("IMAGES_STORE", "cannot be written")),
         # Read by the spider (built before the check) and by the crawl command (before the crawler).
         ("IMGSCRAPER_MAX_PAGES=many", ("IMGSCRAPER_MAX_PAGES", "integer")),
-        ("IMGSCRAPER_PROCESSES=all", ("IMGSCRAPER_PROCESSES", "integer")),
+        ("IMGSCRAPER_WORKERS=all", ("IMGSCRAPER_WORKERS", "integer")),
         ("IMGSCRAPER_SCRIPT_IMAGES=maybe", ("IMGSCRAPER_SCRIPT_IMAGES", "true or false")),
         ("IMGSCRAPER_NEAR_DUPLICATES=yes", ("IMGSCRAPER_NEAR_DUPLICATES", "off, mark, skip")),
         # Scrapy's experimental aiohttp transport: no handler built, nothing left unclosed.

@@ -265,6 +265,32 @@ def test_unreachable_redis_is_one_error_line(srv, run_crawl):
     assert [r.path for r in srv.server.log.snapshot()] == []
 
 
+def test_work_ledger_holds_a_page_until_its_outputs_are_through():
+    from scrapy import Request
+
+    from imgscraper.distributed import PARENT, TOKEN, WorkLedger
+
+    done: list[str] = []
+    ledger = WorkLedger(max_images=4, on_done=done.append)
+    page = ledger.take(Request("http://example.com/p1"))
+    token = page.meta[TOKEN]
+    assert ledger.busy()  # a page being fetched is expected to bring images
+    ledger.fetched(page)
+    items = [{"url": f"http://example.com/{n}.png"} for n in range(3)]
+    link = Request("http://example.com/p2")
+    for obj in [*items, link]:
+        ledger.output(token, obj)
+    ledger.parsed(token, images=3)
+    assert not ledger.busy() and done == []
+    ledger.output_done(link.meta[PARENT])
+    for item in items[:2]:
+        ledger.item_done(item)
+    assert done == []
+    ledger.item_done(items[2])
+    assert done == [token]
+    assert ledger.images_in_progress == 0
+
+
 def test_images_left_out_by_a_filter_are_counted_once_across_workers(srv, redis_url, s3, tmp_path):
     """``image_deny``: every left-out image is one ``skipped``/``filtered`` item and counted once
     in the workers' stats together, and no worker requests it."""

@@ -28,6 +28,8 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 WIRING = {
     "BOT_NAME", "SPIDER_MODULES", "NEWSPIDER_MODULE", "COMMANDS_MODULE", "ADDONS", "EXTENSIONS",
     "ITEM_PIPELINES", "DOWNLOADER_MIDDLEWARES",
+    # Set by the crawl command on the crawl and its local workers (imgscraper/workers.py), not by hand.
+    "IMGSCRAPER_LOCAL_WORKER_COMMAND", "IMGSCRAPER_LEAD_WORKER",
 }
 
 _CODE = re.compile(r"```.*?```|`[^`\n]+`", re.DOTALL)

@@ -147,15 +147,3 @@ def test_autothrottle_applies_to_images(two_hosts, run_crawl):
         # The start delay applied too: the first gaps are well above latency.
         assert sum(gaps[:2]) / 2 >= 0.12, gaps
         assert log.max_in_flight() <= 2
-
-
-def test_limits_hold_across_worker_processes(two_hosts, run_crawl):
-    """IMGSCRAPER_PROCESSES=2: the processes share the limits, they do not each get them."""
-    result, log_a, log_b = crawl_logged(
-        two_hosts, run_crawl, 0.15, "CONCURRENT_REQUESTS=6", "CONCURRENT_REQUESTS_PER_DOMAIN=4",
-        "IMGSCRAPER_PROCESSES=2", pages=True,
-    )
-    assert "'imgscraper/processes/images'" in result.output  # the worker process took part
-    per_host = (log_a.max_in_flight(), log_b.max_in_flight())
-    assert max(per_host) <= 4, per_host
-    assert overall_in_flight(log_a.snapshot(), log_b.snapshot()) <= 6

@@ -207,13 +207,16 @@ def test_render_stores_every_image_scripts_insert(js_site, rendered):
     assert stat(rendered, "imgscraper/render/pages") == 3 + len(PAGES)
 
 
-def test_render_with_two_processes_stores_every_image_scripts_insert(js_site, run_crawl, chromium):
-    """The crawl command forks no worker once the Twisted reactor is installed (render=yes):
-    the worker is a new interpreter with a reactor and a browser of its own."""
+def test_render_with_two_workers_stores_every_image_scripts_insert(js_site, run_crawl, chromium):
+    """IMGSCRAPER_WORKERS=2 with render=yes: the local worker runs with the Twisted reactor
+    and a browser of its own, like the lead."""
     result = crawl(js_site, run_crawl, "-a", f"url={js_site.base_url}", "-a", "depth=1", "-a", "render=yes",
-                   "-s", "IMGSCRAPER_PROCESSES=2", "-s", "CONCURRENT_REQUESTS_PER_DOMAIN=4")
+                   # One request at a time: the lead leaves pages in the queue, and starts its worker.
+                   "-s", "IMGSCRAPER_WORKERS=2", "-s", "CONCURRENT_REQUESTS=1")
     assert_ok(result)
     assert "Traceback" not in result.stderr
+    assert "Started 1 local worker" in result.stderr
+    assert "'imgscraper/workers/items'" in result.stderr  # it took part
     assert image_names(result) == js_site.linked
     assert not check_stored(js_site, result, js_site.linked), "\n".join(check_stored(js_site, result, js_site.linked))
 

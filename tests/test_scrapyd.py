@@ -215,16 +215,16 @@ def test_scheduled_job_stores_images_and_items(scrapyd, job, site_server_module)
     assert "Crawl summary (finished)" in log and "\x1b[" not in log
 
 
-@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="one core: the default is one process")
-def test_scheduled_job_with_a_worker_process(scrapyd, deployed, site_server_module, tmp_path):
-    """The default IMGSCRAPER_PROCESSES under Scrapyd: a worker process is forked from the job
-    running the deployed egg, and takes part."""
+def test_scheduled_job_with_local_workers(scrapyd, deployed, site_server_module, tmp_path):
+    """IMGSCRAPER_WORKERS=2 under Scrapyd: the job running the deployed egg starts a private Redis and
+    a local worker, which takes part; the job's one feed holds one item per image."""
     store = tmp_path / "images"
-    site_server_module.server.latency = 0.2  # long enough for the worker process to start and take its share
+    site_server_module.server.latency = 0.2  # long enough for the local worker to start and take its share
     try:
         result = make(
             "schedule", scrapyd.env, f"URL={site_server_module.url}", "DEPTH=1", f"STORE={store}",
-            "SETTINGS=LOG_LEVEL=INFO",
+            # Two requests at a time: the lead is busy with the start page's images when the worker joins.
+            "SETTINGS=LOG_LEVEL=INFO IMGSCRAPER_WORKERS=2 CONCURRENT_REQUESTS=2",
         )
         assert result.returncode == 0, result.stdout + result.stderr
         finished = scrapyd.wait_finished(re.search(r"imgscraper / images => (\w+)", result.stdout)[1], timeout=120)
@@ -232,10 +232,13 @@ def test_scheduled_job_with_a_worker_process(scrapyd, deployed, site_server_modu
         site_server_module.server.latency = 0.0
     log = (scrapyd.home / "logs" / "imgscraper" / "images" / f"{finished['id']}.log").read_text()
     assert "'finish_reason': 'finished'" in log and "Traceback" not in log, log[-3000:]
-    handed = re.search(r"'imgscraper/processes/images': (\d+)", log)
+    handed = re.search(r"'imgscraper/workers/items': (\d+)", log)
     assert handed and int(handed[1]) > 0, log[-3000:]
     stored = {hashlib.sha256(p.read_bytes()).hexdigest() for p in (store / "full").iterdir()}
     assert stored == set(site_server_module.site.stored_at(1).values())
+    items = (scrapyd.home / "items" / "imgscraper" / "images" / f"{finished['id']}.jl").read_text().splitlines()
+    urls = [json.loads(line)["url"] for line in items]
+    assert sorted(urls) == sorted(set(urls)) and set(urls) == site_server_module.site.discovered_at(1)
 
 
 def test_finished_job_survives_a_restart(scrapyd, job):

@@ -260,7 +260,7 @@ class ImagesSpider(scrapy.Spider):
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
-        #: The arguments the spider was given (a worker process gets the same: imgscraper.processes).
+        #: The arguments the spider was given (the filters read theirs from here).
         self.arguments: dict[str, Any] = {
             "url": url, "urls_file": urls_file, "depth": depth, "follow_domains": follow_domains,
             "download": download, "render": render, "click": click, "allow": allow, "deny": deny,
@@ -362,11 +362,8 @@ class ImagesSpider(scrapy.Spider):
             settings.set(option.setting, value, priority=priority)
 
     def set_up_deduplication(self) -> None:
-        """A crawl shared by workers (imgscraper.distributed) or processes (imgscraper.processes)
-        deduplicates images across them instead. Read once the add-ons have set the crawl up
-        (``IMGSCRAPER_PROCESSES = 0`` becomes a number then)."""
-        settings = self.crawler.settings
-        self.dedupe_images = not (settings.get("IMGSCRAPER_REDIS_URL") or settings.getint("IMGSCRAPER_PROCESSES") > 1)
+        """A crawl shared by workers (imgscraper.distributed) deduplicates images across them instead."""
+        self.dedupe_images = not self.crawler.settings.get("IMGSCRAPER_REDIS_URL")
 
     def page_meta(self) -> dict[str, Any]:
         """Meta for a page request: rendering, when on."""
