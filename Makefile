@@ -69,7 +69,9 @@ crawl: install
 	  -s IMGSCRAPER_WORKERS=$(WORKERS) $(SCRAPY_ARGS)
 
 # The gallery and rendering tests use Debian's headless Chromium, the shared-crawl tests a real Redis (DEBS).
+# The project's modules compiled first (see bench): the tests start a few hundred crawls.
 test: install-dev debs
+	$(BIN)/python -m compileall -q imgscraper
 	$(BIN)/python -m pytest -q
 
 # The project's modules compiled first, as pip compiles installed packages: with
