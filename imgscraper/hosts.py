@@ -53,8 +53,9 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 class HostUnreachable(IgnoreRequest):
     """A request not sent because its host is down (reason ``host-unreachable``)."""
 
+    failure_reason = "host-unreachable"
+
     def __init__(self, host: str):
-        # imgscraper.pipelines.failure_reason reads the reason from this text.
         super().__init__(f"Not requested: host {host} is unreachable")
         self.host = host
 

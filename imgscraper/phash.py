@@ -102,12 +102,19 @@ class NearDuplicateIndex:
         for (shift, mask), filed in zip(self._ranges, self._filed):
             filed[(image.phash >> shift) & mask].append(image)
 
+    def remove(self, image: HashedImage) -> None:
+        """Forget ``image`` (added, then not stored after all)."""
+        for (shift, mask), filed in zip(self._ranges, self._filed):
+            bucket = filed.get((image.phash >> shift) & mask)
+            if bucket is not None and image in bucket:
+                bucket.remove(image)
+
     def find(self, phash: int, width: int, height: int) -> HashedImage | None:
         """A stored image that the image ``(phash, width, height)`` is a near-duplicate of (the closest), or None."""
         best, best_distance = None, self.max_distance + 1
         for (shift, mask), filed in zip(self._ranges, self._filed):
             for stored in filed.get((phash >> shift) & mask, ()):
-                distance = (stored.phash ^ phash).bit_count()
+                distance = hamming_distance(stored.phash, phash)
                 if (
                     distance < best_distance
                     and stored.width >= width

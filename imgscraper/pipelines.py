@@ -131,8 +131,6 @@ _FAILURE_REASONS = {
 _IGNORE_REQUEST_FAILURES = {
     "max redirections reached": "too-many-redirects",
     "exceeded DOWNLOAD_MAXSIZE": "too-large",
-    # imgscraper.hosts.HostUnreachable
-    "is unreachable": "host-unreachable",
 }
 
 
@@ -729,20 +727,29 @@ class ImageStorePipeline(ImagesPipeline):
             "phash": f"{request.meta['imgscraper_phash']:016x}",
         }
 
-    def _claim_if_not_near_duplicate(self, request: Request, path: str, image_info: ImageInfo) -> None:
+    def _claim_if_not_near_duplicate(self, request: Request, path: str, image_info: ImageInfo) -> HashedImage | None:
         """Raise :class:`NearDuplicate` when ``IMGSCRAPER_NEAR_DUPLICATES=skip`` and a stored image
         (of this crawl or the store's record) is a near-duplicate at least as large; else count this
-        image as stored from now on. One image at a time: of two near-duplicates arriving together,
-        the first to get here is stored, the other skipped."""
+        image as stored from now on and return its claim (None: nothing claimed), which
+        :meth:`_release_claim` gives back if the image is not stored after all. One image at a
+        time: of two near-duplicates arriving together, the first to get here is stored, the other skipped."""
         phash = request.meta.get("imgscraper_phash")
         if self.stored_hashes is None or phash is None or not image_info.width or not image_info.height:
-            return
+            return None
+        claim = None
         with self._stored_hashes_lock:
             stored = self.stored_hashes.find(phash, image_info.width, image_info.height)
             if stored is None:
-                self.stored_hashes.add(HashedImage(phash, image_info.width, image_info.height, path))
+                claim = HashedImage(phash, image_info.width, image_info.height, path)
+                self.stored_hashes.add(claim)
         if stored is not None and stored.path != path:  # the same path: the same bytes, stored once
             raise NearDuplicate(stored)
+        return claim
+
+    def _release_claim(self, claim: HashedImage | None) -> None:
+        if claim is not None and self.stored_hashes is not None:
+            with self._stored_hashes_lock:
+                self.stored_hashes.remove(claim)
 
     def _store_inline(self, response: Response) -> bool:
         """Whether to store ``response`` on the reactor thread rather than in a worker thread.
@@ -765,16 +772,20 @@ class ImageStorePipeline(ImagesPipeline):
         """
         image, image_info, thumbs = self._prepare(response, request)
         path = self.file_path(request, response=response)
-        self._claim_if_not_near_duplicate(request, path, image_info)
+        claim = self._claim_if_not_near_duplicate(request, path, image_info)
         store: AtomicFSFilesStore = self.store
-        already_stored = self.file_names == "stable" and store.has_file(path)
-        if not already_stored:
-            store.write_file(path, image.getbuffer())
-            for thumb_path, thumb_buf in thumbs:
-                store.write_file(thumb_path, thumb_buf.getbuffer())
-        stored = self._image_record(request, response, path, image, image_info)
-        if self.record is not None and not request.url.startswith("data:"):
-            self.record.put(stored)
+        try:
+            already_stored = self.file_names == "stable" and store.has_file(path)
+            if not already_stored:
+                store.write_file(path, image.getbuffer())
+                for thumb_path, thumb_buf in thumbs:
+                    store.write_file(thumb_path, thumb_buf.getbuffer())
+            stored = self._image_record(request, response, path, image, image_info)
+            if self.record is not None and not request.url.startswith("data:"):
+                self.record.put(stored)
+        except BaseException:
+            self._release_claim(claim)  # not stored: its copies are not near-duplicates of it
+            raise
         return stored, already_stored
 
     async def _store_remotely(
@@ -783,15 +794,19 @@ class ImageStorePipeline(ImagesPipeline):
         """Validate, write and record one image in any other ``FilesPipeline`` store."""
         image, image_info, thumbs = await run_in_thread(self._prepare, response, request)
         path = self.file_path(request, response=response, info=info, item=item)
-        self._claim_if_not_near_duplicate(request, path, image_info)
-        already_stored = self.file_names == "stable" and bool(await ensure_awaitable(self.store.stat_file(path, info)))
-        if not already_stored:
-            await self._persist(path, image, image_info)
-            for thumb_path, thumb_buf in thumbs:
-                await ensure_awaitable(self.store.persist_file(thumb_path, thumb_buf, info))
-        stored = self._image_record(request, response, path, image, image_info)
-        if self.record is not None and not request.url.startswith("data:"):
-            await run_in_thread(self.record.put, stored)
+        claim = self._claim_if_not_near_duplicate(request, path, image_info)
+        try:
+            already_stored = self.file_names == "stable" and bool(await ensure_awaitable(self.store.stat_file(path, info)))
+            if not already_stored:
+                await self._persist(path, image, image_info)
+                for thumb_path, thumb_buf in thumbs:
+                    await ensure_awaitable(self.store.persist_file(thumb_path, thumb_buf, info))
+            stored = self._image_record(request, response, path, image, image_info)
+            if self.record is not None and not request.url.startswith("data:"):
+                await run_in_thread(self.record.put, stored)
+        except BaseException:
+            self._release_claim(claim)
+            raise
         return stored, already_stored
 
     @staticmethod

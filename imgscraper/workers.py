@@ -55,7 +55,7 @@ if TYPE_CHECKING:
     from scrapy.crawler import Crawler
     from twisted.internet.defer import Deferred
 
-__all__ = ["LeadScheduler", "RedisServerMissing", "end_with_lead", "private_redis", "worker_command"]
+__all__ = ["LeadScheduler", "RedisServerError", "RedisServerMissing", "end_with_lead", "private_redis", "worker_command"]
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +69,11 @@ _WORKER_OWN = ("FEEDS", "LOG_LEVEL", "STATS_DUMP", "IMGSCRAPER_PROGRESS", "IMGSC
                "IMGSCRAPER_LOCAL_WORKER_COMMAND", "IMGSCRAPER_CRAWL_ID", "IMGSCRAPER_LEAD_WORKER")
 
 
-class RedisServerMissing(RuntimeError):
+class RedisServerError(RuntimeError):
+    """The private ``redis-server`` of local workers cannot be had; the message says why."""
+
+
+class RedisServerMissing(RedisServerError):
     """``redis-server`` is not installed."""
 
 
@@ -131,14 +135,14 @@ def _wait_for_socket(proc: subprocess.Popen, path: Path, log: Path, timeout: flo
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"redis-server exited: {log.read_text(errors='replace')[-500:] if log.exists() else ''}")
+            raise RedisServerError(f"redis-server exited: {log.read_text(errors='replace')[-500:] if log.exists() else ''}")
         with socket.socket(socket.AF_UNIX) as sock:
             try:
                 sock.connect(str(path))
                 return
             except OSError:
                 time.sleep(0.01)
-    raise RuntimeError(f"redis-server did not listen on {path} within {timeout:.0f} s")
+    raise RedisServerError(f"redis-server did not listen on {path} within {timeout:.0f} s")
 
 
 def worker_command(spider: str, arguments: Mapping[str, str], settings: BaseSettings) -> list[str]:

@@ -127,3 +127,14 @@ def test_index_of_a_large_store_is_quick():
     for _ in range(100):
         index.find(rng.getrandbits(64), 400, 300)
     assert (time.process_time() - started) / 100 < 0.002, "a lookup compares a few hundred hashes, not 100,000"
+
+
+def test_index_forgets_a_removed_image():
+    """An image claimed and then not stored (a failed write) is no near-duplicate of anything."""
+    index = NearDuplicateIndex(max_distance=6, aspect_tolerance=0.03)
+    stored = HashedImage(0x0F0F_0F0F_0F0F_0F0F, 100, 50, "full/a.png")
+    index.add(stored)
+    assert index.find(stored.phash ^ 0b11, 50, 25) == stored
+    index.remove(stored)
+    assert index.find(stored.phash ^ 0b11, 50, 25) is None
+    index.remove(stored)  # twice: nothing to forget

@@ -69,12 +69,12 @@ class Command(ScrapyCrawlCommand):
             return True  # the crawl's settings check reports it
         if workers <= 1:
             return True
-        from imgscraper.workers import RedisServerMissing, private_redis, worker_command  # noqa: PLC0415
+        from imgscraper.workers import RedisServerError, private_redis, worker_command  # noqa: PLC0415
 
         if not self.settings.get("IMGSCRAPER_REDIS_URL"):
             try:
                 url = stack.enter_context(private_redis(workers))
-            except RedisServerMissing as exc:
+            except RedisServerError as exc:  # not installed, or would not start
                 logger.error("%s", exc)
                 return False
             logger.info("Private Redis for %d workers: %s", workers, url)
