@@ -107,7 +107,7 @@ schedule: install
 
 # Submits the crawls of SCHEDULE to Scrapyd on their cron expressions (foreground).
 scheduler: install
-	@$(WITH_SCRAPYD_AUTH) exec $(BIN)/python -m imgscraper.scheduler "$(SCHEDULE)"
+	@$(WITH_SCRAPYD_AUTH) exec $(BIN)/python -m imgscraper.scrapyd_schedule "$(SCHEDULE)"
 
 # Many workers, one crawl: 1 and 2 workers through Redis (make bench runs it too).
 bench-workers: install-dev debs

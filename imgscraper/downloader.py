@@ -28,7 +28,7 @@ once the crawl is stopping (:func:`crawl_stopping`), transfers under way
 finish and queued requests fail at once with :class:`CrawlStopped`.
 
 A subclass can hold each transfer to more limits (:meth:`~LimitedDownloader.reserve`,
-:meth:`~LimitedDownloader.release`): :class:`imgscraper.leases.SharedSlotsDownloader` holds them
+:meth:`~LimitedDownloader.release`): :class:`imgscraper.distributed.leases.SharedSlotsDownloader` holds them
 across the workers of a shared crawl.
 """
 

@@ -22,14 +22,14 @@ from scrapy.http import Headers
 from scrapy.settings import BaseSettings
 from scrapy.statscollectors import StatsCollector
 
-from imgscraper.inspection import MEDIA_TYPES
+from imgscraper.pipelines.inspection import MEDIA_TYPES
 
 __all__ = [
     "FILTERS", "Filter", "ImageFilter", "URLFilter", "check_filter_settings", "count_filtered", "format_of_media_type",
     "parse_byte_size", "parse_formats", "parse_regex", "resolve_arguments",
 ]
 
-#: Format names people type, and the format each means (:data:`imgscraper.inspection.MEDIA_TYPES`).
+#: Format names people type, and the format each means (:data:`imgscraper.pipelines.inspection.MEDIA_TYPES`).
 FORMAT_NAMES: dict[str, str] = {
     **{name.lower(): name for name in MEDIA_TYPES},
     "jpg": "JPEG",
@@ -77,7 +77,7 @@ def parse_byte_size(value: Any) -> int:
 
 def parse_formats(value: Any) -> frozenset[str]:
     """Image formats (``jpeg,png,webp``, or a list): their names as
-    :class:`imgscraper.inspection.ImageInfo` gives them. Empty: every format."""
+    :class:`imgscraper.pipelines.inspection.ImageInfo` gives them. Empty: every format."""
     if isinstance(value, str):
         names = value.split(",")
     elif isinstance(value, (list, tuple, set, frozenset)) or value is None:
@@ -136,7 +136,7 @@ def count_filtered(stats: StatsCollector) -> None:
 
 
 def check_filter_settings(settings: BaseSettings) -> Iterator[str]:
-    """A problem for each filter setting whose value cannot be read (for :mod:`imgscraper.checks`)."""
+    """A problem for each filter setting whose value cannot be read (for :mod:`imgscraper.addons.settingscheck`)."""
     for option in FILTERS:
         value = settings.get(option.setting)
         try:

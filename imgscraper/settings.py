@@ -38,37 +38,37 @@ RETRY_GIVE_UP_LOG_LEVEL = "DEBUG"
 # Stock RetryMiddleware retries a 429/503 at once; this one waits as Retry-After asks.
 DOWNLOADER_MIDDLEWARES = {
     "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
-    "imgscraper.middlewares.RetryAfterMiddleware": 550,
+    "imgscraper.downloadermiddlewares.retryafter.RetryAfterMiddleware": 550,
     # Closest to the download handler: it sees every attempt before the retry middleware.
-    "imgscraper.hosts.UnreachableHostMiddleware": 950,
+    "imgscraper.downloadermiddlewares.unreachablehosts.UnreachableHostMiddleware": 950,
     # No fetch into private networks (IMGSCRAPER_ALLOW_PRIVATE_NETWORKS). After HttpProxyMiddleware, and
     # after UnreachableHostMiddleware: a refused address is reported as such, not counted as a dead host.
-    "imgscraper.addresses.PrivateNetworkMiddleware": 960,
+    "imgscraper.resolver.PrivateNetworkMiddleware": 960,
 }
-# Scrapy's default resolver, refusing private addresses where connections are made (imgscraper/addresses.py).
-TWISTED_DNS_RESOLVER = "imgscraper.addresses.GuardedResolver"
+# Scrapy's default resolver, refusing private addresses where connections are made (imgscraper/resolver.py).
+TWISTED_DNS_RESOLVER = "imgscraper.resolver.GuardedResolver"
 # Only http(s) and data: are fetched: no local files or FTP, whatever a page or redirect says.
 DOWNLOAD_HANDLERS = {"file": None, "ftp": None}
 DOWNLOAD_MAXSIZE = 100 * 1024 * 1024
 DOWNLOAD_WARNSIZE = 32 * 1024 * 1024
 
-# Checks every setting once, before anything is built (imgscraper/checks.py).
+# Checks every setting once, before anything is built (imgscraper/addons/settingscheck.py).
 ADDONS = {
-    "imgscraper.checks.SettingsCheck": 0,
-    # IMGSCRAPER_REDIS_URL: one crawl shared by many workers (imgscraper/distributed.py).
-    "imgscraper.addons.DistributedCrawl": 10,
+    "imgscraper.addons.settingscheck.SettingsCheck": 0,
+    # IMGSCRAPER_REDIS_URL: one crawl shared by many workers (imgscraper/distributed/crawl.py).
+    "imgscraper.addons.distributed.DistributedCrawl": 10,
 }
 EXTENSIONS = {
-    "imgscraper.extensions.OneLineRobotsErrors": 0,
-    "imgscraper.extensions.OneLinePerFailure": 0,
-    "imgscraper.extensions.FewLinesPerFailureHost": 0,
-    "imgscraper.summary.CrawlSummary": 0,
-    "imgscraper.progress.CrawlProgress": 0,
-    "imgscraper.gallery.Gallery": 0,
+    "imgscraper.extensions.failurelines.OneLineRobotsErrors": 0,
+    "imgscraper.extensions.failurelines.OneLinePerFailure": 0,
+    "imgscraper.extensions.failurelines.FewLinesPerFailureHost": 0,
+    "imgscraper.extensions.summary.CrawlSummary": 0,
+    "imgscraper.extensions.progress.CrawlProgress": 0,
+    "imgscraper.extensions.gallery.Gallery": 0,
 }
-# imgscraper.progress logs a fuller stats line (IMGSCRAPER_PROGRESS_INTERVAL).
+# imgscraper.extensions.progress logs a fuller stats line (IMGSCRAPER_PROGRESS_INTERVAL).
 LOGSTATS_INTERVAL = 0
-ITEM_PIPELINES = {"imgscraper.pipelines.ImageStorePipeline": 300}
+ITEM_PIPELINES = {"imgscraper.pipelines.images.ImageStorePipeline": 300}
 IMAGES_STORE = "images"
 # Days a stored image counts as fresh; IMGSCRAPER_EXPIRES, when set, takes precedence.
 IMAGES_EXPIRES = 90
@@ -110,7 +110,7 @@ IMGSCRAPER_ALLOW_PRIVATE_NETWORKS = False
 # Longest Retry-After (seconds) waited before a retry; a longer one fails the request.
 IMGSCRAPER_RETRY_AFTER_MAX = 60
 # Connection failures or timeouts in a row after which a host counts as down: its requests
-# fail at once as host-unreachable until a probe gets an answer (imgscraper/hosts.py). 0: off.
+# fail at once as host-unreachable until a probe gets an answer (imgscraper/downloadermiddlewares/unreachablehosts.py). 0: off.
 IMGSCRAPER_HOST_FAILURES = 3
 # Seconds a down host is left alone before one request probes it again.
 IMGSCRAPER_HOST_COOLDOWN = 60.0
@@ -214,6 +214,6 @@ IMGSCRAPER_CRAWL_ID = ""
 # dead: its pages go back to the queue and its images may be taken over.
 IMGSCRAPER_REDIS_WORKER_TIMEOUT = 30.0
 # Set by the crawl command, not by hand: the command line of one more local worker
-# (IMGSCRAPER_WORKERS), and on each local worker, the worker that leads it (imgscraper/workers.py).
+# (IMGSCRAPER_WORKERS), and on each local worker, the worker that leads it (imgscraper/distributed/workers.py).
 IMGSCRAPER_LOCAL_WORKER_COMMAND = []
 IMGSCRAPER_LEAD_WORKER = ""

@@ -2,7 +2,7 @@
 
 Use them in a crawl subprocess with ``PYTHONPATH=tests`` and
 ``-s TWISTED_DNS_RESOLVER=resolver_stub.<class>``. Both are
-:class:`imgscraper.addresses.GuardedResolver` with only the lookup replaced,
+:class:`imgscraper.resolver.GuardedResolver` with only the lookup replaced,
 so private addresses are refused as in production.
 
 ``LoopbackTestResolver``
@@ -24,7 +24,7 @@ from twisted.internet import defer
 from twisted.internet.abstract import isIPAddress
 from twisted.internet.error import DNSLookupError
 
-from imgscraper.addresses import GuardedResolver
+from imgscraper.resolver import GuardedResolver
 
 
 class LoopbackTestResolver(GuardedResolver):

@@ -11,7 +11,7 @@ import pytest
 from scrapy.settings import Settings
 
 from imgscraper import settings as project_settings
-from imgscraper.checks import check_settings
+from imgscraper.addons.settingscheck import check_settings
 
 
 def project(tmp_path, **overrides) -> Settings:
@@ -89,7 +89,7 @@ def test_any_resolver_when_private_networks_allowed(tmp_path):
                        TWISTED_DNS_RESOLVER="scrapy.resolver.CachingHostnameResolver")
     assert check_settings(settings) == []
     assert check_settings(project(tmp_path, TWISTED_REACTOR_ENABLED=True)) == []
-    ipv6 = project(tmp_path, TWISTED_DNS_RESOLVER="imgscraper.addresses.GuardedHostnameResolver")
+    ipv6 = project(tmp_path, TWISTED_DNS_RESOLVER="imgscraper.resolver.GuardedHostnameResolver")
     assert check_settings(ipv6) == []
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from imgscraper import settings as project_settings
-from imgscraper.checks import known_setting_names
+from imgscraper.addons.settingscheck import known_setting_names
 from imgscraper.spiders.images import ImagesSpider
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,7 +28,7 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 WIRING = {
     "BOT_NAME", "SPIDER_MODULES", "NEWSPIDER_MODULE", "COMMANDS_MODULE", "ADDONS", "EXTENSIONS",
     "ITEM_PIPELINES", "DOWNLOADER_MIDDLEWARES",
-    # Set by the crawl command on the crawl and its local workers (imgscraper/workers.py), not by hand.
+    # Set by the crawl command on the crawl and its local workers (imgscraper/distributed/workers.py), not by hand.
     "IMGSCRAPER_LOCAL_WORKER_COMMAND", "IMGSCRAPER_LEAD_WORKER",
 }
 

@@ -1,8 +1,8 @@
-"""imgscraper.durations: the IMGSCRAPER_EXPIRES / schedule ``every`` format."""
+"""imgscraper.utils: the IMGSCRAPER_EXPIRES / schedule ``every`` format."""
 
 import pytest
 
-from imgscraper.durations import parse_duration
+from imgscraper.utils import parse_duration
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""A readable log (imgscraper.extensions.FewLinesPerFailureHost): per failure reason and host, the
+"""A readable log (imgscraper.extensions.failurelines.FewLinesPerFailureHost): per failure reason and host, the
 first few failures are WARNING lines, the rest one line at the end; items and stats keep them all."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 
 from faultsite import make_png
 from httpserver import HTTPTestServer
-from imgscraper.extensions import FewLinesPerFailureHost
+from imgscraper.extensions.failurelines import FewLinesPerFailureHost
 
 MISSING_IMAGES = 50
 MISSING_PAGES = 5
@@ -79,15 +79,15 @@ def test_counted_only_reasons_and_other_lines():
     the closing line counts images and pages. Errors and lines without a reason pass."""
     lines = FewLinesPerFailureHost(lines=2)
     shown = [
-        lines.filter(record("imgscraper.pipelines", "host-unreachable", f"http://dead.example:8080/{i}.png"))
+        lines.filter(record("imgscraper.pipelines.images", "host-unreachable", f"http://dead.example:8080/{i}.png"))
         for i in range(40)
     ]
     shown.append(lines.filter(record("imgscraper.spiders.images", "host-unreachable", "http://dead.example:8080/p")))
-    shown += [lines.filter(record("imgscraper.pipelines", "http-404", f"https://u@A.example/{n}")) for n in "abc"]
-    shown += [lines.filter(record("imgscraper.pipelines", "not-an-image", "data:image/png;base64,AAAA"))]
+    shown += [lines.filter(record("imgscraper.pipelines.images", "http-404", f"https://u@A.example/{n}")) for n in "abc"]
+    shown += [lines.filter(record("imgscraper.pipelines.images", "not-an-image", "data:image/png;base64,AAAA"))]
     assert shown == [False] * 41 + [True, True, False, True]
     assert lines.filter(record("imgscraper.spiders.images", "http-404", "https://a.example/start", logging.ERROR))
-    plain = logging.LogRecord("imgscraper.pipelines", logging.WARNING, __file__, 1, "Image skipped: %s", ("x",), None)
+    plain = logging.LogRecord("imgscraper.pipelines.images", logging.WARNING, __file__, 1, "Image skipped: %s", ("x",), None)
     assert lines.filter(plain)
     assert lines.summary() == [
         "40 images and 1 page failed as host-unreachable from dead.example:8080",

@@ -17,7 +17,7 @@ from scrapy.utils.test import get_crawler
 
 from httpserver import HTTPTestServer
 from imgscraper import settings as project_settings
-from imgscraper.checks import check_settings
+from imgscraper.addons.settingscheck import check_settings
 from imgscraper.filters import (
     ImageFilter,
     URLFilter,

@@ -16,8 +16,8 @@ import pytest
 
 from chromium import CHROMIUM, Chromium
 from conftest import serve_site
-from imgscraper.gallery import GalleryImage, build_gallery, local_store, render_gallery
-from imgscraper.records import ImageRecord, SQLiteRecord
+from imgscraper.extensions.gallery import GalleryImage, build_gallery, local_store, render_gallery
+from imgscraper.pipelines.records import ImageRecord, SQLiteRecord
 
 PLANTED_TITLE = "Evil </title><script>window.pwned = 'title'</script> & co"
 PLANTED_ALT = "\"><img src=x onerror=\"window.pwned='alt'\"><b>bold</b>"

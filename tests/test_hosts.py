@@ -1,4 +1,4 @@
-"""Dead hosts (imgscraper.hosts): a host that stops answering costs about one timeout, not one per image.
+"""Dead hosts (imgscraper.downloadermiddlewares.unreachablehosts): a host that stops answering costs about one timeout, not one per image.
 
 Real servers on 127.0.0.0/8: the pages on an :class:`HTTPTestServer` on
 127.0.0.1, the dead host a :class:`BlackHole` on 127.0.0.3 (accepts

@@ -1,11 +1,11 @@
-"""imgscraper.inspection: formats, sizes and rejections from bytes alone."""
+"""imgscraper.pipelines.inspection: formats, sizes and rejections from bytes alone."""
 
 from io import BytesIO
 
 import pytest
 from PIL import Image
 
-from imgscraper.inspection import ImageInfo, ImageRejected, _read_container_header, inspect_image, parse_svg_length
+from imgscraper.pipelines.inspection import ImageInfo, ImageRejected, _read_container_header, inspect_image, parse_svg_length
 
 
 def encode(fmt: str, size=(30, 20), mode="RGB", **params) -> bytes:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from httpserver import HTTPTestServer
-from imgscraper.records import SQLiteRecord
+from imgscraper.pipelines.records import SQLiteRecord
 from sitegen import make_jpeg, make_png
 
 PAGE = """<!DOCTYPE html><html><head><title>  Harbour

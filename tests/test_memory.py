@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from scrapy import Spider
 
-from imgscraper.pipelines import ImageStorePipeline, RecentResults
+from imgscraper.pipelines.images import ImageStorePipeline, RecentResults
 
 
 def test_recent_results_keeps_only_the_newest():

@@ -1,8 +1,8 @@
-"""Tests for imgscraper.middlewares."""
+"""Tests for imgscraper.downloadermiddlewares.retryafter."""
 
 from __future__ import annotations
 
-from imgscraper.middlewares import parse_retry_after
+from imgscraper.downloadermiddlewares.retryafter import parse_retry_after
 
 
 def test_parse_retry_after():

@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 
 from httpserver import HTTPTestServer
-from imgscraper.phash import hamming_distance
-from imgscraper.records import SQLiteRecord
+from imgscraper.pipelines.nearduplicates import hamming_distance
+from imgscraper.pipelines.records import SQLiteRecord
 from sitegen import _canvas
 
 COPIES = ("resized.jpg", "reencoded.webp")

@@ -1,4 +1,4 @@
-"""imgscraper.phash: perceptual hashes of generated pictures and their copies, and the near-duplicate index."""
+"""imgscraper.pipelines.nearduplicates: perceptual hashes of generated pictures and their copies, and the near-duplicate index."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import time
 import pytest
 from PIL import Image
 
-from imgscraper.phash import HashedImage, NearDuplicateIndex, hamming_distance, perceptual_hash
+from imgscraper.pipelines.nearduplicates import HashedImage, NearDuplicateIndex, hamming_distance, perceptual_hash
 from sitegen import _canvas
 
 PICTURES = [f"picture-{n}" for n in range(12)]

@@ -1,4 +1,4 @@
-"""No fetch into private networks (imgscraper/addresses.py).
+"""No fetch into private networks (imgscraper/resolver.py).
 
 End to end: a start page on 127.0.0.1 references images on a name that resolves to 10.x,
 on 169.254.169.254, on a private IPv6 literal, and images whose URL (on the allowed start
@@ -24,13 +24,13 @@ from conftest import PROJECT_ROOT, TESTS_DIR
 from faultsite import make_png
 from httpserver import HTTPTestServer
 from imgscraper import settings as project_settings
-from imgscraper.addresses import (
+from imgscraper.resolver import (
     AddressPolicy,
     BlockedAddressError,
     PrivateNetworkMiddleware,
     address_category,
 )
-from imgscraper.pipelines import failure_reason
+from imgscraper.pipelines.images import failure_reason
 
 NETGUARD = TESTS_DIR / "netguard"
 
@@ -227,7 +227,7 @@ def test_guarded_hostname_resolver_leaves_refused_addresses_out():
     from twisted.internet.interfaces import IResolutionReceiver
     from zope.interface import implementer
 
-    from imgscraper.addresses import GuardedHostnameResolver
+    from imgscraper.resolver import GuardedHostnameResolver
 
     answers = {
         "mixed.test": [IPv4Address("TCP", "10.1.2.3", 0), IPv6Address("TCP", "2606:4700::1111", 0)],

@@ -145,7 +145,7 @@ def test_no_display_without_a_terminal_but_a_stats_line(slow_site, run_crawl, tm
                         "-s", "CONCURRENT_REQUESTS_PER_DOMAIN=2"], out_dir=tmp_path)
     assert result.returncode == 0, result.tail()
     assert not ANSI.search(result.output), "terminal control sequences in a non-terminal output"
-    messages = [line.split("INFO: ", 1)[1] for line in result.stderr.splitlines() if "[imgscraper.progress]" in line]
+    messages = [line.split("INFO: ", 1)[1] for line in result.stderr.splitlines() if "[imgscraper.extensions.progress]" in line]
     assert messages, "no progress line"
     for message in messages:
         assert PROGRESS_LINE.match(message), message
@@ -158,7 +158,7 @@ def test_no_display_without_a_terminal_but_a_stats_line(slow_site, run_crawl, tm
 def test_interval_zero_means_no_stats_line(site_server_module, run_crawl, tmp_path):
     result = run_crawl(["-a", f"url={site_server_module.url}", "-s", "IMGSCRAPER_PROGRESS_INTERVAL=0"], out_dir=tmp_path)
     assert result.returncode == 0, result.tail()
-    assert "[imgscraper.progress]" not in result.stderr
+    assert "[imgscraper.extensions.progress]" not in result.stderr
 
 
 def test_progress_off_draws_nothing_on_a_terminal(site_server_module, tmp_path):

@@ -1,4 +1,4 @@
-"""imgscraper.records: the store's record of stored URLs."""
+"""imgscraper.pipelines.records: the store's record of stored URLs."""
 
 import multiprocessing
 import sqlite3
@@ -9,7 +9,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from imgscraper.records import ImageRecord, SQLiteRecord, open_store_record
+from imgscraper.pipelines.records import ImageRecord, SQLiteRecord, open_store_record
 
 
 def make_record(url: str, **overrides) -> ImageRecord:

@@ -25,7 +25,7 @@ import pytest
 from conftest import PROJECT_ROOT
 from faultsite import make_png
 from httpserver import HTTPTestServer
-from imgscraper.journal import PageJournal
+from imgscraper.extensions.journal import PageJournal
 
 N_PAGES, PER_PAGE = 30, 6
 
@@ -186,7 +186,7 @@ def test_kill_9_then_resume_with_same_jobdir(site, tmp_path):
 
 
 def test_stale_temporary_files_removed_when_the_store_opens(tmp_path):
-    from imgscraper.pipelines import AtomicFSFilesStore
+    from imgscraper.pipelines.images import AtomicFSFilesStore
 
     full = tmp_path / "store" / "full"
     full.mkdir(parents=True)
@@ -329,7 +329,7 @@ def test_a_signal_starts_no_new_download_and_exits_promptly(wide_site, tmp_path,
 def test_a_stop_leaves_the_pages_it_cut_short_to_redo(tmp_path):
     from types import SimpleNamespace
 
-    from imgscraper.pipelines import StoppedBeforeDownload
+    from imgscraper.pipelines.images import StoppedBeforeDownload
 
     spider = journal_spider(tmp_path)
     journal = spider.tracker.journal

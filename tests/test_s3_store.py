@@ -14,7 +14,7 @@ import re
 
 import pytest
 
-from imgscraper.records import ImageRecord, S3Record
+from imgscraper.pipelines.records import ImageRecord, S3Record
 from servers import S3_ENV, s3_client, s3_server
 
 BUCKET = "images"

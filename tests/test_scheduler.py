@@ -1,4 +1,4 @@
-"""imgscraper.scheduler: the schedule file. (Submitting to a real Scrapyd is
+"""imgscraper.scrapyd_schedule: the schedule file. (Submitting to a real Scrapyd is
 tested in test_scrapyd.py, which shares that module's Scrapyd.)"""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from conftest import PROJECT_ROOT
-from imgscraper.scheduler import ScheduleError, crontab_trigger, load_schedule
+from imgscraper.scrapyd_schedule import ScheduleError, crontab_trigger, load_schedule
 
 GOOD = """
 timezone = "UTC"
@@ -85,13 +85,13 @@ def test_duplicate_names_and_empty_files_are_refused(tmp_path):
 def test_cli_check_prints_next_runs_and_bad_file_exits_2(tmp_path):
     good = tmp_path / "good.toml"
     good.write_text(GOOD)
-    run = subprocess.run([sys.executable, "-m", "imgscraper.scheduler", "--check", str(good)],
+    run = subprocess.run([sys.executable, "-m", "imgscraper.scrapyd_schedule", "--check", str(good)],
                          cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=30)
     assert run.returncode == 0, run.stderr
     assert "shop: next run" in run.stdout and "blog.example: next run" in run.stdout
     bad = tmp_path / "bad.toml"
     bad.write_text("[[sites]\n")
-    run = subprocess.run([sys.executable, "-m", "imgscraper.scheduler", str(bad)],
+    run = subprocess.run([sys.executable, "-m", "imgscraper.scrapyd_schedule", str(bad)],
                          cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=30)
     assert run.returncode == 2
     assert "Bad schedule:" in run.stderr and "not valid TOML" in run.stderr and "Traceback" not in run.stderr
@@ -124,13 +124,13 @@ def test_submitter_logs_and_skips_when_scrapyd_is_unreachable(tmp_path, caplog):
 
     from scrapyd_client.pyclient import ScrapydClient
 
-    from imgscraper.scheduler import SiteSubmitter
+    from imgscraper.scrapyd_schedule import SiteSubmitter
 
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     site = load(tmp_path, '[[sites]]\nurl = "https://a.example/"\nevery = "1h"\n').sites[0]
     submitter = SiteSubmitter(ScrapydClient(f"http://127.0.0.1:{port}", "u", "p"), "imgscraper")
-    with caplog.at_level("ERROR", logger="imgscraper.scheduler"):
+    with caplog.at_level("ERROR", logger="imgscraper.scrapyd_schedule"):
         assert submitter.submit(site) is None
     assert [r.getMessage() for r in caplog.records if "Could not submit a.example" in r.getMessage()]

@@ -1,4 +1,4 @@
-"""Crawls that start from sitemaps (``-a sitemap=URL``, ``-a sitemap=auto``): :mod:`imgscraper.sitemaps`
+"""Crawls that start from sitemaps (``-a sitemap=URL``, ``-a sitemap=auto``): :mod:`imgscraper.discovery.sitemaps`
 on its own, then ``scrapy crawl images`` against a served site with plain, index,
 gzipped and image sitemaps and a robots.txt that names them."""
 
@@ -11,7 +11,7 @@ import pytest
 from scrapy.http import Response, TextResponse, XmlResponse
 
 from httpserver import HTTPTestServer
-from imgscraper.sitemaps import SitemapContents, read_sitemap, sitemap_body, sitemaps_in_robots_txt
+from imgscraper.discovery.sitemaps import SitemapContents, read_sitemap, sitemap_body, sitemaps_in_robots_txt
 from imgscraper.spiders.images import ArgumentError, parse_sitemaps
 from sitegen import make_jpeg, make_png, sha256
 

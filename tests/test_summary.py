@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from imgscraper.summary import CrawlCounts, format_bytes, summary_table, render_plain
+from imgscraper.extensions.summary import CrawlCounts, format_bytes, summary_table, render_plain
 
 
 

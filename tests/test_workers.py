@@ -243,8 +243,8 @@ def test_one_worker_is_the_default_and_needs_no_redis(site, tmp_path):
                             env=environment(PYTHONPROFILEIMPORTTIME="1"), capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
     imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
-    assert "imgscraper.pipelines" in imported  # the log is there
-    assert {"redis", "scrapy_redis", "imgscraper.workers", "imgscraper.distributed"} & imported == set()
+    assert "imgscraper.pipelines.images" in imported  # the log is there
+    assert {"redis", "scrapy_redis", "imgscraper.distributed.workers", "imgscraper.distributed.crawl"} & imported == set()
     assert sorted(site.stored_paths(tmp_path / "store")) == sorted(site.images)
 
 
@@ -377,9 +377,9 @@ def redis_client(tmp_path_factory):
 
 
 def test_leases_of_a_dead_worker_come_back(redis_client):
-    """The lease script (imgscraper.leases) on a real Redis: a slot's concurrency across workers,
+    """The lease script (imgscraper.distributed.leases) on a real Redis: a slot's concurrency across workers,
     the leases of a worker whose heartbeat is gone freed, the slot's delay shared."""
-    from imgscraper.leases import _ACQUIRE
+    from imgscraper.distributed.leases import _ACQUIRE
 
     acquire = redis_client.register_script(_ACQUIRE)
     prefix = "imgscraper:lease-test:"
@@ -406,7 +406,7 @@ def test_leases_of_a_dead_worker_come_back(redis_client):
 def test_worker_command_hands_on_the_crawl_not_its_outputs():
     from scrapy.settings import Settings
 
-    from imgscraper.workers import worker_command
+    from imgscraper.distributed.workers import worker_command
 
     settings = Settings({"LOG_LEVEL": "INFO"})
     settings.set("IMAGES_STORE", "/tmp/store", priority="cmdline")

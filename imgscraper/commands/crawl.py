@@ -6,7 +6,7 @@ exit status is 1 when the finish reason is not ``finished`` or a start page
 could not be fetched.
 
 It also tunes the garbage collector (:mod:`imgscraper.runtime`), and with
-``IMGSCRAPER_WORKERS > 1`` sets up the local workers (:mod:`imgscraper.workers`):
+``IMGSCRAPER_WORKERS > 1`` sets up the local workers (:mod:`imgscraper.distributed.workers`):
 a private ``redis-server`` unless ``IMGSCRAPER_REDIS_URL`` is set, and the
 command line of a worker.
 """
@@ -46,7 +46,7 @@ class Command(ScrapyCrawlCommand):
         tune_garbage_collector(self.settings.getint("IMGSCRAPER_GC_THRESHOLD"))
         skip_records_below(self.settings.get("LOG_LEVEL"))
         if self.settings.get("IMGSCRAPER_LEAD_WORKER"):
-            from imgscraper.workers import end_with_lead  # noqa: PLC0415
+            from imgscraper.distributed.workers import end_with_lead  # noqa: PLC0415
 
             if not end_with_lead(self.settings):
                 return  # a local worker whose lead is gone: nothing to do
@@ -69,7 +69,7 @@ class Command(ScrapyCrawlCommand):
             return True  # the crawl's settings check reports it
         if workers <= 1:
             return True
-        from imgscraper.workers import RedisServerError, private_redis, worker_command  # noqa: PLC0415
+        from imgscraper.distributed.workers import RedisServerError, private_redis, worker_command  # noqa: PLC0415
 
         if not self.settings.get("IMGSCRAPER_REDIS_URL"):
             try:

@@ -39,10 +39,10 @@ from imgscraper.discovery import (
 from imgscraper.downloader import CrawlStopped, crawl_stopping
 from imgscraper.filters import FILTERS, ImageFilter, URLFilter, count_filtered, parse_regex, resolve_arguments
 from imgscraper.items import ImageItem
-from imgscraper.journal import PageJournal, PageTracker, discard_request_queue
-from imgscraper.pipelines import StoppedBeforeDownload, failure_reason
-from imgscraper.rendering import Renderer, RenderingError, browser_failure_reason
-from imgscraper.sitemaps import read_sitemap, robots_txt_url, sitemap_body, sitemaps_in_robots_txt
+from imgscraper.extensions.journal import PageJournal, PageTracker, discard_request_queue
+from imgscraper.pipelines.images import StoppedBeforeDownload, failure_reason
+from imgscraper.rendering.renderer import Renderer, RenderingError, browser_failure_reason
+from imgscraper.discovery.sitemaps import read_sitemap, robots_txt_url, sitemap_body, sitemaps_in_robots_txt
 
 __all__ = [
     "ArgumentError", "ImagesSpider", "check_argument_names", "check_http_url", "parse_click", "parse_depth",
@@ -73,7 +73,7 @@ def _setting(read: Callable[[str], T], name: str) -> T:
 
 
 def _filter_regex(settings: BaseSettings, name: str) -> re.Pattern[str] | None:
-    """The regular expression of filter setting ``name``; none for a bad one (imgscraper.checks reports it)."""
+    """The regular expression of filter setting ``name``; none for a bad one (imgscraper.addons.settingscheck reports it)."""
     try:
         return parse_regex(settings.get(name))
     except ValueError:
@@ -81,7 +81,7 @@ def _filter_regex(settings: BaseSettings, name: str) -> re.Pattern[str] | None:
 
 
 def _image_filter(settings: BaseSettings) -> ImageFilter:
-    """The filter of the pipeline's settings; none for bad ones (imgscraper.checks reports them)."""
+    """The filter of the pipeline's settings; none for bad ones (imgscraper.addons.settingscheck reports them)."""
     try:
         return ImageFilter.from_settings(settings)
     except ValueError:
@@ -229,7 +229,7 @@ class ImagesSpider(scrapy.Spider):
     (default 0: the start pages only); ``follow_domains`` (comma-separated
     domains whose pages are followed too, ``*`` for any; by default only the
     start URLs' sites); ``download=no`` to list images without downloading;
-    ``render=yes`` to render pages in Chromium first (:mod:`imgscraper.rendering`);
+    ``render=yes`` to render pages in Chromium first (:mod:`imgscraper.rendering.renderer`);
     ``click=CSS_SELECTOR`` to click a "load more" element on every rendered page
     (implies ``render=yes``). Images are taken from any host. The filters
     ``allow``, ``deny`` (pages followed), ``image_allow``, ``image_deny``,
@@ -362,7 +362,7 @@ class ImagesSpider(scrapy.Spider):
             settings.set(option.setting, value, priority=priority)
 
     def set_up_deduplication(self) -> None:
-        """A crawl shared by workers (imgscraper.distributed) deduplicates images across them instead."""
+        """A crawl shared by workers (imgscraper.distributed.crawl) deduplicates images across them instead."""
         self.dedupe_images = not self.crawler.settings.get("IMGSCRAPER_REDIS_URL")
 
     def page_meta(self) -> dict[str, Any]:
@@ -541,7 +541,7 @@ class ImagesSpider(scrapy.Spider):
             self.crawler.stats.inc_value("imgscraper/start_pages_failed")
             logger.error("Cannot fetch start page %s: %s", request.url, detail)
         else:
-            # With reason and url in its arguments: imgscraper.extensions.FewLinesPerFailureHost.
+            # With reason and url in its arguments: imgscraper.extensions.failurelines.FewLinesPerFailureHost.
             logger.warning("Cannot fetch page %(url)s: %(detail)s",
                            {"url": request.url, "detail": detail, "reason": reason})
 
@@ -549,7 +549,7 @@ class ImagesSpider(scrapy.Spider):
         """Yield the page's new images, its style sheets, then its links while under ``depth``.
 
         With a ``JOBDIR``, the page counts as done in the journal once all
-        that has been processed (see :mod:`imgscraper.journal`).
+        that has been processed (see :mod:`imgscraper.extensions.journal`).
         """
         page = response.meta.get("imgscraper_page") if self.tracker is not None else None
         if page is not None:
@@ -678,7 +678,7 @@ class ImagesSpider(scrapy.Spider):
             )
             if not self.image_url_filter.allows(ref.url):
                 item.status, item.reason = "skipped", "filtered"
-                if self.dedupe_images:  # else counted once the image is this worker's (imgscraper.distributed)
+                if self.dedupe_images:  # else counted once the image is this worker's (imgscraper.distributed.crawl)
                     count_filtered(self.crawler.stats)
                 logger.debug("Image skipped (filtered): %s", ref.url[:300])
             if journal_page is not None:

@@ -1,6 +1,6 @@
 """Periodic crawls through Scrapyd, which has no periodic scheduling of its own.
 
-``python -m imgscraper.scheduler schedule.toml`` (``make scheduler``) reads a
+``python -m imgscraper.scrapyd_schedule schedule.toml`` (``make scheduler``) reads a
 schedule file and, on each site's cron expression or interval, posts a job to
 Scrapyd's ``schedule.json``, unless that site's previous job is still pending
 or running. It runs in the foreground until stopped (Ctrl-C, SIGTERM), as a
@@ -57,11 +57,11 @@ from apscheduler.triggers.interval import IntervalTrigger
 from scrapyd_client.exceptions import ErrorResponse, MalformedResponse
 from scrapyd_client.pyclient import ScrapydClient
 
-from imgscraper.durations import parse_duration
+from imgscraper.utils import parse_duration
 
 __all__ = ["Schedule", "ScheduleError", "Site", "SiteSubmitter", "crontab_trigger", "load_schedule", "main"]
 
-logger = logging.getLogger("imgscraper.scheduler")
+logger = logging.getLogger("imgscraper.scrapyd_schedule")
 
 DEFAULT_SCRAPYD_URL = "http://127.0.0.1:6800"
 SPIDER = "images"
@@ -244,7 +244,7 @@ def build_scheduler(schedule: Schedule, submitter: SiteSubmitter) -> BlockingSch
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m imgscraper.scheduler", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m imgscraper.scrapyd_schedule", description=__doc__.split("\n\n")[0])
     parser.add_argument("schedule", help="the schedule file (TOML)")
     parser.add_argument("--check", action="store_true", help="check the file, print the next runs and exit")
     opts = parser.parse_args(argv)

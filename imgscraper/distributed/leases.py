@@ -1,4 +1,4 @@
-"""Download slots shared by the workers of a crawl (:mod:`imgscraper.distributed`).
+"""Download slots shared by the workers of a crawl (:mod:`imgscraper.distributed.crawl`).
 
 Each worker's downloader holds its own limits: three workers with
 ``CONCURRENT_REQUESTS_PER_DOMAIN = 4`` would put 12 requests in flight on one
@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from redis.exceptions import RedisError
 
-from imgscraper.distributed import SharedCrawl
+from imgscraper.distributed.crawl import SharedCrawl
 from imgscraper.downloader import LimitedDownloader
 
 if TYPE_CHECKING:
@@ -72,7 +72,7 @@ return id
 class SharedSlotsDownloader(LimitedDownloader):
     """:class:`~imgscraper.downloader.LimitedDownloader` whose slot limits hold across the
     workers of a shared crawl (see the module docstring). Installed by
-    :class:`imgscraper.addons.DistributedCrawl` in place of ``LimitedDownloader``."""
+    :class:`imgscraper.addons.distributed.DistributedCrawl` in place of ``LimitedDownloader``."""
 
     def __init__(self, crawler: Crawler):
         super().__init__(crawler)

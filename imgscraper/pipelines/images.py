@@ -33,11 +33,11 @@ from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
 from imgscraper.downloader import CrawlStopped, crawl_stopping
-from imgscraper.inspection import ImageInfo, ImageRejected, inspect_image
-from imgscraper.durations import parse_duration
+from imgscraper.pipelines.inspection import ImageInfo, ImageRejected, inspect_image
+from imgscraper.utils import parse_duration
 from imgscraper.filters import ImageFilter
-from imgscraper.phash import HashedImage, NearDuplicateIndex, perceptual_hash
-from imgscraper.records import ImageRecord, SQLiteRecord, StoreRecord, open_store_record
+from imgscraper.pipelines.nearduplicates import HashedImage, NearDuplicateIndex, perceptual_hash
+from imgscraper.pipelines.records import ImageRecord, SQLiteRecord, StoreRecord, open_store_record
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -343,7 +343,7 @@ class ImageStorePipeline(ImagesPipeline):
     detected format, and files are named ``full/<uuid>.<ext>`` where the UUID
     derives from the bytes (``IMGSCRAPER_FILE_NAMES = "stable"``), so one
     image reached through several URLs or crawls is one file. The store's
-    record (:mod:`imgscraper.records`) lets re-crawls skip stored images.
+    record (:mod:`imgscraper.pipelines.records`) lets re-crawls skip stored images.
     """
 
     STORE_SCHEMES = {
@@ -385,13 +385,13 @@ class ImageStorePipeline(ImagesPipeline):
         self.file_names: str = settings.get("IMGSCRAPER_FILE_NAMES")
         if self.file_names not in FILE_NAME_MODES:
             # Not NotConfigured: Scrapy would silently crawl without the pipeline.
-            # imgscraper.checks reports this before the pipeline is built.
+            # imgscraper.addons.settingscheck reports this before the pipeline is built.
             raise ValueError(
                 f"IMGSCRAPER_FILE_NAMES must be one of {', '.join(FILE_NAME_MODES)}, not {self.file_names!r}"
             )
         self.near_duplicates: str = settings.get("IMGSCRAPER_NEAR_DUPLICATES")
         if self.near_duplicates not in NEAR_DUPLICATE_MODES:
-            raise ValueError(  # reported by imgscraper.checks first
+            raise ValueError(  # reported by imgscraper.addons.settingscheck first
                 f"IMGSCRAPER_NEAR_DUPLICATES must be one of {', '.join(NEAR_DUPLICATE_MODES)}, not {self.near_duplicates!r}"
             )
         self.convert_to_jpeg: bool = settings.getbool("IMGSCRAPER_CONVERT_TO_JPEG")

@@ -89,8 +89,8 @@ class FewLinesPerFailureHost(logging.Filter):
     """
 
     #: The loggers of failure lines, and what fails in each.
-    LOGGERS = {"imgscraper.pipelines": "image", "imgscraper.spiders.images": "page"}
-    #: Reasons a line of their own announced: ``host-unreachable`` (imgscraper.hosts).
+    LOGGERS = {"imgscraper.pipelines.images": "image", "imgscraper.spiders.images": "page"}
+    #: Reasons a line of their own announced: ``host-unreachable`` (imgscraper.downloadermiddlewares.unreachablehosts).
     COUNTED_ONLY = frozenset({"host-unreachable"})
 
     def __init__(self, lines: int):

@@ -141,7 +141,7 @@ class Renderer:
         self.browser = settings.get("IMGSCRAPER_RENDER_BROWSER")
         self.click = click
         self._contexts = itertools.count()
-        try:  # imgscraper.checks reports wrong values, in one line each
+        try:  # imgscraper.addons.settingscheck reports wrong values, in one line each
             self.max_pages = settings.getint("IMGSCRAPER_RENDER_MAX_PAGES")
             self.max_scrolls = settings.getint("IMGSCRAPER_RENDER_MAX_SCROLLS")
             self.settle_ms = settings.getint("IMGSCRAPER_RENDER_SETTLE_MS")
@@ -160,7 +160,7 @@ class Renderer:
     def from_crawler(cls, crawler: Crawler, click: str = "") -> Renderer:
         renderer = cls(crawler.settings, crawler, click)
         if not crawler.settings.getbool("TWISTED_REACTOR_ENABLED"):
-            return renderer  # imgscraper.checks refuses the crawl; scrapy-playwright would fail to load
+            return renderer  # imgscraper.addons.settingscheck refuses the crawl; scrapy-playwright would fail to load
         for name, value in renderer.scrapy_settings(crawler.settings).items():
             crawler.settings.set(name, value, priority="spider")
         page_failures = OneLinePageFailures()
@@ -212,7 +212,7 @@ class Renderer:
             # Like Scrapy, accept any certificate; service workers would
             # answer requests out of sight of the page's route.
             "playwright_context_kwargs": {"ignore_https_errors": True, "service_workers": "block"},
-            "playwright_page_init_callback": "imgscraper.rendering.init_page",
+            "playwright_page_init_callback": "imgscraper.rendering.renderer.init_page",
             "playwright_page_methods": [
                 PageMethod(
                     scroll_and_settle,

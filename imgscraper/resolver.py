@@ -300,7 +300,7 @@ class PrivateNetworkMiddleware:
         if resolver is None:
             # CrawlerRunner does not install TWISTED_DNS_RESOLVER: the process's owner does.
             logger.warning("No guarded resolver is installed on the reactor: host names are not checked, "
-                           "only IP-literal URLs (see imgscraper.addresses)")
+                           "only IP-literal URLs (see imgscraper.resolver)")
             return
         resolver.policy = self.policy
         # All at once; a failure is the start page's own request's to report.

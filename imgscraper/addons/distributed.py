@@ -13,17 +13,17 @@ logger = logging.getLogger(__name__)
 
 class DistributedCrawl:
     """``IMGSCRAPER_REDIS_URL`` set: share the crawl with every worker using the
-    same Redis (:mod:`imgscraper.distributed`: scrapy-redis's scheduler and
+    same Redis (:mod:`imgscraper.distributed.crawl`: scrapy-redis's scheduler and
     duplicate filter, kept queue, shared image claims, download slots shared
-    by every worker (:mod:`imgscraper.leases`); with
-    ``IMGSCRAPER_WORKERS > 1`` under the crawl command, :mod:`imgscraper.workers`
+    by every worker (:mod:`imgscraper.distributed.leases`); with
+    ``IMGSCRAPER_WORKERS > 1`` under the crawl command, :mod:`imgscraper.distributed.workers`
     starts the local workers). Unset: nothing changes, and neither redis nor
     scrapy-redis is imported.
     """
 
     def update_settings(self, settings: Settings) -> None:
         if not self._valid_settings(settings):
-            return  # with a bad value imgscraper.checks refuses the crawl, in one line
+            return  # with a bad value imgscraper.addons.settingscheck refuses the crawl, in one line
         workers = settings.getint("IMGSCRAPER_WORKERS")
         if workers > 1 and not settings.getlist("IMGSCRAPER_LOCAL_WORKER_COMMAND"):
             logger.warning("IMGSCRAPER_WORKERS=%d: local workers are started by scrapy crawl (the project's crawl "
@@ -31,17 +31,17 @@ class DistributedCrawl:
         url = settings.get("IMGSCRAPER_REDIS_URL")
         if not url:
             return
-        from imgscraper.distributed import SharedImagesMiddleware  # noqa: PLC0415
+        from imgscraper.distributed.crawl import SharedImagesMiddleware  # noqa: PLC0415
 
         settings.set("REDIS_URL", url, priority="addon")
         # The crawl command's local workers (IMGSCRAPER_WORKERS): this worker starts them and leads them.
         lead = workers > 1 and settings.getlist("IMGSCRAPER_LOCAL_WORKER_COMMAND")
-        scheduler = "imgscraper.workers.LeadScheduler" if lead else "imgscraper.distributed.SharedScheduler"
+        scheduler = "imgscraper.distributed.workers.LeadScheduler" if lead else "imgscraper.distributed.crawl.SharedScheduler"
         settings.set("SCHEDULER", scheduler, priority="addon")
-        # Per-domain concurrency and delay hold across the workers (imgscraper.leases).
+        # Per-domain concurrency and delay hold across the workers (imgscraper.distributed.leases).
         if settings.get("DOWNLOADER") == "imgscraper.downloader.LimitedDownloader":
             # At the priority of the project's value, which ranks above add-ons.
-            settings.set("DOWNLOADER", "imgscraper.leases.SharedSlotsDownloader",
+            settings.set("DOWNLOADER", "imgscraper.distributed.leases.SharedSlotsDownloader",
                          priority=settings.getpriority("DOWNLOADER") or "addon")
         # Several workers: the first to finish must not clear the shared queue.
         settings.set("SCHEDULER_PERSIST", True, priority="addon")

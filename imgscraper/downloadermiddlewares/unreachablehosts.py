@@ -37,7 +37,7 @@ from scrapy.utils.httpobj import urlparse_cached
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectError
 
-from imgscraper.pipelines import failure_reason
+from imgscraper.pipelines.images import failure_reason
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler

@@ -1,8 +1,8 @@
 """One crawl shared by any number of workers through Redis.
 
 Turned on by ``IMGSCRAPER_REDIS_URL``, or by ``IMGSCRAPER_WORKERS > 1`` (local workers
-through a private Redis, :mod:`imgscraper.workers`); the add-on
-:class:`imgscraper.addons.DistributedCrawl` installs these components, and
+through a private Redis, :mod:`imgscraper.distributed.workers`); the add-on
+:class:`imgscraper.addons.distributed.DistributedCrawl` installs these components, and
 nothing here is imported otherwise. Pages go
 through one shared queue and duplicate filter (scrapy-redis); images, which
 Scrapy's media pipeline fetches without its scheduler, are claimed in Redis
@@ -36,9 +36,9 @@ Redis keys, under ``imgscraper:<crawl id>:``:
 ``finished`` (string)
     set when the crawl is done
 ``output:<lead>`` (list)
-    what the local workers of ``lead`` hand it (:mod:`imgscraper.workers`): items and stats
+    what the local workers of ``lead`` hand it (:mod:`imgscraper.distributed.workers`): items and stats
 ``slot:<download slot>`` (sorted set)
-    the leases of the transfers in flight on a download slot, by expiry (:mod:`imgscraper.leases`)
+    the leases of the transfers in flight on a download slot, by expiry (:mod:`imgscraper.distributed.leases`)
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ from scrapy_redis.scheduler import Scheduler
 from imgscraper.discovery import image_url_key
 from imgscraper.downloader import crawl_stopping
 from imgscraper.filters import count_filtered
-from imgscraper.pipelines import StoppedBeforeDownload
+from imgscraper.pipelines.images import StoppedBeforeDownload
 
 if TYPE_CHECKING:
     from redis import Redis

@@ -4,12 +4,12 @@ The ``crawl`` command (:mod:`imgscraper.commands.crawl`) starts a private
 ``redis-server`` for the crawl when ``IMGSCRAPER_REDIS_URL`` is empty
 (:func:`private_redis`), and gives the crawl the command line of one more
 worker (:func:`worker_command`). The crawl is then shared through the Redis
-engine (:mod:`imgscraper.distributed`) like any shared crawl, and its process
+engine (:mod:`imgscraper.distributed.crawl`) like any shared crawl, and its process
 is the *lead*: once pages wait in the crawl's queue, :class:`LeadScheduler` starts
 ``N - 1`` local workers, ``scrapy crawl`` processes of the same spider,
 arguments and settings with ``IMGSCRAPER_LEAD_WORKER`` naming the lead. Those
 hand the lead their items and stats through Redis
-(:meth:`~imgscraper.distributed.SharedCrawl.hand_over`); the lead writes the
+(:meth:`~imgscraper.distributed.crawl.SharedCrawl.hand_over`); the lead writes the
 items to its feeds and adds the stats to its own, so its progress display,
 summary and gallery are those of the whole crawl.
 
@@ -49,7 +49,7 @@ from scrapy.settings import SETTINGS_PRIORITIES, BaseSettings
 from scrapy.utils.asyncio import create_looping_call
 from scrapy.utils.defer import deferred_from_coro, maybe_deferred_to_future
 
-from imgscraper.distributed import SharedScheduler
+from imgscraper.distributed.crawl import SharedScheduler
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -185,7 +185,7 @@ class LocalWorker:
 
 
 class LeadScheduler(SharedScheduler):
-    """The scheduler of a crawl's lead worker: a :class:`~imgscraper.distributed.SharedScheduler`
+    """The scheduler of a crawl's lead worker: a :class:`~imgscraper.distributed.crawl.SharedScheduler`
     that starts the crawl's local workers and gathers their items and stats
     (see the module docstring)."""
 

@@ -26,7 +26,7 @@ from scrapy.settings import BaseSettings, Settings, default_settings
 from scrapy.utils.misc import load_object
 
 from imgscraper import settings as project_settings
-from imgscraper.durations import parse_duration
+from imgscraper.utils import parse_duration
 from imgscraper.filters import check_filter_settings
 
 __all__ = ["SettingsCheck", "check_settings", "check_store"]
@@ -173,7 +173,7 @@ def check_resolver(settings: BaseSettings) -> Iterator[str]:
             return
     except ValueError:
         return  # reported by check_values
-    from imgscraper.addresses import AddressGuard  # noqa: PLC0415 - imports Twisted
+    from imgscraper.resolver import AddressGuard  # noqa: PLC0415 - imports Twisted
 
     value = settings.get("TWISTED_DNS_RESOLVER")
     try:
@@ -181,7 +181,7 @@ def check_resolver(settings: BaseSettings) -> Iterator[str]:
     except (AttributeError, ImportError, NameError, ValueError):
         resolver = None
     if not (isinstance(resolver, type) and issubclass(resolver, AddressGuard)):
-        yield (f"TWISTED_DNS_RESOLVER={value!r} cannot refuse private addresses: use imgscraper.addresses."
+        yield (f"TWISTED_DNS_RESOLVER={value!r} cannot refuse private addresses: use imgscraper.resolver."
                "GuardedResolver (IPv4) or GuardedHostnameResolver (IPv6 too), or -s IMGSCRAPER_ALLOW_PRIVATE_NETWORKS=True")
 
 

@@ -31,7 +31,7 @@ from scrapy.crawler import Crawler
 from scrapy.exceptions import NotConfigured
 from scrapy.utils.asyncio import create_looping_call
 
-from imgscraper.summary import CrawlCounts, format_bytes
+from imgscraper.extensions.summary import CrawlCounts, format_bytes
 
 __all__ = ["CrawlProgress", "ProgressSnapshot"]
 

@@ -2,7 +2,7 @@
 
 :class:`Gallery` is an extension. At the end of every crawl into a local
 store it rewrites ``<IMAGES_STORE>/index.html`` from everything the store
-holds (the store's record, :mod:`imgscraper.records`, plus any image file the
+holds (the store's record, :mod:`imgscraper.pipelines.records`, plus any image file the
 record does not know, such as ``data:`` URIs), so scheduled runs into one
 store keep one complete gallery. Images are shown as a grid grouped by the
 page they were found on (headed by its title), with their alt text, title,
@@ -37,9 +37,9 @@ from scrapy import signals
 from scrapy.crawler import Crawler
 from scrapy.exceptions import NotConfigured
 
-from imgscraper.inspection import ImageRejected, inspect_image
-from imgscraper.records import SQLiteRecord
-from imgscraper.summary import NOT_STARTED, format_bytes
+from imgscraper.pipelines.inspection import ImageRejected, inspect_image
+from imgscraper.pipelines.records import SQLiteRecord
+from imgscraper.extensions.summary import NOT_STARTED, format_bytes
 
 __all__ = ["Gallery", "GalleryImage", "build_gallery", "render_gallery"]
 
