@@ -38,9 +38,9 @@ from time import monotonic
 from typing import TYPE_CHECKING
 
 from scrapy.core.downloader import Downloader, Slot
-from scrapy.exceptions import IgnoreRequest
 from scrapy.utils.asyncio import call_later
 from scrapy.utils.defer import _schedule_coro
+from imgscraper.exceptions import CrawlStopped
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -60,15 +60,6 @@ def crawl_stopping(crawler: Crawler) -> bool:
     except RuntimeError:  # Scrapy 2.19: not crawling yet
         return False
     return engine is not None and engine.spider is not None and not engine.running
-
-
-class CrawlStopped(IgnoreRequest):
-    """A request not sent because the crawl is stopping: a resumed crawl sends it."""
-
-    failure_reason = "shutdown"
-
-    def __init__(self) -> None:
-        super().__init__("not sent: the crawl is stopping")
 
 
 class LimitedDownloader(Downloader):

@@ -32,16 +32,17 @@ from __future__ import annotations
 import ipaddress
 import logging
 from typing import TYPE_CHECKING, Any, ClassVar
-from urllib.parse import urlsplit
 
 from scrapy import signals
-from scrapy.exceptions import CannotResolveHostError, IgnoreRequest, NotConfigured
+from scrapy.exceptions import CannotResolveHostError, NotConfigured
 from scrapy.resolver import CachingHostnameResolver, CachingThreadedResolver
 from scrapy.utils.defer import deferred_from_coro, maybe_deferred_to_future
 from scrapy.utils.httpobj import urlparse_cached
 from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.error import DNSLookupError
 from twisted.internet.interfaces import IResolutionReceiver
+from imgscraper.utils import host_of
+from imgscraper.exceptions import AddressRefused, BlockedAddressError
 from zope.interface import implementer
 
 if TYPE_CHECKING:
@@ -104,25 +105,6 @@ def is_ip_address(host: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-class BlockedAddressError(IgnoreRequest):
-    """A request refused because its host is (or resolves to) an address of a refused category.
-
-    An ``IgnoreRequest``: not retried, and robots.txt requests refused this way are silent.
-    """
-
-    failure_reason = "blocked-address"
-
-    def __init__(self, host: str, address: str, category: str):
-        super().__init__(f"{host} is {address}, a {category} address" if host != address else f"{address} is a {category} address")
-        self.host, self.address, self.category = host, address, category
-
-
-class AddressRefused(DNSLookupError):
-    """What :class:`GuardedResolver` fails a lookup with. A ``DNSLookupError``, because
-    Twisted turns every resolver failure into one; :class:`PrivateNetworkMiddleware`
-    tells it apart (:attr:`AddressPolicy.refused`)."""
 
 
 class AddressPolicy:
@@ -330,10 +312,3 @@ class PrivateNetworkMiddleware:
         self.crawler.stats.inc_value(f"imgscraper/blocked_addresses/{category}")
         return BlockedAddressError(host, address, category)
 
-
-def host_of(url: str) -> str:
-    """The lower-case host of ``url`` ('' when it has none or is malformed)."""
-    try:
-        return (urlsplit(url if "://" in url else f"http://{url}").hostname or "").lower()
-    except ValueError:
-        return ""

@@ -58,6 +58,7 @@ from scrapyd_client.exceptions import ErrorResponse, MalformedResponse
 from scrapyd_client.pyclient import ScrapydClient
 
 from imgscraper.utils import parse_duration
+from imgscraper.exceptions import ScheduleError
 
 __all__ = ["Schedule", "ScheduleError", "Site", "SiteSubmitter", "crontab_trigger", "load_schedule", "main"]
 
@@ -66,10 +67,6 @@ logger = logging.getLogger("imgscraper.scrapyd_schedule")
 DEFAULT_SCRAPYD_URL = "http://127.0.0.1:6800"
 SPIDER = "images"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-
-
-class ScheduleError(ValueError):
-    """The schedule file is wrong; the message says where and how."""
 
 
 @dataclass

@@ -1,13 +1,18 @@
-"""Durations written the way people write them in settings and schedule files."""
+"""Small helpers shared by several components: durations, and the host of a URL or request."""
 
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit
 
-__all__ = ["parse_duration"]
+from scrapy.http import Request
+from scrapy.utils.httpobj import urlparse_cached
+
+__all__ = ["host_label", "host_of", "host_port_of", "parse_duration"]
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _DURATION = re.compile(r"(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>[smhdw]?)", re.IGNORECASE)
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def parse_duration(value: str | float, default_unit: str = "d") -> float:
@@ -22,3 +27,29 @@ def parse_duration(value: str | float, default_unit: str = "d") -> float:
         raise ValueError(f"{value!r} is not a duration such as 30m, 12h, 7d or 2w")
     unit = (match["unit"] or default_unit).lower()
     return float(match["number"]) * _UNITS[unit]
+
+
+def host_of(url: str) -> str:
+    """The lower-case host name of ``url`` (a scheme is optional); '' when it has none or is malformed."""
+    try:
+        return (urlsplit(url if "://" in url else f"http://{url}").hostname or "").lower()
+    except ValueError:
+        return ""
+
+
+def host_port_of(request: Request) -> tuple[str, int] | None:
+    """The host (name, port) ``request`` connects to, or None for a URL without one (``data:``)."""
+    parts = urlparse_cached(request)
+    if not parts.hostname:
+        return None
+    try:
+        port = parts.port or _DEFAULT_PORTS.get(parts.scheme, 0)
+    except ValueError:
+        return None
+    return parts.hostname.lower(), port
+
+
+def host_label(host: tuple[str, int]) -> str:
+    """``example.com`` on a default port, ``example.com:8080`` otherwise."""
+    name, port = host
+    return name if port in _DEFAULT_PORTS.values() else f"{name}:{port}"

@@ -5,7 +5,8 @@ from io import BytesIO
 import pytest
 from PIL import Image
 
-from imgscraper.pipelines.inspection import ImageInfo, ImageRejected, _read_container_header, inspect_image, parse_svg_length
+from imgscraper.pipelines.inspection import ImageInfo, _read_container_header, inspect_image, parse_svg_length
+from imgscraper.exceptions import ImageRejected
 
 
 def encode(fmt: str, size=(30, 20), mode="RGB", **params) -> bytes:

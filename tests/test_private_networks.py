@@ -30,7 +30,7 @@ from imgscraper.resolver import (
     PrivateNetworkMiddleware,
     address_category,
 )
-from imgscraper.pipelines.images import failure_reason
+from imgscraper.exceptions import failure_reason
 
 NETGUARD = TESTS_DIR / "netguard"
 

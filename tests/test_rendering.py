@@ -31,7 +31,8 @@ from scrapy.settings import Settings
 import imgscraper.settings
 from conftest import _PROXY_VARS, PROJECT_ROOT, TESTS_DIR
 from httpserver import HTTPTestServer
-from imgscraper.rendering.renderer import REPORT_KEY, Renderer, RenderingError
+from imgscraper.rendering.renderer import REPORT_KEY, Renderer
+from imgscraper.exceptions import RenderingError
 from jssite import PAGES, generate_js_site
 
 STORE_NAME = re.compile(r"^full/[0-9a-f-]{36}\.png$")

@@ -329,7 +329,7 @@ def test_a_signal_starts_no_new_download_and_exits_promptly(wide_site, tmp_path,
 def test_a_stop_leaves_the_pages_it_cut_short_to_redo(tmp_path):
     from types import SimpleNamespace
 
-    from imgscraper.pipelines.images import StoppedBeforeDownload
+    from imgscraper.exceptions import StoppedBeforeDownload
 
     spider = journal_spider(tmp_path)
     journal = spider.tracker.journal

@@ -12,7 +12,8 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from conftest import PROJECT_ROOT
-from imgscraper.scrapyd_schedule import ScheduleError, crontab_trigger, load_schedule
+from imgscraper.scrapyd_schedule import crontab_trigger, load_schedule
+from imgscraper.exceptions import ScheduleError
 
 GOOD = """
 timezone = "UTC"

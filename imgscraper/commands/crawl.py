@@ -69,7 +69,8 @@ class Command(ScrapyCrawlCommand):
             return True  # the crawl's settings check reports it
         if workers <= 1:
             return True
-        from imgscraper.distributed.workers import RedisServerError, private_redis, worker_command  # noqa: PLC0415
+        from imgscraper.distributed.workers import private_redis, worker_command  # noqa: PLC0415
+        from imgscraper.exceptions import RedisServerError  # noqa: PLC0415
 
         if not self.settings.get("IMGSCRAPER_REDIS_URL"):
             try:

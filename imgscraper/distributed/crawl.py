@@ -73,7 +73,7 @@ from scrapy_redis.scheduler import Scheduler
 from imgscraper.discovery import image_url_key
 from imgscraper.downloader import crawl_stopping
 from imgscraper.filters import count_filtered
-from imgscraper.pipelines.images import StoppedBeforeDownload
+from imgscraper.exceptions import StoppedBeforeDownload
 
 if TYPE_CHECKING:
     from redis import Redis

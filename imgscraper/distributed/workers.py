@@ -50,6 +50,7 @@ from scrapy.utils.asyncio import create_looping_call
 from scrapy.utils.defer import deferred_from_coro, maybe_deferred_to_future
 
 from imgscraper.distributed.crawl import SharedScheduler
+from imgscraper.exceptions import RedisServerError, RedisServerMissing
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -67,14 +68,6 @@ _PR_SET_PDEATHSIG = 1
 _WORKER_OWN = ("FEEDS", "LOG_LEVEL", "STATS_DUMP", "IMGSCRAPER_PROGRESS", "IMGSCRAPER_PROGRESS_INTERVAL",
                "IMGSCRAPER_GALLERY", "IMGSCRAPER_WORKERS",
                "IMGSCRAPER_LOCAL_WORKER_COMMAND", "IMGSCRAPER_CRAWL_ID", "IMGSCRAPER_LEAD_WORKER")
-
-
-class RedisServerError(RuntimeError):
-    """The private ``redis-server`` of local workers cannot be had; the message says why."""
-
-
-class RedisServerMissing(RedisServerError):
-    """``redis-server`` is not installed."""
 
 
 @contextlib.contextmanager

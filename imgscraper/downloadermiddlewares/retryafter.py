@@ -12,7 +12,8 @@ from scrapy.settings import BaseSettings
 from scrapy.utils.asyncio import sleep
 from scrapy.utils.response import response_status_message
 
-from imgscraper.downloader import CrawlStopped, crawl_stopping
+from imgscraper.downloader import crawl_stopping
+from imgscraper.exceptions import CrawlStopped
 
 __all__ = ["RetryAfterMiddleware", "parse_retry_after"]
 

@@ -33,50 +33,19 @@ from scrapy.exceptions import (
 )
 from scrapy.utils.asyncio import CallLaterResult, call_later
 from scrapy.utils.defer import maybe_deferred_to_future
-from scrapy.utils.httpobj import urlparse_cached
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectError
 
-from imgscraper.pipelines.images import failure_reason
+from imgscraper.utils import host_label, host_port_of
+from imgscraper.exceptions import HostUnreachable, failure_reason
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
     from scrapy.http import Request, Response
 
-__all__ = ["HostUnreachable", "UnreachableHostMiddleware", "host_of"]
+__all__ = ["UnreachableHostMiddleware"]
 
 logger = logging.getLogger(__name__)
-
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-
-
-class HostUnreachable(IgnoreRequest):
-    """A request not sent because its host is down (reason ``host-unreachable``)."""
-
-    failure_reason = "host-unreachable"
-
-    def __init__(self, host: str):
-        super().__init__(f"Not requested: host {host} is unreachable")
-        self.host = host
-
-
-def host_of(request: Request) -> tuple[str, int] | None:
-    """The host (name, port) ``request`` connects to, or None for a URL without one (``data:``)."""
-    parts = urlparse_cached(request)
-    if not parts.hostname:
-        return None
-    try:
-        port = parts.port or _DEFAULT_PORTS.get(parts.scheme, 0)
-    except ValueError:
-        return None
-    return parts.hostname.lower(), port
-
-
-def _host_name(host: tuple[str, int]) -> str:
-    """``example.com`` on a default port, ``example.com:8080`` otherwise."""
-    name, port = host
-    return name if port in _DEFAULT_PORTS.values() else f"{name}:{port}"
-
 
 @dataclass(eq=False)
 class HostState:
@@ -129,7 +98,7 @@ class UnreachableHostMiddleware:
     async def process_request(self, request: Request) -> None:
         if not self.hosts:
             return
-        host = host_of(request)
+        host = host_port_of(request)
         state = self.hosts.get(host) if host else None
         if state is None or state.down_until is None:
             return
@@ -142,16 +111,16 @@ class UnreachableHostMiddleware:
             await maybe_deferred_to_future(waiter)
             if state.down_until is None:
                 return
-        raise HostUnreachable(_host_name(host))
+        raise HostUnreachable(host_label(host))
 
     def process_response(self, request: Request, response: Response) -> Response:
         # A response from HTTPCACHE says nothing of the host now.
-        if self.hosts and "cached" not in response.flags and (host := host_of(request)) in self.hosts:
+        if self.hosts and "cached" not in response.flags and (host := host_port_of(request)) in self.hosts:
             self._answered(host)
         return response
 
     def process_exception(self, request: Request, exception: Exception) -> None:
-        host = host_of(request)
+        host = host_port_of(request)
         if host is None or isinstance(exception, IgnoreRequest):
             return
         if isinstance(exception, self.FAILURES):
@@ -167,7 +136,7 @@ class UnreachableHostMiddleware:
         if state.down_until is not None:
             state.down_until = now + self.cooldown
             if request is state.probe:
-                logger.debug("Host %s is still unreachable: next probe in %g s", _host_name(host), self.cooldown)
+                logger.debug("Host %s is still unreachable: next probe in %g s", host_label(host), self.cooldown)
                 self._end_probe(state)
             return
         if state.failures < self.max_failures:
@@ -177,7 +146,7 @@ class UnreachableHostMiddleware:
         logger.warning(
             "Host %(host)s is unreachable (%(failures)d connection failures or timeouts in a row, the last: "
             "%(reason)s): its requests fail as host-unreachable until it answers a probe, in %(cooldown)g s",
-            {"host": _host_name(host), "failures": state.failures, "reason": failure_reason(exception),
+            {"host": host_label(host), "failures": state.failures, "reason": failure_reason(exception),
              "cooldown": self.cooldown},
         )
         self._fail_queued(host)
@@ -187,13 +156,13 @@ class UnreachableHostMiddleware:
         if state.down_until is not None:
             state.down_until = None
             self.crawler.stats.inc_value("imgscraper/hosts/back")
-            logger.info("Host %s answers again: its requests are sent again", _host_name(host))
+            logger.info("Host %s answers again: its requests are sent again", host_label(host))
             self._end_probe(state)
 
     def _send_probe(self, host: tuple[str, int], state: HostState, request: Request) -> None:
         state.probe = request
         self.crawler.stats.inc_value("imgscraper/hosts/probes")
-        logger.debug("Probing host %s with %s", _host_name(host), request.url)
+        logger.debug("Probing host %s with %s", host_label(host), request.url)
         # A probe that ends without an outcome this middleware sees (a crawl cancelled) must not
         # hold its waiters: after its timeout and a cool-down, the host counts as down again.
         timeout = request.meta.get("download_timeout", self.download_timeout)
@@ -218,13 +187,13 @@ class UnreachableHostMiddleware:
     def _fail_queued(self, host: tuple[str, int]) -> None:
         """Fail at once the requests for ``host`` that wait in the downloader for a free slot."""
         for slot in self.crawler.engine.downloader.slots.values():
-            failing = [entry for entry in slot.queue if host_of(entry[0]) == host]
+            failing = [entry for entry in slot.queue if host_port_of(entry[0]) == host]
             if failing:
-                kept = [entry for entry in slot.queue if host_of(entry[0]) != host]
+                kept = [entry for entry in slot.queue if host_port_of(entry[0]) != host]
                 slot.queue.clear()
                 slot.queue.extend(kept)
             for _request, queued in failing:
-                queued.errback(HostUnreachable(_host_name(host)))
+                queued.errback(HostUnreachable(host_label(host)))
 
     def spider_closed(self) -> None:
         for state in self.hosts.values():

@@ -37,7 +37,8 @@ from scrapy import signals
 from scrapy.crawler import Crawler
 from scrapy.exceptions import NotConfigured
 
-from imgscraper.pipelines.inspection import ImageRejected, inspect_image
+from imgscraper.pipelines.inspection import inspect_image
+from imgscraper.exceptions import ImageRejected
 from imgscraper.pipelines.records import SQLiteRecord
 from imgscraper.extensions.summary import NOT_STARTED, format_bytes
 

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
 import logging
 import os
-import re
 import socket
 import sqlite3
 import tempfile
@@ -21,19 +19,20 @@ from typing import TYPE_CHECKING, Any
 from itemadapter import ItemAdapter
 from PIL import Image, ImageOps
 from scrapy import signals
-from scrapy.exceptions import DropItem, IgnoreRequest, StopDownload
+from scrapy.exceptions import StopDownload
 from scrapy.http import Headers, Request, Response
 from scrapy.http.request import NO_CALLBACK
 from scrapy.pipelines.files import FSFilesStore, S3FilesStore
 from scrapy.pipelines.images import ImagesPipeline
-from scrapy.pipelines.media import FileInfoOrError, MediaPipeline, _MediaRequestFiltered
+from scrapy.pipelines.media import FileInfoOrError, MediaPipeline
 from scrapy.utils.asyncio import run_in_thread
 from scrapy.utils.defer import deferred_from_coro, ensure_awaitable, maybe_deferred_to_future
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
-from imgscraper.downloader import CrawlStopped, crawl_stopping
-from imgscraper.pipelines.inspection import ImageInfo, ImageRejected, inspect_image
+from imgscraper.downloader import crawl_stopping
+from imgscraper.exceptions import CrawlStopped, ImageFailed, ImageRejected, NearDuplicate, StoppedBeforeDownload, failure_reason, rejection_status, store_fault
+from imgscraper.pipelines.inspection import ImageInfo, inspect_image
 from imgscraper.utils import parse_duration
 from imgscraper.filters import ImageFilter
 from imgscraper.pipelines.nearduplicates import HashedImage, NearDuplicateIndex, perceptual_hash
@@ -61,113 +60,12 @@ NEAR_DUPLICATE_MODES = ("off", "mark", "skip")
 FETCHED_SCHEMES = ("http", "https", "data")
 
 
-def _rejection_status(reason: str) -> str:
-    """The item status of an image rejected for ``reason``: a too-small or filtered image, or
-    a link to an image file that leads to a page, is skipped; others failed."""
-    return "skipped" if reason in ("too-small", "filtered", "link-to-page") else "failed"
-
-
 def _is_html(response: Response) -> bool:
     """Whether ``response`` is an HTML page, by its Content-Type or its first bytes."""
     content_type = response.headers.get("Content-Type", b"").partition(b";")[0].strip().lower()
     if content_type in (b"text/html", b"application/xhtml+xml"):
         return True
     return response.body[:512].lstrip().lower().startswith((b"<!doctype html", b"<html"))
-
-
-class NearDuplicate(Exception):
-    """The image is a near-duplicate of ``stored``, an image in the store: left unstored."""
-
-    def __init__(self, stored: HashedImage):
-        super().__init__(f"near-duplicate of {stored.path}")
-        self.stored = stored
-
-
-class ImageFailed(_MediaRequestFiltered):
-    """An image that could not be stored; ``status`` is ``skipped`` or ``failed``.
-
-    It derives from Scrapy's "filtered" media exception so that
-    ``MediaPipeline`` does not log a traceback for it: this pipeline logs one
-    line per image itself.
-    """
-
-    def __init__(self, status: str, reason: str, detail: str = ""):
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.status = status
-        self.reason = reason
-
-
-class StoppedBeforeDownload(DropItem):
-    """An image not downloaded because the crawl stopped first (Ctrl-C, SIGTERM).
-
-    Not a result: the item is dropped (not exported), the image neither
-    stored nor recorded, and its page is not done in a ``JOBDIR``'s journal,
-    so the resumed crawl fetches it.
-    """
-
-    def __init__(self) -> None:
-        super().__init__("not downloaded: the crawl stopped first", log_level="DEBUG")
-
-
-_FAILURE_REASONS = {
-    "DownloadConnectionRefusedError": "connection-refused",
-    "ConnectionRefusedError": "connection-refused",
-    "CannotResolveHostError": "dns-error",
-    "DNSLookupError": "dns-error",
-    # A host name that cannot be IDNA-encoded (a label over 63 characters).
-    "UnicodeError": "dns-error",
-    "DownloadTimeoutError": "timeout",
-    "TimeoutError": "timeout",
-    "DownloadCancelledError": "too-large",
-    "ResponseDataLossError": "data-loss",
-    "UnsupportedURLSchemeError": "unsupported-scheme",
-    "ConnectionLost": "connection-lost",
-    "ResponseFailed": "connection-lost",
-    "ConnectionDone": "connection-lost",
-}
-
-
-#: ``IgnoreRequest`` messages of Scrapy's middlewares that are failures, not choices.
-_IGNORE_REQUEST_FAILURES = {
-    "max redirections reached": "too-many-redirects",
-    "exceeded DOWNLOAD_MAXSIZE": "too-large",
-}
-
-
-def failure_reason(exc: BaseException) -> str:
-    """A short slug for a download error, used in items, stats and logs (an exception may
-    carry its own as ``failure_reason``)."""
-    if reason := getattr(exc, "failure_reason", ""):
-        return reason
-    if isinstance(exc, IgnoreRequest):
-        message = str(exc)
-        for text, reason in _IGNORE_REQUEST_FAILURES.items():
-            if text in message:
-                return reason
-        return "robots-txt" if "robots.txt" in message else "ignored"
-    name = type(exc).__name__
-    return _FAILURE_REASONS.get(name) or re.sub(r"(?<!^)(?=[A-Z])", "-", name).lower()
-
-
-_STORE_ERRNOS = {
-    errno.ENOSPC: "store-full",
-    errno.EDQUOT: "store-full",
-    errno.EROFS: "store-unwritable",
-    errno.EACCES: "store-unwritable",
-    errno.EPERM: "store-unwritable",
-}
-
-
-def store_fault(exc: OSError | sqlite3.Error) -> str:
-    """``store-full``, ``store-unwritable`` or ``store-error``: why the store could not be written."""
-    if isinstance(exc, OSError):
-        return _STORE_ERRNOS.get(exc.errno or 0, "store-error")
-    message = str(exc).lower()
-    if "full" in message:
-        return "store-full"
-    if "readonly" in message or "read-only" in message:
-        return "store-unwritable"
-    return "store-error"
 
 
 def to_jpeg(picture: Image.Image, size: tuple[int, int] | None = None) -> BytesIO:
@@ -561,7 +459,7 @@ class ImageStorePipeline(ImagesPipeline):
             raise self._reject(request, "skipped", "filtered", f"{left_out}, as stored")
         if record.rejected:
             if fresh and self._still_rejected(record):
-                raise self._reject(request, _rejection_status(record.rejected), record.rejected, "as on an earlier crawl")
+                raise self._reject(request, rejection_status(record.rejected), record.rejected, "as on an earlier crawl")
             return None
         if not await ensure_awaitable(self.store.stat_file(record.path, info)):
             return None
@@ -688,7 +586,7 @@ class ImageStorePipeline(ImagesPipeline):
                     await self._on_record(self._remember_rejection, request, response, exc.reason)
                 except (OSError, sqlite3.Error) as record_error:
                     logger.debug("Could not record the rejection of %s: %s", request.url[:300], record_error)
-            raise self._reject(request, _rejection_status(exc.reason), exc.reason, exc.detail) from None
+            raise self._reject(request, rejection_status(exc.reason), exc.reason, exc.detail) from None
         except (OSError, sqlite3.Error) as exc:
             raise self._store_failed(request, exc) from None
         path = stored.path

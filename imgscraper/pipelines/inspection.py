@@ -8,6 +8,7 @@ complete. It never changes the bytes: the pipeline stores them as served.
 from __future__ import annotations
 
 import warnings
+from imgscraper.exceptions import ImageRejected
 from dataclasses import dataclass
 from io import BytesIO
 
@@ -71,15 +72,6 @@ class ImageInfo:
     @property
     def media_type(self) -> str:
         return MEDIA_TYPES[self.format]
-
-
-class ImageRejected(Exception):
-    """The bytes are not a storable image; ``reason`` is a short slug for stats."""
-
-    def __init__(self, reason: str, detail: str = ""):
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason = reason
-        self.detail = detail
 
 
 def inspect_image(body: bytes, content_type: str = "") -> ImageInfo:

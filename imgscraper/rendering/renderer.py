@@ -35,7 +35,6 @@ import re
 import shutil
 import weakref
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from scrapy import signals
 from scrapy.http import Response
@@ -43,6 +42,8 @@ from scrapy.settings import BaseSettings
 from w3lib.url import canonicalize_url
 
 from imgscraper.discovery import ImageRef, find_images
+from imgscraper.utils import host_of
+from imgscraper.exceptions import RenderingError
 
 if TYPE_CHECKING:
     from playwright.async_api import BrowserContext, Page, Request as BrowserRequest, Route
@@ -120,10 +121,6 @@ class OneLinePageFailures(logging.Filter):
             record.exc_info = record.exc_text = None
             record.levelno, record.levelname = logging.DEBUG, "DEBUG"
         return True
-
-
-class RenderingError(RuntimeError):
-    """Rendering cannot work with this configuration; the message says why."""
 
 
 class Renderer:
@@ -356,7 +353,7 @@ class _PageTracker:
             return request.resource_type
         if request.is_navigation_request() and request.frame.parent_frame is None:
             return "navigation" if self.block_navigation else ""  # the page itself
-        host = (urlsplit(request.url).hostname or "").lower()
+        host = host_of(request.url)
         if any(host == d or host.endswith("." + d) for d in self.block_domains):
             return "tracker"
         return ""

@@ -36,12 +36,12 @@ from imgscraper.discovery import (
     find_stylesheets,
     image_url_key,
 )
-from imgscraper.downloader import CrawlStopped, crawl_stopping
+from imgscraper.downloader import crawl_stopping
+from imgscraper.exceptions import ArgumentError, CrawlStopped, RenderingError, StoppedBeforeDownload, failure_reason
 from imgscraper.filters import FILTERS, ImageFilter, URLFilter, count_filtered, parse_regex, resolve_arguments
 from imgscraper.items import ImageItem
 from imgscraper.extensions.journal import PageJournal, PageTracker, discard_request_queue
-from imgscraper.pipelines.images import StoppedBeforeDownload, failure_reason
-from imgscraper.rendering.renderer import Renderer, RenderingError, browser_failure_reason
+from imgscraper.rendering.renderer import Renderer, browser_failure_reason
 from imgscraper.discovery.sitemaps import read_sitemap, robots_txt_url, sitemap_body, sitemaps_in_robots_txt
 
 __all__ = [
@@ -50,10 +50,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-
-class ArgumentError(ValueError):
-    """A spider argument is wrong; the message says how to fix it."""
 
 
 T = TypeVar("T")
