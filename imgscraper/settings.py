@@ -55,7 +55,7 @@ DOWNLOAD_WARNSIZE = 32 * 1024 * 1024
 # Checks every setting once, before anything is built (imgscraper/addons/settingscheck.py).
 ADDONS = {
     "imgscraper.addons.settingscheck.SettingsCheck": 0,
-    # IMGSCRAPER_REDIS_URL: one crawl shared by many workers (imgscraper/distributed/crawl.py).
+    # IMGSCRAPER_REDIS_URL: one crawl shared by many workers (imgscraper/distributed/).
     "imgscraper.addons.distributed.DistributedCrawl": 10,
 }
 EXTENSIONS = {

@@ -240,7 +240,8 @@ def test_without_redis_url_nothing_of_redis_is_imported(srv, run_crawl, redis_ur
         assert result.returncode == 0, result.tail()
         return {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
 
-    redis_modules = {"redis", "scrapy_redis", "imgscraper.distributed.crawl"}
+    redis_modules = {"redis", "scrapy_redis", "imgscraper.distributed.crawl", "imgscraper.distributed.scheduler",
+                     "imgscraper.distributed.middleware"}
     alone = imported()
     assert "imgscraper.pipelines.images" in alone  # the log is there
     assert redis_modules & alone == set()
@@ -268,7 +269,7 @@ def test_unreachable_redis_is_one_error_line(srv, run_crawl):
 def test_work_ledger_holds_a_page_until_its_outputs_are_through():
     from scrapy import Request
 
-    from imgscraper.distributed.crawl import PARENT, TOKEN, WorkLedger
+    from imgscraper.distributed.ledger import PARENT, TOKEN, WorkLedger
 
     done: list[str] = []
     ledger = WorkLedger(max_images=4, on_done=done.append)

@@ -13,7 +13,7 @@ logger = logging.getLogger(__name__)
 
 class DistributedCrawl:
     """``IMGSCRAPER_REDIS_URL`` set: share the crawl with every worker using the
-    same Redis (:mod:`imgscraper.distributed.crawl`: scrapy-redis's scheduler and
+    same Redis (:mod:`imgscraper.distributed`: scrapy-redis's scheduler and
     duplicate filter, kept queue, shared image claims, download slots shared
     by every worker (:mod:`imgscraper.distributed.leases`); with
     ``IMGSCRAPER_WORKERS > 1`` under the crawl command, :mod:`imgscraper.distributed.workers`
@@ -31,12 +31,13 @@ class DistributedCrawl:
         url = settings.get("IMGSCRAPER_REDIS_URL")
         if not url:
             return
-        from imgscraper.distributed.crawl import SharedImagesMiddleware  # noqa: PLC0415
+        from imgscraper.distributed.middleware import SharedImagesMiddleware  # noqa: PLC0415
 
         settings.set("REDIS_URL", url, priority="addon")
         # The crawl command's local workers (IMGSCRAPER_WORKERS): this worker starts them and leads them.
         lead = workers > 1 and settings.getlist("IMGSCRAPER_LOCAL_WORKER_COMMAND")
-        scheduler = "imgscraper.distributed.workers.LeadScheduler" if lead else "imgscraper.distributed.crawl.SharedScheduler"
+        scheduler = ("imgscraper.distributed.workers.LeadScheduler" if lead
+                     else "imgscraper.distributed.scheduler.SharedScheduler")
         settings.set("SCHEDULER", scheduler, priority="addon")
         # Per-domain concurrency and delay hold across the workers (imgscraper.distributed.leases).
         if settings.get("DOWNLOADER") == "imgscraper.downloader.LimitedDownloader":

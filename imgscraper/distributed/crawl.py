@@ -1,27 +1,10 @@
-"""One crawl shared by any number of workers through Redis.
+"""This worker's membership of a shared crawl, in Redis (see :mod:`imgscraper.distributed`).
 
-Turned on by ``IMGSCRAPER_REDIS_URL``, or by ``IMGSCRAPER_WORKERS > 1`` (local workers
-through a private Redis, :mod:`imgscraper.distributed.workers`); the add-on
-:class:`imgscraper.addons.distributed.DistributedCrawl` installs these components, and
-nothing here is imported otherwise. Pages go
-through one shared queue and duplicate filter (scrapy-redis); images, which
-Scrapy's media pipeline fetches without its scheduler, are claimed in Redis
-so that each is fetched and stored by one worker only.
-
-Workers agree on a crawl by its id, ``IMGSCRAPER_CRAWL_ID`` or, when empty,
-one derived from the spider and its arguments (the same command on every
-machine is the same crawl). A worker *joins* the crawl if it is running or
-was interrupted (it resumes), and *starts it afresh* (empty queue, empty
-duplicate filter, no claims) if the last run of that id finished: a
-scheduled re-crawl needs nothing but being started again.
-
-A crawl is finished when no page is queued and no worker holds a page.
-A worker holds each page it takes (moved atomically from the queue to its
-own ``taken`` hash) until the page's links are queued and its images are
-done. Workers exit only then, not when their own queue is momentarily
-empty. A worker that stops sending heartbeats for
-``IMGSCRAPER_REDIS_WORKER_TIMEOUT`` seconds counts as dead: another worker
-puts its pages back in the queue, and may take over its image claims.
+:class:`SharedCrawl` joins the crawl, sends heartbeats, moves pages from the
+queue into this worker's hold and lets them go, claims images, and hands a
+local worker's items and stats to its lead. Each step that reads and writes
+several keys is one Lua script: Redis runs it atomically, so no worker sees
+another's step half done.
 
 Redis keys, under ``imgscraper:<crawl id>:``:
 
@@ -44,7 +27,6 @@ Redis keys, under ``imgscraper:<crawl id>:``:
 from __future__ import annotations
 
 import hashlib
-import importlib
 import itertools
 import json
 import logging
@@ -53,53 +35,30 @@ import pickle
 import socket
 import uuid
 import weakref
-from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from itemadapter import ItemAdapter, is_item
-from scrapy import Request, Spider, signals
-from redis.exceptions import RedisError
-from scrapy.exceptions import CloseSpider, DontCloseSpider
-from scrapy.utils.asyncio import create_looping_call
-from scrapy.utils.defer import deferred_from_coro
-from scrapy.utils.request import request_from_dict
-from scrapy_redis import connection, picklecompat
-from scrapy_redis.dupefilter import RFPDupeFilter
-from scrapy_redis.queue import PriorityQueue
-from scrapy_redis.scheduler import Scheduler
+from scrapy import Spider
+from scrapy_redis import connection
 
 from imgscraper.discovery import image_url_key
-from imgscraper.downloader import crawl_stopping
-from imgscraper.filters import count_filtered
-from imgscraper.exceptions import StoppedBeforeDownload
+from imgscraper.distributed.ledger import WorkLedger
 
 if TYPE_CHECKING:
     from redis import Redis
 
     from scrapy.crawler import Crawler
-    from scrapy.http import Response
-    from twisted.internet.defer import Deferred
 
-__all__ = ["SharedCrawl", "SharedImagesMiddleware", "SharedScheduler", "WorkLedger", "crawl_id_of", "image_key"]
+__all__ = ["SharedCrawl", "crawl_id_of", "image_key"]
 
 logger = logging.getLogger(__name__)
 
-#: Request meta keys: the token of a page a worker took, and of the page a request was found on.
-TOKEN = "imgscraper_page_token"
-PARENT = "imgscraper_page_parent"
 #: Stats each process keeps for itself: the lead worker does not add a local worker's
 #: (item_scraped_count: it counts the items it writes to its feeds).
 OWN_STATS = ("item_scraped_count", "items_per_minute", "responses_per_minute", "elapsed_time", "memusage/",
              "log_count/", "start_time", "finish_")
-#: Seconds between two hand-overs of a local worker's items and stats to its lead.
-HAND_OVER_INTERVAL = 0.25
 #: The field of a worker's ``taken`` hash held from joining until it is first idle.
 STARTING = "starting"
-#: Seconds between checks for new work while a worker is idle: one Redis call each,
-#: and an idle worker picks up a new page at most this late (0.25 s cost 0.3 s of a 3 s crawl).
-IDLE_POLL = 0.05
 
 # Returns 1: started afresh, 0: joined, -1: finished and not joined (ARGV[5] is 0:
 # a local worker, which only helps a running crawl).
@@ -197,98 +156,6 @@ return won
 def image_key(url: str) -> str:
     """The key an image URL is claimed under (as the spider deduplicates it)."""
     return hashlib.sha1(image_url_key(url).encode("utf-8")).hexdigest()
-
-
-@dataclass
-class _Unit:
-    """A request this worker took from the queue: still being fetched, parsed, outputs pending."""
-
-    fetching: bool = True
-    parsed: bool = False
-    pending: int = 0
-
-
-class WorkLedger:
-    """The requests (pages, style sheets) a worker took and the images they brought.
-
-    A taken request stays *held* until it is parsed and everything it yielded
-    has gone through the engine; ``on_done(token)`` is called then.
-    :meth:`busy` says whether the worker has enough work for now.
-    """
-
-    def __init__(self, max_images: int, on_done: Callable[[str], None] | None = None):
-        self.max_images = max(1, max_images)
-        self.on_done = on_done
-        self.units: dict[str, _Unit] = {}
-        self.images_in_progress = 0
-        self._item_units: dict[int, str] = {}
-        self._tokens = itertools.count(1)
-        self._parsed = 0
-        self._images_kept = 0
-
-    def take(self, request: Request, token: str | None = None) -> Request:
-        """Hold ``request`` (taken from the queue) under a new token, or ``token``."""
-        token = token or str(next(self._tokens))
-        request.meta[TOKEN] = token
-        self.units[token] = _Unit()
-        return request
-
-    def fetched(self, request: Request) -> None:
-        unit = self.units.get(request.meta.get(TOKEN, ""))
-        if unit is not None:
-            unit.fetching = False
-
-    def busy(self) -> bool:
-        """Whether this worker expects at least ``max_images`` images to fetch soon: those of
-        its parsed pages, and an estimate for the pages it is fetching (no room for a page)."""
-        per_page = self._images_kept / self._parsed if self._parsed else self.max_images
-        fetching = sum(1 for unit in self.units.values() if unit.fetching)
-        return self.images_in_progress + fetching * per_page >= self.max_images
-
-    def output(self, token: str | None, obj: Any) -> None:
-        """``obj`` (item or request), yielded by the unit ``token``, is on its way."""
-        unit = self.units.get(token) if token is not None else None
-        if unit is None:
-            return
-        unit.pending += 1
-        if isinstance(obj, Request):
-            obj.meta[PARENT] = token
-        else:
-            self._item_units[id(obj)] = token
-            self.images_in_progress += 1
-
-    def parsed(self, token: str | None, images: int) -> None:
-        self._parsed += 1
-        self._images_kept += images
-        unit = self.units.get(token) if token is not None else None
-        if unit is not None:
-            unit.fetching, unit.parsed = False, True
-            self._maybe_done(token)
-
-    def output_done(self, token: str | None) -> None:
-        unit = self.units.get(token) if token is not None else None
-        if unit is not None:
-            unit.pending -= 1
-            self._maybe_done(token)
-
-    def item_done(self, item: Any) -> None:
-        token = self._item_units.pop(id(item), None)
-        if token is not None:
-            self.images_in_progress -= 1
-            self.output_done(token)
-
-    def clear(self) -> None:
-        """The worker is idle: everything it held is done."""
-        self.units.clear()
-        self._item_units.clear()
-        self.images_in_progress = 0
-
-    def _maybe_done(self, token: str) -> None:
-        unit = self.units[token]
-        if unit.parsed and unit.pending <= 0:
-            del self.units[token]
-            if self.on_done is not None:
-                self.on_done(token)
 
 
 def crawl_id_of(spider: Spider) -> str:
@@ -486,209 +353,3 @@ class SharedCrawl:
         if not urls:
             return []
         return [bool(won) for won in self._run("claim", self.worker, *(image_key(url) for url in urls))]
-
-
-class SharedScheduler(Scheduler):
-    """scrapy-redis's scheduler, with pages held by the worker that took them
-    and the crawl's end agreed by all workers (see the module docstring).
-
-    A worker takes another page only while it expects fewer than
-    ``CONCURRENT_REQUESTS`` images to fetch (those of its pages, and an
-    estimate for the pages it is fetching): the pages it could not start soon
-    are left to idle workers.
-    """
-
-    def __init__(self, server: Redis, *, crawler: Crawler, **kwargs: Any):
-        super().__init__(server, **kwargs)
-        self.crawler = crawler
-        self.shared = SharedCrawl.of(crawler)
-        self.error = ""
-        self._ready: deque[Request] = deque()
-        self._held: dict[str, Request] = {}
-        interval = self.shared.timeout_ms / 3000
-        self._heartbeat = create_looping_call(self.shared.heartbeat)
-        self._heartbeat_interval = interval
-        self._idle_poll = create_looping_call(self._poll)
-        self._hand_over = create_looping_call(self.shared.flush)
-        crawler.signals.connect(self.spider_idle, signal=signals.spider_idle)
-        crawler.signals.connect(self.request_left_downloader, signal=signals.request_left_downloader)
-
-    @classmethod
-    def from_crawler(cls, crawler: Crawler) -> SharedScheduler:
-        settings = crawler.settings
-        server = connection.get_redis_from_settings(settings)
-        serializer = settings.get("SCHEDULER_SERIALIZER") or picklecompat
-        if isinstance(serializer, str):
-            serializer = importlib.import_module(serializer)
-        scheduler = cls(server, crawler=crawler, persist=True, serializer=serializer)
-        scheduler.stats = crawler.stats
-        return scheduler
-
-    def open(self, spider: Spider) -> None:
-        self.spider = spider
-        try:
-            joined = self.shared.join(spider)
-        except RedisError as exc:
-            # One clear line, then the spider is closed as soon as it is open.
-            self.error = f"Cannot join the shared crawl at {self.crawler.settings.get('REDIS_URL')}: {exc}"
-            self.crawler.signals.connect(self._refuse, signal=signals.spider_opened)
-            return
-        if joined is None:
-            self.error = "finished"
-            self.crawler.signals.connect(self._refuse, signal=signals.spider_opened)
-            return
-        self.queue = PriorityQueue(
-            server=self.server, spider=spider, key=self.shared.key("requests"), serializer=self.serializer
-        )
-        self.df = RFPDupeFilter(
-            self.server, key=self.shared.key("dupefilter"), debug=spider.settings.getbool("DUPEFILTER_DEBUG")
-        )
-        self._heartbeat.start(self._heartbeat_interval, now=False)
-        if self.shared.lead:
-            self._hand_over.start(HAND_OVER_INTERVAL, now=False)
-
-    def _refuse(self) -> None:
-        if self.error == "finished":  # a local worker started after the crawl's end
-            raise CloseSpider("finished")
-        logger.error(self.error)
-        raise CloseSpider("shared_crawl_unavailable")
-
-    def close(self, reason: str) -> Deferred[None] | None:
-        for loop in (self._heartbeat, self._idle_poll, self._hand_over):
-            if loop.running:
-                loop.stop()
-        self.shared.leave()
-
-    def enqueue_request(self, request: Request) -> bool:
-        if self.error:
-            return False
-        token = request.meta.get(TOKEN)
-        if token is not None and self._held.get(token) is request:
-            # A page this worker already took (see _poll): no need to queue it again.
-            del self._held[token]
-            self._ready.append(request)
-            return True
-        parent = request.meta.pop(PARENT, None)
-        request.meta.pop(TOKEN, None)
-        try:
-            # scrapy-redis's enqueue_request, without its deprecated stats call.
-            if not request.dont_filter and self.df.request_seen(request):
-                self.df.log(request, self.spider)
-                return False
-            if self.stats:
-                self.stats.inc_value("scheduler/enqueued/redis")
-            self.queue.push(request)
-            return True
-        finally:
-            self.shared.ledger.output_done(parent)
-
-    def next_request(self) -> Request | None:
-        if self.error:
-            return None
-        if self._ready:
-            return self._ready.popleft()
-        if self.shared.ledger.busy():
-            return None
-        taken = self.shared.take()
-        return self._decode(*taken) if taken is not None else None
-
-    def has_pending_requests(self) -> bool:
-        if self.error:
-            return False
-        return bool(self._ready) or len(self.queue) > 0
-
-    # -- the end of the crawl ----------------------------------------------
-
-    def spider_idle(self) -> None:
-        """Keep an idle worker open until the whole crawl is finished."""
-        if self.error:
-            return
-        self.shared.all_pages_done()
-        if self.shared.finished():
-            return
-        if not self._idle_poll.running:
-            self._idle_poll.start(IDLE_POLL, now=False)
-        raise DontCloseSpider
-
-    def _poll(self) -> None:
-        """While idle: hand the engine the next queued page, or close when the crawl is over."""
-        engine = self.crawler.engine
-        taken = self.shared.take()
-        if taken is not None:
-            self._idle_poll.stop()
-            request = self._decode(*taken)
-            self._held[request.meta[TOKEN]] = request
-            engine.crawl(request)
-        elif self.shared.finished():
-            self._idle_poll.stop()
-            deferred_from_coro(engine.close_spider_async(reason="finished"))
-
-    def request_left_downloader(self, request: Request) -> None:
-        self.shared.ledger.fetched(request)
-
-    def _decode(self, token: str, data: bytes) -> Request:
-        request = self.shared.ledger.take(request_from_dict(self.serializer.loads(data), spider=self.spider), token)
-        if self.stats:
-            self.stats.inc_value("scheduler/dequeued/redis")
-            self.stats.inc_value("imgscraper/shared/pages_taken")
-        return request
-
-
-class SharedImagesMiddleware:
-    """Spider middleware: each image URL is passed on by one worker only, and
-    each page is held until all it yielded has gone through the engine."""
-
-    def __init__(self, crawler: Crawler):
-        self.crawler = crawler
-        self.shared = SharedCrawl.of(crawler)
-        crawler.signals.connect(self.item_scraped, signal=signals.item_scraped)
-        for signal in (signals.item_dropped, signals.item_error):
-            crawler.signals.connect(self.item_done, signal=signal)
-
-    @classmethod
-    def from_crawler(cls, crawler: Crawler) -> SharedImagesMiddleware:
-        return cls(crawler)
-
-    def item_scraped(self, item: Any) -> None:
-        self.shared.hand_over(item)
-        self.shared.item_done(item)
-
-    def item_done(self, item: Any, exception: BaseException | None = None) -> None:
-        if isinstance(exception, StoppedBeforeDownload):
-            self.shared.item_stopped(item)
-        else:
-            self.shared.item_done(item)
-
-    def _parsed(self, outputs: list[Any], token: str | None) -> list[Any]:
-        kept = self._kept(outputs, token)
-        # A page parsed while the crawl stops yields no image (ImagesSpider.new_images): it stays held.
-        if not crawl_stopping(self.crawler):
-            self.shared.ledger.parsed(token, images=sum(1 for obj in kept if not isinstance(obj, Request)))
-        return kept
-
-    def _kept(self, outputs: list[Any], token: str | None) -> list[Any]:
-        """The page's outputs without the images other workers (or this one) already have.
-
-        All of a page's images are claimed in one round trip to Redis.
-        """
-        images = [obj for obj in outputs if is_item(obj) and "url" in ItemAdapter(obj)]
-        won = dict(zip(map(id, images), self.shared.claim_images([ItemAdapter(obj)["url"] for obj in images])))
-        kept = []
-        for obj in outputs:
-            if id(obj) in won:
-                if not won[id(obj)]:
-                    self.crawler.stats.inc_value("imgscraper/shared/images_already_claimed")
-                    continue
-                self.crawler.stats.inc_value("imgscraper/images/found")
-                if ItemAdapter(obj).get("reason") == "filtered":
-                    count_filtered(self.crawler.stats)
-            self.shared.ledger.output(token, obj)
-            kept.append(obj)
-        return kept
-
-    def process_spider_output(self, response: Response, result: Iterable[Any]) -> Iterable[Any]:
-        yield from self._parsed(list(result), response.meta.get(TOKEN))
-
-    async def process_spider_output_async(self, response: Response, result: AsyncIterator[Any]) -> AsyncIterator[Any]:
-        for obj in self._parsed([obj async for obj in result], response.meta.get(TOKEN)):
-            yield obj

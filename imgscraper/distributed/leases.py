@@ -1,4 +1,4 @@
-"""Download slots shared by the workers of a crawl (:mod:`imgscraper.distributed.crawl`).
+"""Download slots shared by the workers of a crawl (:mod:`imgscraper.distributed`).
 
 Each worker's downloader holds its own limits: three workers with
 ``CONCURRENT_REQUESTS_PER_DOMAIN = 4`` would put 12 requests in flight on one

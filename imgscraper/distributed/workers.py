@@ -4,7 +4,7 @@ The ``crawl`` command (:mod:`imgscraper.commands.crawl`) starts a private
 ``redis-server`` for the crawl when ``IMGSCRAPER_REDIS_URL`` is empty
 (:func:`private_redis`), and gives the crawl the command line of one more
 worker (:func:`worker_command`). The crawl is then shared through the Redis
-engine (:mod:`imgscraper.distributed.crawl`) like any shared crawl, and its process
+engine (:mod:`imgscraper.distributed`) like any shared crawl, and its process
 is the *lead*: once pages wait in the crawl's queue, :class:`LeadScheduler` starts
 ``N - 1`` local workers, ``scrapy crawl`` processes of the same spider,
 arguments and settings with ``IMGSCRAPER_LEAD_WORKER`` naming the lead. Those
@@ -49,7 +49,7 @@ from scrapy.settings import SETTINGS_PRIORITIES, BaseSettings
 from scrapy.utils.asyncio import create_looping_call
 from scrapy.utils.defer import deferred_from_coro, maybe_deferred_to_future
 
-from imgscraper.distributed.crawl import SharedScheduler
+from imgscraper.distributed.scheduler import SharedScheduler
 from imgscraper.exceptions import RedisServerError, RedisServerMissing
 
 if TYPE_CHECKING:
@@ -178,7 +178,7 @@ class LocalWorker:
 
 
 class LeadScheduler(SharedScheduler):
-    """The scheduler of a crawl's lead worker: a :class:`~imgscraper.distributed.crawl.SharedScheduler`
+    """The scheduler of a crawl's lead worker: a :class:`~imgscraper.distributed.scheduler.SharedScheduler`
     that starts the crawl's local workers and gathers their items and stats
     (see the module docstring)."""
 
