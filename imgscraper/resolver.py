@@ -17,9 +17,10 @@ The check is made on the resolved address, where the connection is made:
   host through it, IP literals included, so every connection of Scrapy's
   HTTP/1.1 handler is checked, redirects and retries too, and DNS answers
   that change between lookups (rebinding) are checked each time.
-* :class:`PrivateNetworkMiddleware` refuses IP-literal URLs before anything
-  is sent, and gives refused requests their error, :class:`BlockedAddressError`
-  (reason ``blocked-address``), without retries.
+* :class:`~imgscraper.downloadermiddlewares.privatenetworks.PrivateNetworkMiddleware`
+  refuses IP-literal URLs before anything is sent, and gives refused requests
+  their error, :class:`~imgscraper.exceptions.BlockedAddressError` (reason
+  ``blocked-address``), without retries.
 
 Proxies: a request sent through a proxy (``HTTP_PROXY``/``HTTPS_PROXY``,
 ``meta["proxy"]``) connects to the proxy, which the operator chose, so the
@@ -30,41 +31,30 @@ IP literal, since the proxy resolves names itself.
 from __future__ import annotations
 
 import ipaddress
-import logging
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-from scrapy import signals
-from scrapy.exceptions import CannotResolveHostError, NotConfigured
 from scrapy.resolver import CachingHostnameResolver, CachingThreadedResolver
-from scrapy.utils.defer import deferred_from_coro, maybe_deferred_to_future
-from scrapy.utils.httpobj import urlparse_cached
-from twisted.internet.defer import Deferred, DeferredList
-from twisted.internet.error import DNSLookupError
+from scrapy.utils.defer import maybe_deferred_to_future
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IResolutionReceiver
-from imgscraper.utils import host_of
-from imgscraper.exceptions import AddressRefused, BlockedAddressError
 from zope.interface import implementer
+
+from imgscraper.exceptions import AddressRefused
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
-    from scrapy.crawler import Crawler
-    from scrapy.http import Request
     from twisted.internet.interfaces import IAddress, IHostResolution
 
 __all__ = [
     "CATEGORIES",
     "AddressPolicy",
     "AddressGuard",
-    "AddressRefused",
-    "BlockedAddressError",
     "GuardedHostnameResolver",
     "GuardedResolver",
-    "PrivateNetworkMiddleware",
     "address_category",
+    "is_ip_address",
 ]
-
-logger = logging.getLogger(__name__)
 
 #: The refused kinds of address, and their networks.
 CATEGORIES: dict[str, tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]] = {
@@ -100,6 +90,7 @@ def address_category(address: str) -> str | None:
 
 
 def is_ip_address(host: str) -> bool:
+    """Whether ``host`` is an IP address (an IPv6 one in brackets or not), not a name."""
     try:
         ipaddress.ip_address(host.strip("[]"))
     except ValueError:
@@ -149,8 +140,9 @@ class AddressPolicy:
 
 class AddressGuard:
     """What the guarded resolvers share: the :attr:`policy` they enforce, set by
-    :class:`PrivateNetworkMiddleware` when the spider opens (without one every address
-    is allowed), and :attr:`installed`, the instance Scrapy installed on the reactor.
+    :class:`~imgscraper.downloadermiddlewares.privatenetworks.PrivateNetworkMiddleware`
+    when the spider opens (without one every address is allowed), and :attr:`installed`,
+    the instance Scrapy installed on the reactor.
 
     Scrapy builds the resolver once per process, from the process's settings, so
     one crawl per process is assumed.
@@ -250,65 +242,3 @@ class _Completion:
 
     def resolutionComplete(self) -> None:
         self.done.callback(None)
-
-
-class PrivateNetworkMiddleware:
-    """Downloader middleware that refuses requests to private networks (see the module doc).
-
-    It sits after ``HttpProxyMiddleware`` (750), to see the proxy a request
-    goes through, and after ``UnreachableHostMiddleware`` (950), so its
-    ``process_exception`` runs before theirs and the retry middleware's: a
-    refused request is neither retried nor counted as a dead host's failure.
-    """
-
-    def __init__(self, crawler: Crawler):
-        if crawler.settings.getbool("IMGSCRAPER_ALLOW_PRIVATE_NETWORKS"):
-            raise NotConfigured
-        self.crawler = crawler
-        self.policy = AddressPolicy()
-        crawler.signals.connect(self.spider_opened, signal=signals.spider_opened)
-
-    @classmethod
-    def from_crawler(cls, crawler: Crawler) -> PrivateNetworkMiddleware:
-        return cls(crawler)
-
-    async def spider_opened(self, spider: Any) -> None:
-        """Learn the start URLs' networks (pages and sitemaps the user gave): each start host is resolved once, now, so that
-        its category is allowed before any image or link is fetched."""
-        typed = [*getattr(spider, "start_urls", ()), *getattr(spider, "sitemap_urls", ())]  # what the user gave
-        hosts = {host_of(url) for url in typed} - {""}
-        self.policy.add_start_hosts(hosts)
-        resolver = AddressGuard.installed
-        if resolver is None:
-            # CrawlerRunner does not install TWISTED_DNS_RESOLVER: the process's owner does.
-            logger.warning("No guarded resolver is installed on the reactor: host names are not checked, "
-                           "only IP-literal URLs (see imgscraper.resolver)")
-            return
-        resolver.policy = self.policy
-        # All at once; a failure is the start page's own request's to report.
-        lookups = [deferred_from_coro(resolver.resolve(host)) for host in hosts if not is_ip_address(host)]
-        await maybe_deferred_to_future(DeferredList(lookups, consumeErrors=True))
-
-    def process_request(self, request: Request) -> None:
-        if proxy := request.meta.get("proxy"):
-            self.policy.exempt_hosts.add(host_of(proxy))
-        host = urlparse_cached(request).hostname or ""
-        if is_ip_address(host) and (category := self.policy.refusal(host, host)):
-            raise self._blocked(host, host, category)
-
-    def process_exception(self, request: Request, exception: Exception) -> None:
-        if not isinstance(exception, (CannotResolveHostError, DNSLookupError)):
-            return
-        host = (urlparse_cached(request).hostname or "").lower()
-        if refused := self.policy.refused.get(host):
-            raise self._blocked(host, *refused) from None
-
-    def _blocked(self, host: str, address: str, category: str) -> BlockedAddressError:
-        if not self.crawler.stats.get_value("imgscraper/blocked_addresses"):
-            logger.info("Refusing connections to %s addresses: only the start URLs' networks (%s) are allowed; "
-                        "-s IMGSCRAPER_ALLOW_PRIVATE_NETWORKS=True allows every network",
-                        ", ".join(CATEGORIES), ", ".join(sorted(self.policy.allowed)) or "none")
-        self.crawler.stats.inc_value("imgscraper/blocked_addresses")
-        self.crawler.stats.inc_value(f"imgscraper/blocked_addresses/{category}")
-        return BlockedAddressError(host, address, category)
-

@@ -43,7 +43,7 @@ DOWNLOADER_MIDDLEWARES = {
     "imgscraper.downloadermiddlewares.unreachablehosts.UnreachableHostMiddleware": 950,
     # No fetch into private networks (IMGSCRAPER_ALLOW_PRIVATE_NETWORKS). After HttpProxyMiddleware, and
     # after UnreachableHostMiddleware: a refused address is reported as such, not counted as a dead host.
-    "imgscraper.resolver.PrivateNetworkMiddleware": 960,
+    "imgscraper.downloadermiddlewares.privatenetworks.PrivateNetworkMiddleware": 960,
 }
 # Scrapy's default resolver, refusing private addresses where connections are made (imgscraper/resolver.py).
 TWISTED_DNS_RESOLVER = "imgscraper.resolver.GuardedResolver"

@@ -1,4 +1,4 @@
-"""No fetch into private networks (imgscraper/resolver.py).
+"""No fetch into private networks (imgscraper/resolver.py, imgscraper/downloadermiddlewares/privatenetworks.py).
 
 End to end: a start page on 127.0.0.1 references images on a name that resolves to 10.x,
 on 169.254.169.254, on a private IPv6 literal, and images whose URL (on the allowed start
@@ -24,13 +24,9 @@ from conftest import PROJECT_ROOT, TESTS_DIR
 from faultsite import make_png
 from httpserver import HTTPTestServer
 from imgscraper import settings as project_settings
-from imgscraper.resolver import (
-    AddressPolicy,
-    BlockedAddressError,
-    PrivateNetworkMiddleware,
-    address_category,
-)
-from imgscraper.exceptions import failure_reason
+from imgscraper.downloadermiddlewares.privatenetworks import PrivateNetworkMiddleware
+from imgscraper.exceptions import BlockedAddressError, failure_reason
+from imgscraper.resolver import AddressPolicy, address_category
 
 NETGUARD = TESTS_DIR / "netguard"
 

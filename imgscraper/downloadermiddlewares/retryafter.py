@@ -1,4 +1,4 @@
-"""Downloader middlewares."""
+"""Retries that wait as ``Retry-After`` asks, up to ``IMGSCRAPER_RETRY_AFTER_MAX``."""
 
 from __future__ import annotations
 
