@@ -9,7 +9,8 @@ lookup replaced), and a network guard (tests/netguard/sitecustomize.py) refuses 
 records every connection outside loopback, so a test fails if the crawl even tried one.
 
 A start URL on a public address cannot be served here, so the policy itself (which
-categories a start host allows) is tested at unit level.
+categories a start host allows) is tested at unit level, and the middleware in
+test_downloadermiddlewares.py.
 """
 
 from __future__ import annotations
@@ -17,15 +18,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from scrapy.http import Request
-from scrapy.utils.test import get_crawler
 
 from conftest import PROJECT_ROOT, TESTS_DIR
 from faultsite import make_png
 from httpserver import HTTPTestServer
-from imgscraper import settings as project_settings
-from imgscraper.downloadermiddlewares.privatenetworks import PrivateNetworkMiddleware
-from imgscraper.exceptions import BlockedAddressError, failure_reason
 from imgscraper.resolver import AddressPolicy, address_category
 
 NETGUARD = TESTS_DIR / "netguard"
@@ -185,35 +181,6 @@ def test_guarded_resolver_refuses_names_of_refused_addresses(monkeypatch):
     assert all(r.check(DNSLookupError) for r in results[2:]) and len(results) == 4
     assert resolver.policy.refused == {"intranet.test": ("10.1.2.3", "private"),
                                        "169.254.169.254": ("169.254.169.254", "link-local")}
-
-
-def middleware(**settings):
-    project = {name: getattr(project_settings, name) for name in dir(project_settings) if name.isupper()}
-    # No download here: no reactor needed in the test process.
-    crawler = get_crawler(settings_dict={**project, "TWISTED_REACTOR_ENABLED": False, **settings})
-    return PrivateNetworkMiddleware.from_crawler(crawler), crawler
-
-
-def test_middleware_refuses_ip_literals_and_exempts_proxies():
-    mw, crawler = middleware()
-    mw.policy.add_start_hosts(["93.184.216.34"])
-    with pytest.raises(BlockedAddressError) as refused:
-        mw.process_request(Request("http://169.254.169.254/latest/meta-data/"))
-    assert failure_reason(refused.value) == "blocked-address"
-    # Through a proxy on this host: the proxy is the operator's choice, a literal target is still checked.
-    proxied = Request("http://img.example/a.png", meta={"proxy": "http://127.0.0.1:3128"})
-    assert mw.process_request(proxied) is None
-    assert mw.policy.refusal("127.0.0.1", "127.0.0.1") is None
-    with pytest.raises(BlockedAddressError):
-        mw.process_request(Request("http://10.0.0.1/a.png", meta={"proxy": "http://127.0.0.1:3128"}))
-    assert crawler.stats.get_value("imgscraper/blocked_addresses/link-local") == 1
-
-
-def test_middleware_off_when_private_networks_allowed():
-    from scrapy.exceptions import NotConfigured
-
-    with pytest.raises(NotConfigured):
-        middleware(IMGSCRAPER_ALLOW_PRIVATE_NETWORKS=True)
 
 
 def test_guarded_hostname_resolver_leaves_refused_addresses_out():

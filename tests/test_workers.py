@@ -243,9 +243,8 @@ def test_one_worker_is_the_default_and_needs_no_redis(site, tmp_path):
                             env=environment(PYTHONPROFILEIMPORTTIME="1"), capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
     imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
-    assert "imgscraper.pipelines.images" in imported  # the log is there
-    assert {"redis", "scrapy_redis", "imgscraper.distributed.workers", "imgscraper.distributed.scheduler",
-            "imgscraper.distributed.crawl"} & imported == set()
+    assert "imgscraper.downloader" in imported  # the log is there
+    assert {"redis", "scrapy_redis", "imgscraper.distributed.workers", "imgscraper.distributed.crawl"} & imported == set()
     assert sorted(site.stored_paths(tmp_path / "store")) == sorted(site.images)
 
 
