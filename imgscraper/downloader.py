@@ -40,13 +40,14 @@ from typing import TYPE_CHECKING
 from scrapy.core.downloader import Downloader, Slot
 from scrapy.utils.asyncio import call_later
 from scrapy.utils.defer import _schedule_coro
+
 from imgscraper.exceptions import CrawlStopped
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
     from scrapy.http import Request, Response
 
-__all__ = ["CrawlStopped", "LimitedDownloader", "crawl_stopping"]
+__all__ = ["LimitedDownloader", "crawl_stopping"]
 
 
 def crawl_stopping(crawler: Crawler) -> bool:

@@ -56,7 +56,7 @@ if TYPE_CHECKING:
     from scrapy.crawler import Crawler
     from twisted.internet.defer import Deferred
 
-__all__ = ["LeadScheduler", "RedisServerError", "RedisServerMissing", "end_with_lead", "private_redis", "worker_command"]
+__all__ = ["LeadScheduler", "end_with_lead", "private_redis", "worker_command"]
 
 logger = logging.getLogger(__name__)
 

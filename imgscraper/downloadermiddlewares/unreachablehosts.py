@@ -36,8 +36,8 @@ from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectError
 
-from imgscraper.utils import host_label, host_port_of
 from imgscraper.exceptions import HostUnreachable, failure_reason
+from imgscraper.utils import host_label, host_port_of
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 __all__ = ["UnreachableHostMiddleware"]
 
 logger = logging.getLogger(__name__)
+
 
 @dataclass(eq=False)
 class HostState:
