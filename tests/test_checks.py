@@ -10,8 +10,11 @@ from __future__ import annotations
 import pytest
 from scrapy.settings import Settings
 
+from scrapy.settings import default_settings
+
 from imgscraper import settings as project_settings
 from imgscraper.addons.settingscheck import check_settings
+from imgscraper.settingspec import SETTINGS
 
 
 def project(tmp_path, **overrides) -> Settings:
@@ -21,6 +24,13 @@ def project(tmp_path, **overrides) -> Settings:
     for name, value in overrides.items():
         settings.set(name, value, priority="cmdline")
     return settings
+
+
+def test_every_project_setting_has_a_kind_and_one_default():
+    defined = {name for name in dir(project_settings) if name.startswith("IMGSCRAPER_")}
+    assert {name for name in SETTINGS if name.startswith("IMGSCRAPER_")} == defined
+    without_default = {name for name in SETTINGS if not hasattr(project_settings, name) and not hasattr(default_settings, name)}
+    assert without_default == {"IMAGES_THUMBS"}  # ImagesPipeline.THUMBS: {}
 
 
 def test_project_defaults_pass(tmp_path):

@@ -11,11 +11,10 @@ silently disabled), and the spider is closed with the finish reason
 from __future__ import annotations
 
 import difflib
-import json
 import logging
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,33 +25,26 @@ from scrapy.settings import BaseSettings, Settings, default_settings
 from scrapy.utils.misc import load_object
 
 from imgscraper import settings as project_settings
-from imgscraper.utils import parse_duration
-from imgscraper.filters import check_filter_settings
+from imgscraper.settingspec import SETTINGS
 
 __all__ = ["SettingsCheck", "check_settings", "check_store"]
 
 logger = logging.getLogger(__name__)
 
-#: Allowed values of the project's settings that take one of a few words.
-CHOICES: dict[str, tuple[str, ...]] = {
-    "IMGSCRAPER_SRCSET": ("largest", "all"),
-    "IMGSCRAPER_FILE_NAMES": ("stable", "random"),
-    "IMGSCRAPER_NEAR_DUPLICATES": ("off", "mark", "skip"),
-}
-
 #: Setting names close to these but unknown are reported as misspelt.
 _PREFIXES = ("IMGSCRAPER_", "IMAGES_", "IMAGE_")
-#: ImagesPipeline's settings that Scrapy's default settings leave out.
-_IMAGES_PIPELINE_SETTINGS = {
-    "IMAGES_EXPIRES", "IMAGES_MIN_HEIGHT", "IMAGES_MIN_WIDTH", "IMAGES_RESULT_FIELD",
-    "IMAGES_STORE_FTP_ACL", "IMAGES_THUMBS", "IMAGES_URLS_FIELD",
+#: Settings Scrapy reads that its default settings leave out: the media pipelines', a deprecated one.
+_SCRAPY_SETTINGS = {
+    "CONCURRENT_REQUESTS_PER_IP", "FILES_EXPIRES", "FILES_RESULT_FIELD", "FILES_URLS_FIELD", "IMAGES_EXPIRES",
+    "IMAGES_MIN_HEIGHT", "IMAGES_MIN_WIDTH", "IMAGES_RESULT_FIELD", "IMAGES_STORE_FTP_ACL", "IMAGES_THUMBS",
+    "IMAGES_URLS_FIELD", "MEDIA_ALLOW_REDIRECTS", "META_COPY_WARN_SKIP_KEYS",
 }
 
 
 def known_setting_names() -> set[str]:
-    """Scrapy's settings, ImagesPipeline's and the ones :mod:`imgscraper.settings` defines."""
+    """Scrapy's settings and the project's."""
     names = {name for module in (default_settings, project_settings) for name in dir(module) if name.isupper()}
-    return names | _IMAGES_PIPELINE_SETTINGS
+    return names | _SCRAPY_SETTINGS | set(SETTINGS)
 
 
 def check_names(settings: BaseSettings, known: set[str]) -> Iterator[str]:
@@ -66,53 +58,11 @@ def check_names(settings: BaseSettings, known: set[str]) -> Iterator[str]:
         yield f"unknown setting {name}: {hint}"
 
 
-def _number(settings: BaseSettings, name: str, convert: Callable[[Any], float], minimum: float) -> Iterator[str]:
-    value = settings.get(name)
-    try:
-        ok = convert(value) >= minimum
-    except (TypeError, ValueError):
-        ok = False
-    if not ok:
-        kind = "an integer" if convert is int else "a number"
-        yield f"{name}={value!r} is not {kind} >= {minimum:g}: pass e.g. -s {name}={max(minimum, 1):g}"
-
-
 def check_values(settings: BaseSettings) -> Iterator[str]:
-    """A problem for each project or image setting whose value is wrong."""
-    for name, choices in CHOICES.items():
-        value = settings.get(name)
-        if value not in choices:
-            yield f"{name}={value!r} is not one of {', '.join(choices)}: pass e.g. -s {name}={choices[0]}"
-    for name in sorted(n for n in settings.attributes if n.startswith("IMGSCRAPER_")):
-        if isinstance(getattr(project_settings, name, None), bool):
-            try:
-                settings.getbool(name)
-            except ValueError:
-                yield f"{name}={settings.get(name)!r} is not true or false: pass e.g. -s {name}=false"
-    expires = settings.get("IMGSCRAPER_EXPIRES")
-    if expires not in (None, ""):
-        try:
-            parse_duration(expires)
-        except ValueError:
-            yield (f"IMGSCRAPER_EXPIRES={expires!r} is not a duration such as 30m, 12h, 7d or 2w: "
-                   "pass e.g. -s IMGSCRAPER_EXPIRES=12h")
-    for name in ("IMAGES_EXPIRES", "IMAGES_MIN_WIDTH", "IMAGES_MIN_HEIGHT", "IMGSCRAPER_MAX_PAGES",
-                 "IMGSCRAPER_HOST_FAILURES", "IMGSCRAPER_FAILURE_LINES"):
-        yield from _number(settings, name, int, 0)
-    for name in ("CONCURRENT_REQUESTS", "CONCURRENT_REQUESTS_PER_DOMAIN"):
-        yield from _number(settings, name, int, 1)
-    for name in ("DOWNLOAD_TIMEOUT", "DOWNLOAD_DELAY", "IMGSCRAPER_PROGRESS_INTERVAL", "IMGSCRAPER_RETRY_AFTER_MAX",
-                 "IMGSCRAPER_RENDER_TIMEOUT", "IMGSCRAPER_HOST_COOLDOWN"):
-        yield from _number(settings, name, float, 0)
-    yield from _number(settings, "IMGSCRAPER_RENDER_MAX_PAGES", int, 1)
-    yield from _number(settings, "IMGSCRAPER_GC_THRESHOLD", int, 0)
-    yield from _number(settings, "IMGSCRAPER_WORKERS", int, 1)
-    for name in ("IMGSCRAPER_RENDER_MAX_SCROLLS", "IMGSCRAPER_RENDER_SETTLE_MS", "IMGSCRAPER_RENDER_MAX_CLICKS"):
-        yield from _number(settings, name, int, 0)
-    yield from _number(settings, "IMGSCRAPER_REDIS_WORKER_TIMEOUT", float, 1)
-    yield from check_thumbs(settings)
+    """A problem for each setting of :data:`imgscraper.settingspec.SETTINGS` whose value is wrong."""
+    for name, kind in SETTINGS.items():
+        yield from kind.problems(settings, name)
     yield from check_transport(settings)
-    yield from check_filter_settings(settings)
 
 
 def check_transport(settings: BaseSettings) -> Iterator[str]:
@@ -124,23 +74,6 @@ def check_transport(settings: BaseSettings) -> Iterator[str]:
     if not reactor:
         yield ("TWISTED_REACTOR_ENABLED=False runs Scrapy's experimental aiohttp handler, which rewrites"
                " the URLs it sends: imgscraper runs on the asyncio reactor; drop -s TWISTED_REACTOR_ENABLED=False")
-
-
-def check_thumbs(settings: BaseSettings) -> Iterator[str]:
-    """``IMAGES_THUMBS`` must map names to ``[width, height]``."""
-    example = """-s 'IMAGES_THUMBS={"small": [200, 200]}'"""
-    try:
-        thumbs = settings.getdict("IMAGES_THUMBS")
-    except (TypeError, ValueError):
-        yield f"IMAGES_THUMBS={settings.get('IMAGES_THUMBS')!r} is not a JSON object: pass e.g. {example}"
-        return
-    for name, size in thumbs.items():
-        if not (
-            isinstance(size, (list, tuple))
-            and len(size) == 2
-            and all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in size)
-        ):
-            yield f"IMAGES_THUMBS[{json.dumps(name)}]={size!r} is not [width, height]: pass e.g. {example}"
 
 
 def check_store(store: Any) -> Iterator[str]:
