@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FILE_NAME_MODES", "NEAR_DUPLICATE_MODES", "SETTINGS", "SRCSET_MODES", "Boolean", "Choice", "Duration", "Integer",
-    "Internal", "Kind", "Number", "Parsed", "Text", "Thumbs", "wrong_value",
+    "Internal", "Kind", "Number", "Parsed", "SpiderArgument", "Text", "Thumbs", "wrong_value",
 ]
 
 #: ``IMGSCRAPER_SRCSET``: one candidate per ``srcset`` (the largest), or all of them.
@@ -147,6 +147,23 @@ class Thumbs:
 
 
 @dataclass(frozen=True)
+class SpiderArgument:
+    """A Scrapy setting the images spider takes as an argument instead (``DEPTH_LIMIT``: ``-a depth=``):
+    any value but 0, Scrapy's default, is refused rather than half honoured."""
+
+    argument: str
+
+    def problems(self, settings: BaseSettings, name: str) -> Iterator[str]:
+        value = settings.get(name)
+        try:
+            unset = settings.getint(name) == 0
+        except (TypeError, ValueError):
+            unset = False
+        if not unset:
+            yield f"{name}={value!r} does not set the images spider's {self.argument}: pass -a {self.argument}={value} instead"
+
+
+@dataclass(frozen=True)
 class Text:
     """Any text or list (a path, a URL, names): whoever reads it says what is wrong with it."""
 
@@ -213,5 +230,6 @@ SETTINGS: Mapping[str, Kind] = {
     "CONCURRENT_REQUESTS_PER_DOMAIN": Integer(1),
     "DOWNLOAD_TIMEOUT": Number(0),
     "DOWNLOAD_DELAY": Number(0),
+    "DEPTH_LIMIT": SpiderArgument("depth"),
 }
 
