@@ -14,7 +14,7 @@ here does I/O.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +25,7 @@ from scrapy.statscollectors import StatsCollector
 from imgscraper.pipelines.inspection import MEDIA_TYPES
 
 __all__ = [
-    "FILTERS", "Filter", "ImageFilter", "URLFilter", "check_filter_settings", "count_filtered", "format_of_media_type",
+    "FILTERS", "Filter", "ImageFilter", "URLFilter", "count_filtered", "format_of_media_type",
     "parse_byte_size", "parse_formats", "parse_regex", "resolve_arguments",
 ]
 
@@ -133,16 +133,6 @@ def count_filtered(stats: StatsCollector) -> None:
     """Count an image left out by a filter, as the pipeline counts the images it skips."""
     stats.inc_value("imgscraper/images/skipped")
     stats.inc_value("imgscraper/images/skipped/filtered")
-
-
-def check_filter_settings(settings: BaseSettings) -> Iterator[str]:
-    """A problem for each filter setting whose value cannot be read (for :mod:`imgscraper.addons.settingscheck`)."""
-    for option in FILTERS:
-        value = settings.get(option.setting)
-        try:
-            option.parse(value)
-        except ValueError as exc:
-            yield f"{option.setting}={value!r} {exc}: pass e.g. -s {option.setting}={option.example}"
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """Scrapy settings for imgscraper.
 
 Every setting the project adds is prefixed ``IMGSCRAPER_`` and has its only
-default here; docs/settings.md describes each one (tests/test_docs.py checks it does).
+default here; imgscraper/settingspec.py says what kind of value each takes, and
+docs/settings.md describes each one (tests/test_docs.py checks it does).
 """
 
 BOT_NAME = "imgscraper"
@@ -81,7 +82,7 @@ IMAGES_MIN_HEIGHT = 0
 FEED_EXPORT_ENCODING = "utf-8"
 # Scrapy's production transport: its HTTP/1.1 download handler on the asyncio
 # reactor, which sends every URL exactly as Request.url spells it (Scrapy's
-# experimental reactorless aiohttp handler re-encodes them; checks.py refuses it).
+# experimental reactorless aiohttp handler re-encodes them; the settings check refuses it).
 TWISTED_REACTOR_ENABLED = True
 TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
 

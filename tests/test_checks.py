@@ -1,17 +1,30 @@
 """Wrong settings: one error line saying what is wrong and how to fix it,
 exit status 1, no traceback, nothing fetched or stored.
 
-``check_settings`` is tested directly on Scrapy ``Settings`` objects, and a
-few crawls show the whole path through ``scrapy crawl``.
+``check_settings`` is tested directly on Scrapy ``Settings`` objects, the
+add-on on a crawler, and a few crawls show the whole path through ``scrapy
+crawl`` (tests/test_bad_input.py shows that nothing is changed).
 """
 
 from __future__ import annotations
 
+import logging
+import re
+from pathlib import Path
+
 import pytest
-from scrapy.settings import Settings
+import scrapy
+import scrapy_playwright
+import scrapy_redis
+from scrapy.settings import Settings, default_settings
+from scrapy.utils.test import get_crawler
 
 from imgscraper import settings as project_settings
-from imgscraper.addons.settingscheck import check_settings
+from imgscraper.addons.settingscheck import SettingsCheck, check_settings, known_setting_names, unknown_settings
+from imgscraper.settingspec import SETTINGS
+from imgscraper.spiders.images import ImagesSpider
+
+ARGUMENTS = ImagesSpider.argument_names()
 
 
 def project(tmp_path, **overrides) -> Settings:
@@ -23,9 +36,16 @@ def project(tmp_path, **overrides) -> Settings:
     return settings
 
 
-def test_project_defaults_pass(tmp_path):
+def test_every_project_setting_has_a_kind_and_one_default():
+    defined = {name for name in dir(project_settings) if name.startswith("IMGSCRAPER_")}
+    assert {name for name in SETTINGS if name.startswith("IMGSCRAPER_")} == defined
+    without_default = {name for name in SETTINGS if not hasattr(project_settings, name) and not hasattr(default_settings, name)}
+    assert without_default == {"IMAGES_THUMBS"}  # ImagesPipeline.THUMBS: {}
+
+
+def test_project_defaults_pass_and_the_check_creates_nothing(tmp_path):
     assert check_settings(project(tmp_path)) == []
-    assert (tmp_path / "store").is_dir()
+    assert not (tmp_path / "store").exists()
 
 
 @pytest.mark.parametrize(
@@ -62,14 +82,72 @@ def test_project_defaults_pass(tmp_path):
         ({"IMGSCRAPER_RENDER_MAX_CLICKS": "-1"}, ("IMGSCRAPER_RENDER_MAX_CLICKS", ">= 0")),
         ({"IMGSCRAPER_RENDER_MAX_CLICKS": "many"}, ("IMGSCRAPER_RENDER_MAX_CLICKS", "integer")),
         ({"TWISTED_REACTOR_ENABLED": False}, ("TWISTED_REACTOR_ENABLED=False", "experimental", "rewrites")),
+        # Every name, not only the project's: a misspelt Scrapy setting would be ignored.
+        ({"JOB_DIR": "crawls/1"}, ("unknown setting JOB_DIR", "did you mean JOBDIR?")),
+        ({"CONCURENT_REQUESTS_PER_DOMAIN": "2"}, ("did you mean CONCURRENT_REQUESTS_PER_DOMAIN?",)),
+        ({"DOWNLOAD_DELAI": "1"}, ("unknown setting DOWNLOAD_DELAI", "did you mean DOWNLOAD_DELAY?")),
+        ({"log_level": "DEBUG"}, ("unknown setting log_level", "did you mean LOG_LEVEL?")),
+        ({"REDIS_URI": "redis://x"}, ("did you mean REDIS_URL?",)),
+        ({"PLAYWRIGHT_MAX_CONTEXT": "2"}, ("did you mean PLAYWRIGHT_MAX_CONTEXTS?",)),
+        # Depth is a spider argument: a depth setting, misspelt or Scrapy's, points there.
+        ({"IMGSCRAPER_DEPHT": "2"}, ("unknown setting IMGSCRAPER_DEPHT", "did you mean the spider argument -a depth=")),
+        ({"DEPTH": "2"}, ("unknown setting DEPTH", "-a depth=")),
+        ({"DEPTH_LIMIT": "2"}, ("DEPTH_LIMIT='2'", "pass -a depth=2 instead")),
+        ({"DEPTH_LIMIT": "deep"}, ("DEPTH_LIMIT='deep'", "-a depth=")),
+        ({"IMGSCRAPER_NOTHING_LIKE_IT": "1"}, ("unknown setting IMGSCRAPER_NOTHING_LIKE_IT", "see docs/settings.md")),
     ],
 )
 def test_wrong_setting_is_one_clear_problem(tmp_path, overrides, words):
-    problems = check_settings(project(tmp_path, **overrides))
+    problems = check_settings(project(tmp_path, **overrides), ARGUMENTS)
     assert len(problems) == 1, problems
     for word in words:
         assert word in problems[0], problems[0]
-    assert any(fix in problems[0] for fix in ("-s ", "docs/settings.md", "did you mean")), f"no fix: {problems[0]}"
+    assert "DENY" not in problems[0]
+    assert any(fix in problems[0] for fix in ("-s ", "-a ", "docs/settings.md", "did you mean")), f"no fix: {problems[0]}"
+
+
+@pytest.mark.parametrize("name", ["MY_MIDDLEWARE_RETRIES", "SPLASH_URL", "PROXY_POOL_ENABLED", "ZYTE_API_KEY"])
+def test_a_setting_close_to_no_known_one_is_no_problem(tmp_path, name):
+    settings = project(tmp_path, **{name: "1"})
+    assert check_settings(settings, ARGUMENTS) == []
+    assert unknown_settings(settings, ARGUMENTS) == {name: ""}
+
+
+def test_scrapys_default_depth_limit_passes(tmp_path):
+    assert check_settings(project(tmp_path, DEPTH_LIMIT="0"), ARGUMENTS) == []
+
+
+def names_read_in(package, pattern: re.Pattern[str]) -> set[str]:
+    return {name for path in Path(package.__file__).parent.rglob("*.py") for name in pattern.findall(path.read_text())}
+
+
+def test_the_settings_the_components_read_are_known():
+    """Scrapy's settings outside its default settings, scrapy-redis' and scrapy-playwright's,
+    read from their sources as installed: an upgrade that adds one fails here."""
+    read = re.compile(r"""(?:settings|resolve|_key_for_pipe)\s*(?:\.get\w*\(|\[|\()\s*["']([A-Z_][A-Z0-9_]+)["']""")
+    quoted = re.compile(r"""["'](_?[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)["']""")
+    names = names_read_in(scrapy, read) | names_read_in(scrapy_redis, quoted) | names_read_in(scrapy_playwright, quoted)
+    assert {"IMAGES_THUMBS", "REDIS_URL", "SCHEDULER_PERSIST", "PLAYWRIGHT_LAUNCH_OPTIONS"} <= names
+    assert names - known_setting_names() == set()
+
+
+def test_the_add_on_warns_once_of_a_setting_close_to_no_known_one(tmp_path, caplog):
+    check = SettingsCheck.from_crawler(get_crawler(ImagesSpider))
+    with caplog.at_level(logging.WARNING, logger="imgscraper.addons.settingscheck"):
+        check.update_settings(project(tmp_path, MY_MIDDLEWARE_RETRIES="5"))
+    assert check.problems == []
+    assert [record.getMessage() for record in caplog.records] == [
+        "Unknown setting MY_MIDDLEWARE_RETRIES: not one of Scrapy's, scrapy-redis', scrapy-playwright's or imgscraper's,"
+        " nor close to one: left to your own components"
+    ]
+
+
+def test_the_add_on_leaves_out_the_pipelines_of_a_crawl_with_a_wrong_setting(tmp_path):
+    check = SettingsCheck.from_crawler(get_crawler(ImagesSpider))
+    settings = project(tmp_path, IMGSCRAPER_FILE_NAMES="bogus")
+    check.update_settings(settings)
+    assert len(check.problems) == 1 and "IMGSCRAPER_FILE_NAMES" in check.problems[0]
+    assert settings.getdict("ITEM_PIPELINES") == {} and settings.get("IMGSCRAPER_FILE_NAMES") == "stable"
 
 
 def test_unwritable_store(tmp_path):
@@ -134,7 +212,8 @@ def test_crawl_refuses_wrong_setting(srv, run_crawl, tmp_path, setting, words):
     assert len(errors) == 1, errors
     for word in words:
         assert word in errors[0], errors[0]
-    assert "'finish_reason': 'bad_setting'" in result.stderr
-    assert not result.stored_files()
+    # Refused before the crawl is set up: no banner, no stats, nothing created.
+    assert len(result.stderr.splitlines()) <= 3 and errors[0] == result.stderr.splitlines()[0], result.stderr
+    assert not store.exists() and not result.items_path.exists()
     srv.server.log.wait_idle()
     assert not srv.server.log.snapshot(), "requests made despite a wrong setting"

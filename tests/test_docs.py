@@ -5,7 +5,8 @@
   spider declares, and every argument it declares is in that table;
 * every ``IMGSCRAPER_*`` name is a setting of ``imgscraper/settings.py``, and every ``-s NAME=``
   a setting Scrapy or the project knows;
-* every setting ``imgscraper/settings.py`` defines has a row in ``docs/settings.md``.
+* every setting of the settings table (``imgscraper/settingspec.py``) and every setting
+  ``imgscraper/settings.py`` defines has a row in ``docs/settings.md``, and every row is a setting.
 """
 
 from __future__ import annotations
@@ -18,18 +19,18 @@ import pytest
 
 from imgscraper import settings as project_settings
 from imgscraper.addons.settingscheck import known_setting_names
+from imgscraper.settingspec import SETTINGS, Internal
 from imgscraper.spiders.images import ImagesSpider
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 #: Settings of imgscraper/settings.py that wire components together rather than change
-#: what a crawl does; docs/settings.md need not list them.
+#: what a crawl does, and the ones set by the crawl command, not by hand: docs/settings.md need not list them.
 WIRING = {
     "BOT_NAME", "SPIDER_MODULES", "NEWSPIDER_MODULE", "COMMANDS_MODULE", "ADDONS", "EXTENSIONS",
     "ITEM_PIPELINES", "DOWNLOADER_MIDDLEWARES",
-    # Set by the crawl command on the crawl and its local workers (imgscraper/distributed/workers.py), not by hand.
-    "IMGSCRAPER_LOCAL_WORKER_COMMAND", "IMGSCRAPER_LEAD_WORKER",
+    *(name for name, kind in SETTINGS.items() if isinstance(kind, Internal)),
 }
 
 _CODE = re.compile(r"```.*?```|`[^`\n]+`", re.DOTALL)
@@ -142,9 +143,14 @@ def test_every_setting_passed_with_dash_s_is_known(doc: Path):
     assert unknown == set(), f"{doc.name} passes settings that neither Scrapy nor the project knows"
 
 
-def test_every_setting_the_project_defines_has_a_row_in_docs_settings():
+def test_every_setting_of_the_table_and_of_settings_py_has_a_row_in_docs_settings():
     documented = documented_settings((ROOT / "docs" / "settings.md").read_text())
-    assert defined_settings() - WIRING - documented == set()
+    assert (set(SETTINGS) | defined_settings()) - WIRING - documented == set()
+
+
+def test_every_row_of_docs_settings_is_a_setting():
+    documented = documented_settings((ROOT / "docs" / "settings.md").read_text())
+    assert documented - known_setting_names() == set()
 
 
 # The checks themselves, on names that are wrong: each must be caught.

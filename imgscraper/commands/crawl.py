@@ -1,4 +1,10 @@
-"""``scrapy crawl`` that also fails (exit status 1) when the crawl itself failed.
+"""``scrapy crawl`` that checks its input first, and fails (exit status 1) when the crawl failed.
+
+The spider's arguments and the settings are checked before anything is set
+up (:func:`crawl_problems`): a bad one is one ``ERROR`` line each and exit
+status 1, before Scrapy's banner, and nothing is opened or created: an
+existing ``-O`` feed is left as it was, and no store folder, record, gallery
+or ``JOBDIR`` appears.
 
 Stock ``crawl`` exits 0 whenever the spider started, so a scheduler cannot
 tell a bad argument or an unreachable start page from a good crawl. Here the
@@ -16,17 +22,51 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from scrapy import Spider
 from scrapy.commands.crawl import Command as ScrapyCrawlCommand
 from scrapy.crawler import Crawler
+from scrapy.settings import BaseSettings
+from scrapy.spiderloader import get_spider_loader
+from scrapy.utils.log import configure_logging
 
+from imgscraper.addons.settingscheck import check_settings, spider_arguments
+from imgscraper.rendering.renderer import Renderer, RenderingError
 from imgscraper.runtime import skip_records_below, tune_garbage_collector
+from imgscraper.spiders.images import ImagesSpider
 
-__all__ = ["Command", "crawl_failed"]
+__all__ = ["Command", "crawl_failed", "crawl_problems"]
 
 logger = logging.getLogger(__name__)
+
+
+def crawl_problems(spidercls: type[Spider], arguments: dict[str, Any], settings: BaseSettings) -> list[str]:
+    """Every problem with the spider's ``arguments`` and with ``settings``, one line each
+    (``Bad argument: ...``, ``Bad setting: ...``), found without opening or creating anything.
+
+    The images spider checks its arguments when it is built, as in the crawl. What they set is
+    set in a copy of ``settings``, as the spider sets it in the crawl's, and checked with the
+    others: the filters' settings (``-a allow=`` sets ``IMGSCRAPER_ALLOW``), no item pipeline
+    with ``-a download=no``. The browser ``-a render=yes`` needs is looked for last.
+    """
+    settings = settings.copy()
+    spider = spidercls(**arguments)
+    problems = []
+    if isinstance(spider, ImagesSpider):
+        spider.apply_filter_arguments(settings)
+        if not spider.download:
+            settings.set("ITEM_PIPELINES", {}, priority="spider")
+        if spider.argument_error:
+            problems.append(f"Bad argument: {spider.argument_error}")
+    problems += [f"Bad setting: {problem}" for problem in check_settings(settings, spider_arguments(spidercls))]
+    if not problems and isinstance(spider, ImagesSpider) and spider.render:
+        try:
+            Renderer(settings, click=spider.click).browser_path()
+        except RenderingError as exc:
+            problems.append(f"Bad argument: {exc}")
+    return problems
 
 
 def crawl_failed(stats: dict[str, Any]) -> bool:
@@ -36,6 +76,19 @@ def crawl_failed(stats: dict[str, Any]) -> bool:
 
 class Command(ScrapyCrawlCommand):
     crawler: Crawler | None = None
+    #: What :func:`crawl_problems` found: :meth:`run` reports it instead of crawling.
+    problems: Sequence[str] = ()
+
+    def process_options(self, args: list[str], opts: argparse.Namespace) -> None:
+        super().process_options(args, opts)
+        assert self.settings is not None
+        try:
+            spidercls = get_spider_loader(self.settings).load(args[0]) if len(args) == 1 else None
+        except KeyError:
+            spidercls = None  # run() raises Scrapy's own error
+        self.problems = crawl_problems(spidercls, opts.spargs, self.settings) if spidercls else ()
+        # The crawler process, built once the options are processed, would log Scrapy's banner first.
+        self.requires_crawler_process = not self.problems
 
     def _create_crawler(self, spidercls: type[Spider] | str) -> Crawler:
         self.crawler = super()._create_crawler(spidercls)
@@ -43,6 +96,12 @@ class Command(ScrapyCrawlCommand):
 
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
         assert self.settings is not None
+        if self.problems:
+            configure_logging(self.settings)
+            for problem in self.problems:
+                logger.error("%s", problem)
+            self.exitcode = 1
+            return
         tune_garbage_collector(self.settings.getint("IMGSCRAPER_GC_THRESHOLD"))
         skip_records_below(self.settings.get("LOG_LEVEL"))
         if self.settings.get("IMGSCRAPER_LEAD_WORKER"):

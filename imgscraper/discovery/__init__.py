@@ -31,6 +31,8 @@ from scrapy.linkextractors import IGNORED_EXTENSIONS
 from w3lib.html import HTML5_WHITESPACE, strip_html5_whitespace
 from w3lib.url import canonicalize_url
 
+from imgscraper.settingspec import SRCSET_MODES as _SRCSET_MODES
+
 __all__ = [
     "IMAGE_EXTENSIONS",
     "ImageRef",
@@ -64,8 +66,6 @@ _NON_IMAGE_EXTENSIONS = frozenset(
 
 #: Extensions of links that are files to download, not pages to read.
 _NON_PAGE_EXTENSIONS = frozenset(IGNORED_EXTENSIONS) | {"gz", "tgz", "bz2", "xz", "zst", "csv", "epub", "mkv", "flac"}
-
-_SRCSET_MODES = ("largest", "all")
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ from imgscraper.utils import parse_duration
 from imgscraper.filters import ImageFilter
 from imgscraper.pipelines.nearduplicates import HashedImage, NearDuplicateIndex, perceptual_hash
 from imgscraper.pipelines.records import ImageRecord, SQLiteRecord, StoreRecord, open_store_record
+from imgscraper.settingspec import FILE_NAME_MODES, NEAR_DUPLICATE_MODES
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -54,8 +55,6 @@ logger = logging.getLogger(__name__)
 
 #: Namespace of the stable file names: ``uuid5(CONTENT_NAMESPACE, sha256 hex)``.
 CONTENT_NAMESPACE = uuid.UUID("6f1c8a52-3a57-4d5e-9a43-8e2f0b4d7c11")
-FILE_NAME_MODES = ("stable", "random")
-NEAR_DUPLICATE_MODES = ("off", "mark", "skip")
 #: The only URL schemes images are fetched from.
 FETCHED_SCHEMES = ("http", "https", "data")
 
