@@ -1,22 +1,15 @@
-"""Tests for imgscraper.discovery: image and page link discovery in HTML."""
+"""Tests for imgscraper.discovery: image and page link discovery in HTML, CSS and scripts."""
 
 from __future__ import annotations
 
 import pytest
 from parsel import Selector
 
-from imgscraper.discovery import (
-    ImageRef,
-    SrcsetCandidate,
-    css_image_urls,
-    find_frames,
-    find_images,
-    find_page_links,
-    find_page_title,
-    is_image_url,
-    parse_srcset,
-    pick_srcset,
-)
+from imgscraper.discovery.css import css_image_urls, css_import_urls, find_css_images
+from imgscraper.discovery.html import find_frames, find_images, find_page_links, find_page_title, find_stylesheets
+from imgscraper.discovery.references import ImageRef
+from imgscraper.discovery.srcset import SrcsetCandidate, parse_srcset, pick_srcset
+from imgscraper.discovery.urls import is_image_url
 
 PAGE = "https://example.com/blog/post.html"
 PNG_URI = (
@@ -577,8 +570,6 @@ def test_urls_are_read_as_browsers_read_them():
 
 
 def test_malformed_urls_are_skipped_not_fatal():
-    from imgscraper.discovery import find_stylesheets
-
     html = """
         <base href="http://[broken">
         <img src="http://[::1/a.png"> <img src="https://cdn.example.com:99999/b.png"> <img src="/ok.png">
@@ -1121,8 +1112,6 @@ def test_realistic_page_links():
 
 
 def test_find_stylesheets():
-    from imgscraper.discovery import find_stylesheets
-
     html = (
         '<base href="/b/"><link rel="stylesheet" href="site.css"><link rel="preload" as="style" href="late.css#x">'
         '<link rel="alternate stylesheet" href="//cdn.example/alt.css"><link rel="icon" href="i.ico">'
@@ -1140,8 +1129,6 @@ def test_find_stylesheets():
 
 
 def test_find_css_images_resolves_against_the_sheet_and_skips_fonts():
-    from imgscraper.discovery import ImageRef, find_css_images
-
     css = (
         "@font-face{font-family:x;src:url(f.woff2)} .a{background:url(../img/bg.png)}"
         ".b{background-image:image-set('a.webp' 1x, 'b.webp' 2x)} .c{background:url(data:image/gif;base64,R0lG)}"
@@ -1157,8 +1144,6 @@ def test_find_css_images_resolves_against_the_sheet_and_skips_fonts():
 
 
 def test_css_import_urls():
-    from imgscraper.discovery import css_import_urls
-
     css = "@import url(\"base.css\");\n@import 'theme.css' screen;\n@IMPORT url(//x.example/y.css);\n.a{color:red}"
     assert css_import_urls(css, "https://e.example/css/site.css") == [
         "https://e.example/css/base.css",

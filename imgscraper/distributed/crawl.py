@@ -41,7 +41,7 @@ from itemadapter import ItemAdapter, is_item
 from scrapy import Spider
 from scrapy_redis import connection
 
-from imgscraper.discovery import image_url_key
+from imgscraper.discovery.urls import image_url_key
 from imgscraper.distributed.ledger import WorkLedger
 
 if TYPE_CHECKING:

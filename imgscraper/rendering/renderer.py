@@ -41,7 +41,8 @@ from scrapy.http import Response
 from scrapy.settings import BaseSettings
 from w3lib.url import canonicalize_url
 
-from imgscraper.discovery import ImageRef, find_images
+from imgscraper.discovery.html import find_images
+from imgscraper.discovery.references import ImageRef
 from imgscraper.utils import host_of
 from imgscraper.exceptions import RenderingError
 

@@ -24,18 +24,10 @@ from twisted.python.failure import Failure
 from w3lib.url import canonicalize_url
 
 from imgscraper import settings as project_settings
-from imgscraper.discovery import (
-    ImageRef,
-    css_import_urls,
-    is_image_url,
-    find_css_images,
-    find_frames,
-    find_images,
-    find_page_links,
-    find_page_title,
-    find_stylesheets,
-    image_url_key,
-)
+from imgscraper.discovery.css import css_import_urls, find_css_images
+from imgscraper.discovery.html import find_frames, find_images, find_page_links, find_page_title, find_stylesheets
+from imgscraper.discovery.references import ImageRef
+from imgscraper.discovery.urls import image_url_key, is_image_url
 from imgscraper.downloader import crawl_stopping
 from imgscraper.exceptions import ArgumentError, CrawlStopped, RenderingError, StoppedBeforeDownload, failure_reason
 from imgscraper.filters import FILTERS, ImageFilter, URLFilter, count_filtered, parse_regex, resolve_arguments
