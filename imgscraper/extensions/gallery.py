@@ -29,7 +29,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ from scrapy import signals
 from scrapy.crawler import Crawler
 from scrapy.exceptions import NotConfigured
 
+from imgscraper.items import ImageContext
 from imgscraper.pipelines.inspection import inspect_image
 from imgscraper.exceptions import ImageRejected
 from imgscraper.pipelines.records import SQLiteRecord
@@ -56,8 +57,8 @@ _LINKABLE = ("http://", "https://")
 
 
 @dataclass
-class GalleryImage:
-    """One stored file as found on one page."""
+class GalleryImage(ImageContext):
+    """One stored file as found on one page (and shown there: :class:`ImageContext`)."""
 
     path: str
     url: str
@@ -66,11 +67,7 @@ class GalleryImage:
     width: int | None = None
     height: int | None = None
     size: int = 0
-    alt: str = ""
     stored_at: float = 0.0
-    title: str = ""
-    caption: str = ""
-    page_title: str = ""
 
 
 # -- what earlier versions noted: page titles and alt text ------------------
@@ -96,8 +93,7 @@ def recorded_images(store: Path) -> list[GalleryImage]:
     path = store / SQLiteRecord.FILENAME
     if not path.is_file():
         return []
-    names = ["path", "url", "page", "format", "width", "height", "size", "alt", "stored_at", "title", "caption",
-             "page_title"]
+    names = [field.name for field in fields(GalleryImage)]
     try:
         with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)) as db:
             # A record written by an earlier version may lack the context columns.
@@ -105,7 +101,7 @@ def recorded_images(store: Path) -> list[GalleryImage]:
             columns = ", ".join(name if name in present else "''" for name in names)
             # Rejected images (remembered so re-crawls skip them) have no file.
             rows = db.execute(f"SELECT {columns} FROM images WHERE path != ''")
-            return [GalleryImage(*row) for row in rows]
+            return [GalleryImage(**dict(zip(names, row))) for row in rows]
     except sqlite3.DatabaseError as exc:
         logger.warning("Store record %s is unreadable (%s): the gallery shows the files only", path, exc)
         return []

@@ -35,6 +35,7 @@ from imgscraper.exceptions import CrawlStopped, ImageFailed, ImageRejected, Near
 from imgscraper.pipelines.inspection import ImageInfo, inspect_image
 from imgscraper.utils import parse_duration
 from imgscraper.filters import ImageFilter
+from imgscraper.items import CONTEXT_FIELDS
 from imgscraper.pipelines.nearduplicates import HashedImage, NearDuplicateIndex, perceptual_hash
 from imgscraper.pipelines.records import ImageRecord, SQLiteRecord, StoreRecord, open_store_record
 from imgscraper.settingspec import FILE_NAME_MODES, NEAR_DUPLICATE_MODES
@@ -261,8 +262,6 @@ class ImageStorePipeline(ImagesPipeline):
     REMEMBERED_REJECTIONS = frozenset({"too-small", "not-an-image", "decompression-bomb", "link-to-page"})
     #: Larger images are hashed and written in a worker thread (see :meth:`_store_inline`).
     INLINE_STORE_MAX_BYTES = 2 * 1024 * 1024
-    #: Item fields saying how the page showed the image, kept in the store's record (the gallery shows them).
-    CONTEXT_FIELDS = ("alt", "title", "caption", "page_title", "srcset_descriptor")
     #: Near-duplicates (``IMGSCRAPER_NEAR_DUPLICATES=skip``): perceptual hashes at most this many bits apart.
     #: Resized, recompressed and re-encoded copies of a picture are 0 to 4 bits apart, copies cropped by
     #: 1-2% up to 4, by 5% up to 8; unrelated pictures 32 on average (tests/test_phash.py).
@@ -368,7 +367,7 @@ class ImageStorePipeline(ImagesPipeline):
             meta["handle_httpstatus_all"] = True
         if adapter.get("source") == "link-href":
             meta["imgscraper_link"] = True
-        meta["imgscraper_context"] = {name: adapter.get(name) or "" for name in self.CONTEXT_FIELDS}
+        meta["imgscraper_context"] = {name: adapter.get(name) or "" for name in CONTEXT_FIELDS}
         headers = {"Accept": self.IMAGE_ACCEPT}
         if adapter.get("page"):
             headers["Referer"] = adapter["page"]

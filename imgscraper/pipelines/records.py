@@ -36,14 +36,16 @@ from typing import Any, Protocol
 
 from scrapy.pipelines.files import FSFilesStore, S3FilesStore
 
+from imgscraper.items import CONTEXT_FIELDS, ImageContext
+
 __all__ = ["ImageRecord", "S3Record", "SQLiteRecord", "StoreRecord", "open_store_record"]
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass
-class ImageRecord:
-    """What the store knows about one image URL."""
+class ImageRecord(ImageContext):
+    """What the store knows about one image URL, with how ``page`` showed it (:class:`ImageContext`)."""
 
     url: str
     path: str
@@ -59,12 +61,6 @@ class ImageRecord:
     #: Why the bytes at ``url`` were not stored (``too-small``, ``not-an-image``, ...);
     #: empty for a stored image. ``path`` is empty when this is set.
     rejected: str = ""
-    #: How ``page`` showed the image (:class:`imgscraper.items.ImageItem`'s fields of these names).
-    alt: str = ""
-    title: str = ""
-    caption: str = ""
-    page_title: str = ""
-    srcset_descriptor: str = ""
     #: The 64-bit perceptual hash of the image, 16 hex digits (``IMGSCRAPER_NEAR_DUPLICATES``); empty if not computed.
     phash: str = ""
 
@@ -113,7 +109,7 @@ _SCHEMA = (
 # Columns added since the first release, for records made before them.
 _ADDED_COLUMNS = {
     name: "TEXT NOT NULL DEFAULT ''"
-    for name in ("rejected", "alt", "title", "caption", "page_title", "srcset_descriptor", "phash")
+    for name in ("rejected", *CONTEXT_FIELDS, "phash")
 }
 
 
@@ -256,7 +252,7 @@ class SQLiteRecord:
         """The record of ``url``, or None. Never waits for :meth:`put` or :meth:`touch`."""
         with self._read_lock:
             row = self._reader.execute(f"SELECT {', '.join(_COLUMNS)} FROM images WHERE url = ?", (url,)).fetchone()
-        return ImageRecord(*row) if row else None
+        return ImageRecord(**dict(zip(_COLUMNS, row))) if row else None
 
     def put(self, record: ImageRecord) -> None:
         """Insert or replace the record of ``record.url``."""
@@ -272,7 +268,7 @@ class SQLiteRecord:
         """Every record, in no particular order."""
         with self._lock:
             rows = self._db.execute(f"SELECT {', '.join(_COLUMNS)} FROM images").fetchall()
-        return [ImageRecord(*row) for row in rows]
+        return [ImageRecord(**dict(zip(_COLUMNS, row))) for row in rows]
 
     def snapshot(self) -> None:
         """Write the snapshot a damaged or missing record is rebuilt from."""
