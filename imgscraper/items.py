@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from imgscraper.discovery.references import ImageRef
 
 __all__ = ["CONTEXT_FIELDS", "ImageContext", "ImageItem", "STATUSES"]
 
@@ -65,3 +69,11 @@ class ImageItem(ImageContext, _ImageOnPage):
     size: int | None = None
     status: str = "listed"
     reason: str = ""
+
+    @classmethod
+    def from_ref(cls, ref: ImageRef, page: str, page_title: str = "") -> ImageItem:
+        """The item of the image ``ref`` names, with the context ``page`` (titled ``page_title``) gave it."""
+        return cls(
+            url=ref.url, page=page, source=ref.source, alt=ref.alt, title=ref.title, caption=ref.caption,
+            page_title=page_title, srcset_descriptor=ref.srcset_descriptor,
+        )

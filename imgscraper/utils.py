@@ -1,4 +1,4 @@
-"""Small helpers shared by several components: durations, and the host of a URL or request."""
+"""Small helpers shared by several components: durations, the host of a URL or request, a failure in a few words."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 from scrapy.http import Request
 from scrapy.utils.httpobj import urlparse_cached
 
-__all__ = ["host_label", "host_of", "host_port_of", "parse_duration"]
+__all__ = ["failure_detail", "host_label", "host_of", "host_port_of", "parse_duration"]
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _DURATION = re.compile(r"(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>[smhdw]?)", re.IGNORECASE)
@@ -53,3 +53,11 @@ def host_label(host: tuple[str, int]) -> str:
     """``example.com`` on a default port, ``example.com:8080`` otherwise."""
     name, port = host
     return name if port in _DEFAULT_PORTS.values() else f"{name}:{port}"
+
+
+def failure_detail(exc: BaseException) -> str:
+    """What went wrong, in a few words: ``HTTP <status>`` for an error response, else the error's first line."""
+    response = getattr(exc, "response", None)
+    if response is not None:
+        return f"HTTP {response.status}"
+    return (str(exc) or type(exc).__name__).splitlines()[0]

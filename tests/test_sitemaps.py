@@ -12,8 +12,8 @@ from scrapy.http import Response, TextResponse, XmlResponse
 
 from httpserver import HTTPTestServer
 from imgscraper.discovery.sitemaps import SitemapContents, read_sitemap, sitemap_body, sitemaps_in_robots_txt
-from imgscraper.spiders.images import parse_sitemaps
 from imgscraper.exceptions import ArgumentError
+from imgscraper.spiders.arguments import parse_sitemaps
 from sitegen import make_jpeg, make_png, sha256
 
 URLSET = "http://www.sitemaps.org/schemas/sitemap/0.9"

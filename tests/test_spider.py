@@ -15,16 +15,10 @@ from scrapy.http import Request
 from scrapy.utils.test import get_crawler
 
 from imgscraper.items import ImageItem
-from imgscraper.spiders.images import (
-    ArgumentError,
-    ImagesSpider,
-    parse_click,
-    parse_depth,
-    parse_start_urls,
-    parse_yes_no,
-    site_in_domains,
-    site_of,
-)
+from imgscraper.exceptions import ArgumentError
+from imgscraper.spiders.arguments import parse_click, parse_depth, parse_start_urls, parse_yes_no
+from imgscraper.spiders.images import ImagesSpider
+from imgscraper.spiders.scope import site_in_domains, site_of
 from sitegen import Site, generate_site
 
 #: Where the cassettes were recorded (tests/record_cassettes.py serves the site there).

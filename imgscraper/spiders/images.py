@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import logging
 import re
-from collections.abc import AsyncIterator, Callable, Collection, Iterable, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
-import cssselect
 import scrapy
 from scrapy import signals
 from scrapy.crawler import Crawler
 from scrapy.exceptions import CloseSpider, StopDownload
 from scrapy.http import Headers, Request, Response, TextResponse
-from scrapy.settings import SETTINGS_PRIORITIES, BaseSettings
-from scrapy.utils.httpobj import urlparse_cached
+from scrapy.settings import BaseSettings
 from scrapy.utils.job import job_dir
 from twisted.python.failure import Failure
 from w3lib.url import canonicalize_url
@@ -29,17 +24,17 @@ from imgscraper.discovery.html import find_frames, find_images, find_page_links,
 from imgscraper.discovery.references import ImageRef
 from imgscraper.discovery.urls import image_url_key, is_image_url
 from imgscraper.downloader import crawl_stopping
-from imgscraper.exceptions import ArgumentError, CrawlStopped, RenderingError, StoppedBeforeDownload, failure_reason
-from imgscraper.filters import FILTERS, ImageFilter, URLFilter, count_filtered, parse_regex, resolve_arguments
+from imgscraper.exceptions import CrawlStopped, RenderingError, StoppedBeforeDownload, failure_reason
+from imgscraper.filters import ImageFilter, URLFilter, count_filtered, parse_regex
 from imgscraper.items import ImageItem
 from imgscraper.extensions.journal import PageJournal, PageTracker, discard_request_queue
 from imgscraper.rendering.renderer import Renderer, browser_failure_reason
-from imgscraper.discovery.sitemaps import read_sitemap, robots_txt_url, sitemap_body, sitemaps_in_robots_txt
+from imgscraper.spiders.arguments import apply_filter_arguments, parse_arguments
+from imgscraper.spiders.scope import PageBudget, site_in_domains, site_of
+from imgscraper.spiders.sitemaps import SitemapMixin
+from imgscraper.utils import failure_detail
 
-__all__ = [
-    "ArgumentError", "ImagesSpider", "check_argument_names", "check_http_url", "parse_click", "parse_depth",
-    "parse_sitemaps", "parse_start_urls", "parse_yes_no", "site_in_domains", "site_of",
-]
+__all__ = ["ImagesSpider"]
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +63,11 @@ def _filter_regex(settings: BaseSettings, name: str) -> re.Pattern[str] | None:
         return None
 
 
+def _url_filter(settings: BaseSettings, allow: str, deny: str) -> URLFilter:
+    """The filter of the ``allow`` and ``deny`` regular expression settings."""
+    return URLFilter(_filter_regex(settings, allow), _filter_regex(settings, deny))
+
+
 def _image_filter(settings: BaseSettings) -> ImageFilter:
     """The filter of the pipeline's settings; none for bad ones (imgscraper.addons.settingscheck reports them)."""
     try:
@@ -76,154 +76,31 @@ def _image_filter(settings: BaseSettings) -> ImageFilter:
         return ImageFilter()
 
 
-def parse_start_urls(url: str | None, urls_file: str | None, required: bool = True) -> list[str]:
-    """The start URLs from ``-a url=A,B`` and/or ``-a urls_file=FILE`` (one per line, ``#`` comments);
-    none is an error when ``required`` (a crawl from sitemaps needs none)."""
-    candidates = [u.strip() for u in (url or "").split(",")]
-    if urls_file:
-        try:
-            lines = Path(urls_file).read_text(encoding="utf-8").splitlines()
-        except OSError as exc:
-            raise ArgumentError(f"cannot read urls_file {urls_file!r}: {exc.strerror}") from None
-        candidates += [line.strip() for line in lines if not line.strip().startswith("#")]
-    urls = [with_guessed_scheme(u) for u in candidates if u]
-    if not urls and required:
-        raise ArgumentError("no start URL: pass -a url=https://example.com (or -a urls_file=FILE, -a sitemap=URL)")
-    for start_url in urls:
-        check_http_url("url", start_url)
-    return list(dict.fromkeys(urls))
+def _page_failure_reason(failure: Failure) -> str:
+    """The reason a page could not be fetched, for its stat: ``http-<status>``, or a reason of
+    :mod:`imgscraper.exceptions` (or of the browser, for a rendered page)."""
+    response = getattr(failure.value, "response", None)
+    if response is not None:
+        return f"http-{response.status}"
+    return browser_failure_reason(failure.value) or failure_reason(failure.value)
 
 
-def check_http_url(argument: str, url: str) -> None:
-    """Raise :class:`ArgumentError` unless ``url`` (given as ``argument``) is a well-formed http(s) URL."""
-    scheme, _, rest = url.partition("://")
-    if scheme.lower() not in ("http", "https") or not rest.strip("/"):
-        raise ArgumentError(f"{argument} {url!r} is not an http(s) URL: pass e.g. -a {argument}=https://example.com")
-    try:
-        urlsplit(url).port  # noqa: B018 - reading it is the check
-    except ValueError as exc:
-        raise ArgumentError(f"{argument} {url!r} is malformed ({exc}): pass e.g. -a {argument}=https://example.com") from None
+def _pages_to_follow(response: TextResponse, depth: int, max_depth: int) -> list[str]:
+    """The pages ``response``, at ``depth`` of a crawl to ``max_depth``, leads to: its links while
+    under it. A browser shows a page's frames with it: they are fetched where links stop too
+    (one level: a frame's own frames and links lie past the depth)."""
+    if depth < max_depth:
+        return find_page_links(response.selector, response.url)
+    if depth == max_depth:
+        return find_frames(response.selector, response.url)
+    return []
 
 
-def _is_http_url(url: str) -> bool:
-    """Whether ``url`` (read from a sitemap) is a well-formed http(s) URL."""
-    try:
-        check_http_url("url", url)
-    except ArgumentError:
-        return False
-    return True
+class ImagesSpider(SitemapMixin, scrapy.Spider):
+    """Yield one :class:`ImageItem` per image URL found on the crawled pages, from any host.
 
-
-def parse_sitemaps(value: str | None) -> tuple[list[str], bool]:
-    """``-a sitemap=URL[,URL...]``, where ``auto`` stands for the sitemaps the start sites'
-    robots.txt names: the sitemap URLs, and whether ``auto`` was given."""
-    names = [name.strip() for name in (value or "").split(",") if name.strip()]
-    urls = [name for name in names if name.lower() != "auto"]
-    for url in urls:
-        check_http_url("sitemap", url)
-    return list(dict.fromkeys(urls)), len(urls) < len(names)
-
-
-#: A host name or address, maybe with a port, then maybe a path: what people type for a site.
-_SCHEMELESS_URL = re.compile(r"(?P<host>localhost|\[[0-9a-fA-F:.]+\]|[\w-]+(?:\.[\w-]+)+)(?::\d+)?(?:[/?#].*)?", re.DOTALL)
-_IP_ADDRESS = re.compile(r"\[.*\]|[\d.]+")
-
-
-def with_guessed_scheme(url: str) -> str:
-    """``url``, or for a site typed without a scheme (``example.com/gallery``) its URL as a
-    browser would try it: ``https://``, or ``http://`` for ``localhost`` and IP addresses."""
-    match = _SCHEMELESS_URL.fullmatch(url)
-    if "://" in url or not match:
-        return url
-    scheme = "http" if match["host"] == "localhost" or _IP_ADDRESS.fullmatch(match["host"]) else "https"
-    logger.info("Start URL %r has no scheme: crawling %s://%s", url, scheme, url)
-    return f"{scheme}://{url}"
-
-
-def parse_depth(depth: Any) -> int:
-    """``-a depth=N``: a non-negative integer."""
-    try:
-        value = int(str(depth).strip())
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise ArgumentError(f"depth {depth!r} is not a non-negative integer: pass e.g. -a depth=1")
-    return value
-
-
-def parse_yes_no(name: str, value: Any) -> bool:
-    """``yes/no``, ``true/false``, ``1/0``, ``on/off``."""
-    text = str(value).strip().lower()
-    if text in ("yes", "true", "1", "on"):
-        return True
-    if text in ("no", "false", "0", "off"):
-        return False
-    raise ArgumentError(f"{name} {value!r} is not yes or no: pass e.g. -a {name}=no")
-
-
-def parse_click(selector: str | None, render: str | None) -> str:
-    """``-a click=CSS_SELECTOR``: a CSS selector (checked by cssselect's parser,
-    which lets through pseudo-classes only a browser knows); it needs
-    rendering, so it implies ``render=yes`` and contradicts ``render=no``."""
-    if selector is None:
-        return ""
-    try:
-        cssselect.parse(selector)
-    except cssselect.SelectorSyntaxError as exc:
-        raise ArgumentError(
-            f"click {selector!r} is not a CSS selector ({exc}): pass e.g. -a 'click=button.load-more'") from None
-    if render is not None and not parse_yes_no("render", render):
-        raise ArgumentError(
-            f"click {selector!r} clicks in the browser, and render is {render!r}: leave render out or pass -a render=yes")
-    return selector
-
-
-def check_argument_names(given: Iterable[str], known: Collection[str]) -> None:
-    """Raise :class:`ArgumentError` for an argument in ``given`` the spider does not take.
-
-    Names starting with ``_`` pass: Scrapyd adds its own (``_job``, ``_version``).
-    """
-    unknown = [name for name in given if name not in known and not name.startswith("_")]
-    if not unknown:
-        return
-    problems = []
-    for name in unknown:
-        close = difflib.get_close_matches(name.lower(), known, n=1, cutoff=0.6)
-        problems.append(f"{name} (did you mean {close[0]}?)" if close else name)
-    plural = "s" if len(unknown) > 1 else ""
-    raise ArgumentError(f"unknown argument{plural} {', '.join(problems)}: the arguments are {', '.join(known)}")
-
-
-def site_of(url: str) -> str:
-    """The site a page belongs to: its host without ``www.``, plus ``:port`` if not the default."""
-    parts = urlparse_cached(Request(url))
-    host = (parts.hostname or "").lower().removeprefix("www.")
-    return f"{host}:{parts.port}" if parts.port not in (None, 80, 443) else host
-
-
-def site_in_domains(site: str, domains: list[str]) -> bool:
-    """Whether ``site`` is one of ``domains`` or a subdomain of one.
-
-    A domain without a port matches sites on the default ports only, so a
-    crawl of ``example.com`` stays off ``example.com:8080``.
-    """
-    return any(site == domain or site.endswith(f".{domain}") for domain in domains)
-
-
-class ImagesSpider(scrapy.Spider):
-    """Yield one :class:`ImageItem` per image URL found on the crawled pages.
-
-    Arguments: ``url`` (comma-separated) and/or ``urls_file``; ``depth``
-    (default 0: the start pages only); ``follow_domains`` (comma-separated
-    domains whose pages are followed too, ``*`` for any; by default only the
-    start URLs' sites); ``download=no`` to list images without downloading;
-    ``render=yes`` to render pages in Chromium first (:mod:`imgscraper.rendering.renderer`);
-    ``click=CSS_SELECTOR`` to click a "load more" element on every rendered page
-    (implies ``render=yes``). Images are taken from any host. The filters
-    ``allow``, ``deny`` (pages followed), ``image_allow``, ``image_deny``,
-    ``formats``, ``min_bytes`` and ``max_bytes`` (images kept) set their ``IMGSCRAPER_<NAME>`` setting
-    (:mod:`imgscraper.filters`). An argument not in :meth:`argument_names`
-    is a bad argument, except Scrapyd's own (``_job``, ``_version``).
+    The arguments (:mod:`imgscraper.spiders.arguments`) are the keyword parameters
+    of ``__init__`` (:meth:`argument_names`).
     """
 
     name = "images"
@@ -255,34 +132,13 @@ class ImagesSpider(scrapy.Spider):
             "image_allow": image_allow, "image_deny": image_deny, "formats": formats, "min_bytes": min_bytes,
             "max_bytes": max_bytes, "sitemap": sitemap, **kwargs,
         }
-        self.argument_error = ""
-        self.start_urls: list[str] = []
-        self.sitemap_urls: list[str] = []
-        self.sitemaps_from_robots_txt = False
-        self.depth = 0
-        self.download = True
-        self.render = False
-        self.click = ""
+        parsed, self.argument_error = parse_arguments(self.arguments, self.argument_names())
+        self.start_urls, self.sitemap_urls = parsed.start_urls, parsed.sitemap_urls
+        self.sitemaps_from_robots_txt = parsed.sitemaps_from_robots_txt
+        self.depth, self.download, self.render, self.click = parsed.depth, parsed.download, parsed.render, parsed.click
+        self.follow_any_domain = "*" in parsed.follow_domains
+        self.follow_domains = [site_of(u) for u in self.start_urls] + parsed.follow_domains
         self.renderer: Renderer | None = None
-        try:
-            check_argument_names(kwargs, self.argument_names())
-            self.sitemap_urls, self.sitemaps_from_robots_txt = parse_sitemaps(sitemap)
-            self.start_urls = parse_start_urls(
-                url, urls_file, required=not (self.sitemap_urls or self.sitemaps_from_robots_txt)
-            )
-            if self.sitemaps_from_robots_txt and not self.start_urls:
-                raise ArgumentError(
-                    "sitemap=auto reads the sitemaps the start sites' robots.txt names: pass -a url=https://example.com too"
-                )
-            self.depth = parse_depth(depth)
-            self.download = parse_yes_no("download", download)
-            self.click = parse_click(click, render)
-            self.render = parse_yes_no("render", render) if render is not None else bool(self.click)
-        except ArgumentError as exc:
-            self.argument_error = str(exc)
-        extra_domains = [d.strip().lower() for d in follow_domains.split(",") if d.strip()]
-        self.follow_any_domain = "*" in extra_domains
-        self.follow_domains = [site_of(u) for u in self.start_urls] + extra_domains
         self.seen_images: set[str] = set()
         self.dedupe_images = True
 
@@ -298,17 +154,11 @@ class ImagesSpider(scrapy.Spider):
         spider.srcset_mode = crawler.settings.get("IMGSCRAPER_SRCSET")
         spider.fetch_stylesheets = _setting(crawler.settings.getbool, "IMGSCRAPER_STYLESHEETS")
         spider.script_images = _setting(crawler.settings.getbool, "IMGSCRAPER_SCRIPT_IMAGES")
-        spider.max_pages = _setting(crawler.settings.getint, "IMGSCRAPER_MAX_PAGES")
+        spider.page_budget = PageBudget(_setting(crawler.settings.getint, "IMGSCRAPER_MAX_PAGES"), crawler)
         spider.sitemap_max_size = _setting(crawler.settings.getint, "DOWNLOAD_MAXSIZE")
         spider.apply_filter_arguments(crawler.settings)
-        spider.page_filter = URLFilter(
-            _filter_regex(crawler.settings, "IMGSCRAPER_ALLOW"), _filter_regex(crawler.settings, "IMGSCRAPER_DENY")
-        )
-        spider.image_url_filter = URLFilter(
-            _filter_regex(crawler.settings, "IMGSCRAPER_IMAGE_ALLOW"),
-            _filter_regex(crawler.settings, "IMGSCRAPER_IMAGE_DENY"),
-        )
-        spider.pages_requested = set()
+        spider.page_filter = _url_filter(crawler.settings, "IMGSCRAPER_ALLOW", "IMGSCRAPER_DENY")
+        spider.image_url_filter = _url_filter(crawler.settings, "IMGSCRAPER_IMAGE_ALLOW", "IMGSCRAPER_IMAGE_DENY")
         crawler.signals.connect(spider.set_up_deduplication, signal=signals.spider_opened)
         crawler.signals.connect(spider.stop_non_page_download, signal=signals.headers_received)
         spider.tracker = None
@@ -336,18 +186,14 @@ class ImagesSpider(scrapy.Spider):
         return spider
 
     def apply_filter_arguments(self, settings: BaseSettings) -> None:
-        """Each filter given as an argument (``-a formats=jpeg``) sets its setting
-        (``IMGSCRAPER_FORMATS``), over one given with ``-s``: the pipeline reads it there."""
+        """Each filter given as an argument sets its setting in ``settings``
+        (:func:`imgscraper.spiders.arguments.apply_filter_arguments`); a bad one is an argument error."""
         if self.argument_error:
             return
         try:
-            given = resolve_arguments(self.arguments, FILTERS)
+            apply_filter_arguments(self.arguments, settings)
         except ValueError as exc:
             self.argument_error = str(exc)
-            return
-        for option, value in given.items():
-            priority = max(settings.getpriority(option.setting) or 0, SETTINGS_PRIORITIES["cmdline"])
-            settings.set(option.setting, value, priority=priority)
 
     def set_up_deduplication(self) -> None:
         """A crawl shared by workers (imgscraper.distributed.crawl) deduplicates images across them instead."""
@@ -363,7 +209,7 @@ class ImagesSpider(scrapy.Spider):
             raise CloseSpider("bad_argument")
         if self.tracker is not None:
             journal = self.tracker.journal
-            self.pages_requested.update(journal.urls())
+            self.page_budget.requested.update(journal.urls())
             pending = journal.pending()
             total, done = journal.counts()
             if total:
@@ -377,15 +223,10 @@ class ImagesSpider(scrapy.Spider):
                 # An image given as a start URL is an image to store, not a page to read.
                 for item in self.new_images([ImageRef(url, "start")], ""):
                     yield item
-            elif self.within_page_budget(url) and self.new_page(url, 0):
+            elif self.page_budget.allows(url) and self.new_page(url, 0):
                 yield self.page_request(url, 0)
-        for url in self.sitemap_urls:
-            yield self.sitemap_request(url, required=True)
-        if self.sitemaps_from_robots_txt:
-            for url in dict.fromkeys(map(robots_txt_url, self.start_urls)):
-                # Fetched again, as SitemapSpider does: RobotsTxtMiddleware keeps its robots.txt to itself.
-                yield Request(url, callback=self.parse_robots_txt, errback=self.sitemap_failed,
-                              meta={"dont_obey_robotstxt": True}, priority=1)
+        for request in self.sitemap_start_requests():
+            yield request
 
     def page_request(
         self,
@@ -404,62 +245,6 @@ class ImagesSpider(scrapy.Spider):
             meta["depth_reset"] = True
             meta["imgscraper_sitemap_images"] = sitemap_images
         return Request(url, callback=self.parse, errback=self.page_failed, meta=meta, dont_filter=dont_filter)
-
-    def sitemap_request(self, url: str, required: bool = False) -> Request:
-        """A sitemap (or sitemap index) to read; a ``required`` one (``-a sitemap=URL``) that
-        cannot be read fails the crawl as a start page would."""
-        return Request(url, callback=self.parse_sitemap, errback=self.sitemap_failed,
-                       meta={"imgscraper_sitemap_required": required}, priority=1)
-
-    def parse_robots_txt(self, response: Response) -> Iterator[Request]:
-        """The sitemaps a start site's robots.txt names (``-a sitemap=auto``)."""
-        urls = sitemaps_in_robots_txt(response.body, response.url)
-        if not urls:
-            logger.warning("No Sitemap: line in %s (-a sitemap=auto)", response.url)
-        for url in urls:
-            yield self.sitemap_request(url)
-
-    def parse_sitemap(self, response: Response) -> Iterator[Request]:
-        """The sitemaps a sitemap index lists, or the pages a sitemap lists: crawled like start
-        pages (depth counts from them) when on the crawled sites or the sitemap's own site, and
-        not left out by ``allow``/``deny``; the images listed with a page are taken with it."""
-        body = sitemap_body(response, self.sitemap_max_size)
-        contents = read_sitemap(body, response.url) if body is not None else None
-        if contents is None:
-            self.sitemap_unread(response.request, "not a sitemap")
-            return
-        self.crawler.stats.inc_value("imgscraper/sitemaps")
-        for url in filter(_is_http_url, contents.sitemaps):
-            yield self.sitemap_request(url)
-        own_site = (site_of(response.url),)
-        for url, images in contents.pages.items():
-            if (
-                _is_http_url(url)
-                and self.should_follow(url, own_site)
-                and self.page_filter.allows(url)
-                and self.within_page_budget(url)
-                and self.new_page(url, 0)
-            ):
-                sites = () if self.should_follow(url) else own_site
-                yield self.page_request(url, 0, sites=sites, sitemap_images=tuple(images))
-
-    def sitemap_failed(self, failure: Failure) -> None:
-        response = getattr(failure.value, "response", None)
-        if response is not None:
-            detail = f"HTTP {response.status}"
-        else:
-            detail = (str(failure.value) or type(failure.value).__name__).splitlines()[0]
-        self.sitemap_unread(failure.request, detail)
-
-    def sitemap_unread(self, request: Request, detail: str) -> None:
-        """One log line and a stat for a sitemap or robots.txt that cannot be read: an ERROR
-        that fails the crawl for a sitemap given as an argument, else a WARNING."""
-        self.crawler.stats.inc_value("imgscraper/sitemaps_failed")
-        if request.meta.get("imgscraper_sitemap_required"):
-            self.crawler.stats.inc_value("imgscraper/start_pages_failed")
-            logger.error("Cannot read sitemap %s: %s", request.url, detail)
-        else:
-            logger.warning("Cannot read %s: %s", request.url, detail)
 
     def stop_non_page_download(self, headers: Headers, body_length: int | None, request: Request) -> None:
         """Stop downloading a page request's response that is no page (a PDF, a video, an
@@ -494,19 +279,6 @@ class ImagesSpider(scrapy.Spider):
         self.crawler.stats.set_value("imgscraper/journal/pages_done", done)
         self.tracker.journal.close()
 
-    def within_page_budget(self, url: str) -> bool:
-        """Whether ``url`` may be requested under ``IMGSCRAPER_MAX_PAGES`` (distinct pages, start pages included)."""
-        key = canonicalize_url(url)
-        if not self.max_pages or key in self.pages_requested:
-            return True
-        if len(self.pages_requested) >= self.max_pages:
-            if not self.crawler.stats.get_value("imgscraper/pages_over_budget"):
-                logger.warning("Page budget reached (IMGSCRAPER_MAX_PAGES=%d): no more pages are followed", self.max_pages)
-            self.crawler.stats.inc_value("imgscraper/pages_over_budget")
-            return False
-        self.pages_requested.add(key)
-        return True
-
     def page_failed(self, failure: Failure) -> None:
         """One log line and a stat (``imgscraper/pages_failed/<reason>``) per page that cannot be fetched.
 
@@ -516,12 +288,7 @@ class ImagesSpider(scrapy.Spider):
         if failure.check(CrawlStopped):
             logger.debug("Not fetched, the crawl is stopping: %s", request.url)
             return  # left to do: a resumed crawl fetches it
-        response = getattr(failure.value, "response", None)
-        if response is not None:
-            reason, detail = f"http-{response.status}", f"HTTP {response.status}"
-        else:
-            reason = browser_failure_reason(failure.value) or failure_reason(failure.value)
-            detail = (str(failure.value) or type(failure.value).__name__).splitlines()[0]
+        reason, detail = _page_failure_reason(failure), failure_detail(failure.value)
         self.crawler.stats.inc_value(f"imgscraper/pages_failed/{reason}")
         if self.tracker is not None and "imgscraper_page" in request.meta:
             self.tracker.journal.done(request.meta["imgscraper_page"])
@@ -581,22 +348,9 @@ class ImagesSpider(scrapy.Spider):
             for sheet in find_stylesheets(response.selector, response.url):
                 yield self.stylesheet_request(sheet, response.url, page, page_title)
         depth = response.meta.get("depth", 0)
-        if depth < self.depth:
-            links = find_page_links(response.selector, response.url)
-        elif depth == self.depth:
-            # A browser shows a page's frames with it: they are fetched where links stop too
-            # (one level: a frame's own frames and links lie past the depth).
-            links = find_frames(response.selector, response.url)
-        else:
-            links = []
         sites = self.sites_moved_to(response)
-        for link in links:
-            if (
-                self.should_follow(link, sites)
-                and self.page_filter.allows(link)
-                and self.within_page_budget(link)
-                and self.new_page(link, depth + 1)
-            ):
+        for link in _pages_to_follow(response, depth, self.depth):
+            if self.follows_page(link, depth + 1, sites):
                 yield self.page_request(link, depth + 1, sites=sites)
 
     def sites_moved_to(self, response: Response) -> tuple[str, ...]:
@@ -660,10 +414,7 @@ class ImagesSpider(scrapy.Spider):
                     continue
                 self.seen_images.add(key)
                 self.crawler.stats.inc_value("imgscraper/images/found")
-            item = ImageItem(
-                url=ref.url, page=page, source=ref.source, alt=ref.alt, title=ref.title, caption=ref.caption,
-                page_title=page_title, srcset_descriptor=ref.srcset_descriptor,
-            )
+            item = ImageItem.from_ref(ref, page, page_title)
             if not self.image_url_filter.allows(ref.url):
                 item.status, item.reason = "skipped", "filtered"
                 if self.dedupe_images:  # else counted once the image is this worker's (imgscraper.distributed.crawl)
@@ -673,6 +424,16 @@ class ImagesSpider(scrapy.Spider):
                 self.tracker.acquire(journal_page)
                 self.item_pages[id(item)] = journal_page
             yield item
+
+    def follows_page(self, url: str, depth: int, sites: tuple[str, ...]) -> bool:
+        """Whether to request the page ``url`` found at ``depth``: on the crawled sites (or ``sites``),
+        let through by ``allow``/``deny``, within the page budget, and new to the journal."""
+        return (
+            self.should_follow(url, sites)
+            and self.page_filter.allows(url)
+            and self.page_budget.allows(url)
+            and self.new_page(url, depth)
+        )
 
     def should_follow(self, url: str, sites: tuple[str, ...] = ()) -> bool:
         """Whether a page link stays on the crawled sites (``follow_domains``, and ``sites``)."""
