@@ -218,3 +218,6 @@ IMGSCRAPER_REDIS_WORKER_TIMEOUT = 30.0
 # (IMGSCRAPER_WORKERS), and on each local worker, the worker that leads it (imgscraper/distributed/workers.py).
 IMGSCRAPER_LOCAL_WORKER_COMMAND = []
 IMGSCRAPER_LEAD_WORKER = ""
+# Set by an add-on, not by hand: the spider yields each image URL once per crawl. The
+# shared crawl's add-on turns it off: its spider middleware deduplicates across workers.
+IMGSCRAPER_UNIQUE_IMAGES = True

@@ -221,6 +221,7 @@ SETTINGS: Mapping[str, Kind] = {
     "IMGSCRAPER_REDIS_WORKER_TIMEOUT": Number(1),
     "IMGSCRAPER_LOCAL_WORKER_COMMAND": Internal(),
     "IMGSCRAPER_LEAD_WORKER": Internal(),
+    "IMGSCRAPER_UNIQUE_IMAGES": Internal(),
     # Scrapy's
     "IMAGES_EXPIRES": Integer(0),
     "IMAGES_MIN_WIDTH": Integer(0),

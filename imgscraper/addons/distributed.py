@@ -48,6 +48,8 @@ class DistributedCrawl:
         settings.set("SCHEDULER_PERSIST", True, priority="addon")
         # Close to the engine: it sees what the other spider middlewares let through.
         settings.set_in_component_priority_dict("SPIDER_MIDDLEWARES", SharedImagesMiddleware, 50)
+        # SharedImagesMiddleware deduplicates images across the workers: the spider yields every reference.
+        settings.set("IMGSCRAPER_UNIQUE_IMAGES", False, priority=settings.getpriority("IMGSCRAPER_UNIQUE_IMAGES") or "addon")
 
     @staticmethod
     def _valid_settings(settings: Settings) -> bool:

@@ -159,7 +159,7 @@ class ImagesSpider(SitemapMixin, scrapy.Spider):
         spider.apply_filter_arguments(crawler.settings)
         spider.page_filter = _url_filter(crawler.settings, "IMGSCRAPER_ALLOW", "IMGSCRAPER_DENY")
         spider.image_url_filter = _url_filter(crawler.settings, "IMGSCRAPER_IMAGE_ALLOW", "IMGSCRAPER_IMAGE_DENY")
-        crawler.signals.connect(spider.set_up_deduplication, signal=signals.spider_opened)
+        spider.dedupe_images = crawler.settings.getbool("IMGSCRAPER_UNIQUE_IMAGES", True)
         crawler.signals.connect(spider.stop_non_page_download, signal=signals.headers_received)
         spider.tracker = None
         spider.item_pages = {}
@@ -194,10 +194,6 @@ class ImagesSpider(SitemapMixin, scrapy.Spider):
             apply_filter_arguments(self.arguments, settings)
         except ValueError as exc:
             self.argument_error = str(exc)
-
-    def set_up_deduplication(self) -> None:
-        """A crawl shared by workers (imgscraper.distributed.crawl) deduplicates images across them instead."""
-        self.dedupe_images = not self.crawler.settings.get("IMGSCRAPER_REDIS_URL")
 
     def page_meta(self) -> dict[str, Any]:
         """Meta for a page request: rendering, when on."""
@@ -401,7 +397,7 @@ class ImagesSpider(SitemapMixin, scrapy.Spider):
         self, refs: list[ImageRef], page: str, journal_page: str | None = None, page_title: str = ""
     ) -> Iterator[ImageItem]:
         """One item per image URL not yielded before in this crawl (by this process:
-        with ``dedupe_images`` off, every reference is yielded for a shared crawl to sort out),
+        with ``IMGSCRAPER_UNIQUE_IMAGES`` off, every reference is yielded for another component to sort out),
         with the context ``page`` (titled ``page_title``) gave it. An image the URL filters
         leave out is an item already ``skipped`` (``filtered``): the pipeline does not request it.
         None once the crawl is stopping: they would not be downloaded."""
@@ -417,7 +413,7 @@ class ImagesSpider(SitemapMixin, scrapy.Spider):
             item = ImageItem.from_ref(ref, page, page_title)
             if not self.image_url_filter.allows(ref.url):
                 item.status, item.reason = "skipped", "filtered"
-                if self.dedupe_images:  # else counted once the image is this worker's (imgscraper.distributed.crawl)
+                if self.dedupe_images:  # else counted by whatever deduplicates the images
                     count_filtered(self.crawler.stats)
                 logger.debug("Image skipped (filtered): %s", ref.url[:300])
             if journal_page is not None:
