@@ -39,6 +39,9 @@ RETRY_GIVE_UP_LOG_LEVEL = "DEBUG"
 DOWNLOADER_MIDDLEWARES = {
     "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
     "imgscraper.downloadermiddlewares.retryafter.RetryAfterMiddleware": 550,
+    # Scrapy's, its jar started from a cookies file (-a cookies=FILE).
+    "scrapy.downloadermiddlewares.cookies.CookiesMiddleware": None,
+    "imgscraper.downloadermiddlewares.cookiesfile.CookiesFileMiddleware": 700,
     # Closest to the download handler: it sees every attempt before the retry middleware.
     "imgscraper.downloadermiddlewares.unreachablehosts.UnreachableHostMiddleware": 950,
     # No fetch into private networks (IMGSCRAPER_ALLOW_PRIVATE_NETWORKS). After HttpProxyMiddleware, and
@@ -148,6 +151,13 @@ IMGSCRAPER_GC_THRESHOLD = 20000
 IMGSCRAPER_NEAR_DUPLICATES = "off"
 # Rebuild index.html, a gallery of everything a local IMAGES_STORE holds, after each crawl.
 IMGSCRAPER_GALLERY = True
+
+# Signed-in crawls: see docs/cookies.md.
+# A cookies file (Netscape cookies.txt or cookie-editor JSON) whose cookies every request gets
+# where they belong; the spider argument -a cookies=FILE wins. Empty: no cookies but the site's own.
+IMGSCRAPER_COOKIES = ""
+# Write the cookie jar back to that file when the crawl ends (atomically, in its own format).
+IMGSCRAPER_COOKIES_SAVE = False
 
 # Rendering (-a render=yes): see docs/rendering.md.
 # The Chromium executable (Debian's chromium package; never a Playwright download).

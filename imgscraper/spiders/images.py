@@ -253,6 +253,7 @@ class ImagesSpider(scrapy.Spider):
         min_bytes: str | None = None,
         max_bytes: str | None = None,
         sitemap: str | None = None,
+        cookies: str | None = None,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
@@ -261,7 +262,7 @@ class ImagesSpider(scrapy.Spider):
             "url": url, "urls_file": urls_file, "depth": depth, "follow_domains": follow_domains,
             "download": download, "render": render, "click": click, "allow": allow, "deny": deny,
             "image_allow": image_allow, "image_deny": image_deny, "formats": formats, "min_bytes": min_bytes,
-            "max_bytes": max_bytes, "sitemap": sitemap, **kwargs,
+            "max_bytes": max_bytes, "sitemap": sitemap, "cookies": cookies, **kwargs,
         }
         self.argument_error = ""
         self.start_urls: list[str] = []
