@@ -39,6 +39,12 @@ RETRY_GIVE_UP_LOG_LEVEL = "DEBUG"
 DOWNLOADER_MIDDLEWARES = {
     "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
     "imgscraper.downloadermiddlewares.retryafter.RetryAfterMiddleware": 550,
+    # Scrapy's, plus credentials for the start sites (IMGSCRAPER_HTTP_USER).
+    "scrapy.downloadermiddlewares.httpauth.HttpAuthMiddleware": None,
+    "imgscraper.downloadermiddlewares.httpauth.StartSitesHttpAuthMiddleware": 300,
+    # Scrapy's, its jar started from a cookies file (-a cookies=FILE).
+    "scrapy.downloadermiddlewares.cookies.CookiesMiddleware": None,
+    "imgscraper.downloadermiddlewares.cookiesfile.CookiesFileMiddleware": 700,
     # Scrapy's, its jar started from a cookies file (-a cookies=FILE).
     "scrapy.downloadermiddlewares.cookies.CookiesMiddleware": None,
     "imgscraper.downloadermiddlewares.cookiesfile.CookiesFileMiddleware": 700,
@@ -158,6 +164,17 @@ IMGSCRAPER_GALLERY = True
 IMGSCRAPER_COOKIES = ""
 # Write the cookie jar back to that file when the crawl ends (atomically, in its own format).
 IMGSCRAPER_COOKIES_SAVE = False
+
+# Signed-in crawls: see docs/cookies.md.
+# A cookies file (Netscape cookies.txt or cookie-editor JSON) whose cookies every request gets
+# where they belong; the spider argument -a cookies=FILE wins. Empty: no cookies but the site's own.
+IMGSCRAPER_COOKIES = ""
+# Write the cookie jar back to that file when the crawl ends (atomically, in its own format).
+IMGSCRAPER_COOKIES_SAVE = False
+# HTTP basic authentication sent to the start sites' hosts only; each is also read from the
+# environment variable of its name when empty (keep the password there, out of `ps`).
+IMGSCRAPER_HTTP_USER = ""
+IMGSCRAPER_HTTP_PASSWORD = ""
 
 # Rendering (-a render=yes): see docs/rendering.md.
 # The Chromium executable (Debian's chromium package; never a Playwright download).
