@@ -42,6 +42,14 @@ DOWNLOADER_MIDDLEWARES = {
     # Scrapy's, plus credentials for the start sites (IMGSCRAPER_HTTP_USER).
     "scrapy.downloadermiddlewares.httpauth.HttpAuthMiddleware": None,
     "imgscraper.downloadermiddlewares.httpauth.StartSitesHttpAuthMiddleware": 300,
+    # After the redirect middleware (600): it sees where a start page ended up.
+    "imgscraper.downloadermiddlewares.loginwall.LoginWallMiddleware": 580,
+    # Scrapy's, its jar started from a cookies file (-a cookies=FILE).
+    "scrapy.downloadermiddlewares.cookies.CookiesMiddleware": None,
+    "imgscraper.downloadermiddlewares.cookiesfile.CookiesFileMiddleware": 700,
+    # Scrapy's, plus credentials for the start sites (IMGSCRAPER_HTTP_USER).
+    "scrapy.downloadermiddlewares.httpauth.HttpAuthMiddleware": None,
+    "imgscraper.downloadermiddlewares.httpauth.StartSitesHttpAuthMiddleware": 300,
     # Scrapy's, its jar started from a cookies file (-a cookies=FILE).
     "scrapy.downloadermiddlewares.cookies.CookiesMiddleware": None,
     "imgscraper.downloadermiddlewares.cookiesfile.CookiesFileMiddleware": 700,
@@ -164,6 +172,17 @@ IMGSCRAPER_GALLERY = True
 IMGSCRAPER_COOKIES = ""
 # Write the cookie jar back to that file when the crawl ends (atomically, in its own format).
 IMGSCRAPER_COOKIES_SAVE = False
+
+# Signed-in crawls: see docs/cookies.md.
+# A cookies file (Netscape cookies.txt or cookie-editor JSON) whose cookies every request gets
+# where they belong; the spider argument -a cookies=FILE wins. Empty: no cookies but the site's own.
+IMGSCRAPER_COOKIES = ""
+# Write the cookie jar back to that file when the crawl ends (atomically, in its own format).
+IMGSCRAPER_COOKIES_SAVE = False
+# HTTP basic authentication sent to the start sites' hosts only; each is also read from the
+# environment variable of its name when empty (keep the password there, out of `ps`).
+IMGSCRAPER_HTTP_USER = ""
+IMGSCRAPER_HTTP_PASSWORD = ""
 
 # Signed-in crawls: see docs/cookies.md.
 # A cookies file (Netscape cookies.txt or cookie-editor JSON) whose cookies every request gets
