@@ -129,8 +129,8 @@ class CookiesFileMiddleware(CookiesMiddleware):
         if is_rendered(request) and not request.meta.get("dont_merge_cookies", False):
             request.headers.pop("Cookie", None)
             jar = self.jars[request.meta.get("cookiejar")]
-            cookies = [browser_cookie(cookie) for cookie in jar if not cookie.is_expired()]
-            give_browser_context(request, storage_state={"cookies": cookies, "origins": []})
+            if cookies := [browser_cookie(cookie) for cookie in jar if not cookie.is_expired()]:
+                give_browser_context(request, storage_state={"cookies": cookies, "origins": []})
 
     def process_response(self, request: Request, response: Response) -> Response:  # type: ignore[override]
         if is_rendered(request):
