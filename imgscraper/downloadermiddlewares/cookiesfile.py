@@ -36,6 +36,7 @@ from imgscraper.http.cookiefiles import (
     CookiesFile,
     HostOnlyCookiePolicy,
     browser_cookie,
+    cookie_domain,
     describe_cookies,
     read_cookies_file,
     write_cookies_file,
@@ -107,7 +108,7 @@ class CookiesFileMiddleware(CookiesMiddleware):
             logger.warning("Cookies of %s that have expired, not sent: %s. Export the cookies again after signing in",
                            source.path, describe_cookies(source.expired, with_expiry=True))
         if source.cookies:
-            domains = sorted({c.domain.lstrip(".").removesuffix(".local") for c in source.cookies})
+            domains = sorted({cookie_domain(c).lstrip(".") for c in source.cookies})
             logger.info("Cookies: %d from %s, for %s", len(source.cookies), source.path, ", ".join(domains))
         elif not source.expired:
             logger.warning("%s holds no cookies", source.path)

@@ -5,8 +5,8 @@ middleware (``HTTPAUTH_USER``, ``HTTPAUTH_PASS``, ``HTTPAUTH_DOMAIN`` and the ``
 keys work as documented by Scrapy), plus: with ``IMGSCRAPER_HTTP_USER`` and
 ``IMGSCRAPER_HTTP_PASSWORD`` (each also read from the environment variable of that name when the
 setting is empty: a password there stays out of ``ps`` and of Scrapyd's job list), the
-``Authorization`` header goes to the hosts of the start URLs: the same host name and port, or the
-same host name on 443 for a start URL on http's 80 (a site moving to https). Scrapy's
+``Authorization`` header goes to the hosts of the start URLs and of ``-a sitemap=URL``: the same
+host name and port, or the same host name on 443 for one on http's 80 (a site moving to https). Scrapy's
 ``HTTPAUTH_DOMAIN`` names one domain, and matches its subdomains too; a crawl may have several
 start sites.
 
@@ -43,9 +43,9 @@ def credentials_of(settings: BaseSettings, environ: dict[str, str] | None = None
     """The user name and password of ``IMGSCRAPER_HTTP_USER`` and ``IMGSCRAPER_HTTP_PASSWORD``,
     each taken from the environment variable of that name when the setting is empty."""
     environ = os.environ if environ is None else environ
-    return tuple(  # type: ignore[return-value]
-        str(settings.get(name) or environ.get(name, "")) for name in ("IMGSCRAPER_HTTP_USER", "IMGSCRAPER_HTTP_PASSWORD")
-    )
+    names = ("IMGSCRAPER_HTTP_USER", "IMGSCRAPER_HTTP_PASSWORD")
+    user, password = (str(settings.get(name) or environ.get(name, "")) for name in names)
+    return user, password
 
 
 def start_hosts(urls: list[str]) -> set[tuple[str, int]]:
@@ -95,7 +95,8 @@ class StartSitesHttpAuthMiddleware(HttpAuthMiddleware):
         return middleware
 
     def find_start_hosts(self, spider: Spider) -> None:
-        self.start_hosts = start_hosts(list(getattr(spider, "start_urls", ())))
+        """The start sites: those of the start URLs, and of the sitemaps given as arguments."""
+        self.start_hosts = start_hosts([*getattr(spider, "start_urls", ()), *getattr(spider, "sitemap_urls", ())])
 
     def process_request(self, request: Request) -> None:  # type: ignore[override]
         super().process_request(request)

@@ -36,8 +36,8 @@ from typing import Any
 from imgscraper.exceptions import CookiesFileError
 
 __all__ = [
-    "JSON", "NETSCAPE", "CookiesFile", "HostOnlyCookiePolicy", "browser_cookie", "describe_cookies", "format_cookies",
-    "make_cookie", "parse_cookies", "read_cookies_file", "write_cookies_file",
+    "JSON", "NETSCAPE", "CookiesFile", "HostOnlyCookiePolicy", "browser_cookie", "cookie_domain", "describe_cookies",
+    "format_cookies", "make_cookie", "parse_cookies", "read_cookies_file", "write_cookies_file",
 ]
 
 NETSCAPE = "netscape"
@@ -112,9 +112,9 @@ def _host_only(cookie: Cookie) -> bool:
     return not cookie.domain.startswith(".")
 
 
-def _domain(cookie: Cookie) -> str:
-    """The domain as files and browsers write it: without the ``.local`` suffix :func:`make_cookie`
-    gives a host name without a dot."""
+def cookie_domain(cookie: Cookie) -> str:
+    """The domain of ``cookie`` as files and browsers write it: without the ``.local`` suffix
+    :func:`make_cookie` gives a host name without a dot."""
     stem = cookie.domain.removesuffix(".local")
     return stem if _host_only(cookie) and "." not in stem else cookie.domain
 
@@ -164,7 +164,7 @@ def _parse_netscape(text: str) -> list[Cookie]:
 def _format_netscape(cookies: Iterable[Cookie]) -> str:
     lines = ["# Netscape HTTP Cookie File", "# Written by imgscraper (IMGSCRAPER_COOKIES_SAVE).", ""]
     for cookie in cookies:
-        domain = f"{_HTTP_ONLY_PREFIX}{_domain(cookie)}" if _http_only(cookie) else _domain(cookie)
+        domain = f"{_HTTP_ONLY_PREFIX}{cookie_domain(cookie)}" if _http_only(cookie) else cookie_domain(cookie)
         name, value = (cookie.name, cookie.value) if cookie.value is not None else ("", cookie.name)
         flags = ["FALSE" if _host_only(cookie) else "TRUE", cookie.path, "TRUE" if cookie.secure else "FALSE"]
         lines.append("\t".join([domain, *flags, str(cookie.expires or 0), name, value]))
@@ -220,7 +220,7 @@ def _format_json(cookies: Iterable[Cookie]) -> str:
     entries = []
     for cookie in cookies:
         entry: dict[str, Any] = {
-            "domain": _domain(cookie), "hostOnly": _host_only(cookie), "name": cookie.name, "value": cookie.value or "",
+            "domain": cookie_domain(cookie), "hostOnly": _host_only(cookie), "name": cookie.name, "value": cookie.value or "",
             "path": cookie.path, "secure": bool(cookie.secure), "httpOnly": _http_only(cookie),
             "sameSite": _SAME_SITE_TO_JSON.get(_same_site(cookie), "unspecified"), "session": not cookie.expires,
         }
@@ -299,7 +299,7 @@ def describe_cookies(cookies: Iterable[Cookie], with_expiry: bool = False) -> st
     """``sid (.example.com), theme (example.com)``; ``with_expiry``: ``sid (.example.com, expired 2024-05-01 12:00 UTC)``."""
     parts = []
     for cookie in cookies:
-        detail = _domain(cookie)
+        detail = cookie_domain(cookie)
         if with_expiry and cookie.expires is not None:
             detail += f", expired {datetime.fromtimestamp(cookie.expires, timezone.utc):%Y-%m-%d %H:%M} UTC"
         parts.append(f"{cookie.name} ({detail})")
@@ -315,7 +315,7 @@ def browser_cookie(cookie: Cookie) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "name": cookie.name if cookie.value is not None else "",
         "value": cookie.value if cookie.value is not None else cookie.name,
-        "domain": _domain(cookie),
+        "domain": cookie_domain(cookie),
         "path": cookie.path,
         "expires": float(cookie.expires) if cookie.expires else -1,
         "httpOnly": _http_only(cookie),
