@@ -6,9 +6,11 @@ them with ``pkgutil.get_data("imgscraper", ...)``, never by path).
 
 from setuptools import find_packages, setup
 
+from imgscraper import __version__
+
 setup(
     name="imgscraper",
-    version="0.1",
+    version=__version__,
     packages=find_packages(include=["imgscraper", "imgscraper.*"]),
     package_data={"imgscraper": ["**/*"]},
     exclude_package_data={"": ["__pycache__/*", "*.py[co]"]},

@@ -23,9 +23,9 @@ if TYPE_CHECKING:
     from imgscraper.pipelines.nearduplicates import HashedImage
 
 __all__ = [
-    "AddressRefused", "ArgumentError", "BlockedAddressError", "CrawlStopped", "HostUnreachable", "ImageFailed",
-    "ImageRejected", "NearDuplicate", "RedisServerError", "RedisServerMissing", "RenderingError", "ScheduleError",
-    "StoppedBeforeDownload", "failure_reason", "rejection_status", "store_fault",
+    "AddressRefused", "ArgumentError", "BlockedAddressError", "CookiesFileError", "CrawlStopped", "HostUnreachable",
+    "ImageFailed", "ImageRejected", "NearDuplicate", "RedisServerError", "RedisServerMissing", "RenderingError",
+    "ScheduleError", "StoppedBeforeDownload", "failure_reason", "rejection_status", "store_fault",
 ]
 
 
@@ -34,6 +34,10 @@ __all__ = [
 
 class ArgumentError(ValueError):
     """A spider argument is wrong; the message says how to fix it."""
+
+
+class CookiesFileError(ArgumentError):
+    """The cookies file (``-a cookies=FILE``) cannot be read or is malformed; the message says where."""
 
 
 class ScheduleError(ValueError):

@@ -26,6 +26,7 @@ Schedule file (TOML)::
     [[sites]]
     url = "https://example.org/"
     every = "6h"                             # instead of cron: 30s, 15m, 6h, 1d
+    cookies = "members.txt"                  # -a cookies=FILE (docs/cookies.md), relative to this file
 
 Scrapyd's credentials come from ``SCRAPYD_USERNAME`` and ``SCRAPYD_PASSWORD``.
 Each job's id is ``<site name>-<UTC time>``: the scheduler recognises a site's
@@ -190,13 +191,18 @@ def load_schedule(path: str | Path, env: dict[str, str] | None = None) -> Schedu
         depth = entry.get("depth", 0)
         if not isinstance(depth, int) or isinstance(depth, bool) or depth < 0:
             raise ScheduleError(f"{where}: depth must be a non-negative integer")
+        args = _text_map(entry.get("args", {}), f"{where}: args")
+        if "cookies" in entry:
+            if not isinstance(entry["cookies"], str) or not entry["cookies"]:
+                raise ScheduleError(f'{where}: cookies must be the path of a cookies file, e.g. cookies = "members.txt"')
+            args["cookies"] = str(Path(path).parent.absolute() / Path(entry["cookies"]).expanduser())
         sites.append(Site(
             name=name,
             urls=list(urls),
             depth=depth,
             trigger=_trigger(entry, where, tz),
             settings={**common, **_text_map(entry.get("settings", {}), f"{where}: settings")},
-            args=_text_map(entry.get("args", {}), f"{where}: args"),
+            args=args,
         ))
     scrapyd_url = str(data.get("scrapyd_url") or env.get("SCRAPYD_URL") or DEFAULT_SCRAPYD_URL).rstrip("/")
     return Schedule(scrapyd_url=scrapyd_url, project=str(data.get("project", "imgscraper")), sites=sites)

@@ -5,6 +5,8 @@ default here; imgscraper/settingspec.py says what kind of value each takes, and
 docs/settings.md describes each one (tests/test_docs.py checks it does).
 """
 
+from imgscraper import __version__
+
 BOT_NAME = "imgscraper"
 
 SPIDER_MODULES = ["imgscraper.spiders"]
@@ -18,7 +20,8 @@ LOG_LEVEL = "INFO"
 # uses, and the remote control's aiohttp import alone costs 0.3 s per start.
 TELNETCONSOLE_ENABLED = False
 REMOTE_CONTROL_ENABLED = False
-USER_AGENT = "imgscraper/0.1 (+https://github.com/imgscraper/imgscraper; image crawler)"
+# The program and its version; IMGSCRAPER_CONTACT adds who runs the crawl (imgscraper/addons/useragent.py).
+USER_AGENT = f"imgscraper/{__version__}"
 ROBOTSTXT_OBEY = True
 
 # Politeness and speed: see docs/settings.md.
@@ -40,6 +43,14 @@ RETRY_GIVE_UP_LOG_LEVEL = "DEBUG"
 DOWNLOADER_MIDDLEWARES = {
     "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
     "imgscraper.downloadermiddlewares.retryafter.RetryAfterMiddleware": 550,
+    # Scrapy's, plus credentials for the start sites (IMGSCRAPER_HTTP_USER).
+    "scrapy.downloadermiddlewares.httpauth.HttpAuthMiddleware": None,
+    "imgscraper.downloadermiddlewares.httpauth.StartSitesHttpAuthMiddleware": 300,
+    # After the redirect middleware (600): it sees where a start page ended up.
+    "imgscraper.downloadermiddlewares.loginwall.LoginWallMiddleware": 580,
+    # Scrapy's, its jar started from a cookies file (-a cookies=FILE).
+    "scrapy.downloadermiddlewares.cookies.CookiesMiddleware": None,
+    "imgscraper.downloadermiddlewares.cookiesfile.CookiesFileMiddleware": 700,
     # Closest to the download handler: it sees every attempt before the retry middleware.
     "imgscraper.downloadermiddlewares.unreachablehosts.UnreachableHostMiddleware": 950,
     # No fetch into private networks (IMGSCRAPER_ALLOW_PRIVATE_NETWORKS). After HttpProxyMiddleware, and
@@ -58,6 +69,8 @@ ADDONS = {
     "imgscraper.addons.settingscheck.SettingsCheck": 0,
     # IMGSCRAPER_REDIS_URL: one crawl shared by many workers (imgscraper/distributed/).
     "imgscraper.addons.distributed.DistributedCrawl": 10,
+    # IMGSCRAPER_CONTACT in the User-Agent.
+    "imgscraper.addons.useragent.ContactUserAgent": 20,
 }
 EXTENSIONS = {
     "imgscraper.extensions.failurelines.OneLineRobotsErrors": 0,
@@ -149,6 +162,20 @@ IMGSCRAPER_GC_THRESHOLD = 20000
 IMGSCRAPER_NEAR_DUPLICATES = "off"
 # Rebuild index.html, a gallery of everything a local IMAGES_STORE holds, after each crawl.
 IMGSCRAPER_GALLERY = True
+
+# Signed-in crawls: see docs/cookies.md.
+# A cookies file (Netscape cookies.txt or cookie-editor JSON) whose cookies every request gets
+# where they belong; the spider argument -a cookies=FILE wins. Empty: no cookies but the site's own.
+IMGSCRAPER_COOKIES = ""
+# Write the cookie jar back to that file when the crawl ends (atomically, in its own format).
+IMGSCRAPER_COOKIES_SAVE = False
+# HTTP basic authentication sent to the start sites' hosts only; each is also read from the
+# environment variable of its name when empty (keep the password there, out of `ps`).
+IMGSCRAPER_HTTP_USER = ""
+IMGSCRAPER_HTTP_PASSWORD = ""
+# Who runs the crawl, added to the User-Agent for site owners to write to: an e-mail address
+# or an http(s) URL, e.g. "me@example.com" -> "imgscraper/0.1 (+mailto:me@example.com)".
+IMGSCRAPER_CONTACT = ""
 
 # Rendering (-a render=yes): see docs/rendering.md.
 # The Chromium executable (Debian's chromium package; never a Playwright download).

@@ -122,6 +122,7 @@ class ImagesSpider(SitemapMixin, scrapy.Spider):
         min_bytes: str | None = None,
         max_bytes: str | None = None,
         sitemap: str | None = None,
+        cookies: str | None = None,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
@@ -130,7 +131,7 @@ class ImagesSpider(SitemapMixin, scrapy.Spider):
             "url": url, "urls_file": urls_file, "depth": depth, "follow_domains": follow_domains,
             "download": download, "render": render, "click": click, "allow": allow, "deny": deny,
             "image_allow": image_allow, "image_deny": image_deny, "formats": formats, "min_bytes": min_bytes,
-            "max_bytes": max_bytes, "sitemap": sitemap, **kwargs,
+            "max_bytes": max_bytes, "sitemap": sitemap, "cookies": cookies, **kwargs,
         }
         parsed, self.argument_error = parse_arguments(self.arguments, self.argument_names())
         self.start_urls, self.sitemap_urls = parsed.start_urls, parsed.sitemap_urls
