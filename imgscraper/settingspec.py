@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from imgscraper.filters import FILTERS
+from imgscraper.addons.useragent import contact_reference
 from imgscraper.utils import parse_duration
 
 if TYPE_CHECKING:
@@ -194,6 +195,12 @@ SETTINGS: Mapping[str, Kind] = {
     "IMGSCRAPER_NEAR_DUPLICATES": Choice(NEAR_DUPLICATE_MODES),
     # Filters: each also a spider argument (imgscraper.filters)
     **{option.setting: Parsed(option.parse, option.example) for option in FILTERS},
+    # Signed-in crawls and the User-Agent
+    "IMGSCRAPER_COOKIES": Text(),
+    "IMGSCRAPER_COOKIES_SAVE": Boolean(),
+    "IMGSCRAPER_HTTP_USER": Text(),
+    "IMGSCRAPER_HTTP_PASSWORD": Text(),
+    "IMGSCRAPER_CONTACT": Parsed(contact_reference, "me@example.com"),
     # Faults
     "IMGSCRAPER_RETRY_AFTER_MAX": Number(0),
     "IMGSCRAPER_HOST_FAILURES": Integer(0),

@@ -64,9 +64,13 @@ def assert_one_error_first(result, *words: str) -> str:
         (["-s", "DEPTH_LIMIT=2"], ("DEPTH_LIMIT='2'", "pass -a depth=2")),
         (["-s", "TWISTED_REACTOR_ENABLED=False"], ("TWISTED_REACTOR_ENABLED=False",)),
         (["-a", "render=yes", "-s", "IMGSCRAPER_RENDER_BROWSER=/no/chromium"], ("'/no/chromium' is not an executable",)),
+        (["-a", "cookies=/no/cookies.txt"], ("Bad argument: cookies /no/cookies.txt: cannot be read",)),
+        (["-s", "IMGSCRAPER_COOKIES=/no/cookies.txt"], ("Bad argument: cookies /no/cookies.txt: cannot be read",)),
+        (["-s", "IMGSCRAPER_CONTACT=nobody"], ("IMGSCRAPER_CONTACT='nobody' is neither an e-mail address nor",)),
     ],
     ids=["misspelt-argument", "bad-depth", "bad-filter-argument", "misspelt-jobdir", "misspelt-concurrency",
-         "misspelt-delay", "bad-choice", "bad-number", "depth-typo", "depth-limit", "reactorless", "no-browser"],
+         "misspelt-delay", "bad-choice", "bad-number", "depth-typo", "depth-limit", "reactorless", "no-browser",
+         "no-cookies-file", "no-cookies-file-setting", "bad-contact"],
 )
 def test_bad_input_is_one_line_and_changes_nothing(srv, run_crawl, tmp_path, args, words):
     result, feed = crawl_with_feed(srv, run_crawl, tmp_path, args)

@@ -34,10 +34,7 @@ def contact_reference(contact: Any) -> str:
         return f"mailto:{address}"
     if text.lower().startswith(("http://", "https://")) and host_of(text) and not _NOT_IN_COMMENT.search(text):
         return text
-    raise ValueError(
-        f"IMGSCRAPER_CONTACT={contact!r} is neither an e-mail address nor an http(s) URL:"
-        " pass e.g. -s IMGSCRAPER_CONTACT=me@example.com"
-    )
+    raise ValueError("is neither an e-mail address nor an http(s) URL")
 
 
 class ContactUserAgent:

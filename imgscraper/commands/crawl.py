@@ -33,6 +33,7 @@ from scrapy.spiderloader import get_spider_loader
 from scrapy.utils.log import configure_logging
 
 from imgscraper.addons.settingscheck import check_settings, spider_arguments
+from imgscraper.downloadermiddlewares.cookiesfile import cookies_file_path, read_cookies
 from imgscraper.rendering.renderer import Renderer, RenderingError
 from imgscraper.runtime import skip_records_below, tune_garbage_collector
 from imgscraper.spiders.images import ImagesSpider
@@ -60,6 +61,10 @@ def crawl_problems(spidercls: type[Spider], arguments: dict[str, Any], settings:
             settings.set("ITEM_PIPELINES", {}, priority="spider")
         if spider.argument_error:
             problems.append(f"Bad argument: {spider.argument_error}")
+        elif path := cookies_file_path(spider.arguments, settings):
+            _, problem = read_cookies(path, settings)
+            if problem:
+                problems.append(f"Bad argument: {problem}")
     problems += [f"Bad setting: {problem}" for problem in check_settings(settings, spider_arguments(spidercls))]
     if not problems and isinstance(spider, ImagesSpider) and spider.render:
         try:

@@ -46,17 +46,32 @@ from imgscraper.rendering.browsercontext import give_browser_context, is_rendere
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
     from scrapy.http import Request, Response
+    from scrapy.settings import BaseSettings
 
-__all__ = ["CookiesFileMiddleware", "cookies_file_of"]
+__all__ = ["CookiesFileMiddleware", "cookies_file_of", "cookies_file_path", "read_cookies"]
 
 logger = logging.getLogger(__name__)
 
 
 def cookies_file_of(crawler: Crawler) -> str:
     """The crawl's cookies file: the spider's ``cookies`` argument, else ``IMGSCRAPER_COOKIES``; '' for none."""
-    arguments = getattr(crawler.spider, "arguments", None) or {}
+    return cookies_file_path(getattr(crawler.spider, "arguments", None) or {}, crawler.settings)
+
+
+def cookies_file_path(arguments: dict[str, Any], settings: BaseSettings) -> str:
+    """The cookies file named by the spider's ``arguments`` (``cookies``) or ``settings``; '' for none."""
     given = arguments.get("cookies")
-    return str(given if given is not None else crawler.settings.get("IMGSCRAPER_COOKIES") or "")
+    return str(given if given is not None else settings.get("IMGSCRAPER_COOKIES") or "")
+
+
+def read_cookies(path: str, settings: BaseSettings) -> tuple[CookiesFile | None, str]:
+    """The cookies file at ``path``, or why it cannot be used (a line for ``Bad argument: ...``)."""
+    if not settings.getbool("COOKIES_ENABLED"):
+        return None, f"cookies {path}: cookies are off (COOKIES_ENABLED=False): leave COOKIES_ENABLED out"
+    try:
+        return read_cookies_file(path), ""
+    except CookiesFileError as exc:
+        return None, f"cookies {exc}: pass a cookies.txt or JSON file exported from your browser (docs/cookies.md)"
 
 
 class CookiesFileMiddleware(CookiesMiddleware):
@@ -77,14 +92,7 @@ class CookiesFileMiddleware(CookiesMiddleware):
         path = cookies_file_of(crawler)
         if not path:
             return super().from_crawler(crawler)
-        problem, cookies_file = "", None
-        if not crawler.settings.getbool("COOKIES_ENABLED"):
-            problem = f"cookies {path}: cookies are off (COOKIES_ENABLED=False): leave COOKIES_ENABLED out"
-        else:
-            try:
-                cookies_file = read_cookies_file(path)
-            except CookiesFileError as exc:
-                problem = f"cookies {exc}: pass a cookies.txt or JSON file exported from your browser (docs/cookies.md)"
+        cookies_file, problem = read_cookies(path, crawler.settings)
         try:
             save = crawler.settings.getbool("IMGSCRAPER_COOKIES_SAVE")
         except ValueError:
