@@ -96,18 +96,21 @@ scrapyd: scrapyd-auth
 	cp deploy/scrapyd.conf "$(SCRAPYD_HOME)/scrapyd.conf"
 	@$(WITH_SCRAPYD_AUTH) cd "$(SCRAPYD_HOME)" && SCRAPYD_HTTP_PORT=$(SCRAPYD_PORT) exec "$(CURDIR)/$(BIN)/scrapyd"
 
+# Each target that talks to Scrapyd first checks that it answers (one line if not).
+SCRAPYD_UP = $(BIN)/python -m imgscraper.scrapyd.service
+
 deploy: install
-	@$(WITH_SCRAPYD_AUTH) $(BIN)/scrapyd-deploy env
+	@$(WITH_SCRAPYD_AUTH) $(SCRAPYD_UP) && $(BIN)/scrapyd-deploy env
 
 schedule: install
 	@test -n "$(URL)" || { echo "usage: make schedule URL=https://example.com [DEPTH=1]" >&2; exit 2; }
-	@$(WITH_SCRAPYD_AUTH) $(BIN)/scrapyd-client schedule -t env -p imgscraper images \
+	@$(WITH_SCRAPYD_AUTH) $(SCRAPYD_UP) && $(BIN)/scrapyd-client schedule -t env -p imgscraper images \
 	  --arg url="$(URL)" --arg depth=$(DEPTH) --arg setting=IMAGES_STORE="$(STORE_URI)" \
 	  $(foreach s,$(SETTINGS),--arg setting=$(s))
 
 # Submits the crawls of SCHEDULE to Scrapyd on their cron expressions (foreground).
 scheduler: install
-	@$(WITH_SCRAPYD_AUTH) exec $(BIN)/python -m imgscraper.scrapyd_schedule "$(SCHEDULE)"
+	@$(WITH_SCRAPYD_AUTH) exec $(BIN)/python -m imgscraper.scrapyd.schedule "$(SCHEDULE)"
 
 # Many workers, one crawl: 1 and 2 workers through Redis (make bench runs it too).
 bench-workers: install-dev debs
