@@ -27,7 +27,7 @@ WITH_SCRAPYD_AUTH = if [ -z "$$SCRAPYD_PASSWORD" ]; then \
 # Local paths are made absolute: Scrapyd runs jobs in SCRAPYD_HOME.
 STORE_URI = $(if $(findstring ://,$(STORE)),$(STORE),$(abspath $(STORE)))
 
-.PHONY: help install install-dev debs crawl test bench bench-workers bench-render faults clean scrapyd-auth scrapyd deploy schedule scheduler
+.PHONY: help install install-dev debs crawl test bench bench-workers bench-render faults clean scrapyd-auth scrapyd deploy schedule scheduler jobs
 
 help:
 	@echo "make crawl URL=https://example.com [DEPTH=1] [STORE=images] [OUT=images.jsonl] [WORKERS=2]"
@@ -90,11 +90,14 @@ scrapyd-auth: install
 	  echo "Scrapyd credentials written to $(SCRAPYD_AUTH_FILE)"; fi
 
 # Runs Scrapyd in the foreground on 127.0.0.1:SCRAPYD_PORT, with its eggs, logs,
-# items and job database in SCRAPYD_HOME.
+# items and job database in SCRAPYD_HOME. Its jobs inherit its environment: every
+# job's runner (scrapyd.runner) imports pkg_resources, which warns on import.
+SCRAPYD_JOB_WARNINGS = ignore:pkg_resources is deprecated:UserWarning
 scrapyd: scrapyd-auth
 	mkdir -p "$(SCRAPYD_HOME)"
 	cp deploy/scrapyd.conf "$(SCRAPYD_HOME)/scrapyd.conf"
-	@$(WITH_SCRAPYD_AUTH) cd "$(SCRAPYD_HOME)" && SCRAPYD_HTTP_PORT=$(SCRAPYD_PORT) exec "$(CURDIR)/$(BIN)/scrapyd"
+	@$(WITH_SCRAPYD_AUTH) cd "$(SCRAPYD_HOME)" && SCRAPYD_HTTP_PORT=$(SCRAPYD_PORT) \
+	  PYTHONWARNINGS="$(SCRAPYD_JOB_WARNINGS)" exec "$(CURDIR)/$(BIN)/scrapyd"
 
 # Each target that talks to Scrapyd first checks that it answers (one line if not).
 SCRAPYD_UP = $(BIN)/python -m imgscraper.scrapyd.service
@@ -111,6 +114,10 @@ schedule: install
 # Submits the crawls of SCHEDULE to Scrapyd on their cron expressions (foreground).
 scheduler: install
 	@$(WITH_SCRAPYD_AUTH) exec $(BIN)/python -m imgscraper.scrapyd.schedule "$(SCHEDULE)"
+
+# Scrapyd's recent jobs with their exit status and summary line, failed ones first.
+jobs: install
+	@$(WITH_SCRAPYD_AUTH) $(BIN)/python -m imgscraper.scrapyd.jobs
 
 # Many workers, one crawl: 1 and 2 workers through Redis (make bench runs it too).
 bench-workers: install-dev debs

@@ -166,7 +166,7 @@ def test_the_scheduler_with_scrapyd_down_says_so_in_one_line(tmp_path):
     assert "Scheduling" not in run.stderr
 
 
-@pytest.mark.parametrize("target", ["deploy", "schedule URL=http://127.0.0.1:9/"])
+@pytest.mark.parametrize("target", ["deploy", "schedule URL=http://127.0.0.1:9/", "jobs"])
 def test_make_targets_with_scrapyd_down_say_so_in_one_line(target):
     url = f"http://127.0.0.1:{closed_port()}"
     env = {**os.environ, "SCRAPYD_URL": url, "SCRAPYD_USERNAME": "u", "SCRAPYD_PASSWORD": "p"}
@@ -215,3 +215,20 @@ def test_submitter_logs_and_skips_when_scrapyd_is_unreachable(tmp_path, caplog):
         " (or set SCRAPYD_URL to where it runs)"
     ]
 
+
+@pytest.mark.parametrize(
+    "log, outcome",
+    [
+        ("2026-12-07 03:00:01 [scrapy.core.engine] INFO: Spider opened\n", (None, "no stats in the log")),
+        ("2026-12-07 03:00:01 [imgscraper.commands.crawl] ERROR: Bad argument: depth 'x' is not a non-negative"
+         " integer\n", (1, "Bad argument: depth 'x' is not a non-negative integer")),
+    ],
+    ids=["killed", "bad-argument"],
+)
+def test_the_outcome_of_a_job_without_stats(log, outcome):
+    """A job's log without Scrapy's stats: refused (its ERROR line), or killed (no exit status).
+    (Logs with stats: test_scrapyd.py, on real jobs.)"""
+    from imgscraper.scrapyd.jobs import log_outcome
+
+    exit_status, summary = log_outcome(log)
+    assert (exit_status, summary[: len(outcome[1])]) == outcome

@@ -1,2 +1,2 @@
-"""The crawler as a service under Scrapyd: whether Scrapyd answers (:mod:`.service`) and
-periodic crawls (:mod:`.schedule`, ``make scheduler``)."""
+"""The crawler as a service under Scrapyd: whether Scrapyd answers (:mod:`.service`), periodic
+crawls (:mod:`.schedule`, ``make scheduler``) and the outcome of its jobs (:mod:`.jobs`, ``make jobs``)."""
