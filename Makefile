@@ -30,14 +30,27 @@ STORE_URI = $(if $(findstring ://,$(STORE)),$(STORE),$(abspath $(STORE)))
 .PHONY: help install install-dev debs crawl test bench bench-workers bench-render faults clean scrapyd-auth scrapyd deploy schedule scheduler jobs
 
 help:
-	@echo "make crawl URL=https://example.com [DEPTH=1] [STORE=images] [OUT=images.jsonl] [WORKERS=2]"
-	@echo "make test"
-	@echo "make install | make install-dev   # what running the crawler needs (requirements.txt) | plus tests and benchmarks (requirements-dev.txt)"
-	@echo "make bench [BENCH_ARGS=...]   # a few minutes; see docs/benchmarks.md"
-	@echo "make scrapyd | make deploy | make schedule URL=https://example.com [DEPTH=1] [STORE=images] [SETTINGS='NAME=VALUE ...'] | make scheduler SCHEDULE=schedule.toml"
-	@echo "make bench-render [BENCH_ARGS=...]   # per-page time and pages/min with and without -a render=yes"
-	@echo "make faults [TRIES=3]   # every fault scenario TRIES times, as a table: docs/faults.md (root: mounts a tmpfs)"
-	@echo "make bench-workers [BENCH_ARGS=...]  # images/s of 1 and 2 workers sharing a crawl through Redis"
+	@echo "make help: this list. Crawling:"
+	@echo "  make crawl URL=https://example.com [DEPTH=0] [STORE=images] [OUT=images.jsonl] [WORKERS=1] [SCRAPY_ARGS='-a download=no -s NAME=VALUE']"
+	@echo "                         one crawl: images into STORE, items into OUT; SCRAPY_ARGS adds any scrapy crawl option"
+	@echo "  make install            what running the crawler needs (requirements.txt) in .venv [PYTHON=python3]"
+	@echo "  make install-dev        plus the tests' and benchmarks' (requirements-dev.txt)"
+	@echo "  make debs               the Debian packages the tests need: $(DEBS) (sudo unless root)"
+	@echo "  make clean              remove .venv and .pytest_cache"
+	@echo "Testing and measuring:"
+	@echo "  make test               the whole suite (minutes); one file: .venv/bin/python -m pytest -q tests/test_summary.py"
+	@echo "  make bench [BENCH_ARGS=...]          a few minutes; see docs/benchmarks.md"
+	@echo "  make bench-workers [BENCH_ARGS=...]  images/s of 1 and 2 workers sharing a crawl through Redis"
+	@echo "  make bench-render [BENCH_ARGS=...]   per-page time and pages/min with and without -a render=yes"
+	@echo "  make faults [TRIES=3]   every fault scenario TRIES times, as a table: docs/faults.md (root: mounts a tmpfs)"
+	@echo "Scrapyd (docs/scrapyd.md; SCRAPYD_PORT=6800, SCRAPYD_URL=http://127.0.0.1:SCRAPYD_PORT,"
+	@echo "         SCRAPYD_HOME=~/.local/share/imgscraper/scrapyd, SCRAPYD_AUTH_FILE=~/.config/imgscraper/scrapyd.env):"
+	@echo "  make scrapyd-auth       create SCRAPYD_AUTH_FILE (user and random password) unless it exists"
+	@echo "  make scrapyd            run Scrapyd in the foreground on 127.0.0.1:SCRAPYD_PORT"
+	@echo "  make deploy             upload the project to Scrapyd at SCRAPYD_URL"
+	@echo "  make schedule URL=https://example.com [DEPTH=0] [STORE=images] [SETTINGS='NAME=VALUE ...']   one job now"
+	@echo "  make scheduler [SCHEDULE=schedule.toml]   the schedule file's crawls, on time (foreground)"
+	@echo "  make jobs               the recent jobs: exit status and summary, failed first"
 
 # Two sets: what running the crawler needs (requirements.txt: install), and that plus
 # what the tests and benchmarks need (requirements-dev.txt: install-dev). Each has its

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import inspect
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -151,6 +152,18 @@ def test_every_setting_of_the_table_and_of_settings_py_has_a_row_in_docs_setting
 def test_every_row_of_docs_settings_is_a_setting():
     documented = documented_settings((ROOT / "docs" / "settings.md").read_text())
     assert documented - known_setting_names() == set()
+
+
+def test_make_help_names_every_target_and_variable():
+    makefile = (ROOT / "Makefile").read_text()
+    targets = {name for name in make_targets(makefile) if not name.startswith(("$", "."))}
+    assigned = set(re.findall(r"^([A-Z_]+)\s*[:?]?=", makefile, re.MULTILINE))
+    variables = set(re.findall(r"^([A-Z_]+)\s*\?=", makefile, re.MULTILINE))
+    variables |= set(re.findall(r"\$\(([A-Z_]+)\)", makefile)) - assigned - {"CURDIR", "HOME"}
+    help_text = subprocess.run(["make", "--no-print-directory", "help"], cwd=ROOT, capture_output=True, text=True,
+                               check=True).stdout
+    assert {target for target in targets if not re.search(rf"\bmake {re.escape(target)}\b", help_text)} == set()
+    assert {name for name in variables if not re.search(rf"\b{name}\b", help_text)} == set()
 
 
 # The checks themselves, on names that are wrong: each must be caught.
