@@ -166,6 +166,28 @@ def test_make_help_names_every_target_and_variable():
     assert {name for name in variables if not re.search(rf"\b{name}\b", help_text)} == set()
 
 
+#: What a command writes into the checkout: a feed (-O/-o FILE), a store or a JOBDIR (-s NAME=DIR, make's STORE=DIR).
+_WRITTEN = re.compile(r"(?:^|\s)-[Oo]\s+(\S+)|\b(?:IMAGES_STORE|JOBDIR|STORE|OUT)=['\"]?([^\s'\"]+)")
+
+
+def paths_written(text: str) -> set[str]:
+    """The relative paths the commands of ``text`` write (``$(hostname)``, ``$$``: any name)."""
+    found = {feed or folder for code in code_of(text) for feed, folder in _WRITTEN.findall(code)}
+    paths = {re.sub(r"\$\([^)]*\)|\$\$", "x", path) for path in found if "://" not in path and not path.startswith(("/", "~"))}
+    return paths - {"dir", "file"}  # a synopsis's placeholders: STORE=dir
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_what_the_commands_write_is_ignored_by_git(doc: Path):
+    written = paths_written(doc.read_text())
+    if doc.name == "README.md":
+        written |= set(re.findall(r"^(?:STORE|OUT) \?= (\S+)", (ROOT / "Makefile").read_text(), re.MULTILINE))
+    tracked = [path for path in sorted(written)
+               if subprocess.run(["git", "check-ignore", "-q", f"{path}/file" if "." not in path else path],
+                                 cwd=ROOT).returncode != 0]
+    assert tracked == [], f"{doc.name}'s commands write what .gitignore does not cover"
+
+
 # The checks themselves, on names that are wrong: each must be caught.
 
 def test_a_wrong_make_target_is_caught():
