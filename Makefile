@@ -27,17 +27,30 @@ WITH_SCRAPYD_AUTH = if [ -z "$$SCRAPYD_PASSWORD" ]; then \
 # Local paths are made absolute: Scrapyd runs jobs in SCRAPYD_HOME.
 STORE_URI = $(if $(findstring ://,$(STORE)),$(STORE),$(abspath $(STORE)))
 
-.PHONY: help install install-dev debs crawl test bench bench-workers bench-render faults clean scrapyd-auth scrapyd deploy schedule scheduler
+.PHONY: help install install-dev debs crawl test bench bench-workers bench-render faults clean scrapyd-auth scrapyd deploy schedule scheduler jobs
 
 help:
-	@echo "make crawl URL=https://example.com [DEPTH=1] [STORE=images] [OUT=images.jsonl] [WORKERS=2]"
-	@echo "make test"
-	@echo "make install | make install-dev   # what running the crawler needs (requirements.txt) | plus tests and benchmarks (requirements-dev.txt)"
-	@echo "make bench [BENCH_ARGS=...]   # a few minutes; see docs/benchmarks.md"
-	@echo "make scrapyd | make deploy | make schedule URL=https://example.com [DEPTH=1] [STORE=images] [SETTINGS='NAME=VALUE ...'] | make scheduler SCHEDULE=schedule.toml"
-	@echo "make bench-render [BENCH_ARGS=...]   # per-page time and pages/min with and without -a render=yes"
-	@echo "make faults [TRIES=3]   # every fault scenario TRIES times, as a table: docs/faults.md (root: mounts a tmpfs)"
-	@echo "make bench-workers [BENCH_ARGS=...]  # images/s of 1 and 2 workers sharing a crawl through Redis"
+	@echo "make help: this list. Crawling:"
+	@echo "  make crawl URL=https://example.com [DEPTH=0] [STORE=images] [OUT=images.jsonl] [WORKERS=1] [SCRAPY_ARGS='-a download=no -s NAME=VALUE']"
+	@echo "                         one crawl: images into STORE, items into OUT; SCRAPY_ARGS adds any scrapy crawl option"
+	@echo "  make install            what running the crawler needs (requirements.txt) in .venv [PYTHON=python3]"
+	@echo "  make install-dev        plus the tests' and benchmarks' (requirements-dev.txt)"
+	@echo "  make debs               the Debian packages the tests need: $(DEBS) (sudo unless root)"
+	@echo "  make clean              remove .venv and .pytest_cache"
+	@echo "Testing and measuring:"
+	@echo "  make test               the whole suite (minutes); one file: .venv/bin/python -m pytest -q tests/test_summary.py"
+	@echo "  make bench [BENCH_ARGS=...]          a few minutes; see docs/benchmarks.md"
+	@echo "  make bench-workers [BENCH_ARGS=...]  images/s of 1 and 2 workers sharing a crawl through Redis"
+	@echo "  make bench-render [BENCH_ARGS=...]   per-page time and pages/min with and without -a render=yes"
+	@echo "  make faults [TRIES=3]   every fault scenario TRIES times, as a table: docs/faults.md (root: mounts a tmpfs)"
+	@echo "Scrapyd (docs/scrapyd.md; SCRAPYD_PORT=6800, SCRAPYD_URL=http://127.0.0.1:SCRAPYD_PORT,"
+	@echo "         SCRAPYD_HOME=~/.local/share/imgscraper/scrapyd, SCRAPYD_AUTH_FILE=~/.config/imgscraper/scrapyd.env):"
+	@echo "  make scrapyd-auth       create SCRAPYD_AUTH_FILE (user and random password) unless it exists"
+	@echo "  make scrapyd            run Scrapyd in the foreground on 127.0.0.1:SCRAPYD_PORT"
+	@echo "  make deploy             upload the project to Scrapyd at SCRAPYD_URL"
+	@echo "  make schedule URL=https://example.com [DEPTH=0] [STORE=images] [SETTINGS='NAME=VALUE ...']   one job now"
+	@echo "  make scheduler [SCHEDULE=schedule.toml]   the schedule file's crawls, on time (foreground)"
+	@echo "  make jobs               the recent jobs: exit status and summary, failed first"
 
 # Two sets: what running the crawler needs (requirements.txt: install), and that plus
 # what the tests and benchmarks need (requirements-dev.txt: install-dev). Each has its
@@ -90,24 +103,34 @@ scrapyd-auth: install
 	  echo "Scrapyd credentials written to $(SCRAPYD_AUTH_FILE)"; fi
 
 # Runs Scrapyd in the foreground on 127.0.0.1:SCRAPYD_PORT, with its eggs, logs,
-# items and job database in SCRAPYD_HOME.
+# items and job database in SCRAPYD_HOME. Its jobs inherit its environment: every
+# job's runner (scrapyd.runner) imports pkg_resources, which warns on import.
+SCRAPYD_JOB_WARNINGS = ignore:pkg_resources is deprecated:UserWarning
 scrapyd: scrapyd-auth
 	mkdir -p "$(SCRAPYD_HOME)"
 	cp deploy/scrapyd.conf "$(SCRAPYD_HOME)/scrapyd.conf"
-	@$(WITH_SCRAPYD_AUTH) cd "$(SCRAPYD_HOME)" && SCRAPYD_HTTP_PORT=$(SCRAPYD_PORT) exec "$(CURDIR)/$(BIN)/scrapyd"
+	@$(WITH_SCRAPYD_AUTH) cd "$(SCRAPYD_HOME)" && SCRAPYD_HTTP_PORT=$(SCRAPYD_PORT) \
+	  PYTHONWARNINGS="$(SCRAPYD_JOB_WARNINGS)" exec "$(CURDIR)/$(BIN)/scrapyd"
+
+# Each target that talks to Scrapyd first checks that it answers (one line if not).
+SCRAPYD_UP = $(BIN)/python -m imgscraper.scrapyd.service
 
 deploy: install
-	@$(WITH_SCRAPYD_AUTH) $(BIN)/scrapyd-deploy env
+	@$(WITH_SCRAPYD_AUTH) $(SCRAPYD_UP) && $(BIN)/scrapyd-deploy env
 
 schedule: install
 	@test -n "$(URL)" || { echo "usage: make schedule URL=https://example.com [DEPTH=1]" >&2; exit 2; }
-	@$(WITH_SCRAPYD_AUTH) $(BIN)/scrapyd-client schedule -t env -p imgscraper images \
+	@$(WITH_SCRAPYD_AUTH) $(SCRAPYD_UP) && $(BIN)/scrapyd-client schedule -t env -p imgscraper images \
 	  --arg url="$(URL)" --arg depth=$(DEPTH) --arg setting=IMAGES_STORE="$(STORE_URI)" \
 	  $(foreach s,$(SETTINGS),--arg setting=$(s))
 
 # Submits the crawls of SCHEDULE to Scrapyd on their cron expressions (foreground).
 scheduler: install
-	@$(WITH_SCRAPYD_AUTH) exec $(BIN)/python -m imgscraper.scrapyd_schedule "$(SCHEDULE)"
+	@$(WITH_SCRAPYD_AUTH) exec $(BIN)/python -m imgscraper.scrapyd.schedule "$(SCHEDULE)"
+
+# Scrapyd's recent jobs with their exit status and summary line, failed ones first.
+jobs: install
+	@$(WITH_SCRAPYD_AUTH) $(BIN)/python -m imgscraper.scrapyd.jobs
 
 # Many workers, one crawl: 1 and 2 workers through Redis (make bench runs it too).
 bench-workers: install-dev debs

@@ -41,7 +41,11 @@ class CookiesFileError(ArgumentError):
 
 
 class ScheduleError(ValueError):
-    """The schedule file is wrong; the message says where and how."""
+    """The schedule file is wrong: ``problems`` holds one line per problem, each saying where and how."""
+
+    def __init__(self, *problems: str):
+        super().__init__("\n".join(problems))
+        self.problems = list(problems)
 
 
 class RenderingError(RuntimeError):

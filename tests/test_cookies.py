@@ -45,7 +45,8 @@ from imgscraper.http.cookiefiles import (
     read_cookies_file,
 )
 from imgscraper.rendering.browsercontext import CONTEXT_KWARGS
-from imgscraper.scrapyd_schedule import load_schedule
+from imgscraper.exceptions import ScheduleError
+from imgscraper.scrapyd.schedule import load_schedule
 from sitegen import make_png
 
 SESSION = "s3cr3t-session"
@@ -637,6 +638,7 @@ def test_credentials_and_start_hosts():
 
 
 def test_the_schedule_names_a_cookies_file_per_site(tmp_path):
+    netscape_file(tmp_path / "members.txt")
     schedule = tmp_path / "schedule.toml"
     schedule.write_text(
         '[[sites]]\nurl = "https://members.example.com/"\nevery = "6h"\ncookies = "members.txt"\n'
@@ -644,3 +646,11 @@ def test_the_schedule_names_a_cookies_file_per_site(tmp_path):
     members_site, public = load_schedule(schedule).sites
     assert ("cookies", str(tmp_path / "members.txt")) in members_site.spider_args()
     assert not any(name == "cookies" for name, _ in public.spider_args())
+
+
+def test_the_schedule_check_refuses_a_missing_cookies_file(tmp_path):
+    schedule = tmp_path / "schedule.toml"
+    schedule.write_text('[[sites]]\nurl = "https://members.example.com/"\nevery = "6h"\ncookies = "gone.txt"\n',
+                        encoding="utf-8")
+    with pytest.raises(ScheduleError, match=r"Bad argument: cookies .*gone\.txt: cannot be read"):
+        load_schedule(schedule)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import inspect
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -151,6 +152,40 @@ def test_every_setting_of_the_table_and_of_settings_py_has_a_row_in_docs_setting
 def test_every_row_of_docs_settings_is_a_setting():
     documented = documented_settings((ROOT / "docs" / "settings.md").read_text())
     assert documented - known_setting_names() == set()
+
+
+def test_make_help_names_every_target_and_variable():
+    makefile = (ROOT / "Makefile").read_text()
+    targets = {name for name in make_targets(makefile) if not name.startswith(("$", "."))}
+    assigned = set(re.findall(r"^([A-Z_]+)\s*[:?]?=", makefile, re.MULTILINE))
+    variables = set(re.findall(r"^([A-Z_]+)\s*\?=", makefile, re.MULTILINE))
+    variables |= set(re.findall(r"\$\(([A-Z_]+)\)", makefile)) - assigned - {"CURDIR", "HOME"}
+    help_text = subprocess.run(["make", "--no-print-directory", "help"], cwd=ROOT, capture_output=True, text=True,
+                               check=True).stdout
+    assert {target for target in targets if not re.search(rf"\bmake {re.escape(target)}\b", help_text)} == set()
+    assert {name for name in variables if not re.search(rf"\b{name}\b", help_text)} == set()
+
+
+#: What a command writes into the checkout: a feed (-O/-o FILE), a store or a JOBDIR (-s NAME=DIR, make's STORE=DIR).
+_WRITTEN = re.compile(r"(?:^|\s)-[Oo]\s+(\S+)|\b(?:IMAGES_STORE|JOBDIR|STORE|OUT)=['\"]?([^\s'\"]+)")
+
+
+def paths_written(text: str) -> set[str]:
+    """The relative paths the commands of ``text`` write (``$(hostname)``, ``$$``: any name)."""
+    found = {feed or folder for code in code_of(text) for feed, folder in _WRITTEN.findall(code)}
+    paths = {re.sub(r"\$\([^)]*\)|\$\$", "x", path) for path in found if "://" not in path and not path.startswith(("/", "~"))}
+    return paths - {"dir", "file"}  # a synopsis's placeholders: STORE=dir
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_what_the_commands_write_is_ignored_by_git(doc: Path):
+    written = paths_written(doc.read_text())
+    if doc.name == "README.md":
+        written |= set(re.findall(r"^(?:STORE|OUT) \?= (\S+)", (ROOT / "Makefile").read_text(), re.MULTILINE))
+    tracked = [path for path in sorted(written)
+               if subprocess.run(["git", "check-ignore", "-q", f"{path}/file" if "." not in path else path],
+                                 cwd=ROOT).returncode != 0]
+    assert tracked == [], f"{doc.name}'s commands write what .gitignore does not cover"
 
 
 # The checks themselves, on names that are wrong: each must be caught.

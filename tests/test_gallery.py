@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -217,6 +218,24 @@ def test_gallery_off(site_server_module, run_crawl, tmp_path):
     result = run_crawl(["-a", f"url={site_server_module.url}", "-s", "IMGSCRAPER_GALLERY=false"], out_dir=tmp_path)
     assert result.returncode == 0, result.tail()
     assert result.stored_files() and not (result.store / "index.html").exists()
+
+
+@pytest.mark.parametrize("existing", [None, "<p>the gallery of earlier crawls</p>"], ids=["new-store", "existing-gallery"])
+def test_an_unreachable_start_page_leaves_the_gallery_as_it_was(run_crawl, tmp_path, existing):
+    store = tmp_path / "store"
+    if existing is not None:
+        store.mkdir()
+        (store / "index.html").write_text(existing, encoding="utf-8")
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]  # bound, not listening: connections are refused
+        result = run_crawl(["-a", f"url=http://127.0.0.1:{port}/"], store=store, out_dir=tmp_path)
+    assert result.returncode == 1, result.tail()
+    assert "Gallery:" not in result.stderr, result.tail()
+    if existing is None:
+        assert not (store / "index.html").exists(), "an empty gallery was written"
+    else:
+        assert (store / "index.html").read_text(encoding="utf-8") == existing
 
 
 def test_titles_and_alt_text_noted_by_earlier_versions_still_shown(tmp_path):

@@ -57,12 +57,12 @@ def final_screen(output: str) -> list[str]:
     return [line.rstrip() for line in lines]
 
 
-def run_in_pty(args: list[str], timeout: float = 60) -> tuple[int, str]:
-    """Run ``scrapy crawl images *args`` with stdin/stdout/stderr on a pseudo-terminal."""
+def run_in_pty(args: list[str], timeout: float = 60, columns: int = 160) -> tuple[int, str]:
+    """Run ``scrapy crawl images *args`` with stdin/stdout/stderr on a pseudo-terminal ``columns`` wide."""
     master, slave = os.openpty()
     os.set_blocking(master, False)
     env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
-    env.update(COLUMNS="160", LINES="40", TERM="xterm-256color")
+    env.update(COLUMNS=str(columns), LINES="40", TERM="xterm-256color")
     proc = subprocess.Popen(
         [sys.executable, "-m", "scrapy", "crawl", "images", *args],
         cwd=PROJECT_ROOT, stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True,
@@ -138,6 +138,21 @@ def test_terminal_log_lines_stay_readable(terminal):
     summary = lines.index(next(line for line in lines if "Crawl summary (finished)" in line))
     assert not any("elapsed" in line for line in lines[summary:]), "display drawn after the crawl ended"
     assert lines[summary + 1].split()[:2] == ["pages", "crawled"]
+
+
+def test_log_lines_are_never_wrapped_at_the_terminal_width(slow_site, tmp_path):
+    """On a terminal narrower than the log lines, each stays one line (a URL is not split): the
+    terminal folds it on screen, and a copy of it is whole."""
+    missing = f"{slow_site.url}missing-{'x' * 60}.png"
+    (slow_site.root / "wide.html").write_text(f'<img src="{missing}">')
+    returncode, output = run_in_pty(["-a", f"url={slow_site.url}wide.html", "-s", f"IMAGES_STORE={tmp_path}"],
+                                    columns=40)
+    assert returncode == 0, output[-3000:]
+    lines = final_screen(output)
+    failure = [line for line in lines if "Image failed (http-404)" in line]
+    assert len(failure) == 1 and failure[0].endswith(missing), lines
+    for needle in ("[scrapy.core.engine] INFO: Spider opened", "[scrapy.core.engine] INFO: Closing spider (finished)"):
+        assert [line for line in lines if line.endswith(needle)], f"{needle!r} not on one line: {lines}"
 
 
 def test_no_display_without_a_terminal_but_a_stats_line(slow_site, run_crawl, tmp_path):

@@ -241,6 +241,38 @@ def test_scheduled_job_with_local_workers(scrapyd, deployed, site_server_module,
     assert sorted(urls) == sorted(set(urls)) and set(urls) == site_server_module.site.discovered_at(1)
 
 
+def schedule_job(scrapyd: Scrapyd, *args: str) -> dict:
+    result = make("schedule", scrapyd.env, *args)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return scrapyd.wait_finished(re.search(r"imgscraper / images => (\w+)", result.stdout)[1])
+
+
+def test_make_jobs_lists_exit_status_and_summary_failed_first(scrapyd, job, tmp_path):
+    """listjobs.json shows a failed job like a good one; make jobs reads how each ended from its log."""
+    good, _ = job
+    refused = schedule_job(scrapyd, "URL=http://127.0.0.1:9/", f"STORE={tmp_path / 'a'}", "SETTINGS=DOWNLOAD_DELAI=1")
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        down = schedule_job(scrapyd, f"URL=http://127.0.0.1:{closed.getsockname()[1]}/", f"STORE={tmp_path / 'b'}")
+    result = make("jobs", scrapyd.env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = {line.split()[2]: line for line in result.stdout.splitlines()}
+    order = [line.split()[2] for line in result.stdout.splitlines()]
+    assert order.index(refused["id"]) < order.index(good["id"]) and order.index(down["id"]) < order.index(good["id"])
+    assert lines[refused["id"]].startswith("exit 1 ")
+    assert lines[refused["id"]].endswith("Bad setting: unknown setting DOWNLOAD_DELAI: did you mean DOWNLOAD_DELAY?")
+    assert lines[down["id"]].startswith("exit 1 ") and "start pages not fetched 1" in lines[down["id"]]
+    assert lines[good["id"]].startswith("exit 0 ") and "finished: pages " in lines[good["id"]]
+
+
+def test_job_logs_carry_no_deprecation_noise(scrapyd, job):
+    """Scrapyd's job runner imports pkg_resources, which warns in every job (Scrapyd logs the job's stderr)."""
+    finished, _ = job
+    log = (scrapyd.home / "logs" / "imgscraper" / "images" / f"{finished['id']}.log").read_text()
+    for text in (log, scrapyd.output()):
+        assert "pkg_resources" not in text and "DeprecationWarning" not in text
+
+
 def test_finished_job_survives_a_restart(scrapyd, job):
     finished, _ = job
     scrapyd.stop()

@@ -88,6 +88,22 @@ def test_summary_after_uptodate_rerun(srv, run_crawl, crawl, tmp_path):
     assert rows["bytes stored"] == "0 B"
 
 
+def test_listing_summary_counts_what_was_listed(srv, run_crawl, tmp_path):
+    """-a download=no stores nothing: the table counts the images listed (and those the URL filters
+    skipped), not zeros for stored and up to date."""
+    result = run_crawl(["-a", f"url={srv.url}", "-a", "depth=1", "-a", "download=no", "-a", r"image_deny=\.gif"],
+                       out_dir=tmp_path)
+    assert result.returncode == 0, result.tail()
+    _, rows, reasons = parse_summary(result.stderr)
+    by_status = collections.Counter(item["status"] for item in result.items)
+    assert int(rows["images found"]) == len(result.items)
+    assert int(rows["listed"]) == by_status["listed"] > 0
+    assert int(rows["skipped"]) == by_status["skipped"] > 0 and reasons["skipped"] == {"filtered": by_status["skipped"]}
+    assert not {"stored", "up to date", "failed", "bytes stored"} & set(rows), rows
+    duration = stat(result, "imgscraper/duration_seconds")
+    assert stat(result, "imgscraper/images_per_second") == pytest.approx(by_status["listed"] / duration, rel=0.01)
+
+
 def test_no_summary_when_the_crawl_never_started(run_crawl, tmp_path):
     result = run_crawl(["-a", "url=ftp://x"], out_dir=tmp_path)
     assert result.returncode == 1

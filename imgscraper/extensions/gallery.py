@@ -4,7 +4,8 @@
 store it rewrites ``<IMAGES_STORE>/index.html`` from everything the store
 holds (the store's record, :mod:`imgscraper.pipelines.records`, plus any image file the
 record does not know, such as ``data:`` URIs), so scheduled runs into one
-store keep one complete gallery. Images are shown as a grid grouped by the
+store keep one complete gallery; a crawl that fetched no page and stored no image
+(an unreachable start page) leaves the gallery as it was, or writes none. Images are shown as a grid grouped by the
 page they were found on (headed by its title), with their alt text, title,
 caption, dimensions, size, format and original URL, all from the record; the
 page opens from ``file://`` (relative links, no script, no server), uses the
@@ -36,6 +37,7 @@ from typing import Any
 from scrapy import signals
 from scrapy.crawler import Crawler
 from scrapy.exceptions import NotConfigured
+from scrapy.statscollectors import StatsCollector
 
 from imgscraper.items import ImageContext
 from imgscraper.pipelines.inspection import inspect_image
@@ -270,9 +272,10 @@ def local_store(settings: Any) -> Path | None:
 class Gallery:
     """Rebuild ``index.html`` at the end of each crawl (see the module docstring)."""
 
-    def __init__(self, store: Path, thumbs: dict[str, Any]):
+    def __init__(self, store: Path, thumbs: dict[str, Any], stats: StatsCollector):
         self.store = store
         self.thumbs = thumbs
+        self.stats = stats
         self.written: Path | None = None
 
     @classmethod
@@ -281,13 +284,13 @@ class Gallery:
         store = local_store(settings)
         if store is None or not settings.getbool("IMGSCRAPER_GALLERY") or not settings.get("ITEM_PIPELINES"):
             raise NotConfigured
-        extension = cls(store, settings.getdict("IMAGES_THUMBS"))
+        extension = cls(store, settings.getdict("IMAGES_THUMBS"), crawler.stats)
         crawler.signals.connect(extension.spider_closed, signal=signals.spider_closed)
         crawler.signals.connect(extension.engine_stopped, signal=signals.engine_stopped)
         return extension
 
     def spider_closed(self, reason: str) -> None:
-        if reason in NOT_STARTED:
+        if reason in NOT_STARTED or not self.crawled_anything():
             return
         try:
             path = build_gallery(self.store, self.thumbs)
@@ -295,6 +298,11 @@ class Gallery:
             logger.warning("Could not write the gallery in %s: %s", self.store, exc)
             return
         self.written = path
+
+    def crawled_anything(self) -> bool:
+        """Whether the crawl fetched a page or stored an image: if not, the store is as it was."""
+        stats = self.stats.get_stats()
+        return bool(stats.get("imgscraper/pages") or stats.get("imgscraper/images/downloaded"))
 
     def engine_stopped(self) -> None:
         """Name the gallery last, below the summary, where a reader looks."""

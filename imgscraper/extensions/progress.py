@@ -4,7 +4,9 @@
 (and ``IMGSCRAPER_PROGRESS`` is on) it draws a live display with rich at the
 bottom of the terminal, redrawn 4 times a second: pages crawled and queued,
 images found, stored, up to date, skipped and failed, bytes stored, images/s.
-Log lines keep scrolling above it. When standard error is not a terminal
+Log lines keep scrolling above it, each printed whole: the terminal folds a
+line wider than itself on screen, but no newline is added (a URL copied from
+it stays one). When standard error is not a terminal
 (Scrapyd, cron, CI, a pipe) nothing is drawn; instead one compact ``INFO``
 line with the same numbers is logged every ``IMGSCRAPER_PROGRESS_INTERVAL``
 seconds. Every number comes from the crawl's stats.
@@ -13,6 +15,7 @@ seconds. Every number comes from the crawl's stats.
 from __future__ import annotations
 
 import atexit
+import io
 import logging
 import sys
 import time
@@ -92,6 +95,27 @@ class ProgressSnapshot:
         return Group(head, images)
 
 
+class LogAboveDisplay(io.TextIOBase):
+    """The log handler's stream while the live display is drawn: each line is printed above
+    the display as it is. Rich's own redirection of stderr word-wraps at the terminal's width,
+    splitting a long URL with newlines."""
+
+    def __init__(self, console: Console):
+        self.console = console
+        self.partial = ""
+
+    def write(self, text: str) -> int:
+        *lines, self.partial = (self.partial + text).split("\n")
+        if lines:
+            self.console.print(Text("\n".join(lines)), soft_wrap=True)
+        return len(text)
+
+    def flush(self) -> None:
+        if self.partial:
+            self.console.print(Text(self.partial), soft_wrap=True)
+            self.partial = ""
+
+
 class CrawlProgress:
     """Show the crawl's progress (see the module docstring)."""
 
@@ -164,10 +188,10 @@ class CrawlProgress:
         self.live.start()
         atexit.register(self.stop_live)  # a forced shutdown (second Ctrl-C) skips spider_closed
         # Scrapy's log handler holds the stream it was created with; point it
-        # at rich's proxy so each log line is printed above the display.
+        # at one that prints each log line above the display.
         for handler in logging.root.handlers:
             if type(handler) is logging.StreamHandler and handler.stream is original:
-                self.redirected.append((handler, handler.setStream(sys.stderr)))
+                self.redirected.append((handler, handler.setStream(LogAboveDisplay(console))))
 
     def stop_live(self) -> None:
         for handler, stream in self.redirected:

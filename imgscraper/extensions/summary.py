@@ -5,7 +5,9 @@ going it logs one ``INFO`` message holding a table (pages, images found,
 stored, up to date, skipped and failed by reason, bytes, duration, images/s)
 and puts the duration and rate in the stats too
 (``imgscraper/duration_seconds``, ``imgscraper/images_per_second``). Every
-number comes from the stats the spider and the pipeline keep.
+number comes from the stats the spider and the pipeline keep. A crawl
+without item pipelines (``-a download=no``) lists images: its table counts
+the images listed instead of stored ones.
 """
 
 from __future__ import annotations
@@ -81,10 +83,16 @@ class CrawlCounts:
         """Images the pipeline has finished with, whatever the outcome."""
         return self.downloaded + self.uptodate + self.skipped + self.failed
 
+    @property
+    def listed(self) -> int:
+        """Images found that got no other status: in a crawl without item pipelines, the images listed."""
+        return max(self.found - self.done, 0)
 
-def summary_table(counts: CrawlCounts, duration: float) -> Table:
-    """The closing summary as a rich :class:`~rich.table.Table`."""
-    rate = counts.done / duration if duration > 0 else 0.0
+
+def summary_table(counts: CrawlCounts, duration: float, listing: bool = False) -> Table:
+    """The closing summary as a rich :class:`~rich.table.Table`; ``listing``: of a crawl that
+    lists images (no item pipelines), which stores none."""
+    rate = (counts.listed if listing else counts.done) / duration if duration > 0 else 0.0
     table = Table(box=None, show_header=False, pad_edge=False, padding=(0, 2))
     table.add_column("what", justify="left")
     table.add_column("reason", justify="left")
@@ -95,16 +103,22 @@ def summary_table(counts: CrawlCounts, duration: float) -> Table:
         for reason_name, n in sorted(counts.pages_failed_by_reason.items(), key=lambda kv: (-kv[1], kv[0])):
             table.add_row("", reason_name, str(n))
     table.add_row("images found", "", str(counts.found))
-    table.add_row("stored", "", str(counts.downloaded))
-    table.add_row("up to date", "", str(counts.uptodate))
+    if listing:
+        table.add_row("listed", "", str(counts.listed))
+    else:
+        table.add_row("stored", "", str(counts.downloaded))
+        table.add_row("up to date", "", str(counts.uptodate))
     for status, total, by_reason in (
         ("skipped", counts.skipped, counts.skipped_by_reason),
         ("failed", counts.failed, counts.failed_by_reason),
     ):
+        if listing and not total:
+            continue  # what listing can leave out: skipped by the URL filters
         table.add_row(status, "", str(total))
         for reason_name, n in sorted(by_reason.items(), key=lambda kv: (-kv[1], kv[0])):
             table.add_row("", reason_name, str(n))
-    table.add_row("bytes stored", "", format_bytes(counts.bytes_stored))
+    if not listing:
+        table.add_row("bytes stored", "", format_bytes(counts.bytes_stored))
     table.add_row("duration", "", f"{duration:.1f} s")
     table.add_row("images/s", "", f"{rate:.1f}")
     return table
@@ -120,15 +134,17 @@ def render_plain(table: Table, width: int = 80) -> str:
 class CrawlSummary:
     """Log the closing summary table (see the module docstring)."""
 
-    def __init__(self, stats: StatsCollector):
+    def __init__(self, stats: StatsCollector, listing: bool = False):
         self.stats = stats
+        self.listing = listing
         self.started = time.monotonic()
         self.table: Table | None = None
         self.reason = ""
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> CrawlSummary:
-        extension = cls(crawler.stats)
+        # The spider is built first: with -a download=no it has left the item pipelines out.
+        extension = cls(crawler.stats, listing=not crawler.settings.getdict("ITEM_PIPELINES"))
         crawler.signals.connect(extension.spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(extension.spider_closed, signal=signals.spider_closed)
         crawler.signals.connect(extension.engine_stopped, signal=signals.engine_stopped)
@@ -141,10 +157,11 @@ class CrawlSummary:
         """Put the duration and rate in the stats before Scrapy dumps them."""
         duration = time.monotonic() - self.started
         counts = CrawlCounts.from_stats(self.stats.get_stats())
+        processed = counts.listed if self.listing else counts.done
         self.stats.set_value("imgscraper/duration_seconds", round(duration, 3))
-        self.stats.set_value("imgscraper/images_per_second", round(counts.done / duration, 2) if duration else 0.0)
+        self.stats.set_value("imgscraper/images_per_second", round(processed / duration, 2) if duration else 0.0)
         if reason not in NOT_STARTED:
-            self.table, self.reason = summary_table(counts, duration), reason
+            self.table, self.reason = summary_table(counts, duration, self.listing), reason
 
     def engine_stopped(self) -> None:
         """Log the table last, below Scrapy's stats dump, where a reader looks."""

@@ -1,6 +1,6 @@
 """Periodic crawls through Scrapyd, which has no periodic scheduling of its own.
 
-``python -m imgscraper.scrapyd_schedule schedule.toml`` (``make scheduler``) reads a
+``python -m imgscraper.scrapyd.schedule schedule.toml`` (``make scheduler``) reads a
 schedule file and, on each site's cron expression or interval, posts a job to
 Scrapyd's ``schedule.json``, unless that site's previous job is still pending
 or running. It runs in the foreground until stopped (Ctrl-C, SIGTERM), as a
@@ -19,7 +19,7 @@ Schedule file (TOML)::
     [[sites]]
     name = "example"                         # default: the first URL's host
     url = "https://example.com/"             # or a list of URLs
-    depth = 1                                # default 0
+    depth = 1                                # any other key is a spider argument too
     cron = "0 3 * * *"                       # minute hour day month weekday
     settings = { IMGSCRAPER_EXPIRES = "12h" }
 
@@ -27,6 +27,11 @@ Schedule file (TOML)::
     url = "https://example.org/"
     every = "6h"                             # instead of cron: 30s, 15m, 6h, 1d
     cookies = "members.txt"                  # -a cookies=FILE (docs/cookies.md), relative to this file
+
+A site's keys other than ``name``, ``cron``, ``every`` and ``settings`` are the
+spider's arguments. Each site's arguments and settings are checked as the crawl
+checks them (:func:`imgscraper.commands.crawl.crawl_problems`): a file with a
+wrong one is refused, one line per problem, before anything is scheduled.
 
 Scrapyd's credentials come from ``SCRAPYD_USERNAME`` and ``SCRAPYD_PASSWORD``.
 Each job's id is ``<site name>-<UTC time>``: the scheduler recognises a site's
@@ -38,12 +43,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import re
 import secrets
 import signal
 import sys
 import tomllib
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -55,18 +60,26 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
+from scrapy.settings import Settings
 from scrapyd_client.exceptions import ErrorResponse, MalformedResponse
 from scrapyd_client.pyclient import ScrapydClient
 
-from imgscraper.utils import parse_duration
+from imgscraper.addons.settingscheck import check_settings, spider_arguments
+from imgscraper.commands.crawl import crawl_problems
 from imgscraper.exceptions import ScheduleError
+from imgscraper.scrapyd.service import scrapyd_auth, scrapyd_problem, scrapyd_url, unreachable
+from imgscraper.spiders.images import ImagesSpider
+from imgscraper.utils import parse_duration
 
-__all__ = ["Schedule", "ScheduleError", "Site", "SiteSubmitter", "crontab_trigger", "load_schedule", "main"]
+__all__ = [
+    "Schedule", "Site", "SiteSubmitter", "build_scheduler", "crontab_trigger", "job_settings", "load_schedule", "main",
+]
 
-logger = logging.getLogger("imgscraper.scrapyd_schedule")
+logger = logging.getLogger("imgscraper.scrapyd.schedule")  # also when run as __main__
 
-DEFAULT_SCRAPYD_URL = "http://127.0.0.1:6800"
 SPIDER = "images"
+#: A site's keys that are the schedule's; every other key is a spider argument.
+SITE_KEYS = ("name", "cron", "every", "settings")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
@@ -75,16 +88,14 @@ class Site:
     """One site to crawl periodically."""
 
     name: str
-    urls: list[str]
-    depth: int
     trigger: BaseTrigger
+    #: The spider's arguments (``url``, ``depth``...), as ``-a NAME=VALUE`` would pass them.
+    arguments: dict[str, str] = field(default_factory=dict)
     settings: dict[str, str] = field(default_factory=dict)
-    args: dict[str, str] = field(default_factory=dict)
 
     def spider_args(self) -> list[tuple[str, str]]:
         """``schedule.json`` parameters besides project and spider."""
-        params = [("url", ",".join(self.urls)), ("depth", str(self.depth))]
-        params += sorted(self.args.items())
+        params = list(self.arguments.items())
         params += [("setting", f"{name}={value}") for name, value in sorted(self.settings.items())]
         return params
 
@@ -96,16 +107,23 @@ class Schedule:
     sites: list[Site]
 
 
+def _text(value: Any) -> str:
+    """A TOML value as a command line would spell it: ``true``, ``a,b`` for a list."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list):
+        return ",".join(map(_text, value))
+    return str(value)
+
+
 def _text_map(value: Any, where: str) -> dict[str, str]:
     if not isinstance(value, dict):
         raise ScheduleError(f"{where} must be a table of NAME = value")
-    return {str(k): (str(v).lower() if isinstance(v, bool) else str(v)) for k, v in value.items()}
+    return {str(k): _text(v) for k, v in value.items()}
 
 
 _WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 _NUMERIC_WEEKDAYS = re.compile(r"(\*|\d+)(?:-(\d+))?(?:/(\d+))?")
-
-
 def _crontab_weekdays(field: str) -> str:
     """Crontab's day-of-week field with its numbers (0 and 7 Sunday) spelt as
     names: APScheduler 3 counts numbers from Monday."""
@@ -154,16 +172,62 @@ def _trigger(entry: dict[str, Any], where: str, tz: str | None) -> BaseTrigger:
         if seconds <= 0:
             raise ValueError(f"{every!r} is not a positive duration")
         return IntervalTrigger(seconds=seconds, timezone=tz)
-    except ValueError as exc:
+    except (ValueError, LookupError) as exc:  # LookupError: an unknown timezone
         raise ScheduleError(f"{where}: {exc}") from None
 
 
-def load_schedule(path: str | Path, env: dict[str, str] | None = None) -> Schedule:
-    """Read and check a schedule file (see the module docstring).
+def job_settings(settings: dict[str, str]) -> Settings:
+    """The settings of a job given ``settings`` (``-s NAME=VALUE``): the project's, then these."""
+    job = Settings()
+    job.setmodule("imgscraper.settings", priority="project")
+    job.update(settings, priority="cmdline")
+    return job
 
-    Raises :class:`ScheduleError` naming the first problem.
+
+def _site_name(entry: dict[str, Any], n: int) -> str:
+    """The site's ``name``, else its first URL's host; ``site N`` when it has neither (reported)."""
+    urls = entry.get("url")
+    first = urls[0] if isinstance(urls, list) and urls else urls
+    name = entry.get("name") or (isinstance(first, str) and urlsplit(first).hostname)
+    return str(name or f"site {n}")
+
+
+def _load_site(
+    entry: Any, n: int, tz: str | None, common: dict[str, str], known: Collection[str], base: Path
+) -> tuple[Site, list[str]]:
+    """The ``n``-th site of the file, and every problem with it (one line each) but the ``known`` ones.
+    A relative ``cookies`` file is relative to ``base``, the schedule file's folder."""
+    if not isinstance(entry, dict):
+        raise ScheduleError(f"site {n} must be a table: [[sites]] followed by url = ... and cron = ...")
+    name = _site_name(entry, n)
+    where = f"site {name!r}"
+    problems = []
+    if not _NAME.fullmatch(name):
+        problems.append(f"{where}: name may hold only letters, digits, '.', '_' and '-'")
+    try:
+        trigger = _trigger(entry, where, tz)
+    except ScheduleError as exc:
+        problems.append(str(exc))
+        trigger = IntervalTrigger(days=1)
+    try:
+        settings = {**common, **_text_map(entry.get("settings", {}), f"{where}: settings")}
+    except ScheduleError as exc:
+        problems.append(str(exc))
+        settings = common
+    arguments = {str(key): _text(value) for key, value in entry.items() if key not in SITE_KEYS}
+    if arguments.get("cookies"):
+        arguments["cookies"] = str(base / Path(arguments["cookies"]).expanduser())
+    problems += [f"{where}: {problem}" for problem in crawl_problems(ImagesSpider, arguments, job_settings(settings))
+                 if problem not in known]
+    return Site(name=name, trigger=trigger, arguments=arguments, settings=settings), problems
+
+
+def load_schedule(path: str | Path, env: dict[str, str] | None = None) -> Schedule:
+    """Read and check a schedule file (see the module docstring): each site's arguments and
+    settings are checked as the crawl checks them.
+
+    Raises :class:`ScheduleError` holding one line per problem.
     """
-    env = os.environ if env is None else env
     try:
         data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
@@ -175,37 +239,25 @@ def load_schedule(path: str | Path, env: dict[str, str] | None = None) -> Schedu
     entries = data.get("sites")
     if not isinstance(entries, list) or not entries:
         raise ScheduleError(f'{path}: no [[sites]]: add one with url = "https://example.com/" and cron or every')
+    # A wrong setting of [settings] is said once, not for every site.
+    common_problems = [f"Bad setting: {problem}"
+                       for problem in check_settings(job_settings(common), spider_arguments(ImagesSpider))]
     sites: list[Site] = []
+    problems = [f"[settings]: {problem}" for problem in common_problems]
     for n, entry in enumerate(entries, 1):
-        where = f"site {n}"
-        urls = entry.get("url")
-        urls = [urls] if isinstance(urls, str) else urls
-        if not urls or not all(isinstance(u, str) and urlsplit(u).scheme in ("http", "https") for u in urls):
-            raise ScheduleError(f'{where}: url must be an http(s) URL or a list of them, e.g. url = "https://example.com/"')
-        name = str(entry.get("name") or urlsplit(urls[0]).hostname or "")
-        where = f"site {name!r}"
-        if not _NAME.fullmatch(name):
-            raise ScheduleError(f"{where}: name may hold only letters, digits, '.', '_' and '-'")
-        if name in {s.name for s in sites}:
-            raise ScheduleError(f"{where}: two sites have this name: give each a name = ...")
-        depth = entry.get("depth", 0)
-        if not isinstance(depth, int) or isinstance(depth, bool) or depth < 0:
-            raise ScheduleError(f"{where}: depth must be a non-negative integer")
-        args = _text_map(entry.get("args", {}), f"{where}: args")
-        if "cookies" in entry:
-            if not isinstance(entry["cookies"], str) or not entry["cookies"]:
-                raise ScheduleError(f'{where}: cookies must be the path of a cookies file, e.g. cookies = "members.txt"')
-            args["cookies"] = str(Path(path).parent.absolute() / Path(entry["cookies"]).expanduser())
-        sites.append(Site(
-            name=name,
-            urls=list(urls),
-            depth=depth,
-            trigger=_trigger(entry, where, tz),
-            settings={**common, **_text_map(entry.get("settings", {}), f"{where}: settings")},
-            args=args,
-        ))
-    scrapyd_url = str(data.get("scrapyd_url") or env.get("SCRAPYD_URL") or DEFAULT_SCRAPYD_URL).rstrip("/")
-    return Schedule(scrapyd_url=scrapyd_url, project=str(data.get("project", "imgscraper")), sites=sites)
+        try:
+            site, site_problems = _load_site(entry, n, tz, common, common_problems, Path(path).parent.absolute())
+        except ScheduleError as exc:
+            problems.append(str(exc))
+            continue
+        if site.name in {s.name for s in sites}:
+            site_problems.append(f"site {site.name!r}: two sites have this name: give each a name = ...")
+        problems += site_problems
+        sites.append(site)
+    if problems:
+        raise ScheduleError(*problems)
+    url = str(data.get("scrapyd_url") or scrapyd_url(env)).rstrip("/")
+    return Schedule(scrapyd_url=url, project=str(data.get("project", "imgscraper")), sites=sites)
 
 
 class SiteSubmitter:
@@ -231,6 +283,9 @@ class SiteSubmitter:
                 return None
             job_id = f"{site.name}-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{secrets.token_hex(2)}"
             self.client.schedule(self.project, SPIDER, [*site.spider_args(), ("jobid", job_id)])
+        except requests.ConnectionError:
+            logger.error("Could not submit %s: %s", site.name, unreachable(self.client.url))
+            return None
         except (requests.RequestException, ErrorResponse, MalformedResponse, KeyError) as exc:
             logger.error("Could not submit %s to Scrapyd at %s: %s", site.name, self.client.url, exc)
             return None
@@ -247,7 +302,7 @@ def build_scheduler(schedule: Schedule, submitter: SiteSubmitter) -> BlockingSch
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m imgscraper.scrapyd_schedule", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m imgscraper.scrapyd.schedule", description=__doc__.split("\n\n")[0])
     parser.add_argument("schedule", help="the schedule file (TOML)")
     parser.add_argument("--check", action="store_true", help="check the file, print the next runs and exit")
     opts = parser.parse_args(argv)
@@ -256,15 +311,21 @@ def main(argv: list[str] | None = None) -> int:
     try:
         schedule = load_schedule(opts.schedule)
     except ScheduleError as exc:
-        logger.error("Bad schedule: %s", exc)
-        return 2
-    client = ScrapydClient(schedule.scrapyd_url, os.environ.get("SCRAPYD_USERNAME"), os.environ.get("SCRAPYD_PASSWORD", ""))
-    scheduler = build_scheduler(schedule, SiteSubmitter(client, schedule.project))
+        for problem in exc.problems:
+            logger.error("Bad schedule: %s", problem)
+        return 1
     if opts.check:
         now = datetime.now(timezone.utc)
         for site in schedule.sites:
             print(f"{site.name}: next run {site.trigger.get_next_fire_time(None, now)}")
         return 0
+    auth = scrapyd_auth()
+    problem = scrapyd_problem(schedule.scrapyd_url, auth)
+    if problem:
+        logger.error("%s", problem)
+        return 1
+    client = ScrapydClient(schedule.scrapyd_url, *(auth or (None, "")))
+    scheduler = build_scheduler(schedule, SiteSubmitter(client, schedule.project))
     signal.signal(signal.SIGTERM, _stop)
     logger.info("Scheduling %d site(s) on %s, project %s", len(schedule.sites), schedule.scrapyd_url, schedule.project)
     try:
