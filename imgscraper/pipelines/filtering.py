@@ -30,7 +30,8 @@ class EarlyImageFilter:
         self.image_filter = image_filter
 
     def connect(self, signal_manager: SignalManager) -> None:
-        """Listen to the downloads, if this filter can decide anything before a body is complete."""
+        """Listen to the downloads, if this filter can decide anything before a body is complete.
+        Signal managers hold their receivers weakly: whoever connects this filter keeps it."""
         if self.image_filter.decides_on_headers:
             signal_manager.connect(self.headers_received, signal=signals.headers_received)
         if self.image_filter.max_bytes:

@@ -63,6 +63,17 @@ def _one_of(settings: BaseSettings, name: str, choices: tuple[str, ...]) -> str:
     return value
 
 
+def _expiry_seconds(settings: BaseSettings, expires_days: int) -> float:
+    """``IMGSCRAPER_EXPIRES`` (``12h``, ``7d``, ...) or, when unset, ``expires_days`` (``IMAGES_EXPIRES``)."""
+    value = settings.get("IMGSCRAPER_EXPIRES")
+    if value in (None, ""):
+        return expires_days * 86400.0
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise ValueError(f"IMGSCRAPER_EXPIRES: {exc}") from None
+
+
 class ImageStorePipeline(ImagesPipeline):
     """Download each :class:`~imgscraper.items.ImageItem`'s ``url`` and store it.
 
@@ -103,9 +114,10 @@ class ImageStorePipeline(ImagesPipeline):
         self.thumbs = settings.getdict("IMAGES_THUMBS")
         self.file_names = _one_of(settings, "IMGSCRAPER_FILE_NAMES", FILE_NAME_MODES)
         self.near_duplicates = _one_of(settings, "IMGSCRAPER_NEAR_DUPLICATES", NEAR_DUPLICATE_MODES)
-        self.expires_seconds: float = self._expires_seconds(settings)
+        self.expires_seconds = _expiry_seconds(settings, self.expires)
         self.image_filter = ImageFilter.from_settings(settings)
-        EarlyImageFilter(self.image_filter).connect(crawler.signals)
+        self.early_filter = EarlyImageFilter(self.image_filter)
+        self.early_filter.connect(crawler.signals)  # which keeps only a weak reference
         self.preparer = ImagePreparer(
             min_width=self.min_width,
             min_height=self.min_height,
@@ -120,29 +132,11 @@ class ImageStorePipeline(ImagesPipeline):
         self.record: StoreRecord | None = open_store_record(self.store)
         if getattr(self.record, "rebuilt", ""):
             self.stats.set_value("imgscraper/record_rebuilt", self.record.rebuilt)
-        claims = self._open_claims() if self.near_duplicates == "skip" else None
+        claims = NearDuplicateClaims.of_record(self.record) if self.near_duplicates == "skip" else None
         self.images = StoredImages(
             self.store, self.record, self.preparer, claims,
             file_path=self.file_path, thumb_path=self.thumb_path, keep_existing=self.file_names == "stable",
         )
-
-    def _open_claims(self) -> NearDuplicateClaims:
-        """The near-duplicate claims (``IMGSCRAPER_NEAR_DUPLICATES=skip``), holding the images of the store's record."""
-        try:
-            return NearDuplicateClaims(self.record.all() if self.record is not None else ())
-        except (OSError, sqlite3.Error) as exc:
-            logger.warning("Cannot read the hashes of stored images (%s): near-duplicates of this crawl only", exc)
-            return NearDuplicateClaims()
-
-    def _expires_seconds(self, settings: BaseSettings) -> float:
-        """``IMGSCRAPER_EXPIRES`` (``12h``, ``7d``, ...) or, when unset, ``IMAGES_EXPIRES`` days."""
-        value = settings.get("IMGSCRAPER_EXPIRES")
-        if value in (None, ""):
-            return self.expires * 86400.0
-        try:
-            return parse_duration(value)
-        except ValueError as exc:
-            raise ValueError(f"IMGSCRAPER_EXPIRES: {exc}") from None
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
@@ -165,7 +159,7 @@ class ImageStorePipeline(ImagesPipeline):
         scheme = adapter["url"].partition(":")[0].lower()
         if scheme not in FETCHED_SCHEMES:
             # Discovery only yields these; an item from elsewhere must not read local files.
-            ImageResult(adapter["url"], "skipped", "unsupported-scheme").fill(item)
+            ImageResult("skipped", "unsupported-scheme").fill(item)
             self._not_stored(adapter["url"], adapter.get("page") or "", "skipped", "unsupported-scheme")
             return []
         image = ImageMeta(
@@ -261,7 +255,7 @@ class ImageStorePipeline(ImagesPipeline):
 
     def _uptodate(self, record: ImageRecord) -> ImageResult:
         self._count("uptodate")
-        return ImageResult.of_record(record, "uptodate")
+        return ImageResult("uptodate", image=record)
 
     # -- responses --------------------------------------------------------
 
@@ -301,7 +295,7 @@ class ImageStorePipeline(ImagesPipeline):
         if not already_stored:
             self.stats.inc_value("imgscraper/bytes_stored", stored.size)
         logger.debug("Stored %(url)s as %(path)s", {"url": request.url[:300], "path": stored.path})
-        return ImageResult.of_record(stored, status)
+        return ImageResult(status, image=stored)
 
     def _store_failed(self, request: Request, exc: OSError | sqlite3.Error) -> ImageFailed:
         """Fail this image and stop the crawl: a store that cannot be written fails every image.
@@ -345,15 +339,14 @@ class ImageStorePipeline(ImagesPipeline):
     # -- results ----------------------------------------------------------
 
     def item_completed(self, results: list[FileInfoOrError], item: Any, info: MediaPipeline.SpiderInfo) -> Any:
-        url = ItemAdapter(item)["url"]
         for ok, result in results:
             if ok:
                 result.fill(item)
             elif isinstance(result.value, ImageFailed):
-                ImageResult(url, result.value.status, result.value.reason).fill(item)
+                ImageResult(result.value.status, result.value.reason).fill(item)
             else:
-                logger.error("Unexpected error storing %(url)s", {"url": url}, exc_info=result.value)
-                ImageResult(url, "failed", failure_reason(result.value)).fill(item)
+                logger.error("Unexpected error storing %(url)s", {"url": ItemAdapter(item)["url"]}, exc_info=result.value)
+                ImageResult("failed", failure_reason(result.value)).fill(item)
         return item
 
     # -- names ------------------------------------------------------------

@@ -17,7 +17,9 @@ pipeline's threads claim an image's place in it one at a time.
 
 from __future__ import annotations
 
+import logging
 import math
+import sqlite3
 import statistics
 import threading
 from collections import defaultdict
@@ -32,9 +34,11 @@ from PIL import Image
 from imgscraper.exceptions import NearDuplicate
 
 if TYPE_CHECKING:
-    from imgscraper.pipelines.records import ImageRecord
+    from imgscraper.pipelines.records import ImageRecord, StoreRecord
 
 __all__ = ["HashedImage", "NearDuplicateClaims", "NearDuplicateIndex", "hamming_distance", "perceptual_hash"]
+
+logger = logging.getLogger(__name__)
 
 _SIZE = 32  # the grayscale picture the DCT runs on
 _KEPT = 8  # lowest frequencies kept per axis: 8 x 8 = 64 bits
@@ -158,6 +162,15 @@ class NearDuplicateClaims:
         hashed = {r.path: r for r in stored if r.phash and r.path and r.width and r.height}
         for record in hashed.values():
             self.index.add(HashedImage(int(record.phash, 16), record.width, record.height, record.path))
+
+    @classmethod
+    def of_record(cls, record: StoreRecord | None) -> NearDuplicateClaims:
+        """The claims of the images in the store's ``record`` that have a hash (none if it cannot be read)."""
+        try:
+            return cls(record.all() if record is not None else ())
+        except (OSError, sqlite3.Error) as exc:
+            logger.warning("Cannot read the hashes of stored images (%s): near-duplicates of this crawl only", exc)
+            return cls()
 
     def claim(self, phash: int | None, width: int | None, height: int | None, path: str) -> HashedImage | None:
         """File the image ``(phash, width, height)`` stored at ``path``, unless it is a near-duplicate;

@@ -9,58 +9,53 @@ from itemadapter import ItemAdapter
 from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet.defer import Deferred
 
+from imgscraper.pipelines.records import ImageRecord
+
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
     from scrapy.pipelines.media import MediaPipeline
 
     from imgscraper.pipelines.meta import ImageMeta
-    from imgscraper.pipelines.records import ImageRecord
 
-__all__ = ["ImageResult", "RecentResults", "shared_result"]
+__all__ = ["RECORDED_FIELDS", "ImageResult", "RecentResults", "shared_result"]
+
+
+#: The item fields an image's result takes from the record of its file.
+RECORDED_FIELDS = ("url", "path", "checksum", "width", "height", "format", "size", "phash")
 
 
 @dataclass(frozen=True)
 class ImageResult:
-    """The outcome of one image URL, in the fields of :class:`~imgscraper.items.ImageItem` of these names.
+    """The outcome of one image URL, for the fields of its :class:`~imgscraper.items.ImageItem`.
 
     ``status`` is ``downloaded``, ``uptodate``, ``skipped`` or ``failed``; ``reason`` says why
-    for the last two. ``path`` is the stored file (for a ``near-duplicate``, the stored image it
-    duplicates), empty when nothing was stored.
+    for the last two. ``image`` describes the image when it was downloaded or is stored
+    (:data:`RECORDED_FIELDS`); for a ``near-duplicate``, the image downloaded, with the
+    ``path`` of the stored image it duplicates.
     """
 
-    url: str
     status: str
     reason: str = ""
-    path: str = ""
-    checksum: str = ""
-    width: int | None = None
-    height: int | None = None
-    format: str = ""
-    size: int | None = None
-    phash: str = ""
-
-    @classmethod
-    def of_record(cls, record: ImageRecord, status: str) -> ImageResult:
-        """The result of the stored image ``record`` describes."""
-        return cls(
-            url=record.url, status=status, path=record.path, checksum=record.checksum, width=record.width,
-            height=record.height, format=record.format, size=record.size, phash=record.phash,
-        )
+    image: ImageRecord | None = None
 
     @classmethod
     def near_duplicate(cls, url: str, stored_path: str, image: ImageMeta, size: int) -> ImageResult:
         """The result of an image left unstored: ``image`` is a near-duplicate of the one at ``stored_path``."""
-        return cls(
-            url=url, status="skipped", reason="near-duplicate", path=stored_path, width=image.info.width,
-            height=image.info.height, format=image.info.format, size=size, phash=f"{image.phash:016x}",
+        info = image.info
+        downloaded = ImageRecord(
+            url=url, path=stored_path, checksum="", format=info.format, width=info.width, height=info.height, size=size,
+            phash=f"{image.phash:016x}",
         )
+        return cls("skipped", "near-duplicate", downloaded)
 
     def fill(self, item: Any) -> None:
-        """Write this result into ``item``'s fields of the same names (the others stay)."""
+        """Write this result into ``item``: its status and reason, and those of :data:`RECORDED_FIELDS` it has."""
         adapter = ItemAdapter(item)
-        fields = adapter.field_names()
-        adapter.update({name: value for name, value in vars(self).items() if name in fields})
+        adapter.update(status=self.status, reason=self.reason)
+        if self.image is not None:
+            fields = adapter.field_names()
+            adapter.update({name: getattr(self.image, name) for name in RECORDED_FIELDS if name in fields})
 
 
 class RecentResults(dict):
