@@ -5,7 +5,6 @@ one line at the end; items and stats keep them all."""
 from __future__ import annotations
 
 import logging
-import re
 
 import pytest
 from scrapy.crawler import Crawler
