@@ -8,7 +8,9 @@ import logging
 __all__ = ["PER_REQUEST_LOGGERS", "skip_records_below", "tune_garbage_collector"]
 
 #: Loggers that log a DEBUG line per request or per image.
-PER_REQUEST_LOGGERS = ("scrapy.core.engine", "scrapy.core.scraper", "imgscraper.pipelines.images")
+PER_REQUEST_LOGGERS = (
+    "scrapy.core.engine", "scrapy.core.scraper", "imgscraper.pipelines.images", "imgscraper.extensions.failurelines",
+)
 
 
 def tune_garbage_collector(threshold: int) -> None:

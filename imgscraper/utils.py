@@ -37,16 +37,15 @@ def host_of(url: str) -> str:
         return ""
 
 
-def host_port_of(request: Request) -> tuple[str, int] | None:
-    """The host (name, port) ``request`` connects to, or None for a URL without one (``data:``)."""
-    parts = urlparse_cached(request)
-    if not parts.hostname:
-        return None
+def host_port_of(request: Request | str) -> tuple[str, int] | None:
+    """The host (name, port) ``request`` (or a URL) connects to, or None for a URL without one (``data:``)
+    or a malformed one."""
     try:
+        parts = urlparse_cached(request) if isinstance(request, Request) else urlsplit(request)
         port = parts.port or _DEFAULT_PORTS.get(parts.scheme, 0)
     except ValueError:
         return None
-    return parts.hostname.lower(), port
+    return (parts.hostname.lower(), port) if parts.hostname else None
 
 
 def host_label(host: tuple[str, int]) -> str:

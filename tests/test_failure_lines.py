@@ -1,15 +1,19 @@
-"""A readable log (imgscraper.extensions.failurelines.FewLinesPerFailureHost): per failure reason and host, the
-first few failures are WARNING lines, the rest one line at the end; items and stats keep them all."""
+"""A readable log (imgscraper.extensions.failurelines.FewLinesPerFailureHost, listening to the failure signals the
+pipeline and the spider send): per failure reason and host, the first few failures are WARNING lines, the rest
+one line at the end; items and stats keep them all."""
 
 from __future__ import annotations
 
 import logging
-import re
 
 import pytest
+from scrapy.crawler import Crawler
+from scrapy.utils.misc import build_from_crawler
+from scrapy.utils.test import get_crawler
 
 from faultsite import make_png
 from httpserver import HTTPTestServer
+from imgscraper import signals as imgscraper_signals
 from imgscraper.extensions.failurelines import FewLinesPerFailureHost
 
 MISSING_IMAGES = 50
@@ -69,27 +73,65 @@ def test_a_line_per_failure_when_off(site, run_crawl):
     assert not [line for line in lines if " more " in line]
 
 
-def record(logger: str, reason: str, url: str, level: int = logging.WARNING) -> logging.LogRecord:
-    args = ({"reason": reason, "url": url},)
-    return logging.LogRecord(logger, level, __file__, 1, "Failed (%(reason)s): %(url)s", args, None)
+def extension_crawler(lines: int) -> tuple[Crawler, FewLinesPerFailureHost]:
+    """A crawler, and the extension (IMGSCRAPER_FAILURE_LINES=lines) listening to its signals."""
+    crawler = get_crawler(settings_dict={"IMGSCRAPER_FAILURE_LINES": lines})
+    return crawler, build_from_crawler(FewLinesPerFailureHost, crawler)
 
 
-def test_counted_only_reasons_and_other_lines():
+def image_failed(crawler: Crawler, url: str, reason: str, status: str = "failed", detail: str = "") -> None:
+    crawler.signals.send_catch_log(imgscraper_signals.image_failed, url=url, page="", status=status, reason=reason,
+                                   detail=detail)
+
+
+def page_failed(crawler: Crawler, url: str, reason: str, start_page: bool = False) -> None:
+    crawler.signals.send_catch_log(imgscraper_signals.page_failed, url=url, reason=reason, detail="HTTP 404",
+                                   start_page=start_page)
+
+
+def logged(caplog) -> list[tuple[str, str]]:
+    return [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "imgscraper.extensions.failurelines"]
+
+
+def test_counted_only_reasons_skips_and_start_pages(caplog):
     """host-unreachable failures are never logged one by one: their host's own line said it;
-    the closing line counts images and pages. Errors and lines without a reason pass."""
-    lines = FewLinesPerFailureHost(lines=2)
-    shown = [
-        lines.filter(record("imgscraper.pipelines.images", "host-unreachable", f"http://dead.example:8080/{i}.png"))
-        for i in range(40)
+    the closing line counts images and pages. Skipped images are DEBUG lines, never counted;
+    a start page is the spider's own ERROR line."""
+    crawler, extension = extension_crawler(lines=2)
+    with caplog.at_level(logging.DEBUG):
+        for i in range(40):
+            image_failed(crawler, f"http://dead.example:8080/{i}.png", "host-unreachable")
+        page_failed(crawler, "http://dead.example:8080/p", "host-unreachable")
+        for n in "abc":
+            image_failed(crawler, f"https://u@A.example/{n}", "http-404")
+        image_failed(crawler, "data:image/png;base64,AAAA", "not-an-image", detail="unknown type")
+        page_failed(crawler, "https://a.example/start", "http-404", start_page=True)
+        for _ in range(3):
+            image_failed(crawler, "https://a.example/dot.png", "too-small", status="skipped", detail="1x1")
+        image_failed(crawler, "file:///etc/passwd", "unsupported-scheme", status="skipped")
+        extension.spider_closed()
+    assert logged(caplog) == [
+        ("WARNING", "Image failed (http-404): https://u@A.example/a"),
+        ("WARNING", "Image failed (http-404): https://u@A.example/b"),
+        ("WARNING", "Image failed (not-an-image): data:image/png;base64,AAAA - unknown type"),
+        *[("DEBUG", "Image skipped (too-small): https://a.example/dot.png - 1x1")] * 3,
+        ("WARNING", "Image skipped (unsupported-scheme): file:///etc/passwd"),
+        ("WARNING", "40 images and 1 page failed as host-unreachable from dead.example:8080"),
+        ("WARNING", "... and 1 more http-404 from a.example"),
     ]
-    shown.append(lines.filter(record("imgscraper.spiders.images", "host-unreachable", "http://dead.example:8080/p")))
-    shown += [lines.filter(record("imgscraper.pipelines.images", "http-404", f"https://u@A.example/{n}")) for n in "abc"]
-    shown += [lines.filter(record("imgscraper.pipelines.images", "not-an-image", "data:image/png;base64,AAAA"))]
-    assert shown == [False] * 41 + [True, True, False, True]
-    assert lines.filter(record("imgscraper.spiders.images", "http-404", "https://a.example/start", logging.ERROR))
-    plain = logging.LogRecord("imgscraper.pipelines.images", logging.WARNING, __file__, 1, "Image skipped: %s", ("x",), None)
-    assert lines.filter(plain)
-    assert lines.summary() == [
-        "40 images and 1 page failed as host-unreachable from dead.example:8080",
-        "... and 1 more http-404 from a.example",
+
+
+def test_every_failure_its_line_when_off(caplog):
+    """IMGSCRAPER_FAILURE_LINES=0: a line per failure, host-unreachable ones too, and nothing to count at the end."""
+    crawler, extension = extension_crawler(lines=0)
+    with caplog.at_level(logging.DEBUG):
+        for i in range(5):
+            image_failed(crawler, f"http://dead.example:8080/{i}.png", "host-unreachable")
+            page_failed(crawler, f"http://a.example/{i}.html", "http-404")
+        extension.spider_closed()
+    lines = logged(caplog)
+    assert len(lines) == 10
+    assert lines[:2] == [
+        ("WARNING", "Image failed (host-unreachable): http://dead.example:8080/0.png"),
+        ("WARNING", "Cannot fetch page http://a.example/0.html: HTTP 404"),
     ]

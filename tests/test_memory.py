@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from scrapy import Spider
 
-from imgscraper.pipelines.images import ImageStorePipeline, RecentResults
+from imgscraper.pipelines.images import ImageStorePipeline
+from imgscraper.pipelines.results import RecentResults
 
 
 def test_recent_results_keeps_only_the_newest():

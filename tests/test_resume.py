@@ -186,7 +186,7 @@ def test_kill_9_then_resume_with_same_jobdir(site, tmp_path):
 
 
 def test_stale_temporary_files_removed_when_the_store_opens(tmp_path):
-    from imgscraper.pipelines.images import AtomicFSFilesStore
+    from imgscraper.pipelines.stores import AtomicFSFilesStore
 
     full = tmp_path / "store" / "full"
     full.mkdir(parents=True)

@@ -1,14 +1,15 @@
-"""Extensions: they observe the crawl and never change what it does."""
+"""Extensions that keep the log readable: one line per failure, a few per reason and host."""
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
-from urllib.parse import urlsplit
 
 from scrapy import signals
 from scrapy.crawler import Crawler
-from scrapy.exceptions import NotConfigured
+
+from imgscraper import signals as imgscraper_signals
+from imgscraper.utils import host_label, host_port_of
 
 __all__ = ["FewLinesPerFailureHost", "OneLinePerFailure", "OneLineRobotsErrors"]
 
@@ -48,8 +49,8 @@ class OneLinePerFailure(logging.Filter):
 
     A response over ``DOWNLOAD_MAXSIZE`` (announced, streamed or once
     decompressed) or cut short (data loss) makes Scrapy log a WARNING, then
-    fail the request, which the pipeline (image) or the spider (page) logs
-    in one line with its reason. This keeps that one line.
+    fail the request, whose failure then gets one line with its reason
+    (:class:`FewLinesPerFailureHost`). This keeps that one line.
     """
 
     LOGGERS = (
@@ -76,56 +77,65 @@ class OneLinePerFailure(logging.Filter):
             logging.getLogger(name).removeFilter(self)
 
 
-class FewLinesPerFailureHost(logging.Filter):
-    """Log the first few failures of each reason and host; count the rest, in one line at the end.
+class FewLinesPerFailureHost:
+    """Log a line per failed image and page: the first few of each reason and host, then one line
+    at the end that counts the rest.
 
-    The pipeline (``Image failed (http-404): URL``) and the spider (``Cannot
-    fetch page URL``) log one WARNING per failure, with ``reason`` and ``url``
-    in the record's arguments. Past ``IMGSCRAPER_FAILURE_LINES`` of them for
-    one reason and host, the others are dropped and counted, and when the
-    crawl ends one WARNING per (reason, host) says how many: ``... and 93 more
-    http-404 from example.com``. Failures of :attr:`COUNTED_ONLY` reasons are
-    never logged one by one. Items and stats keep every failure.
+    It listens to :data:`imgscraper.signals.image_failed` (``Image failed (http-404): URL - detail``,
+    a WARNING; a skipped image is a DEBUG line) and :data:`imgscraper.signals.page_failed`
+    (``Cannot fetch page URL: detail``, a WARNING; the spider logs a start page itself). Past
+    ``IMGSCRAPER_FAILURE_LINES`` failures of one reason and host, the others are counted, and
+    when the crawl ends one WARNING per (reason, host) says how many: ``... and 93 more http-404
+    from example.com``. Failures of :attr:`COUNTED_ONLY` reasons are only counted.
+    ``IMGSCRAPER_FAILURE_LINES=0``: a line for every failure. Items and stats keep every failure.
     """
 
-    #: The loggers of failure lines, and what fails in each.
-    LOGGERS = {"imgscraper.pipelines.images": "image", "imgscraper.spiders.images": "page"}
     #: Reasons a line of their own announced: ``host-unreachable`` (imgscraper.downloadermiddlewares.unreachablehosts).
     COUNTED_ONLY = frozenset({"host-unreachable"})
+    #: Skips worth a WARNING: an item with a URL the pipeline never fetches came from outside the spider.
+    WARNED_SKIPS = frozenset({"unsupported-scheme"})
 
     def __init__(self, lines: int):
-        super().__init__()
         self.lines = lines
         self.logged: Counter[tuple[str, str]] = Counter()
         self.dropped: Counter[tuple[str, str, str]] = Counter()
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> FewLinesPerFailureHost:
-        lines = crawler.settings.getint("IMGSCRAPER_FAILURE_LINES")
-        if lines <= 0:
-            raise NotConfigured
-        extension = cls(lines)
-        for name in cls.LOGGERS:
-            logging.getLogger(name).addFilter(extension)
+        extension = cls(crawler.settings.getint("IMGSCRAPER_FAILURE_LINES"))
+        crawler.signals.connect(extension.image_failed, signal=imgscraper_signals.image_failed)
+        crawler.signals.connect(extension.page_failed, signal=imgscraper_signals.page_failed)
         crawler.signals.connect(extension.spider_closed, signal=signals.spider_closed)
         return extension
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        args = record.args
-        if record.levelno != logging.WARNING or not isinstance(args, dict) or "reason" not in args or "url" not in args:
+    def image_failed(self, url: str, status: str, reason: str, detail: str = "") -> None:
+        args = {"status": status, "reason": reason, "url": url[:300], "detail": f" - {detail}" if detail else ""}
+        if status == "skipped":
+            level = logging.WARNING if reason in self.WARNED_SKIPS else logging.DEBUG
+            logger.log(level, "Image %(status)s (%(reason)s): %(url)s%(detail)s", args)
+        elif self.shown(reason, url, "image"):
+            logger.warning("Image %(status)s (%(reason)s): %(url)s%(detail)s", args)
+
+    def page_failed(self, url: str, reason: str, detail: str, start_page: bool = False) -> None:
+        if not start_page and self.shown(reason, url, "page"):
+            logger.warning("Cannot fetch page %(url)s: %(detail)s", {"url": url, "detail": detail})
+
+    def shown(self, reason: str, url: str, what: str) -> bool:
+        """Whether the failure of ``what`` (``image`` or ``page``) at ``url`` gets its own line; else it is counted."""
+        if self.lines <= 0:
             return True
-        key = (args["reason"], self.host(str(args["url"])))
+        key = (reason, self.host(url))
         if key[0] not in self.COUNTED_ONLY and self.logged[key] < self.lines:
             self.logged[key] += 1
             return True
-        self.dropped[(*key, self.LOGGERS[record.name])] += 1
+        self.dropped[(*key, what)] += 1
         return False
 
     @staticmethod
     def host(url: str) -> str:
-        """The host (and port) of ``url``; ``data:`` for a data URI."""
-        parts = urlsplit(url)
-        return parts.netloc.rpartition("@")[2].lower() or f"{parts.scheme}:"
+        """The host of ``url`` (and its port, if not the default); ``data:`` for a data URI."""
+        host = host_port_of(url)
+        return host_label(host) if host else f"{url.partition(':')[0].lower()}:"
 
     def summary(self) -> list[str]:
         """One line per (reason, host) with failures not logged, most first."""
@@ -142,8 +152,5 @@ class FewLinesPerFailureHost(logging.Filter):
         return lines
 
     def spider_closed(self) -> None:
-        for name in self.LOGGERS:
-            logging.getLogger(name).removeFilter(self)
         for line in self.summary():
             logger.warning(line)
-

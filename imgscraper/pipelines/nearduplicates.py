@@ -11,21 +11,34 @@ Pillow's draft mode, at 1/2 to 1/8 of its size and in grayscale, which is
 most of the saving.
 
 :class:`NearDuplicateIndex` holds the hashes of stored images and answers
-"is this image a near-duplicate of one of them?".
+"is this image a near-duplicate of one of them?"; :class:`NearDuplicateClaims` lets the
+pipeline's threads claim an image's place in it one at a time.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import sqlite3
 import statistics
+import threading
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from io import BytesIO
 from operator import mul
+from typing import TYPE_CHECKING
 
 from PIL import Image
 
-__all__ = ["HashedImage", "NearDuplicateIndex", "hamming_distance", "perceptual_hash"]
+from imgscraper.exceptions import NearDuplicate
+
+if TYPE_CHECKING:
+    from imgscraper.pipelines.records import ImageRecord, StoreRecord
+
+__all__ = ["HashedImage", "NearDuplicateClaims", "NearDuplicateIndex", "hamming_distance", "perceptual_hash"]
+
+logger = logging.getLogger(__name__)
 
 _SIZE = 32  # the grayscale picture the DCT runs on
 _KEPT = 8  # lowest frequencies kept per axis: 8 x 8 = 64 bits
@@ -124,3 +137,58 @@ class NearDuplicateIndex:
                 ):
                     best, best_distance = stored, distance
         return best
+
+
+class NearDuplicateClaims:
+    """The stored images' hashes, which an image about to be stored claims a place among (thread-safe).
+
+    :meth:`claim` raises :class:`~imgscraper.exceptions.NearDuplicate` for an image that a
+    stored image (of this crawl or the store's record) is a near-duplicate of, at least as
+    large; else it files the image as stored from now on, and :meth:`release` gives the
+    place back if the image is not stored after all. Of two near-duplicates arriving
+    together, the first to claim is stored, the other skipped.
+    """
+
+    #: Perceptual hashes at most this many bits apart. Resized, recompressed and re-encoded copies of
+    #: a picture are 0 to 4 bits apart, copies cropped by 1-2% up to 4, by 5% up to 8; unrelated
+    #: pictures 32 on average (tests/test_phash.py).
+    MAX_DISTANCE = 6
+    #: ... and width / height ratios at most this far apart (relative): a resize rounds to whole pixels.
+    ASPECT_TOLERANCE = 0.03
+
+    def __init__(self, stored: Iterable[ImageRecord] = ()):
+        self.index = NearDuplicateIndex(self.MAX_DISTANCE, self.ASPECT_TOLERANCE)
+        self._lock = threading.Lock()
+        hashed = {r.path: r for r in stored if r.phash and r.path and r.width and r.height}
+        for record in hashed.values():
+            self.index.add(HashedImage(int(record.phash, 16), record.width, record.height, record.path))
+
+    @classmethod
+    def of_record(cls, record: StoreRecord | None) -> NearDuplicateClaims:
+        """The claims of the images in the store's ``record`` that have a hash (none if it cannot be read)."""
+        try:
+            return cls(record.all() if record is not None else ())
+        except (OSError, sqlite3.Error) as exc:
+            logger.warning("Cannot read the hashes of stored images (%s): near-duplicates of this crawl only", exc)
+            return cls()
+
+    def claim(self, phash: int | None, width: int | None, height: int | None, path: str) -> HashedImage | None:
+        """File the image ``(phash, width, height)`` stored at ``path``, unless it is a near-duplicate;
+        returns the claim for :meth:`release` (None: nothing claimed, e.g. an image without a hash)."""
+        if phash is None or not width or not height:
+            return None
+        with self._lock:
+            stored = self.index.find(phash, width, height)
+            if stored is None:
+                claim = HashedImage(phash, width, height, path)
+                self.index.add(claim)
+                return claim
+        if stored.path != path:  # the same path: the same bytes, stored once
+            raise NearDuplicate(stored)
+        return None
+
+    def release(self, claim: HashedImage | None) -> None:
+        """Give back ``claim``: its image was not stored, so its copies are not near-duplicates of it."""
+        if claim is not None:
+            with self._lock:
+                self.index.remove(claim)

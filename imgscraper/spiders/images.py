@@ -19,6 +19,7 @@ from twisted.python.failure import Failure
 from w3lib.url import canonicalize_url
 
 from imgscraper import settings as project_settings
+from imgscraper import signals as imgscraper_signals
 from imgscraper.discovery.css import css_import_urls, find_css_images
 from imgscraper.discovery.html import find_frames, find_images, find_page_links, find_page_title, find_stylesheets
 from imgscraper.discovery.references import ImageRef
@@ -277,9 +278,8 @@ class ImagesSpider(SitemapMixin, scrapy.Spider):
         self.tracker.journal.close()
 
     def page_failed(self, failure: Failure) -> None:
-        """One log line and a stat (``imgscraper/pages_failed/<reason>``) per page that cannot be fetched.
-
-        A start page that fails is an ERROR (and fails the crawl); another page a WARNING.
+        """A stat (``imgscraper/pages_failed/<reason>``) and :data:`imgscraper.signals.page_failed`
+        per page that cannot be fetched. A start page that fails is an ERROR line, and fails the crawl.
         """
         request = failure.request
         if failure.check(CrawlStopped):
@@ -289,13 +289,13 @@ class ImagesSpider(SitemapMixin, scrapy.Spider):
         self.crawler.stats.inc_value(f"imgscraper/pages_failed/{reason}")
         if self.tracker is not None and "imgscraper_page" in request.meta:
             self.tracker.journal.done(request.meta["imgscraper_page"])
-        if request.meta.get("depth", 0) == 0 and "imgscraper_sitemap_images" not in request.meta:
+        start_page = request.meta.get("depth", 0) == 0 and "imgscraper_sitemap_images" not in request.meta
+        if start_page:
             self.crawler.stats.inc_value("imgscraper/start_pages_failed")
             logger.error("Cannot fetch start page %s: %s", request.url, detail)
-        else:
-            # With reason and url in its arguments: imgscraper.extensions.failurelines.FewLinesPerFailureHost.
-            logger.warning("Cannot fetch page %(url)s: %(detail)s",
-                           {"url": request.url, "detail": detail, "reason": reason})
+        self.crawler.signals.send_catch_log(
+            imgscraper_signals.page_failed, url=request.url, reason=reason, detail=detail, start_page=start_page
+        )
 
     def parse(self, response: Response) -> Iterator[ImageItem | Request]:
         """Yield the page's new images, its style sheets, then its links while under ``depth``.
