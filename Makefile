@@ -119,7 +119,7 @@ bench-render: install-dev debs
 # Every fault scenario of the tests, TRIES times each, as a table (see docs/faults.md).
 TRIES ?= 3
 faults: install-dev
-	$(BIN)/python tests/faults_report.py --tries $(TRIES)
+	$(BIN)/python -m tests.support.faults_report --tries $(TRIES)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -21,17 +21,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PROJECT_ROOT, serve_site
-from servers import S3_ENV, redis_server, s3_client, s3_server
+from tests.support.crawl import PROJECT_ROOT
+from tests.support.servers import S3_ENV, s3_client, s3_server
+from tests.support.sitegen import serve_site
 
 BUCKET = "shared"
 DEPTH = 3
-
-
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory):
-    with redis_server(tmp_path_factory.mktemp("redis")) as url:
-        yield url
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from faultsite import make_png, reset_mid_body
-from httpserver import HTTPTestServer, RequestHandler
+from tests.support.faultsite import make_png, reset_mid_body
+from tests.support.httpserver import HTTPTestServer, RequestHandler
 
 IMAGE = make_png(7)
 TIMEOUT = 1

@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from sitegen import STORED_EXT
+from tests.support.sitegen import STORED_EXT
 
 STORE_NAME = re.compile(r"^full/(?P<uuid>[0-9a-fA-F-]{36})\.(?P<ext>jpg|png|gif|webp|bmp|ico|svg)$")
 
@@ -599,12 +599,13 @@ def test_start_page_unreachable(srv, run_crawl, site):
 def test_links_to_files_are_not_downloaded_as_pages(tmp_path, run_crawl):
     """A link to a PDF is not followed; an extensionless link that serves a large
     download is stopped at its headers; the pages around them are crawled."""
-    from httpserver import HTTPTestServer
-    from sitegen import make_png, sha256
+    from tests.support.httpserver import HTTPTestServer
+    from tests.support.images import png
+    from tests.support.sitegen import sha256
 
     total = 64 * 1024 * 1024
     (tmp_path / "img").mkdir()
-    (tmp_path / "img" / "next.png").write_bytes(make_png("next", (40, 30)))
+    (tmp_path / "img" / "next.png").write_bytes(png("next", (40, 30)))
     (tmp_path / "report.pdf").write_bytes(b"%PDF-1.4\n" + b"0" * 1024)
     (tmp_path / "index.html").write_text(
         '<a href="/report.pdf">PDF</a> <a href="/download?id=7">Download</a> <a href="/next.html">Next</a>'
@@ -625,7 +626,7 @@ def test_links_to_files_are_not_downloaded_as_pages(tmp_path, run_crawl):
             pass
         return True
 
-    photo = make_png("photo", (50, 40))
+    photo = png("photo", (50, 40))
 
     def photo_by_id(handler) -> bool:
         handler.send_body(photo, content_type="image/png")
@@ -653,12 +654,13 @@ def test_links_to_image_file_names_that_are_pages_are_skipped(tmp_path, run_craw
     """<a href="/wiki/File:A.jpg"> (MediaWiki) leads to a page about the image: skipped as
     link-to-page, quietly, and not fetched again by the next crawl; an <img> whose URL
     serves a page is still a failed image, and a link to a real image is stored."""
-    from httpserver import HTTPTestServer
-    from sitegen import make_png, sha256
+    from tests.support.httpserver import HTTPTestServer
+    from tests.support.images import png
+    from tests.support.sitegen import sha256
 
     (tmp_path / "thumb").mkdir()
     (tmp_path / "full").mkdir()
-    thumb, full = make_png("thumb", (40, 30)), make_png("full", (80, 60))
+    thumb, full = png("thumb", (40, 30)), png("full", (80, 60))
     (tmp_path / "thumb" / "A.png").write_bytes(thumb)
     (tmp_path / "full" / "A.png").write_bytes(full)
     (tmp_path / "index.html").write_text(
@@ -703,12 +705,12 @@ def test_links_to_image_file_names_that_are_pages_are_skipped(tmp_path, run_craw
 def test_frames_are_part_of_the_page_where_links_stop(tmp_path, run_crawl, depth):
     """The same-site pages a page shows in <frame>/<iframe> are crawled with it, even where
     its links are no longer followed; their own links and frames are not (one level)."""
-    from httpserver import HTTPTestServer
-    from sitegen import make_png
+    from tests.support.httpserver import HTTPTestServer
+    from tests.support.images import png
 
     (tmp_path / "img").mkdir()
     for name in ("top", "left", "gallery", "linked", "nested", "deep"):
-        (tmp_path / "img" / f"{name}.png").write_bytes(make_png(name, (30 + len(name), 20)))
+        (tmp_path / "img" / f"{name}.png").write_bytes(png(name, (30 + len(name), 20)))
     pages = {
         "index.html": '<img src="/img/top.png"><a href="/linked.html">more</a>'
                       '<iframe src="/gallery.html"></iframe><iframe src="/frames.html"></iframe>',
@@ -737,14 +739,14 @@ def test_frames_are_part_of_the_page_where_links_stop(tmp_path, run_crawl, depth
 def test_a_start_page_that_moves_to_another_site_is_crawled_there(tmp_path, run_crawl):
     """http://brand.com -> https://www.brand.co.uk/: the pages of the site the start page
     redirected to are followed; other sites still are not."""
-    from httpserver import HTTPTestServer
-    from sitegen import make_png
+    from tests.support.httpserver import HTTPTestServer
+    from tests.support.images import png
 
     old, new = tmp_path / "old", tmp_path / "new"
     (new / "img").mkdir(parents=True)
     old.mkdir()
     for name in ("home", "inner", "deeper"):
-        (new / "img" / f"{name}.png").write_bytes(make_png(name, (32, 24)))
+        (new / "img" / f"{name}.png").write_bytes(png(name, (32, 24)))
     with HTTPTestServer(old) as moved_from, HTTPTestServer(new) as site, HTTPTestServer(tmp_path) as elsewhere:
         (new / "index.html").write_text(f'<img src="/img/home.png"><a href="/inner.html">in</a>'
                                         f'<a href="{elsewhere.url_for("other.html")}">elsewhere</a>')

@@ -8,9 +8,9 @@ import re
 
 import pytest
 
-from faultsite import make_png
-from httpserver import HTTPTestServer
 from imgscraper.extensions.failurelines import FewLinesPerFailureHost
+from tests.support.faultsite import make_png
+from tests.support.httpserver import HTTPTestServer
 
 MISSING_IMAGES = 50
 MISSING_PAGES = 5

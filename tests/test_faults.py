@@ -15,8 +15,8 @@ from urllib.parse import unquote
 
 import pytest
 
-from faultsite import CRAWL_SETTINGS, FaultSite, make_png
-from httpserver import HTTPTestServer
+from tests.support.faultsite import CRAWL_SETTINGS, FaultSite, make_png
+from tests.support.httpserver import HTTPTestServer
 
 STORE_NAME = re.compile(r"^full/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.(png|jpg|gif)$")
 

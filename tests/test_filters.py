@@ -15,7 +15,6 @@ from scrapy.http import Headers
 from scrapy.settings import Settings
 from scrapy.utils.test import get_crawler
 
-from httpserver import HTTPTestServer
 from imgscraper import settings as project_settings
 from imgscraper.addons.settingscheck import check_settings
 from imgscraper.filters import (
@@ -27,7 +26,9 @@ from imgscraper.filters import (
     parse_regex,
 )
 from imgscraper.spiders.images import ImagesSpider
-from sitegen import make_animated_gif, make_jpeg, make_png, sha256
+from tests.support.httpserver import HTTPTestServer
+from tests.support.images import jpeg, png
+from tests.support.sitegen import make_animated_gif, sha256
 
 # -- the functions ---------------------------------------------------------------
 
@@ -219,14 +220,14 @@ def site(tmp_path_factory):
     root = tmp_path_factory.mktemp("filter-site")
     with HTTPTestServer(root) as server:
         site = FilterSite(root, server)
-        site.write("img/photo.jpg", make_jpeg("photo", (40, 30)))
-        site.write("img/shot.png", make_png("shot", (40, 30)))
+        site.write("img/photo.jpg", jpeg("photo", (40, 30)))
+        site.write("img/shot.png", png("shot", (40, 30)))
         site.write("img/anim.gif", make_animated_gif("anim", (40, 30)))
-        site.write("img/tiny.png", make_png("tiny", (8, 8)))
-        site.write("img/large.jpg", make_jpeg("large", (800, 600)))
-        site.write("logo/brand.png", make_png("brand", (40, 30)))
+        site.write("img/tiny.png", png("tiny", (8, 8)))
+        site.write("img/large.jpg", jpeg("large", (800, 600)))
+        site.write("logo/brand.png", png("brand", (40, 30)))
         for page in ("gallery/one", "blog/two", "gallery/drafts/three"):
-            site.write(f"img/{page.rpartition('/')[2]}.jpg", make_jpeg(page, (40, 30)))
+            site.write(f"img/{page.rpartition('/')[2]}.jpg", jpeg(page, (40, 30)))
             site.write(f"{page}.html", f'<img src="/img/{page.rpartition("/")[2]}.jpg">')
         site.write("index.html", (
             '<img src="/img/photo.jpg"><img src="/img/shot.png"><img src="/img/anim.gif"><img src="/logo/brand.png">'

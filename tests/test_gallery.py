@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from chromium import CHROMIUM, Chromium
-from conftest import serve_site
 from imgscraper.extensions.gallery import GalleryImage, build_gallery, local_store, render_gallery
 from imgscraper.pipelines.records import ImageRecord, SQLiteRecord
+from tests.support.chromium import Chromium
+from tests.support.sitegen import serve_site
 
 PLANTED_TITLE = "Evil </title><script>window.pwned = 'title'</script> & co"
 PLANTED_ALT = "\"><img src=x onerror=\"window.pwned='alt'\"><b>bold</b>"
@@ -56,11 +56,9 @@ class GalleryStore:
 
 
 @pytest.fixture(scope="module")
-def browser():
-    if not os.path.exists(CHROMIUM):
-        pytest.fail("chromium is not installed: `make test` installs it (apt-get install -y chromium)")
-    with Chromium() as chromium:
-        yield chromium
+def browser(chromium):
+    with Chromium() as browser:
+        yield browser
 
 
 @pytest.fixture(scope="module")

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from blackhole import BlackHole
-from conftest import CrawlResult
-from faultsite import make_png
-from httpserver import HTTPTestServer, RequestHandler
+from tests.support.blackhole import BlackHole
+from tests.support.crawl import CrawlResult
+from tests.support.faultsite import make_png
+from tests.support.httpserver import HTTPTestServer, RequestHandler
 
 TIMEOUT = 2
 GOOD_IMAGES = 10

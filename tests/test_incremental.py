@@ -31,7 +31,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from httpserver import HTTPTestServer, RecordedRequest
+from tests.support.httpserver import HTTPTestServer, RecordedRequest
 
 IMAGES = {  # path -> (format, colour, size)
     "a.png": ("PNG", (200, 30, 30), (40, 30)),

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from httpserver import HTTPTestServer
 from imgscraper.pipelines.records import SQLiteRecord
-from sitegen import make_jpeg, make_png
+from tests.support.httpserver import HTTPTestServer
+from tests.support.images import jpeg, png
 
 PAGE = """<!DOCTYPE html><html><head><title>  Harbour
   photos </title></head><body>
@@ -33,9 +33,9 @@ FIELDS = ("alt", "title", "caption", "page_title", "srcset_descriptor")
 def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("context-site")
     (root / "index.html").write_text(PAGE, encoding="utf-8")
-    (root / "a.jpg").write_bytes(make_jpeg("a", (64, 48)))
+    (root / "a.jpg").write_bytes(jpeg("a", (64, 48)))
     for name, size in (("small", (40, 30)), ("large", (80, 60)), ("b", (20, 20)), ("bg", (30, 10))):
-        (root / f"{name}.png").write_bytes(make_png(name, size))
+        (root / f"{name}.png").write_bytes(png(name, size))
     with HTTPTestServer(root) as served:
         yield served
 

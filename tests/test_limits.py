@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from httpserver import HTTPTestServer, RecordedRequest
+from tests.support.httpserver import HTTPTestServer, RecordedRequest
 
 IMAGES_PER_HOST = 24
 

@@ -4,36 +4,29 @@ arriving together; a larger copy arriving after a smaller one."""
 
 from __future__ import annotations
 
-import io
 import threading
 import time
 
 import pytest
 from PIL import Image
 
-from httpserver import HTTPTestServer
 from imgscraper.pipelines.nearduplicates import hamming_distance
 from imgscraper.pipelines.records import SQLiteRecord
-from sitegen import _canvas
+from tests.support.httpserver import HTTPTestServer
+from tests.support.images import encode, picture
 
 COPIES = ("resized.jpg", "reencoded.webp")
-
-
-def encode(picture: Image.Image, fmt: str, **params) -> bytes:
-    buffer = io.BytesIO()
-    picture.save(buffer, fmt, **params)
-    return buffer.getvalue()
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     root = tmp_path_factory.mktemp("near-duplicates")
-    picture = _canvas("harbour", (800, 600))
-    (root / "original.jpg").write_bytes(encode(picture, "JPEG", quality=90))
-    (root / "resized.jpg").write_bytes(encode(picture.resize((400, 300), Image.Resampling.LANCZOS), "JPEG", quality=80))
-    (root / "reencoded.webp").write_bytes(encode(picture, "WEBP", quality=60))
-    (root / "copy.png").write_bytes(encode(picture, "PNG"))
-    (root / "unrelated.jpg").write_bytes(encode(_canvas("forest", (800, 600)), "JPEG", quality=90))
+    harbour = picture("harbour", (800, 600))
+    (root / "original.jpg").write_bytes(encode(harbour, "JPEG", quality=90))
+    (root / "resized.jpg").write_bytes(encode(harbour.resize((400, 300), Image.Resampling.LANCZOS), "JPEG", quality=80))
+    (root / "reencoded.webp").write_bytes(encode(harbour, "WEBP", quality=60))
+    (root / "copy.png").write_bytes(encode(harbour, "PNG"))
+    (root / "unrelated.jpg").write_bytes(encode(picture("forest", (800, 600)), "JPEG", quality=90))
     images = ["original.jpg", *COPIES, "unrelated.jpg"]
     (root / "index.html").write_text("".join(f'<img src="{name}">' for name in images), encoding="utf-8")
     (root / "together.html").write_text(
@@ -152,7 +145,7 @@ def test_a_larger_copy_after_a_smaller_one_is_stored_too(site, run_crawl, tmp_pa
 
 def test_skip_into_an_s3_store(site, run_crawl, tmp_path):
     """The same choices in an S3 store, whose record (in the bucket) a second crawl reads the hashes from."""
-    from servers import S3_ENV, s3_client, s3_server
+    from tests.support.servers import S3_ENV, s3_client, s3_server
 
     with s3_server() as endpoint:
         client = s3_client(endpoint)

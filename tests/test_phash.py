@@ -11,68 +11,62 @@ import pytest
 from PIL import Image
 
 from imgscraper.pipelines.nearduplicates import HashedImage, NearDuplicateIndex, hamming_distance, perceptual_hash
-from sitegen import _canvas
+from tests.support.images import encode, picture
 
 PICTURES = [f"picture-{n}" for n in range(12)]
 
 
-def encode(picture: Image.Image, fmt: str = "JPEG", **params) -> bytes:
-    buffer = io.BytesIO()
-    picture.save(buffer, fmt, **params)
-    return buffer.getvalue()
-
-
-def copies(picture: Image.Image) -> dict[str, bytes]:
+def copies(img: Image.Image) -> dict[str, bytes]:
     """What sites do to one picture: resize it, recompress it, convert it, crop it a little."""
-    width, height = picture.size
+    width, height = img.size
     return {
-        "half size": encode(picture.resize((width // 2, height // 2), Image.Resampling.LANCZOS), quality=85),
-        "thumbnail": encode(picture.resize((width // 5, height // 5), Image.Resampling.BILINEAR), quality=75),
-        "quality 40": encode(picture, quality=40),
-        "png": encode(picture, "PNG"),
-        "webp": encode(picture, "WEBP", quality=60),
-        "cropped 1%": encode(picture.crop((8, 6, width - 8, height - 6)), quality=85),
+        "half size": encode(img.resize((width // 2, height // 2), Image.Resampling.LANCZOS), "JPEG", quality=85),
+        "thumbnail": encode(img.resize((width // 5, height // 5), Image.Resampling.BILINEAR), "JPEG", quality=75),
+        "quality 40": encode(img, "JPEG", quality=40),
+        "png": encode(img, "PNG"),
+        "webp": encode(img, "WEBP", quality=60),
+        "cropped 1%": encode(img.crop((8, 6, width - 8, height - 6)), "JPEG", quality=85),
     }
 
 
 @pytest.mark.parametrize("name", PICTURES[:6])
 def test_copies_of_a_picture_are_close(name):
-    picture = _canvas(name, (800, 600))
-    original = perceptual_hash(encode(picture, quality=90))
-    distances = {kind: hamming_distance(original, perceptual_hash(data)) for kind, data in copies(picture).items()}
+    img = picture(name, (800, 600))
+    original = perceptual_hash(encode(img, "JPEG", quality=90))
+    distances = {kind: hamming_distance(original, perceptual_hash(data)) for kind, data in copies(img).items()}
     assert max(distances.values()) <= 4, distances
 
 
 def test_different_pictures_are_far_apart():
-    hashes = [perceptual_hash(encode(_canvas(name, (800, 600)), quality=85)) for name in PICTURES]
+    hashes = [perceptual_hash(encode(picture(name, (800, 600)), "JPEG", quality=85)) for name in PICTURES]
     distances = [hamming_distance(a, b) for a, b in itertools.combinations(hashes, 2)]
     assert min(distances) > 12, sorted(distances)[:5]
     assert 24 <= sorted(distances)[len(distances) // 2] <= 40
 
 
 def test_hash_is_64_bits_half_of_them_set():
-    phash = perceptual_hash(encode(_canvas("bits", (300, 200)), "PNG"))
+    phash = perceptual_hash(encode(picture("bits", (300, 200)), "PNG"))
     assert 0 <= phash < 1 << 64
     assert 28 <= phash.bit_count() <= 36  # bits say "above the median" of 64 coefficients
-    assert perceptual_hash(encode(_canvas("bits", (300, 200)), "PNG")) == phash
+    assert perceptual_hash(encode(picture("bits", (300, 200)), "PNG")) == phash
 
 
 def test_any_mode_and_animation():
-    rgba = _canvas("modes", (120, 90)).convert("RGBA")
-    for picture in (rgba, rgba.convert("P"), rgba.convert("L"), rgba.convert("CMYK")):
-        fmt = "JPEG" if picture.mode in ("L", "CMYK") else "PNG"
-        assert hamming_distance(perceptual_hash(encode(picture, fmt)), perceptual_hash(encode(rgba, "PNG"))) <= 6
-    frames = [_canvas(f"frame-{n}", (60, 40)).quantize(64) for n in range(3)]
+    rgba = picture("modes", (120, 90)).convert("RGBA")
+    for converted in (rgba, rgba.convert("P"), rgba.convert("L"), rgba.convert("CMYK")):
+        fmt = "JPEG" if converted.mode in ("L", "CMYK") else "PNG"
+        assert hamming_distance(perceptual_hash(encode(converted, fmt)), perceptual_hash(encode(rgba, "PNG"))) <= 6
+    frames = [picture(f"frame-{n}", (60, 40)).quantize(64) for n in range(3)]
     gif = encode(frames[0], "GIF", save_all=True, append_images=frames[1:])
     assert hamming_distance(perceptual_hash(gif), perceptual_hash(encode(frames[0], "PNG"))) <= 4
 
 
 def test_a_jpeg_is_hashed_from_a_reduced_decode():
-    big = encode(_canvas("big", (4000, 3000)), quality=85)
+    big = encode(picture("big", (4000, 3000)), "JPEG", quality=85)
     with Image.open(io.BytesIO(big)) as image:
         image.draft("L", (64, 64))
         assert image.size == (500, 375) and image.mode == "L"  # 1/8 scale: 64 times fewer pixels to decode
-    full = _canvas("big", (4000, 3000)).resize((32, 32), Image.Resampling.BOX)
+    full = picture("big", (4000, 3000)).resize((32, 32), Image.Resampling.BOX)
     assert hamming_distance(perceptual_hash(big), perceptual_hash(encode(full, "PNG"))) <= 4
 
 

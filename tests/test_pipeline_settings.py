@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from httpserver import HTTPTestServer
-from sitegen import make_png
+from tests.support.httpserver import HTTPTestServer
+from tests.support.images import png
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +133,7 @@ def test_blank_svg_placeholders_are_skipped_like_tracking_pixels(tmp_path, run_c
     placeholder = "data:image/svg+xml,%3Csvg%20xmlns='http://www.w3.org/2000/svg'%20viewBox='0%200%203%202'%3E%3C/svg%3E"
     (tmp_path / "img").mkdir()
     (tmp_path / "img" / "blank.svg").write_bytes(blank)
-    (tmp_path / "img" / "photo.png").write_bytes(make_png("photo", (40, 30)))
+    (tmp_path / "img" / "photo.png").write_bytes(png("photo", (40, 30)))
     (tmp_path / "index.html").write_text(
         f'<img src="{placeholder}" data-src="/img/photo.png"><img src="/img/blank.svg">'
     )

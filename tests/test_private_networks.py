@@ -4,8 +4,8 @@ End to end: a start page on 127.0.0.1 references images on a name that resolves 
 on 169.254.169.254, on a private IPv6 literal, and images whose URL (on the allowed start
 host) redirects to a private literal or to a name that resolves to link-local. Every one is
 an item ``failed``/``blocked-address`` with one log line, and no connection was attempted:
-names are answered by a resolver stub (tests/resolver_stub.py, the guarded resolver with its
-lookup replaced), and a network guard (tests/netguard/sitecustomize.py) refuses and
+names are answered by a resolver stub (tests/support/resolver_stub.py, the guarded resolver with its
+lookup replaced), and a network guard (tests/support/netguard/sitecustomize.py) refuses and
 records every connection outside loopback, so a test fails if the crawl even tried one.
 
 A start URL on a public address cannot be served here, so the policy itself (which
@@ -20,19 +20,19 @@ import pytest
 from scrapy.http import Request
 from scrapy.utils.test import get_crawler
 
-from conftest import PROJECT_ROOT, TESTS_DIR
-from faultsite import make_png
-from httpserver import HTTPTestServer
 from imgscraper import settings as project_settings
+from imgscraper.pipelines.images import failure_reason
 from imgscraper.resolver import (
     AddressPolicy,
     BlockedAddressError,
     PrivateNetworkMiddleware,
     address_category,
 )
-from imgscraper.pipelines.images import failure_reason
+from tests.support.crawl import PROJECT_ROOT
+from tests.support.faultsite import make_png
+from tests.support.httpserver import HTTPTestServer
 
-NETGUARD = TESTS_DIR / "netguard"
+NETGUARD = PROJECT_ROOT / "tests" / "support" / "netguard"
 
 HOSTS = {
     "intranet.test": "10.1.2.3",
@@ -71,12 +71,12 @@ def site(tmp_path):
 def crawl(run_crawl, site, tmp_path, *settings: str, start: str = ""):
     connect_log = tmp_path / "connects.log"
     env = {
-        "PYTHONPATH": f"{NETGUARD}:{TESTS_DIR}:{PROJECT_ROOT}",
+        "PYTHONPATH": f"{NETGUARD}:{PROJECT_ROOT}",
         "IMGSCRAPER_TEST_CONNECT_LOG": str(connect_log),
         "IMGSCRAPER_TEST_HOSTS": json.dumps(HOSTS),
     }
     args = ["-a", f"url={start or site.url}", "-a", "depth=1", "-a", "follow_domains=*",
-            "-s", "TWISTED_DNS_RESOLVER=resolver_stub.MappedTestResolver"]
+            "-s", "TWISTED_DNS_RESOLVER=tests.support.resolver_stub.MappedTestResolver"]
     for setting in settings:
         args += ["-s", setting]
     result = run_crawl(args, out_dir=tmp_path / "out", env=env, timeout=60)
@@ -175,7 +175,7 @@ def test_policy_allows_the_start_hosts_networks():
 def test_guarded_resolver_refuses_names_of_refused_addresses(monkeypatch):
     from twisted.internet.error import DNSLookupError
 
-    from resolver_stub import MappedTestResolver
+    from tests.support.resolver_stub import MappedTestResolver
 
     monkeypatch.setattr(MappedTestResolver, "hosts", {"public.test": "93.184.216.34", "intranet.test": "10.1.2.3"})
     resolver = MappedTestResolver(None, 0, 1.0)

@@ -12,7 +12,8 @@ import time
 
 import pytest
 
-from conftest import PROJECT_ROOT, serve_site
+from tests.support.crawl import PROJECT_ROOT
+from tests.support.sitegen import serve_site
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 PROGRESS_LINE = re.compile(

@@ -1,6 +1,6 @@
 """``render=yes`` on pages whose network is never quiet, and ``-a click=CSS_SELECTOR``.
 
-Crawls (subprocesses) of the pages of :mod:`busysite` served on 127.0.0.1,
+Crawls (subprocesses) of the pages of :mod:`tests.support.busysite` served on 127.0.0.1,
 rendered in Debian's Chromium: slideshows, polls, open EventSource and
 WebSocket streams, a carousel and infinite scroll must each be stored whole
 and be done within seconds of their last new image (not at
@@ -16,9 +16,9 @@ import hashlib
 
 import pytest
 
-from busysite import BUSY_PAGES, CLICK_BATCHES, CLICK_PAGES, MORE_DELAY, generate_busy_site
-from httpserver import HTTPTestServer
-from test_rendering import STORE_NAME, assert_ok, chromium, crawl, image_names, stat  # noqa: F401 - a fixture
+from tests.support.busysite import BUSY_PAGES, CLICK_BATCHES, CLICK_PAGES, MORE_DELAY, generate_busy_site
+from tests.support.httpserver import HTTPTestServer
+from tests.test_rendering import STORE_NAME, assert_ok, crawl, image_names, stat
 
 #: Seconds a busy page may take past its last new image: loading it in a
 #: browser on a loaded 2-core machine, scrolling, and IMGSCRAPER_RENDER_SETTLE_MS.

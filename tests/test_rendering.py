@@ -1,7 +1,7 @@
 """``-a render=yes``: pages rendered in Debian's Chromium through scrapy-playwright.
 
-Crawls (subprocesses, as in :mod:`test_e2e_crawl`) of the JavaScript site of
-:mod:`jssite` served on 127.0.0.1, with and without rendering, and with the
+Crawls (subprocesses, as in the end-to-end tests) of the JavaScript site of
+:mod:`tests.support.jssite` served on 127.0.0.1, with and without rendering, and with the
 rendering settings changed. Each crawl runs once per module and launches one
 browser. Without Chromium the tests fail in CI (``CI=true``) and are skipped
 elsewhere; ``make test`` installs it.
@@ -14,9 +14,7 @@ import hashlib
 import http.server
 import ipaddress
 import json
-import os
 import re
-import shutil
 import socket
 import ssl
 import subprocess
@@ -29,27 +27,15 @@ from scrapy.http import HtmlResponse, Request
 from scrapy.settings import Settings
 
 import imgscraper.settings
-from conftest import _PROXY_VARS, PROJECT_ROOT, TESTS_DIR
-from httpserver import HTTPTestServer
 from imgscraper.rendering.renderer import REPORT_KEY, Renderer, RenderingError
-from jssite import PAGES, generate_js_site
+from tests.support.crawl import PROJECT_ROOT, crawl_environment
+from tests.support.httpserver import HTTPTestServer
+from tests.support.jssite import PAGES, generate_js_site
 
 STORE_NAME = re.compile(r"^full/[0-9a-f-]{36}\.png$")
-CHROMIUM = imgscraper.settings.IMGSCRAPER_RENDER_BROWSER
 ASYNCIO_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
 TWISTED_HANDLER = "scrapy.core.downloader.handlers.http11.HTTP11DownloadHandler"
 PLAYWRIGHT_HANDLER = "scrapy_playwright.handler.ScrapyPlaywrightDownloadHandler"
-
-
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    path = shutil.which(CHROMIUM)
-    if not path:
-        message = f"{CHROMIUM} is missing: `make test` installs Debian's chromium"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -67,12 +53,12 @@ def js_site(tmp_path_factory):
 
 def crawl(site, run_crawl, *args, probe: Path | None = None, **kwargs):
     """Run a crawl; attach what the server saw during it, and with ``probe``
-    (a file name) what :mod:`browser_probe` saw."""
+    (a file name) what :mod:`tests.support.browser_probe` saw."""
     site.server.log.clear()
     env = {}
     if probe:
-        env = {"PYTHONPATH": str(TESTS_DIR), "BROWSER_PROBE_FILE": str(probe)}
-        args += ("-s", 'EXTENSIONS={"browser_probe.BrowserProbe": 0}')
+        env = {"BROWSER_PROBE_FILE": str(probe)}
+        args += ("-s", 'EXTENSIONS={"tests.support.browser_probe.BrowserProbe": 0}')
     result = run_crawl(list(args), env=env, **kwargs)
     site.server.log.wait_idle()
     result.requests = site.server.log.snapshot()
@@ -344,12 +330,11 @@ def test_crawl_without_the_reactor_is_one_clear_error(js_site, run_crawl):
 def test_runspider_renders_with_the_reactor(js_site, chromium, tmp_path):
     """``scrapy runspider`` of the spider file renders too."""
     probe, items = tmp_path / "probe.json", tmp_path / "items.jsonl"
-    env = {k: v for k, v in os.environ.items() if k.lower() not in _PROXY_VARS}
-    env.update(PYTHONPATH=str(TESTS_DIR), BROWSER_PROBE_FILE=str(probe))
+    env = crawl_environment({"BROWSER_PROBE_FILE": str(probe)})
     proc = subprocess.run(
         [sys.executable, "-m", "scrapy", "runspider", "imgscraper/spiders/images.py",
          "-a", f"url={js_site.base_url}", "-a", "render=yes", "-s", f"IMAGES_STORE={tmp_path / 'store'}",
-         "-s", 'EXTENSIONS={"browser_probe.BrowserProbe": 0}', "-O", str(items)],
+         "-s", 'EXTENSIONS={"tests.support.browser_probe.BrowserProbe": 0}', "-O", str(items)],
         cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -22,10 +22,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PROJECT_ROOT
-from faultsite import make_png
-from httpserver import HTTPTestServer
 from imgscraper.extensions.journal import PageJournal
+from tests.support.crawl import PROJECT_ROOT
+from tests.support.faultsite import make_png
+from tests.support.httpserver import HTTPTestServer
 
 N_PAGES, PER_PAGE = 30, 6
 

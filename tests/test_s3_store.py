@@ -15,7 +15,7 @@ import re
 import pytest
 
 from imgscraper.pipelines.records import ImageRecord, S3Record
-from servers import S3_ENV, s3_client, s3_server
+from tests.support.servers import S3_ENV, s3_client, s3_server
 
 BUCKET = "images"
 PREFIX = "crawls/site"

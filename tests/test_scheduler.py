@@ -11,8 +11,8 @@ import pytest
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from conftest import PROJECT_ROOT
 from imgscraper.scrapyd_schedule import ScheduleError, crontab_trigger, load_schedule
+from tests.support.crawl import PROJECT_ROOT
 
 GOOD = """
 timezone = "UTC"

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from httpserver import HTTPTestServer
-from sitegen import make_png, sha256
+from tests.support.httpserver import HTTPTestServer
+from tests.support.images import png
+from tests.support.sitegen import sha256
 
 
 @pytest.fixture
@@ -18,9 +19,9 @@ def script_site(tmp_path):
 </script>
 <script type="application/json" id="state">{"hero": "/photos/hero.png"}</script>
 </body></html>""",
-        "photos/one.png": make_png("one", (40, 30)),
-        "photos/two.png": make_png("two", (40, 30)),
-        "photos/hero.png": make_png("hero", (40, 30)),
+        "photos/one.png": png("one", (40, 30)),
+        "photos/two.png": png("two", (40, 30)),
+        "photos/hero.png": png("hero", (40, 30)),
         "static/app.js": b"console.log('not an image');",
         "robots.txt": b"User-agent: *\nDisallow:\n",
     }

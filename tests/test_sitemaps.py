@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 from scrapy.http import Response, TextResponse, XmlResponse
 
-from httpserver import HTTPTestServer
 from imgscraper.discovery.sitemaps import SitemapContents, read_sitemap, sitemap_body, sitemaps_in_robots_txt
 from imgscraper.spiders.images import ArgumentError, parse_sitemaps
-from sitegen import make_jpeg, make_png, sha256
+from tests.support.httpserver import HTTPTestServer
+from tests.support.images import jpeg, png
+from tests.support.sitegen import sha256
 
 URLSET = "http://www.sitemaps.org/schemas/sitemap/0.9"
 IMAGE_NS = "http://www.google.com/schemas/sitemap-image/1.1"
@@ -102,7 +103,7 @@ class SitemapSite:
 
     def page(self, path: str, *images: str, links: tuple[str, ...] = ()) -> None:
         for image in images:
-            self.images[image] = (make_png if image.endswith(".png") else make_jpeg)(image, (40, 30))
+            self.images[image] = (png if image.endswith(".png") else jpeg)(image, (40, 30))
             self.write(image, self.images[image])
         self.write(path, "".join(f'<img src="/{image}">' for image in images)
                    + "".join(f'<a href="/{link}">link</a>' for link in links))
@@ -125,7 +126,7 @@ def site(tmp_path_factory):
         site.page("linked.html", "img/linked.jpg")
         site.page("gallery/c.html", "img/c.jpg")
         site.page("gallery/d.html", "img/d.jpg")
-        site.images["img/only-in-sitemap.png"] = make_png("only-in-sitemap", (60, 40))
+        site.images["img/only-in-sitemap.png"] = png("only-in-sitemap", (60, 40))
         site.write("img/only-in-sitemap.png", site.images["img/only-in-sitemap.png"])
         site.write("sitemap.xml", urlset({f"{site.url}a.html": [], f"{site.url}b.html": []}))
         site.write("sitemap_index.xml", sitemap_index(["/maps/pages.xml.gz", f"{site.url}maps/images.xml"]))

@@ -2,13 +2,11 @@
 
 The callback tests replay responses with scrapy-mock from cassettes in
 ``tests/fixtures/cassettes``, recorded from the project's generated test site
-(``python tests/record_cassettes.py``). The site is deterministic, so the
+(``python -m tests.support.record_cassettes``). The site is deterministic, so the
 expected images are computed by generating it again.
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import pytest
 from scrapy.http import Request
@@ -25,15 +23,7 @@ from imgscraper.spiders.images import (
     site_in_domains,
     site_of,
 )
-from sitegen import Site, generate_site
-
-#: Where the cassettes were recorded (tests/record_cassettes.py serves the site there).
-RECORDED_BASE = "http://127.0.0.1:8719/"
-RECORDED_UNREACHABLE = "http://127.0.0.1:9/x.jpg"
-
-
-def generate_recorded_site(root: Path) -> Site:
-    return generate_site(root, base_url=RECORDED_BASE, unreachable_url=RECORDED_UNREACHABLE)
+from tests.support.sitegen import RECORDED_BASE, Site, generate_recorded_site
 
 
 @pytest.fixture(scope="module")

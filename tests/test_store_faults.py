@@ -15,9 +15,9 @@ import time
 
 import pytest
 
-from faultsite import make_png
-from httpserver import HTTPTestServer, RequestHandler
-from mounts import read_only_switch, small_tmpfs
+from tests.support.faultsite import make_png
+from tests.support.httpserver import HTTPTestServer, RequestHandler
+from tests.support.mounts import read_only_switch, small_tmpfs
 
 N_BIG = 30
 STORE_NAME = re.compile(r"^full/[0-9a-f-]{36}\.png$")

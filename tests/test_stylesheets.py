@@ -8,7 +8,7 @@ from io import BytesIO
 import pytest
 from PIL import Image
 
-from httpserver import HTTPTestServer
+from tests.support.httpserver import HTTPTestServer
 
 
 def png(color: tuple[int, int, int]) -> bytes:

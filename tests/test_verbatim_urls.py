@@ -6,7 +6,7 @@ a redirect with URLs full of escapes that a transport might "normalise":
 ``%2C %3A %2F %3D %26 %25 %7E`` in path and query, lower- and upper-case escapes,
 ``+`` and ``%20``, a percent-encoded URL as a query value, ``|[]{}``, a UTF-8
 path, and an internationalised host name (``bücher.test``, mapped to 127.0.0.1
-by :mod:`resolver_stub`). The server answers only the exact request targets it
+by :mod:`tests.support.resolver_stub`). The server answers only the exact request targets it
 expects (anything else is a 404) and records each raw request line; one
 endpoint checks an HMAC over the raw query, as image proxies do, and answers
 403 to any other spelling.
@@ -29,11 +29,8 @@ import pytest
 from PIL import Image
 from scrapy import Request
 
-from httpserver import HTTPTestServer, RequestHandler
-from servers import redis_server
-from test_rendering import chromium  # noqa: F401 (fixture: fails in CI when Chromium is missing)
+from tests.support.httpserver import HTTPTestServer, RequestHandler
 
-TESTS_DIR = Path(__file__).resolve().parent
 SIGNING_KEY = b"imgscraper-test-key"
 
 #: Image URLs of the start page, as written in its HTML (relative to the server).
@@ -151,18 +148,12 @@ def site(tmp_path_factory):
     server.stop()
 
 
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory):
-    with redis_server(tmp_path_factory.mktemp("redis")) as url:
-        yield url
-
-
 def crawl(site: Site, run_crawl, *args: str, store: Path | None = None):
     site.server.log.clear()
     result = run_crawl(
         ["-a", f"url={site.base}{START}", "-a", "depth=1",
-         "-s", "TWISTED_DNS_RESOLVER=resolver_stub.LoopbackTestResolver", *args],
-        store=store, env={"PYTHONPATH": str(TESTS_DIR)},
+         "-s", "TWISTED_DNS_RESOLVER=tests.support.resolver_stub.LoopbackTestResolver", *args],
+        store=store,
     )
     site.server.log.wait_idle()
     return result
@@ -222,7 +213,7 @@ def test_a_shared_crawl_sends_every_request_as_written(site, run_crawl, redis_ur
     assert_images_stored(site, result)
 
 
-def test_a_rendered_crawl_sends_every_request_as_written(site, run_crawl, chromium, tmp_path):  # noqa: F811
+def test_a_rendered_crawl_sends_every_request_as_written(site, run_crawl, chromium, tmp_path):
     result = crawl(site, run_crawl, "-a", "render=yes", store=tmp_path / "store")
     assert_verbatim(site, result)
     assert_images_stored(site, result)

@@ -23,10 +23,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PROJECT_ROOT
-from faultsite import make_png
-from httpserver import HTTPTestServer
-from servers import require_program
+from tests.support.crawl import PROJECT_ROOT
+from tests.support.faultsite import make_png
+from tests.support.httpserver import HTTPTestServer
+from tests.support.needs import require_program
 
 N_PAGES, PER_PAGE = 20, 12
 _HANDED_OVER = re.compile(r"'imgscraper/workers/items': (\d+)")
@@ -368,7 +368,7 @@ def test_no_local_worker_without_pages_to_share(site, tmp_path, args, why):
 def redis_client(tmp_path_factory):
     import redis
 
-    from servers import redis_server
+    from tests.support.servers import redis_server
 
     with redis_server(tmp_path_factory.mktemp("redis")) as url:
         client = redis.Redis.from_url(url)

@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tests.support.needs import require_marker
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -33,6 +35,7 @@ class Chromium:
     """One browser with one page. Use as a context manager."""
 
     def __init__(self, width: int = 1280, height: int = 900, timeout: float = 30):
+        require_marker("chromium", "Chromium")
         self.width, self.height, self.timeout = width, height, timeout
         self.profile = tempfile.mkdtemp(prefix="chromium-profile-")
         to_browser_r, self._to_browser = os.pipe()
@@ -177,7 +180,7 @@ class Chromium:
         Path(path).write_bytes(base64.b64decode(data))
 
 
-if __name__ == "__main__":  # python tests/chromium.py URL OUT.png [WIDTHxHEIGHT]
+if __name__ == "__main__":  # python -m tests.support.chromium URL OUT.png [WIDTHxHEIGHT]
     import sys
 
     width, height = map(int, (sys.argv[3] if len(sys.argv) > 3 else "1280x900").split("x"))

@@ -1,6 +1,6 @@
-"""Record the scrapy-mock cassettes of tests/test_spider.py from the generated site.
+"""Record the scrapy-mock cassettes of tests/spiders/test_images.py from the generated site.
 
-Run from the project root: ``.venv/bin/python tests/record_cassettes.py``. It
+Run from the project root: ``.venv/bin/python -m tests.support.record_cassettes``. It
 serves the deterministic test site on 127.0.0.1:8719 and runs the callback
 tests with recording on (scrapy-mock records missing cassettes unless
 ``CI`` is set). Delete a cassette to record it again.
@@ -14,11 +14,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-TESTS = Path(__file__).resolve().parent
-sys.path[:0] = [str(TESTS), str(TESTS.parent)]
-
-from httpserver import HTTPTestServer  # noqa: E402
-from test_spider import generate_recorded_site  # noqa: E402
+from tests.support.crawl import PROJECT_ROOT
+from tests.support.httpserver import HTTPTestServer
+from tests.support.sitegen import generate_recorded_site
 
 
 def main() -> int:
@@ -26,7 +24,8 @@ def main() -> int:
         generate_recorded_site(Path(tmp))
         with HTTPTestServer(Path(tmp), port=8719):
             env = {k: v for k, v in os.environ.items() if k != "CI"}
-            return subprocess.call([sys.executable, "-m", "pytest", "-q", str(TESTS / "test_spider.py")], env=env, cwd=TESTS.parent)
+            return subprocess.call([sys.executable, "-m", "pytest", "-q", "tests/spiders/test_images.py"], env=env,
+                                   cwd=PROJECT_ROOT)
 
 
 if __name__ == "__main__":

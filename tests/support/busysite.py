@@ -49,7 +49,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from httpserver import HTTPTestServer, RequestHandler
+from tests.support.httpserver import HTTPTestServer, RequestHandler
 
 __all__ = ["BUSY_PAGES", "CLICK_PAGES", "BusySite", "generate_busy_site"]
 

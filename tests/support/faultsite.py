@@ -32,7 +32,7 @@ from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 from PIL import Image
 
-from httpserver import HTTPTestServer, RequestHandler
+from tests.support.httpserver import HTTPTestServer, RequestHandler
 
 __all__ = ["CRAWL_SETTINGS", "Fault", "FaultSite", "make_png", "png_bomb"]
 

@@ -1,4 +1,4 @@
-"""``make faults``: run every fault scenario of the test suite ``--tries`` times
+"""``make faults`` (``python -m tests.support.faults_report``): run every fault scenario of the test suite ``--tries`` times
 and print one table row per fault:
 
     fault | tries | crawls completed | good images stored / expected | bad accounted / expected | junk files left
@@ -12,8 +12,8 @@ and print one table row per fault:
 * junk files: anything in the store that is not a complete image, its
   record or its gallery (temporary, partial, foreign files).
 
-It uses the same sites and servers as ``test_faults``, ``test_store_faults``
-and ``test_resume``.
+It uses the same sites and servers as ``tests/e2e/test_faults.py``,
+``tests/pipelines/test_store_faults.py`` and ``tests/e2e/test_resume.py``.
 """
 
 from __future__ import annotations
@@ -30,13 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote
 
-TESTS_DIR = Path(__file__).resolve().parent
-# The tests' helpers, and the project (test_resume imports imgscraper), as pytest's pythonpath has them.
-sys.path[:0] = [str(TESTS_DIR), str(TESTS_DIR.parent)]
-
-from conftest import run_crawl_subprocess  # noqa: E402
-from faultsite import CRAWL_SETTINGS, FaultSite  # noqa: E402
-from httpserver import HTTPTestServer  # noqa: E402
+from tests.support.crawl import run_crawl
+from tests.support.faultsite import CRAWL_SETTINGS, FaultSite
+from tests.support.httpserver import HTTPTestServer
 
 STORE_NAME = re.compile(r"^full/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.[a-z]+$")
 
@@ -73,20 +69,15 @@ def settings_args(**extra: str) -> list[str]:
     return [a for k, v in {**CRAWL_SETTINGS, **extra}.items() for a in ("-s", f"{k}={v}")]
 
 
-def stats_of(stderr: str) -> dict:
-    return {k: (v.strip("'") if v.startswith("'") else int(v))
-            for k, v in re.findall(r"'([^']+)': ('[^']*'|\d+)", stderr.split("Dumping Scrapy stats:")[-1])}
-
-
 def fault_crawl(rows: dict[str, Row], base: Path) -> None:
     """The main fault crawl: every image fault, page fault, URL spelling, safety case."""
     root = Path(tempfile.mkdtemp(dir=base))
     with HTTPTestServer(root / "www") as server:
         site = FaultSite(server, root / "www").install()
-        result = run_crawl_subprocess(["-a", f"url={site.url}", "-a", "depth=1", *settings_args()], out_dir=root / "out")
+        result = run_crawl(["-a", f"url={site.url}", "-a", "depth=1", *settings_args()], out_dir=root / "out")
         server.log.wait_idle()
         requests = server.log.snapshot()
-    stats = stats_of(result.stderr)
+    stats = result.stats
     completed = result.returncode == 0 and stats.get("finish_reason") == "finished"
     junk = junk_files(result.store)
     items = result.by_url()
@@ -135,7 +126,7 @@ def trap_crawls(rows: dict[str, Row], base: Path) -> None:
             ("link trap bounded by IMGSCRAPER_MAX_PAGES=7", ["-a", "depth=1000", *settings_args(IMGSCRAPER_MAX_PAGES="7")], 7),
         ]:
             site.reset()
-            result = run_crawl_subprocess(["-a", f"url={site.url}cal/0.html", *args], out_dir=root / name.split()[-1])
+            result = run_crawl(["-a", f"url={site.url}cal/0.html", *args], out_dir=root / name.split()[-1])
             server.log.wait_idle()
             crawled = {q.url_path for q in server.log if q.url_path.startswith("/cal/") and q.url_path.endswith(".html")}
             r = rows.setdefault(name, Row(name))
@@ -147,8 +138,8 @@ def trap_crawls(rows: dict[str, Row], base: Path) -> None:
 
 
 def store_fault_crawls(rows: dict[str, Row], base: Path) -> None:
-    from mounts import read_only_switch, small_tmpfs
-    from test_store_faults import StoreFaultSite
+    from tests.pipelines.test_store_faults import StoreFaultSite
+    from tests.support.mounts import read_only_switch, small_tmpfs
 
     for name, reason in (("store fills up mid-crawl", "store_full"), ("store turns read-only mid-crawl", "store_unwritable")):
         root = Path(tempfile.mkdtemp(dir=base))
@@ -159,7 +150,7 @@ def store_fault_crawls(rows: dict[str, Row], base: Path) -> None:
             store = root / "store"
 
             def crawl(page: str, out: str):
-                return run_crawl_subprocess(["-a", f"url={server.url}{page}", "-s", "CONCURRENT_REQUESTS=2"],
+                return run_crawl(["-a", f"url={server.url}{page}", "-s", "CONCURRENT_REQUESTS=2"],
                                             store=store, out_dir=root / out)
 
             def check(result, before):
@@ -194,7 +185,7 @@ def store_fault_crawls(rows: dict[str, Row], base: Path) -> None:
 
 def idn_crawl(rows: dict[str, Row], base: Path) -> None:
     """IDN hosts through an HTTP proxy (no DNS here): requested as punycode."""
-    from faultsite import make_png
+    from tests.support.faultsite import make_png
 
     root = Path(tempfile.mkdtemp(dir=base))
     image, other = make_png(4242), make_png(4243)
@@ -203,7 +194,7 @@ def idn_crawl(rows: dict[str, Row], base: Path) -> None:
             '<img src="/b\u00fccher.png"><img src="http://\u6e2c\u8a66.example/x.png">', content_type="text/html") or True)
         proxy.add_handler("/b%C3%BCcher.png", lambda h: h.send_body(image, content_type="image/png") or True)
         proxy.add_handler("/x.png", lambda h: h.send_body(other, content_type="image/png") or True)
-        result = run_crawl_subprocess(["-a", "url=http://b\u00fccher.example/index.html", *settings_args()],
+        result = run_crawl(["-a", "url=http://b\u00fccher.example/index.html", *settings_args()],
                                       out_dir=root / "out", env={"http_proxy": proxy.url})
         proxy.log.wait_idle()
         hosts = {q.header("Host") for q in proxy.log}
@@ -216,7 +207,7 @@ def idn_crawl(rows: dict[str, Row], base: Path) -> None:
 
 
 def interruption_crawls(rows: dict[str, Row], base: Path) -> None:
-    from test_resume import Job, TreeSite, interrupt
+    from tests.e2e.test_resume import Job, TreeSite, interrupt
 
     for name, signals_ in (("Ctrl-C once, then resume", [signal.SIGINT]),
                            ("Ctrl-C twice, then resume", [signal.SIGINT, signal.SIGINT]),

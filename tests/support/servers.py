@@ -4,14 +4,13 @@
 persistence; ``s3_server()`` runs moto's ``moto_server``. Both are context
 managers yielding a URL and stopping the server afterwards. When the
 program is missing the test is skipped, except in CI (``CI=true``) where it
-fails: CI must run these tests (``make test`` installs the programs).
+fails: CI must run these tests (``make test`` installs the programs). Each
+refuses to start in a test not marked ``services``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -19,9 +18,9 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-import pytest
+from tests.support.needs import require_marker, require_program
 
-__all__ = ["free_port", "redis_server", "require_program", "s3_server", "S3_ENV"]
+__all__ = ["free_port", "redis_server", "s3_client", "s3_server", "S3_ENV"]
 
 #: Credentials moto accepts (any); the region botocore needs.
 S3_ENV = {
@@ -35,17 +34,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def require_program(path: str) -> str:
-    """The full path of ``path``; skip (fail in CI) when it is not installed."""
-    found = shutil.which(path)
-    if found is None:
-        message = f"{path} is not installed (make test installs it)"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return found
 
 
 def _wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 20.0) -> None:
@@ -78,6 +66,7 @@ def _running(cmd: list[str], port: int, cwd: Path | None = None) -> Iterator[sub
 @contextlib.contextmanager
 def redis_server(tmp: Path) -> Iterator[str]:
     """A throw-away ``redis-server`` (no RDB, no AOF); yields ``redis://127.0.0.1:PORT/0``."""
+    require_marker("services", "redis-server")
     program = require_program("redis-server")
     port = free_port()
     tmp.mkdir(parents=True, exist_ok=True)
@@ -90,6 +79,7 @@ def redis_server(tmp: Path) -> Iterator[str]:
 @contextlib.contextmanager
 def s3_server() -> Iterator[str]:
     """moto's S3 server; yields its endpoint URL ``http://127.0.0.1:PORT``."""
+    require_marker("services", "moto_server")
     program = require_program(str(Path(sys.executable).with_name("moto_server")))
     port = free_port()
     with _running([program, "-H", "127.0.0.1", "-p", str(port)], port):
@@ -105,3 +95,4 @@ def s3_client(endpoint: str):
         "s3", endpoint_url=endpoint, region_name=S3_ENV["AWS_DEFAULT_REGION"],
         aws_access_key_id=S3_ENV["AWS_ACCESS_KEY_ID"], aws_secret_access_key=S3_ENV["AWS_SECRET_ACCESS_KEY"],
     )
+

@@ -19,22 +19,32 @@ must not be followed.
 Every URL below is absolute, exactly as a crawler resolving the reference
 against the page (or its ``<base href>``) would produce it. ``data:`` URIs
 are keys as written in the HTML.
+
+``serve_site(tmp)`` generates it and serves it on 127.0.0.1 (and the "other site" on
+127.0.0.2) until the block ends.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import io
 import random
+import socket
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 from urllib.parse import urljoin, urlsplit
 
 from PIL import Image, ImageDraw
 
-__all__ = ["Site", "ImageInfo", "generate_site", "sha256", "STORED_EXT", "BLANK_GIF"]
+from tests.support.httpserver import HTTPTestServer, RecordedRequest, RequestLog
+from tests.support.images import encode, jpeg, picture, png
+
+__all__ = ["Site", "ImageInfo", "SiteServer", "generate_site", "generate_recorded_site", "serve_site", "sha256",
+           "STORED_EXT", "BLANK_GIF"]
 
 #: Extension the store must use for each format.
 STORED_EXT = {
@@ -183,67 +193,33 @@ def _rng(name: str) -> random.Random:
     return random.Random(zlib.crc32(name.encode("utf-8")))
 
 
-def _canvas(name: str, size: tuple[int, int]) -> Image.Image:
-    """A deterministic RGB picture, different for every ``name``."""
-    rng = _rng(name)
-    w, h = size
-    img = Image.new("RGB", size, tuple(rng.randrange(256) for _ in range(3)))
-    draw = ImageDraw.Draw(img)
-    for _ in range(8):
-        x0, y0 = rng.randrange(w), rng.randrange(h)
-        x1, y1 = rng.randrange(x0, w + 1), rng.randrange(y0, h + 1)
-        color = tuple(rng.randrange(256) for _ in range(3))
-        if rng.random() < 0.5:
-            draw.rectangle([x0, y0, x1, y1], fill=color)
-        else:
-            draw.ellipse([x0, y0, x1, y1], fill=color)
-    # A seed-dependent pixel row makes collisions impossible in practice.
-    for x in range(min(w, 16)):
-        img.putpixel((x, h - 1), tuple(rng.randrange(256) for _ in range(3)))
-    return img
-
-
-def _encode(img: Image.Image, fmt: str, **params) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, fmt, **params)
-    return buf.getvalue()
-
-
-def make_jpeg(name: str, size: tuple[int, int]) -> bytes:
-    return _encode(_canvas(name, size), "JPEG", quality=85)
-
-
-def make_png(name: str, size: tuple[int, int]) -> bytes:
-    return _encode(_canvas(name, size), "PNG")
-
-
 def make_png_rgba(name: str, size: tuple[int, int]) -> bytes:
     """RGBA PNG: a fully transparent band (alpha 0), a half-transparent one."""
-    img = _canvas(name, size).convert("RGBA")
+    img = picture(name, size).convert("RGBA")
     w, h = size
     alpha = Image.new("L", size, 255)
     draw = ImageDraw.Draw(alpha)
     draw.rectangle([0, 0, w // 3, h - 1], fill=0)
     draw.rectangle([w // 3 + 1, 0, w // 2, h - 1], fill=128)
     img.putalpha(alpha)
-    return _encode(img, "PNG")
+    return encode(img, "PNG")
 
 
 def make_webp(name: str, size: tuple[int, int]) -> bytes:
-    return _encode(_canvas(name, size), "WEBP", quality=80)
+    return encode(picture(name, size), "WEBP", quality=80)
 
 
 def make_bmp(name: str, size: tuple[int, int]) -> bytes:
-    return _encode(_canvas(name, size), "BMP")
+    return encode(picture(name, size), "BMP")
 
 
 def make_ico(name: str, size: tuple[int, int]) -> bytes:
-    return _encode(_canvas(name, size).convert("RGBA"), "ICO", sizes=[size])
+    return encode(picture(name, size).convert("RGBA"), "ICO", sizes=[size])
 
 
 def make_animated_gif(name: str, size: tuple[int, int], frames: int = 3) -> bytes:
-    images = [_canvas(f"{name}#{i}", size).quantize(colors=64) for i in range(frames)]
-    return _encode(
+    images = [picture(f"{name}#{i}", size).quantize(colors=64) for i in range(frames)]
+    return encode(
         images[0], "GIF", save_all=True, append_images=images[1:], duration=100, loop=0, disposal=2
     )
 
@@ -264,8 +240,8 @@ def make_svg(name: str, size: tuple[int, int]) -> bytes:
 
 
 _MAKERS = {
-    "jpeg": make_jpeg,
-    "png": make_png,
+    "jpeg": jpeg,
+    "png": png,
     "png-rgba": make_png_rgba,
     "webp": make_webp,
     "bmp": make_bmp,
@@ -441,7 +417,7 @@ def generate_site(
     d_only = f("deep/d-only.jpg", "jpeg", (100, 100))
     d_bg = f("deep/d-bg.png", "png", (50, 50))
 
-    data_png = make_png("data-uri", (8, 8))
+    data_png = png("data-uri", (8, 8))
     data_uri = "data:image/png;base64," + base64.b64encode(data_png).decode("ascii")
 
     # ---- other site -------------------------------------------------------------
@@ -639,3 +615,104 @@ def generate_site(
         if info.outcome in ("stored", "smaller"):
             assert info.sha256 and info.format, info
     return site
+
+
+# ---------------------------------------------------------------------------
+# The site on real servers
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class SiteServer:
+    url: str  # start URL, http://127.0.0.1:PORT/
+    site: Site
+    server: HTTPTestServer
+    other: HTTPTestServer | None  # the "other site" on 127.0.0.2, if available
+    root: Path  # the start site's directory
+
+    @property
+    def log(self) -> RequestLog:
+        return self.server.log
+
+    @property
+    def servers(self) -> list[HTTPTestServer]:
+        """Both servers (start site first), for ``run_crawl(servers=...)``."""
+        return [self.server] if self.other is None else [self.server, self.other]
+
+    def clear_logs(self) -> None:
+        for server in self.servers:
+            server.log.clear()
+
+    def all_requests(self) -> list[RecordedRequest]:
+        """Requests seen by both servers (start site first)."""
+        return [request for server in self.servers for request in server.log.snapshot()]
+
+    def requests_for(self, url: str, requests: list[RecordedRequest] | None = None) -> list[RecordedRequest]:
+        """Recorded requests for ``url`` (path and query must match; host
+        must be one of our servers)."""
+        parts = urlsplit(url)
+        servers = {server.netloc: server for server in self.servers}
+        if parts.netloc not in servers:
+            return []
+        target = servers[parts.netloc]
+        if requests is None:
+            requests = target.log.snapshot()
+        else:
+            requests = [r for r in requests if r.host == target.netloc]
+        want = self.site.request_path(url)
+        return [r for r in requests if r.path == want]
+
+
+def _closed_port() -> int:
+    """Port 9 if nothing listens there, else some other closed port."""
+    for port in (9, None):
+        if port is None:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                port = s.getsockname()[1]
+        with socket.socket() as s:
+            s.settimeout(1)
+            if s.connect_ex(("127.0.0.1", port)) != 0:
+                return port
+    raise RuntimeError("no closed port found")
+
+
+@contextlib.contextmanager
+def serve_site(tmp: Path, latency: float = 0.0, other_site: bool = True) -> Iterator[SiteServer]:
+    """Generate the site under ``tmp`` and serve it until the block ends; the "other site" on
+    127.0.0.2 when ``other_site`` and that address can be bound."""
+    tmp = Path(tmp)
+    root, other_root = tmp / "site", tmp / "other-site"
+    root.mkdir(parents=True, exist_ok=True)
+    server = HTTPTestServer(root, latency=latency).start()
+    other = None
+    try:
+        if other_site:
+            other_root.mkdir(parents=True, exist_ok=True)
+            try:
+                other = HTTPTestServer(other_root, host="127.0.0.2").start()
+            except OSError:
+                other = None
+        site = generate_site(
+            root,
+            base_url=server.url,
+            unreachable_url=f"http://127.0.0.1:{_closed_port()}/x.jpg",
+            other_url=other.url if other else None,
+            other_root=other_root if other else None,
+        )
+        yield SiteServer(url=server.url, site=site, server=server, other=other, root=root)
+    finally:
+        server.stop()
+        if other is not None:
+            other.stop()
+
+
+#: Where the cassettes of tests/spiders/test_images.py were recorded (``python -m
+#: tests.support.record_cassettes`` serves the site there).
+RECORDED_BASE = "http://127.0.0.1:8719/"
+RECORDED_UNREACHABLE = "http://127.0.0.1:9/x.jpg"
+
+
+def generate_recorded_site(root: Path) -> Site:
+    """The site as it was when the cassettes were recorded."""
+    return generate_site(root, base_url=RECORDED_BASE, unreachable_url=RECORDED_UNREACHABLE)
