@@ -1,5 +1,5 @@
 """imgscraper.scrapyd_schedule: the schedule file. (Submitting to a real Scrapyd is
-tested in test_scrapyd.py, which shares that module's Scrapyd.)"""
+tested in tests/e2e/test_scrapyd.py, which shares that module's Scrapyd.)"""
 
 from __future__ import annotations
 
