@@ -59,11 +59,10 @@ def crawl_logged(two_hosts, run_crawl, latency: float, *settings: str, pages: bo
     a, b = two_hosts
     for server in (a, b):
         server.latency = latency
-        server.log.clear()
     args = ["-a", f"url={a.url}pages.html", "-a", "depth=1"] if pages else ["-a", f"url={a.url}"]
     for setting in settings:
         args += ["-s", setting]
-    result = run_crawl(args, env={"PYTHONHASHSEED": "0"}, timeout=180)
+    result = run_crawl(args, env={"PYTHONHASHSEED": "0"}, timeout=180, servers=[a, b])
     assert a.log.wait_idle() and b.log.wait_idle()
     stored = [item for item in result.items if item.get("status") == "downloaded"]
     assert result.returncode == 0, result.tail()

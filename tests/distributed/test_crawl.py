@@ -12,16 +12,14 @@ import collections
 import hashlib
 import json
 import re
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.support.crawl import PROJECT_ROOT
+from tests.support.crawl import PROJECT_ROOT, crawl_command, crawl_environment, parse_stats
 from tests.support.servers import S3_ENV, s3_client, s3_server
 from tests.support.sitegen import serve_site
 
@@ -52,12 +50,10 @@ class Worker:
         self.items_path = out / f"{name}.jsonl"
         self.log_path = out / f"{name}.log"
         out.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "scrapy", "crawl", "images", *args,
-               "-s", f"USER_AGENT={name}", "-s", "LOG_LEVEL=INFO", "-O", str(self.items_path)]
-        full_env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
-        full_env.update(env, PYTHONUNBUFFERED="1")
+        cmd = crawl_command([*args, "-s", f"USER_AGENT={name}"], items=self.items_path)
         self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=full_env, stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=crawl_environment(env), stdout=self.log,
+                                     stderr=subprocess.STDOUT)
 
     def wait(self, timeout: float = 60) -> int:
         try:
@@ -72,6 +68,10 @@ class Worker:
     @property
     def output(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    @property
+    def stats(self) -> dict[str, object]:
+        return parse_stats(self.output)
 
     @property
     def items(self) -> list[dict]:
@@ -199,7 +199,7 @@ def test_killed_worker_is_taken_over(srv, redis_url, s3, tmp_path):
     expected = srv.site.stored_at(DEPTH)
     assert sorted(bucket_images(client, "kill").values()) == sorted(set(expected.values()))
     assert "shared crawl kill-test" in survivor.output
-    assert "'imgscraper/shared/pages_recovered'" in survivor.output  # it took over the victim's pages
+    assert "imgscraper/shared/pages_recovered" in survivor.stats  # it took over the victim's pages
 
 
 def test_ctrl_c_leaves_the_rest_of_the_crawl_to_the_next_worker(srv, redis_url, s3, tmp_path):
@@ -299,6 +299,5 @@ def test_images_left_out_by_a_filter_are_counted_once_across_workers(srv, redis_
     assert left_out, "the site has PNG images"
     items = [item for w in workers for item in w.items]
     assert {i["url"] for i in items if (i["status"], i["reason"]) == ("skipped", "filtered")} == left_out
-    counted = [re.search(r"'imgscraper/images/skipped/filtered': (\d+)", w.output) for w in workers]
-    assert sum(int(m[1]) for m in counted if m) == len(left_out)
+    assert sum(w.stats.get("imgscraper/images/skipped/filtered", 0) for w in workers) == len(left_out)
     assert image_requests(srv, srv.all_requests(), left_out) == []

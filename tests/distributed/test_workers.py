@@ -23,13 +23,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.crawl import PROJECT_ROOT
+from tests.support.crawl import PROJECT_ROOT, crawl_command, crawl_environment, parse_stats
 from tests.support.faultsite import make_png
 from tests.support.httpserver import HTTPTestServer
 from tests.support.needs import require_program
 
 N_PAGES, PER_PAGE = 20, 12
-_HANDED_OVER = re.compile(r"'imgscraper/workers/items': (\d+)")
 
 
 class ManyImages:
@@ -66,15 +65,8 @@ def site(tmp_path):
 
 
 def command(site: ManyImages, store: Path, *settings: str) -> list[str]:
-    cmd = [sys.executable, "-m", "scrapy", "crawl", "images", "-a", f"url={site.server.url}p0.html", "-a", "depth=1",
-           "-s", f"IMAGES_STORE={store}", "-s", "LOG_LEVEL=INFO"]
-    for setting in settings:
-        cmd += ["-s", setting]
-    return cmd
-
-
-def environment(**extra: str) -> dict[str, str]:
-    return {**{k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}, "PYTHONUNBUFFERED": "1", **extra}
+    return crawl_command(["-a", f"url={site.server.url}p0.html", "-a", "depth=1",
+                          *(arg for setting in settings for arg in ("-s", setting))], store=store)
 
 
 def children_of(pid: int) -> list[tuple[int, str]]:
@@ -116,7 +108,7 @@ def test_three_workers_one_crawl_one_feed_one_summary(site, tmp_path):
     store, feed = tmp_path / "store", tmp_path / "items.jsonl"
     site.server.latency = 0.15  # the crawl lasts long enough for the local workers to start (1 to 3 s)
     result = subprocess.run(command(site, store, "IMGSCRAPER_WORKERS=3") + ["-O", str(feed)],
-                            cwd=PROJECT_ROOT, env=environment(), capture_output=True, text=True, timeout=180)
+                            cwd=PROJECT_ROOT, env=crawl_environment(), capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stderr[-3000:]
     # Every image stored once, byte for byte; no page nor image fetched twice.
     assert sorted(site.stored_paths(store)) == sorted(site.images)
@@ -131,11 +123,12 @@ def test_three_workers_one_crawl_one_feed_one_summary(site, tmp_path):
     assert {item["status"] for item in items} == {"downloaded"}
     # The local workers took part, and the one summary counts the whole crawl.
     assert "Started 2 local workers" in result.stderr
-    handed = int(_HANDED_OVER.search(result.stderr)[1])
+    stats = parse_stats(result.stderr)
+    handed = stats["imgscraper/workers/items"]
     assert 0 < handed < len(site.images), handed
-    assert "'imgscraper/images/downloaded': 240" in result.stderr
-    assert "'imgscraper/images/found': 240" in result.stderr
-    assert "'item_scraped_count': 240" in result.stderr
+    assert stats.get("imgscraper/images/downloaded") == 240
+    assert stats.get("imgscraper/images/found") == 240
+    assert stats.get("item_scraped_count") == 240
     assert result.stderr.count("Crawl summary (finished)") == 1
     assert re.search(r"stored\s+240\n", result.stderr), result.stderr[-2000:]
     assert result.stderr.count("Gallery: ") == 1 and (store / "index.html").is_file()
@@ -150,7 +143,7 @@ def test_ctrl_c_stops_every_worker_and_leaves_whole_files(site, tmp_path, presse
     store, feed = tmp_path / "store", tmp_path / "items.jsonl"
     site.server.latency = 0.1
     proc = subprocess.Popen(command(site, store, "IMGSCRAPER_WORKERS=3") + ["-O", str(feed)], cwd=PROJECT_ROOT,
-                            env=environment(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            env=crawl_environment(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 90
     workers: list[int] = []
     children: list[int] = []
@@ -201,7 +194,7 @@ def test_worker_killed_mid_crawl_loses_nothing(site, tmp_path):
     dirs_before = private_redis_dirs()
     site.server.latency = 0.1
     proc = subprocess.Popen(command(site, store, "IMGSCRAPER_WORKERS=3") + ["-O", str(feed)],
-                            cwd=PROJECT_ROOT, env=environment(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            cwd=PROJECT_ROOT, env=crawl_environment(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             text=True)
     deadline = time.monotonic() + 90
     killed = False
@@ -217,7 +210,7 @@ def test_worker_killed_mid_crawl_loses_nothing(site, tmp_path):
     assert killed, "the crawl ended before a local worker could be killed"
     assert proc.returncode == 0, err[-3000:]
     assert len(re.findall(r"WARNING: Local worker \d \(pid \d+\) ended before the crawl", err)) == 1, err[-3000:]
-    assert "'imgscraper/workers/lost': 1" in err
+    assert parse_stats(err).get("imgscraper/workers/lost") == 1
     # Its pages and images were taken over: everything stored, one item per image in the one feed.
     assert sorted(site.stored_paths(store)) == sorted(site.images)
     assert not [p for p in (store / "full").iterdir() if p.name.startswith(".tmp")]
@@ -230,7 +223,7 @@ def test_without_redis_server_workers_stop_with_one_line(site, tmp_path):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     result = subprocess.run(command(site, tmp_path / "store", "IMGSCRAPER_WORKERS=2"), cwd=PROJECT_ROOT,
-                            env=environment(PATH=str(bin_dir)), capture_output=True, text=True, timeout=60)
+                            env=crawl_environment({"PATH": str(bin_dir)}), capture_output=True, text=True, timeout=60)
     assert result.returncode == 1, result.stderr[-3000:]
     errors = [line for line in result.stderr.splitlines() if " ERROR: " in line]
     assert len(errors) == 1 and "apt-get install redis-server" in errors[0], result.stderr[-3000:]
@@ -240,7 +233,7 @@ def test_without_redis_server_workers_stop_with_one_line(site, tmp_path):
 
 def test_one_worker_is_the_default_and_needs_no_redis(site, tmp_path):
     result = subprocess.run(command(site, tmp_path / "store"), cwd=PROJECT_ROOT,
-                            env=environment(PYTHONPROFILEIMPORTTIME="1"), capture_output=True, text=True, timeout=120)
+                            env=crawl_environment({"PYTHONPROFILEIMPORTTIME": "1"}), capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
     imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
     assert "imgscraper.pipelines.images" in imported  # the log is there
@@ -254,12 +247,12 @@ def test_per_domain_limit_holds_across_three_workers(site, tmp_path):
     store, feed = tmp_path / "store", tmp_path / "items.jsonl"
     site.server.latency = 0.1
     result = subprocess.run(command(site, store, "IMGSCRAPER_WORKERS=3", "CONCURRENT_REQUESTS_PER_DOMAIN=4")
-                            + ["-O", str(feed)], cwd=PROJECT_ROOT, env=environment(), capture_output=True, text=True,
+                            + ["-O", str(feed)], cwd=PROJECT_ROOT, env=crawl_environment(), capture_output=True, text=True,
                             timeout=180)
     assert result.returncode == 0, result.stderr[-3000:]
     site.server.log.wait_idle()
     assert site.server.log.max_in_flight() == 4  # the limit, reached and held
-    handed = int(_HANDED_OVER.search(result.stderr)[1])
+    handed = parse_stats(result.stderr)["imgscraper/workers/items"]
     assert 0 < handed < len(site.images), handed  # the local workers took part
     assert sorted(site.stored_paths(store)) == sorted(site.images)
 
@@ -275,10 +268,10 @@ def test_download_delay_holds_across_workers(tmp_path):
         server.add_handler("/i/*", lambda h: h.send_body(make_png(hash(h.url_path) % 100_000),
                                                          content_type="image/png") or True)
         result = subprocess.run(
-            [sys.executable, "-m", "scrapy", "crawl", "images", "-a", f"url={server.url}p0.html", "-a", "depth=1",
-             "-s", f"IMAGES_STORE={tmp_path / 'store'}", "-s", "LOG_LEVEL=INFO", "-s", "IMGSCRAPER_WORKERS=2",
-             "-s", "DOWNLOAD_DELAY=0.15", "-s", "DOWNLOAD_DELAY_JITTER=0", "-s", "CONCURRENT_REQUESTS=2"],
-            cwd=PROJECT_ROOT, env=environment(), capture_output=True, text=True, timeout=180,
+            crawl_command(["-a", f"url={server.url}p0.html", "-a", "depth=1", "-s", "IMGSCRAPER_WORKERS=2",
+                           "-s", "DOWNLOAD_DELAY=0.15", "-s", "DOWNLOAD_DELAY_JITTER=0", "-s", "CONCURRENT_REQUESTS=2"],
+                          store=tmp_path / "store"),
+            cwd=PROJECT_ROOT, env=crawl_environment(), capture_output=True, text=True, timeout=180,
         )
         assert result.returncode == 0, result.stderr[-3000:]
         server.log.wait_idle()
@@ -288,7 +281,7 @@ def test_download_delay_holds_across_workers(tmp_path):
     # Two workers pacing themselves alone would often start requests together; the server's
     # clock adds its own noise under load (a request handled late, the next on time).
     assert min(gaps) >= 0.1 and sum(gaps) / len(gaps) >= 0.145, gaps
-    assert int(_HANDED_OVER.search(result.stderr)[1]) > 0  # both workers fetched
+    assert parse_stats(result.stderr)["imgscraper/workers/items"] > 0  # both workers fetched
 
 
 def test_make_crawl_with_workers(site, tmp_path):
@@ -298,7 +291,7 @@ def test_make_crawl_with_workers(site, tmp_path):
     result = subprocess.run(
         ["make", "--no-print-directory", "-o", ".venv/bin/.installed", "crawl", f"URL={site.server.url}p0.html",
          "DEPTH=1", "WORKERS=2", f"STORE={store}", f"OUT={feed}", "SCRAPY_ARGS=-s IMGSCRAPER_PROGRESS=false"],
-        cwd=PROJECT_ROOT, env=environment(), capture_output=True, text=True, timeout=180,
+        cwd=PROJECT_ROOT, env=crawl_environment(), capture_output=True, text=True, timeout=180,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Started 1 local worker (pid " in result.stderr
@@ -313,7 +306,7 @@ def test_lead_killed_its_workers_and_redis_end_too(site, tmp_path):
     store = tmp_path / "store"
     dirs_before = private_redis_dirs()
     site.server.latency = 0.1
-    proc = subprocess.Popen(command(site, store, "IMGSCRAPER_WORKERS=3"), cwd=PROJECT_ROOT, env=environment(),
+    proc = subprocess.Popen(command(site, store, "IMGSCRAPER_WORKERS=3"), cwd=PROJECT_ROOT, env=crawl_environment(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 90
     children: list[int] = []
@@ -340,7 +333,7 @@ def test_runspider_crawls_with_one_worker_and_says_so(site, tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "scrapy", "runspider", "imgscraper/spiders/images.py", "-a", f"url={site.server.url}p0.html",
          "-a", "depth=1", "-s", f"IMAGES_STORE={store}", "-s", "IMGSCRAPER_WORKERS=2"],
-        cwd=PROJECT_ROOT, env=environment(), capture_output=True, text=True, timeout=120,
+        cwd=PROJECT_ROOT, env=crawl_environment(), capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     warnings = [line for line in result.stderr.splitlines() if "IMGSCRAPER_WORKERS=2" in line]
@@ -358,7 +351,7 @@ def test_no_local_worker_without_pages_to_share(site, tmp_path, args, why):
     page alone, nor for one that never starts (a bad argument: its one ERROR line, not one per worker)."""
     cmd = command(site, tmp_path / "store", "IMGSCRAPER_WORKERS=3")
     cmd[cmd.index("depth=1")] = args[1]
-    result = subprocess.run(cmd, cwd=PROJECT_ROOT, env=environment(), capture_output=True, text=True, timeout=120)
+    result = subprocess.run(cmd, cwd=PROJECT_ROOT, env=crawl_environment(), capture_output=True, text=True, timeout=120)
     assert "local worker" not in result.stderr, why
     assert len([line for line in result.stderr.splitlines() if " ERROR: " in line]) == (args[1] == "depth=-1"), why
     assert result.returncode == (args[1] == "depth=-1"), result.stderr[-3000:]
@@ -433,10 +426,10 @@ def test_workers_use_the_redis_they_are_given(site, tmp_path, redis_client):
     site.server.latency = 0.15
     result = subprocess.run(command(site, store, "IMGSCRAPER_WORKERS=2", f"IMGSCRAPER_REDIS_URL={url}",
                                     "IMGSCRAPER_CRAWL_ID=given-redis") + ["-O", str(feed)],
-                            cwd=PROJECT_ROOT, env=environment(), capture_output=True, text=True, timeout=180)
+                            cwd=PROJECT_ROOT, env=crawl_environment(), capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Private Redis" not in result.stderr and "Started 1 local worker" in result.stderr
     assert redis_client.exists("imgscraper:given-redis:finished")
-    assert int(_HANDED_OVER.search(result.stderr)[1]) > 0
+    assert parse_stats(result.stderr)["imgscraper/workers/items"] > 0
     items = [json.loads(line) for line in feed.read_text().splitlines()]
     assert sorted(item["url"].removeprefix(site.server.url.rstrip("/")) for item in items) == sorted(site.images)

@@ -7,7 +7,6 @@ connections, never answers).
 
 from __future__ import annotations
 
-import re
 import threading
 from collections import Counter
 from dataclasses import dataclass
@@ -22,11 +21,6 @@ from tests.support.httpserver import HTTPTestServer, RequestHandler
 TIMEOUT = 2
 GOOD_IMAGES = 10
 DEAD_IMAGES = 40
-
-
-def stat(result, name: str) -> float | None:
-    found = re.search(rf"'{re.escape(name)}': ([\d.]+)", result.stderr)
-    return float(found.group(1)) if found else None
 
 
 @pytest.fixture
@@ -62,13 +56,13 @@ def test_dead_host_costs_one_timeout_and_spares_the_others(dead_host_site, run_c
     # The few whose last try timed out before the host went down fail as timeouts.
     assert dead[("failed", "host-unreachable")] >= DEAD_IMAGES - 8, dead
     assert dead[("failed", "host-unreachable")] + dead[("failed", "timeout")] == DEAD_IMAGES, dead
-    assert stat(result, "imgscraper/images/failed/host-unreachable") == dead[("failed", "host-unreachable")]
-    assert stat(result, "imgscraper/hosts/down") == 1
+    assert result.stats.get("imgscraper/images/failed/host-unreachable") == dead[("failed", "host-unreachable")]
+    assert result.stats.get("imgscraper/hosts/down") == 1
     # robots.txt and its 2 retries, then at most two rounds of CONCURRENT_REQUESTS_PER_DOMAIN (8): the
     # downloader starts the next requests as the first ones fail, before the host counts as down.
     assert hole.accepted <= 3 + 2 * 8, hole.accepted
     # Two timeouts plus the retries of the first requests; every image its timeout would be 20.
-    assert stat(result, "elapsed_time_seconds") < 4 * TIMEOUT + 2, result.tail()
+    assert result.stats.get("elapsed_time_seconds") < 4 * TIMEOUT + 2, result.tail()
     messages = [line.partition(" WARNING: ")[2] for line in result.stderr.splitlines()
                 if " WARNING: " in line and hole.netloc in line and "robots.txt" not in line]
     timeouts, unreachable = dead[("failed", "timeout")], dead[("failed", "host-unreachable")]
@@ -164,8 +158,8 @@ def test_host_back_after_the_cooldown_has_its_images_stored(tmp_path, run_crawl)
         assert item["status"] == "downloaded", item
         assert (crawl.result.store / item["path"]).read_bytes() == body
     assert sorted(r.path for r in crawl.cdn_requests) == sorted(IMAGES_BACK)
-    assert stat(crawl.result, "imgscraper/hosts/probes") == 1
-    assert stat(crawl.result, "imgscraper/hosts/back") == 1
+    assert crawl.result.stats.get("imgscraper/hosts/probes") == 1
+    assert crawl.result.stats.get("imgscraper/hosts/back") == 1
     netloc = crawl.base.removeprefix("http://")
     assert f"Host {netloc} answers again: its requests are sent again" in crawl.result.stderr
 
@@ -177,5 +171,5 @@ def test_host_still_dead_after_the_cooldown_costs_one_probe(tmp_path, run_crawl)
     items = crawl.result.by_url()
     assert {items[f"{crawl.base}{path}"]["reason"] for path in IMAGES_BACK} == {"host-unreachable"}
     assert crawl.accepted - crawl.accepted_before_page2 == 1
-    assert stat(crawl.result, "imgscraper/hosts/probes") == 1
-    assert stat(crawl.result, "imgscraper/hosts/back") is None
+    assert crawl.result.stats.get("imgscraper/hosts/probes") == 1
+    assert crawl.result.stats.get("imgscraper/hosts/back") is None

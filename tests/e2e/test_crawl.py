@@ -1,5 +1,5 @@
 """End-to-end tests: run ``scrapy crawl images`` as a subprocess against the
-generated site (:mod:`sitegen`) served by a real HTTP server.
+generated site (:mod:`tests.support.sitegen`) served by a real HTTP server.
 
 Contract under test (see the spider's and pipeline's docs):
 
@@ -41,17 +41,6 @@ STORE_NAME = re.compile(r"^full/(?P<uuid>[0-9a-fA-F-]{36})\.(?P<ext>jpg|png|gif|
 
 def sha_file(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def crawl(srv, run_crawl, *args, **kwargs):
-    """Run a crawl; attach the requests both servers saw during it."""
-    srv.clear_logs()
-    result = run_crawl(list(args), **kwargs)
-    srv.server.log.wait_idle()
-    if srv.other is not None:
-        srv.other.log.wait_idle()
-    result.requests = srv.all_requests()
-    return result
 
 
 def requests_for(srv, result, url):
@@ -160,7 +149,7 @@ def site(srv):
 @pytest.fixture(scope="module")
 def full(srv, run_crawl):
     """Default crawl, depth 2."""
-    return crawl(srv, run_crawl, "-a", f"url={srv.url}", "-a", "depth=2")
+    return run_crawl(["-a", f"url={srv.url}", "-a", "depth=2"], servers=srv.servers)
 
 
 @pytest.fixture(scope="module")
@@ -170,23 +159,23 @@ def second(srv, run_crawl, full, tmp_path_factory):
     store = out / "store"
     if full.store.exists():
         shutil.copytree(full.store, store)
-    return crawl(srv, run_crawl, "-a", f"url={srv.url}", "-a", "depth=2", store=store, out_dir=out)
+    return run_crawl(["-a", f"url={srv.url}", "-a", "depth=2"], store=store, out_dir=out, servers=srv.servers)
 
 
 @pytest.fixture(scope="module", params=[0, 1, 3], ids=lambda d: f"depth{d}")
 def limited(request, srv, run_crawl):
     depth = request.param
-    return depth, crawl(srv, run_crawl, "-a", f"url={srv.url}", "-a", f"depth={depth}")
+    return depth, run_crawl(["-a", f"url={srv.url}", "-a", f"depth={depth}"], servers=srv.servers)
 
 
 @pytest.fixture(scope="module")
 def srcset_all(srv, run_crawl):
-    return crawl(srv, run_crawl, "-a", f"url={srv.url}", "-a", "depth=2", "-s", "IMGSCRAPER_SRCSET=all")
+    return run_crawl(["-a", f"url={srv.url}", "-a", "depth=2", "-s", "IMGSCRAPER_SRCSET=all"], servers=srv.servers)
 
 
 @pytest.fixture(scope="module")
 def listed(srv, run_crawl):
-    return crawl(srv, run_crawl, "-a", f"url={srv.url}", "-a", "depth=2", "-a", "download=no")
+    return run_crawl(["-a", f"url={srv.url}", "-a", "depth=2", "-a", "download=no"], servers=srv.servers)
 
 
 # ---------------------------------------------------------------------------
@@ -433,7 +422,7 @@ def test_an_image_as_start_url_is_stored(srv, site, run_crawl):
     photo = f"{srv.url}img/photo.jpg"
     body = (srv.server.root / "img" / "photo.jpg").read_bytes()
     srv.server.add_handler("/photo", lambda h: h.send_body(body, content_type="image/jpeg") or True)
-    result = crawl(srv, run_crawl, "-a", f"url={photo},{srv.url}photo")
+    result = run_crawl(["-a", f"url={photo},{srv.url}photo"], servers=srv.servers)
     assert_ok(result)
     items = result.by_url()
     assert set(items) == {photo, f"{srv.url}photo"}, items
@@ -570,14 +559,14 @@ def assert_clean_failure(result, keywords: tuple[str, ...]):
 )
 def test_bad_arguments(srv, run_crawl, args, keywords):
     args = [a.format(url=srv.url) for a in args]
-    result = crawl(srv, run_crawl, *args)
+    result = run_crawl(list(args), servers=srv.servers)
     assert_clean_failure(result, keywords)
     assert not requests_for(srv, result, srv.url), "start page fetched despite bad arguments"
 
 
 def test_start_url_typed_without_a_scheme(srv, run_crawl, site):
     """``-a url=127.0.0.1:PORT/`` crawls http://127.0.0.1:PORT/ (an address: http, as a browser tries it)."""
-    result = crawl(srv, run_crawl, "-a", f"url={srv.url.removeprefix('http://')}")
+    result = run_crawl(["-a", f"url={srv.url.removeprefix('http://')}"], servers=srv.servers)
     assert_ok(result)
     assert f"Start URL '{srv.url.removeprefix('http://')}' has no scheme: crawling {srv.url}" in result.stderr
     assert len(requests_for(srv, result, srv.url)) == 1
@@ -586,13 +575,13 @@ def test_start_url_typed_without_a_scheme(srv, run_crawl, site):
 
 def test_start_page_404(srv, run_crawl):
     url = srv.url + "no-such-page.html"
-    result = crawl(srv, run_crawl, "-a", f"url={url}")
+    result = run_crawl(["-a", f"url={url}"], servers=srv.servers)
     assert_clean_failure(result, ("no-such-page.html", "404"))
 
 
 def test_start_page_unreachable(srv, run_crawl, site):
     url = site.unreachable_url.rsplit("/", 1)[0] + "/"
-    result = crawl(srv, run_crawl, "-a", f"url={url}")
+    result = run_crawl(["-a", f"url={url}"], servers=srv.servers)
     assert_clean_failure(result, (url.rstrip("/"), "refused", "connect"))
 
 
@@ -647,7 +636,7 @@ def test_links_to_files_are_not_downloaded_as_pages(tmp_path, run_crawl):
         (download,) = server.log.requests(path="/download")
         server.log.wait_idle()
         assert download.bytes_sent < total / 4, download.bytes_sent
-    assert "'imgscraper/pages_not_html': 3" in result.stderr
+    assert result.stats.get("imgscraper/pages_not_html") == 3
 
 
 def test_links_to_image_file_names_that_are_pages_are_skipped(tmp_path, run_crawl):
@@ -689,7 +678,7 @@ def test_links_to_image_file_names_that_are_pages_are_skipped(tmp_path, run_craw
         }
         assert sorted(p.read_bytes() for p in (store / "full").iterdir()) == sorted([thumb, full])
         assert items["full/A.png"]["checksum"] == sha256(full)
-        assert "'imgscraper/images/skipped/link-to-page': 2" in result.stderr
+        assert result.stats.get("imgscraper/images/skipped/link-to-page") == 2
         assert "WARNING: Image failed (not-an-image): " + server.url + "broken.jpg" in result.stderr
         assert "File:A.jpg" not in "".join(line for line in result.stderr.splitlines() if "WARNING" in line)
 

@@ -37,20 +37,8 @@ def crawl(fault_site, run_crawl, tmp_path_factory):
     fault_site.reset()
     out = tmp_path_factory.mktemp("fault-crawl")
     # A line for every failure (IMGSCRAPER_FAILURE_LINES=0): the tests below find each fault's line.
-    result = run_crawl(["-a", f"url={fault_site.url}", "-a", "depth=1", *settings_args(IMGSCRAPER_FAILURE_LINES="0")],
-                       out_dir=out)
-    fault_site.server.log.wait_idle()
-    result.requests = fault_site.server.log.snapshot()
-    result.stats = parse_stats(result.stderr)
-    return result
-
-
-def parse_stats(stderr: str) -> dict:
-    """The stats dump at the end of the log (numbers and strings only)."""
-    stats = {}
-    for key, value in re.findall(r"'([^']+)': ('[^']*'|\d+)", stderr.split("Dumping Scrapy stats:")[-1]):
-        stats[key] = value.strip("'") if value.startswith("'") else int(value)
-    return stats
+    return run_crawl(["-a", f"url={fault_site.url}", "-a", "depth=1", *settings_args(IMGSCRAPER_FAILURE_LINES="0")],
+                     out_dir=out, servers=[fault_site.server])
 
 
 def fault_by_name(site: FaultSite, name: str):
@@ -199,9 +187,10 @@ def calendar_pages(requests) -> list[str]:
 
 def test_link_trap_bounded_by_depth(fault_site, run_crawl):
     fault_site.reset()
-    result = run_crawl(["-a", f"url={fault_site.url}cal/0.html", "-a", "depth=3", *settings_args()])
+    result = run_crawl(["-a", f"url={fault_site.url}cal/0.html", "-a", "depth=3", *settings_args()],
+                       servers=[fault_site.server])
     assert result.returncode == 0, result.tail()
-    pages = calendar_pages(fault_site.server.log.snapshot())
+    pages = calendar_pages(result.requests)
     # 0 -> 1, 1000 -> 2, 1001, 2000 -> 3, 1002, 2001, 3000: 10 pages at depth <= 3.
     assert len(pages) == len(set(pages)) == 10, pages
     assert len([i for i in result.items if i["status"] == "downloaded"]) == 10
@@ -210,10 +199,9 @@ def test_link_trap_bounded_by_depth(fault_site, run_crawl):
 def test_link_trap_bounded_by_page_budget(fault_site, run_crawl):
     fault_site.reset()
     result = run_crawl(["-a", f"url={fault_site.url}cal/0.html", "-a", "depth=1000",
-                        *settings_args(IMGSCRAPER_MAX_PAGES="7")])
+                        *settings_args(IMGSCRAPER_MAX_PAGES="7")], servers=[fault_site.server])
     assert result.returncode == 0, result.tail()
-    fault_site.server.log.wait_idle()
-    pages = calendar_pages(fault_site.server.log.snapshot())
+    pages = calendar_pages(result.requests)
     assert len(pages) == len(set(pages)) == 7, pages
     assert len([i for i in result.items if i["status"] == "downloaded"]) == 7
     assert len(result.stored_files()) == 7
@@ -239,9 +227,8 @@ def test_idn_host_requested_as_punycode(tmp_path, run_crawl):
         proxy.add_handler("/x.png", lambda h: h.send_body(other, content_type="image/png") or True)
         proxy.add_handler("/robots.txt", lambda h: h.send_body("", content_type="text/plain") or True)
         result = run_crawl(["-a", "url=http://b\u00fccher.example/index.html", *settings_args()],
-                           env={"http_proxy": proxy.url})
-        proxy.log.wait_idle()
-        seen = {(r.header("Host"), r.path) for r in proxy.log}
+                           env={"http_proxy": proxy.url}, servers=[proxy])
+    seen = {(r.header("Host"), r.path) for r in result.requests}
     assert result.returncode == 0, result.tail()
     assert ("xn--bcher-kva.example", "http://xn--bcher-kva.example/index.html") in seen, seen
     assert ("xn--bcher-kva.example", "http://xn--bcher-kva.example/b%C3%BCcher.png") in seen, seen

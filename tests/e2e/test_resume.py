@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from imgscraper.extensions.journal import PageJournal
-from tests.support.crawl import PROJECT_ROOT
+from tests.support.crawl import PROJECT_ROOT, crawl_command, crawl_environment
 from tests.support.faultsite import make_png
 from tests.support.httpserver import HTTPTestServer
 
@@ -62,15 +62,12 @@ class Job:
         self.site = site
         self.store = tmp_path / "store"
         self.items = tmp_path / "items.jsonl"
-        self.cmd = [
-            sys.executable, "-m", "scrapy", "crawl", "images", "-a", f"url={site.server.url}p0.html", "-a", "depth=10",
-            "-s", f"IMAGES_STORE={self.store}", "-s", f"JOBDIR={tmp_path / 'job'}", "-s", "CONCURRENT_REQUESTS=4",
-            "-s", "LOG_LEVEL=INFO", "-O", str(self.items),
-        ]
+        self.cmd = crawl_command(["-a", f"url={site.server.url}p0.html", "-a", "depth=10",
+                                  "-s", f"JOBDIR={tmp_path / 'job'}", "-s", "CONCURRENT_REQUESTS=4"],
+                                 store=self.store, items=self.items)
 
     def start(self) -> subprocess.Popen:
-        env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
-        return subprocess.Popen(self.cmd, cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL,
+        return subprocess.Popen(self.cmd, cwd=PROJECT_ROOT, env=crawl_environment(), stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE, text=True)
 
     def run(self) -> subprocess.CompletedProcess:

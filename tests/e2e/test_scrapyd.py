@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.support.crawl import PROJECT_ROOT
+from tests.support.crawl import PROJECT_ROOT, parse_stats
 from tests.support.httpserver import HTTPTestServer
 from tests.support.scrapyd import Scrapyd, make
 from tests.support.servers import free_port
@@ -119,7 +119,7 @@ def test_scheduled_job_stores_images_and_items(scrapyd, job, site_server_module)
     site = site_server_module.site
     items_file = scrapyd.home / "items" / "imgscraper" / "images" / f"{finished['id']}.jl"
     log = (scrapyd.home / "logs" / "imgscraper" / "images" / f"{finished['id']}.log").read_text()
-    assert "'finish_reason': 'finished'" in log, log[-3000:]
+    assert parse_stats(log).get("finish_reason") == "finished", log[-3000:]
     assert finished["items_url"].endswith(f"{finished['id']}.jl")
     items = [json.loads(line) for line in items_file.read_text().splitlines()]
     by_url = {i["url"]: i for i in items}
@@ -152,9 +152,9 @@ def test_scheduled_job_with_local_workers(scrapyd, deployed, site_server_module,
     finally:
         site_server_module.server.latency = 0.0
     log = (scrapyd.home / "logs" / "imgscraper" / "images" / f"{finished['id']}.log").read_text()
-    assert "'finish_reason': 'finished'" in log and "Traceback" not in log, log[-3000:]
-    handed = re.search(r"'imgscraper/workers/items': (\d+)", log)
-    assert handed and int(handed[1]) > 0, log[-3000:]
+    stats = parse_stats(log)
+    assert stats.get("finish_reason") == "finished" and "Traceback" not in log, log[-3000:]
+    assert stats.get("imgscraper/workers/items", 0) > 0, log[-3000:]
     stored = {hashlib.sha256(p.read_bytes()).hexdigest() for p in (store / "full").iterdir()}
     assert stored == set(site_server_module.site.stored_at(1).values())
     items = (scrapyd.home / "items" / "imgscraper" / "images" / f"{finished['id']}.jl").read_text().splitlines()

@@ -22,7 +22,6 @@ import hashlib
 import hmac
 import io
 from dataclasses import dataclass, field
-from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
 import pytest
@@ -80,6 +79,12 @@ class Site:
     @property
     def base(self) -> str:
         return self.server.url.rstrip("/")
+
+    @property
+    def crawl_args(self) -> list[str]:
+        """The crawl of the site: from its start page, depth 1, host names answered by the resolver stub."""
+        return ["-a", f"url={self.base}{START}", "-a", "depth=1",
+                "-s", "TWISTED_DNS_RESOLVER=tests.support.resolver_stub.LoopbackTestResolver"]
 
     def add(self, url: str, content_type: str, body: bytes | str) -> None:
         body = body.encode("utf-8") if isinstance(body, str) else body
@@ -148,16 +153,6 @@ def site(tmp_path_factory):
     server.stop()
 
 
-def crawl(site: Site, run_crawl, *args: str, store: Path | None = None):
-    site.server.log.clear()
-    result = run_crawl(
-        ["-a", f"url={site.base}{START}", "-a", "depth=1",
-         "-s", "TWISTED_DNS_RESOLVER=tests.support.resolver_stub.LoopbackTestResolver", *args],
-        store=store,
-    )
-    site.server.log.wait_idle()
-    return result
-
 
 def assert_verbatim(site: Site, result, *, expected: set[str] | None = None) -> None:
     """Every request the server saw was one it expects, and each expected one came."""
@@ -179,7 +174,7 @@ def assert_images_stored(site: Site, result) -> None:
 
 @pytest.fixture(scope="module")
 def plain(site, run_crawl, tmp_path_factory):
-    return crawl(site, run_crawl, store=tmp_path_factory.mktemp("plain") / "store")
+    return run_crawl(site.crawl_args, store=tmp_path_factory.mktemp("plain") / "store", servers=[site.server])
 
 
 def test_every_request_goes_out_as_the_page_wrote_it(site, plain):
@@ -199,7 +194,7 @@ def test_the_internationalised_host_goes_out_as_punycode(site, plain):
 
 
 def test_revalidation_repeats_each_request_as_written(site, plain, run_crawl):
-    again = crawl(site, run_crawl, "-s", "IMGSCRAPER_EXPIRES=0s", store=plain.store)
+    again = run_crawl([*site.crawl_args, "-s", "IMGSCRAPER_EXPIRES=0s"], store=plain.store, servers=[site.server])
     assert_verbatim(site, again)
     conditional = [r for r in site.server.log if r.header("If-None-Match")]
     assert {r.path for r in conditional} >= {wire(url) for url in site.images} - {wire(site.base + REDIRECT)}
@@ -207,13 +202,13 @@ def test_revalidation_repeats_each_request_as_written(site, plain, run_crawl):
 
 
 def test_a_shared_crawl_sends_every_request_as_written(site, run_crawl, redis_url, tmp_path):
-    result = crawl(site, run_crawl, "-s", f"IMGSCRAPER_REDIS_URL={redis_url}", "-s", "IMGSCRAPER_CRAWL_ID=verbatim",
-                   store=tmp_path / "store")
+    result = run_crawl([*site.crawl_args, "-s", f"IMGSCRAPER_REDIS_URL={redis_url}",
+                        "-s", "IMGSCRAPER_CRAWL_ID=verbatim"], store=tmp_path / "store", servers=[site.server])
     assert_verbatim(site, result)
     assert_images_stored(site, result)
 
 
 def test_a_rendered_crawl_sends_every_request_as_written(site, run_crawl, chromium, tmp_path):
-    result = crawl(site, run_crawl, "-a", "render=yes", store=tmp_path / "store")
+    result = run_crawl([*site.crawl_args, "-a", "render=yes"], store=tmp_path / "store", servers=[site.server])
     assert_verbatim(site, result)
     assert_images_stored(site, result)

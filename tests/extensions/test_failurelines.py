@@ -55,8 +55,8 @@ def test_first_three_failures_per_reason_and_host_then_one_line(site, run_crawl)
     failed = [item for item in result.items if item["status"] == "failed"]
     assert len(failed) == MISSING_IMAGES + OTHER_MISSING
     assert {item["reason"] for item in failed} == {"http-404"}
-    assert f"'imgscraper/images/failed/http-404': {MISSING_IMAGES + OTHER_MISSING}," in result.stderr
-    assert f"'imgscraper/pages_failed/http-404': {MISSING_PAGES}," in result.stderr
+    assert result.stats.get("imgscraper/images/failed/http-404") == MISSING_IMAGES + OTHER_MISSING
+    assert result.stats.get("imgscraper/pages_failed/http-404") == MISSING_PAGES
 
 
 def test_a_line_per_failure_when_off(site, run_crawl):

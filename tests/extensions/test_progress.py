@@ -7,12 +7,11 @@ import os
 import re
 import select
 import subprocess
-import sys
 import time
 
 import pytest
 
-from tests.support.crawl import PROJECT_ROOT
+from tests.support.crawl import PROJECT_ROOT, crawl_command, crawl_environment, parse_stats
 from tests.support.sitegen import serve_site
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -62,10 +61,9 @@ def run_in_pty(args: list[str], timeout: float = 60) -> tuple[int, str]:
     """Run ``scrapy crawl images *args`` with stdin/stdout/stderr on a pseudo-terminal."""
     master, slave = os.openpty()
     os.set_blocking(master, False)
-    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
-    env.update(COLUMNS="160", LINES="40", TERM="xterm-256color")
+    env = crawl_environment({"COLUMNS": "160", "LINES": "40", "TERM": "xterm-256color"})
     proc = subprocess.Popen(
-        [sys.executable, "-m", "scrapy", "crawl", "images", *args],
+        crawl_command(args, log_level=None),
         cwd=PROJECT_ROOT, stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True,
     )
     os.close(slave)
@@ -122,7 +120,7 @@ def test_terminal_display_refreshes_twice_a_second(terminal):
     _, output = terminal
     text = ANSI.sub("", output)
     frames = len(re.findall(r"elapsed \d+:\d\d", text))
-    duration = float(re.search(r"'imgscraper/duration_seconds': ([0-9.]+)", text).group(1))
+    duration = parse_stats(text)["imgscraper/duration_seconds"]
     assert duration > 1.5, "crawl too short to measure the refresh rate"
     assert frames >= 2 * (duration - 1), f"{frames} frames in {duration:.1f} s"
 
@@ -150,7 +148,7 @@ def test_no_display_without_a_terminal_but_a_stats_line(slow_site, run_crawl, tm
     assert messages, "no progress line"
     for message in messages:
         assert PROGRESS_LINE.match(message), message
-    duration = float(re.search(r"'imgscraper/duration_seconds': ([0-9.]+)", result.stderr).group(1))
+    duration = result.stats["imgscraper/duration_seconds"]
     assert duration / 0.3 * 0.5 <= len(messages) <= duration / 0.3 + 1, f"{len(messages)} lines in {duration} s"
     stored = [int(PROGRESS_LINE.match(m)["stored"]) for m in messages]
     assert stored == sorted(stored) and stored[-1] <= sum(1 for i in result.items if i["status"] == "downloaded")

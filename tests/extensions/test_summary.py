@@ -46,11 +46,6 @@ def crawl(srv, run_crawl):
     return run_crawl(["-a", f"url={srv.url}", "-a", "depth=2"])
 
 
-def stat(result, name):
-    match = re.search(rf"'{re.escape(name)}': ([0-9.]+)", result.stderr)
-    return float(match.group(1)) if match else None
-
-
 def test_summary_matches_items_and_store(crawl):
     assert crawl.returncode == 0, crawl.tail()
     reason, rows, reasons = parse_summary(crawl.stderr)
@@ -71,13 +66,13 @@ def test_summary_matches_items_and_store(crawl):
 
 def test_summary_numbers_are_in_stats(crawl):
     _, rows, _ = parse_summary(crawl.stderr)
-    duration = stat(crawl, "imgscraper/duration_seconds")
-    rate = stat(crawl, "imgscraper/images_per_second")
+    duration = crawl.stats.get("imgscraper/duration_seconds")
+    rate = crawl.stats.get("imgscraper/images_per_second")
     assert duration is not None and 0 < duration < crawl.duration
     assert rows["duration"] == f"{duration:.1f} s"
     done = sum(1 for i in crawl.items if i["status"] != "listed")
     assert rate == pytest.approx(done / duration, rel=0.01)
-    assert stat(crawl, "imgscraper/images/found") == len(crawl.items)
+    assert crawl.stats.get("imgscraper/images/found") == len(crawl.items)
 
 
 def test_summary_after_uptodate_rerun(srv, run_crawl, crawl, tmp_path):

@@ -18,18 +18,13 @@ def srv(site_server_module):
     return site_server_module
 
 
-def crawl(srv, run_crawl, *settings: str):
-    result = run_crawl(["-a", f"url={srv.url}", "-a", "depth=0", *(a for s in settings for a in ("-s", s))])
-    assert result.returncode == 0, result.tail()
-    return result
-
-
 def stored(result) -> dict[str, dict]:
     return {i["url"]: i for i in result.items if i["status"] == "downloaded"}
 
 
 def test_random_file_names_are_uuid4_minted_once_per_image(srv, run_crawl):
-    result = crawl(srv, run_crawl, "IMGSCRAPER_FILE_NAMES=random")
+    result = run_crawl(["-a", f"url={srv.url}", "-a", "depth=0", "-s", "IMGSCRAPER_FILE_NAMES=random"])
+    assert result.returncode == 0, result.tail()
     items = stored(result)
     assert set(items) == set(srv.site.stored_at(0))
     for item in items.values():
@@ -41,14 +36,16 @@ def test_random_file_names_are_uuid4_minted_once_per_image(srv, run_crawl):
 
 
 def test_stable_names_derive_from_the_bytes(srv, run_crawl):
-    result = crawl(srv, run_crawl)
+    result = run_crawl(["-a", f"url={srv.url}", "-a", "depth=0"])
+    assert result.returncode == 0, result.tail()
     for item in stored(result).values():
         expected = uuid.uuid5(uuid.UUID("6f1c8a52-3a57-4d5e-9a43-8e2f0b4d7c11"), item["checksum"])
         assert Path(item["path"]).stem == str(expected)
 
 
 def test_convert_to_jpeg_reencodes_non_jpegs_with_transparency_on_white(srv, run_crawl):
-    result = crawl(srv, run_crawl, "IMGSCRAPER_CONVERT_TO_JPEG=True")
+    result = run_crawl(["-a", f"url={srv.url}", "-a", "depth=0", "-s", "IMGSCRAPER_CONVERT_TO_JPEG=True"])
+    assert result.returncode == 0, result.tail()
     items = stored(result)
     assert items and {Path(i["path"]).suffix for i in items.values()} <= {".jpg", ".svg"}
     rgba = [u for u, i in items.items() if srv.site.images[u].mode == "RGBA" and srv.site.images[u].format == "PNG"]
@@ -62,7 +59,8 @@ def test_convert_to_jpeg_reencodes_non_jpegs_with_transparency_on_white(srv, run
 
 
 def test_thumbs_given_on_the_command_line_as_json(srv, run_crawl):
-    result = crawl(srv, run_crawl, 'IMAGES_THUMBS={"small": [32, 32]}')
+    result = run_crawl(["-a", f"url={srv.url}", "-a", "depth=0", "-s", 'IMAGES_THUMBS={"small": [32, 32]}'])
+    assert result.returncode == 0, result.tail()
     items = stored(result)
     raster = [i for i in items.values() if i["format"] != "SVG"]
     thumbs = sorted((result.store / "thumbs" / "small").iterdir())
@@ -74,7 +72,8 @@ def test_thumbs_given_on_the_command_line_as_json(srv, run_crawl):
 
 
 def test_min_width_skips_small_images_from_the_header_without_traceback(srv, run_crawl):
-    result = crawl(srv, run_crawl, "IMAGES_MIN_WIDTH=100")
+    result = run_crawl(["-a", f"url={srv.url}", "-a", "depth=0", "-s", "IMAGES_MIN_WIDTH=100"])
+    assert result.returncode == 0, result.tail()
     too_small = [i for i in result.items if i["reason"] == "too-small"]
     assert too_small and all(i["status"] == "skipped" and i["path"] == "" for i in too_small)
     small_urls = {u for u, i in srv.site.images.items() if i.width is not None and i.width < 100}
@@ -84,7 +83,8 @@ def test_min_width_skips_small_images_from_the_header_without_traceback(srv, run
 
 
 def test_tracking_pixels_kept_when_the_setting_is_off(srv, run_crawl):
-    result = crawl(srv, run_crawl, "IMGSCRAPER_SKIP_TRACKING_PIXELS=False")
+    result = run_crawl(["-a", f"url={srv.url}", "-a", "depth=0", "-s", "IMGSCRAPER_SKIP_TRACKING_PIXELS=False"])
+    assert result.returncode == 0, result.tail()
     pixels = [i for i in result.items if (i["width"], i["height"]) == (1, 1)]
     assert pixels and all(i["status"] == "downloaded" for i in pixels)
     assert all((result.store / i["path"]).is_file() for i in pixels)

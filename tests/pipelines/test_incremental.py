@@ -87,17 +87,15 @@ class Site:
         return self.server.url + ref
 
     def crawl(self, *settings: str) -> Crawl:
-        self.server.log.clear()
         args = ["-a", f"url={self.server.url}"] + [a for s in settings for a in ("-s", s)]
-        result = self.run_crawl(args, store=self.store)
-        self.server.log.wait_idle()
+        result = self.run_crawl(args, store=self.store, servers=[self.server])
         assert result.returncode == 0, result.tail()
         assert "Traceback" not in result.stderr, result.tail()
         files = {
             p.relative_to(self.store).as_posix(): (sha(p.read_bytes()), p.stat().st_mtime_ns)
             for p in result.stored_files()
         }
-        return Crawl(result, self.server.log.snapshot(), files)
+        return Crawl(result, result.requests, files)
 
 
 @pytest.fixture(scope="module")
@@ -224,7 +222,7 @@ def test_damaged_record_is_rebuilt_from_its_snapshot(site, expired, damaged):
     assert damaged.image_requests() == {}
     assert {i["status"] for i in damaged.items.values()} == {"uptodate"}
     assert damaged.files == expired.files
-    assert "'imgscraper/record_rebuilt': 'backup'" in damaged.result.stderr
+    assert damaged.result.stats.get("imgscraper/record_rebuilt") == "backup"
     warnings = [line for line in damaged.result.stderr.splitlines() if "WARNING" in line and "record" in line]
     assert len(warnings) == 1 and "damaged" in warnings[0], warnings
     assert list((site.store / ".imgscraper").glob("records.sqlite3.damaged-*"))
@@ -237,7 +235,7 @@ def test_lost_record_is_rebuilt_without_storing_anything_twice(site, damaged, lo
     assert lost.files == damaged.files, "files were stored again or rewritten"
     for url, item in lost.items.items():
         assert item["path"] == damaged.items[url]["path"]
-    assert "'imgscraper/record_rebuilt': 'empty'" in lost.result.stderr
+    assert lost.result.stats.get("imgscraper/record_rebuilt") == "empty"
     # The record is whole again: the next crawl requests nothing.
     assert rebuilt.image_requests() == {}
     assert {i["status"] for i in rebuilt.items.values()} == {"uptodate"}

@@ -54,27 +54,19 @@ def images_in(objects: dict[str, bytes]) -> dict[str, bytes]:
     return {key: data for key, data in objects.items() if not key.startswith(".imgscraper/")}
 
 
-def s3_crawl(srv, run_crawl, endpoint, *extra):
-    srv.clear_logs()
-    result = run_crawl(
-        ["-a", f"url={srv.url}", "-a", "depth=2", "-s", f"AWS_ENDPOINT_URL={endpoint}", *extra],
-        store=STORE, env=S3_ENV,
-    )
-    srv.server.log.wait_idle()
-    result.requests = srv.all_requests()
-    assert result.returncode == 0, result.tail()
-    return result
-
-
 @pytest.fixture(scope="module")
 def crawls(s3, site_server_module, run_crawl):
     endpoint, client = s3
     srv = site_server_module
-    first = s3_crawl(srv, run_crawl, endpoint)
+    args = ["-a", f"url={srv.url}", "-a", "depth=2", "-s", f"AWS_ENDPOINT_URL={endpoint}"]
+    first = run_crawl(args, store=STORE, env=S3_ENV, servers=srv.servers)
+    assert first.returncode == 0, first.tail()
     objects_after_first = images_in(bucket_objects(client, f"{PREFIX}/"))
-    second = s3_crawl(srv, run_crawl, endpoint)
+    second = run_crawl(args, store=STORE, env=S3_ENV, servers=srv.servers)
+    assert second.returncode == 0, second.tail()
     objects_after_second = images_in(bucket_objects(client, f"{PREFIX}/"))
-    expired = s3_crawl(srv, run_crawl, endpoint, "-s", "IMAGES_EXPIRES=0")
+    expired = run_crawl([*args, "-s", "IMAGES_EXPIRES=0"], store=STORE, env=S3_ENV, servers=srv.servers)
+    assert expired.returncode == 0, expired.tail()
     return first, objects_after_first, second, objects_after_second, expired
 
 

@@ -59,11 +59,6 @@ def site(tmp_path):
         yield StoreFaultSite(server)
 
 
-def crawl_page(run_crawl, site, page, store, out, *extra):
-    return run_crawl(["-a", f"url={site.server.url}{page}", "-s", "CONCURRENT_REQUESTS=2", *extra],
-                     store=store, out_dir=out)
-
-
 def check_store_intact(store, site, before: dict[str, str]) -> list[str]:
     """Problems: junk files, files that are not exactly a served image, earlier files changed."""
     problems = []
@@ -88,7 +83,7 @@ def snapshot(store) -> dict[str, str]:
 
 def assert_stopped_for(result, reason: str, item_reason: str):
     assert result.returncode == 1, result.tail()
-    assert f"'finish_reason': '{reason}'" in result.stderr, result.tail()
+    assert result.stats.get("finish_reason") == reason, result.tail()
     errors = [line for line in result.stderr.splitlines() if "ERROR" in line and "log_count" not in line]
     assert len(errors) == 1 and "Cannot write to IMAGES_STORE" in errors[0], errors
     assert "Traceback" not in result.stderr
@@ -97,16 +92,18 @@ def assert_stopped_for(result, reason: str, item_reason: str):
     for item in result.items:
         if item["status"] == "downloaded":
             assert (result.store / item["path"]).is_file(), item
-    assert f"imgscraper/images/failed/{item_reason}" in result.stderr
+    assert f"imgscraper/images/failed/{item_reason}" in result.stats
 
 
 def test_store_full_mid_crawl(site, tmp_path, run_crawl):
     with small_tmpfs(tmp_path / "store", "1m") as store:
-        first = crawl_page(run_crawl, site, "small.html", store, tmp_path / "out1")
+        first = run_crawl(["-a", f"url={site.server.url}small.html", "-s", "CONCURRENT_REQUESTS=2"],
+                          store=store, out_dir=tmp_path / "out1")
         assert first.returncode == 0, first.tail()
         before = snapshot(store)
         assert len(before) == 3
-        result = crawl_page(run_crawl, site, "big.html", store, tmp_path / "out2")
+        result = run_crawl(["-a", f"url={site.server.url}big.html", "-s", "CONCURRENT_REQUESTS=2"],
+                           store=store, out_dir=tmp_path / "out2")
         assert_stopped_for(result, "store_full", "store-full")
         assert check_store_intact(store, site, before) == []
         stored_big = len(list((store / "full").iterdir())) - 3
@@ -115,7 +112,8 @@ def test_store_full_mid_crawl(site, tmp_path, run_crawl):
 
 def test_store_turns_read_only_mid_crawl(site, tmp_path, run_crawl):
     store = tmp_path / "store"
-    first = crawl_page(run_crawl, site, "small.html", store, tmp_path / "out1")
+    first = run_crawl(["-a", f"url={site.server.url}small.html", "-s", "CONCURRENT_REQUESTS=2"],
+                      store=store, out_dir=tmp_path / "out1")
     assert first.returncode == 0, first.tail()
     before = snapshot(store)
     with read_only_switch(store / "full") as switch:
@@ -127,14 +125,16 @@ def test_store_turns_read_only_mid_crawl(site, tmp_path, run_crawl):
                 switch.make_read_only()
 
         site.on_big_request = switch_once_a_big_image_is_stored
-        result = crawl_page(run_crawl, site, "big.html", store, tmp_path / "out2")
+        result = run_crawl(["-a", f"url={site.server.url}big.html", "-s", "CONCURRENT_REQUESTS=2"],
+                           store=store, out_dir=tmp_path / "out2")
         assert switch.read_only
         assert_stopped_for(result, "store_unwritable", "store-unwritable")
         stored = {p.name: p.read_bytes() for p in (store / "full").glob("[!.]*.png")}
     # Writable again. A write cut short by the switch may have left a
     # temporary file it could not delete on a read-only store: the next
     # crawl removes it.
-    after = crawl_page(run_crawl, site, "small.html", store, tmp_path / "out3")
+    after = run_crawl(["-a", f"url={site.server.url}small.html", "-s", "CONCURRENT_REQUESTS=2"],
+                      store=store, out_dir=tmp_path / "out3")
     assert after.returncode == 0, after.tail()
     assert check_store_intact(store, site, before) == []
     assert {p.name: p.read_bytes() for p in (store / "full").glob("[!.]*.png")} == stored

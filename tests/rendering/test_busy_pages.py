@@ -18,7 +18,7 @@ import pytest
 
 from tests.support.busysite import BUSY_PAGES, CLICK_BATCHES, CLICK_PAGES, MORE_DELAY, generate_busy_site
 from tests.support.httpserver import HTTPTestServer
-from tests.rendering.test_renderer import STORE_NAME, assert_ok, crawl, image_names, stat
+from tests.rendering.test_renderer import STORE_NAME, assert_ok, image_names
 
 #: Seconds a busy page may take past its last new image: loading it in a
 #: browser on a loaded 2-core machine, scrolling, and IMGSCRAPER_RENDER_SETTLE_MS.
@@ -73,7 +73,7 @@ def page_seconds(site, result, page: str) -> float:
 @pytest.fixture(scope="module")
 def busy(busy_site, run_crawl, chromium):
     urls = ",".join(busy_site.url(page) for page in BUSY_PAGES)
-    return crawl(busy_site, run_crawl, "-a", f"url={urls}", "-a", "render=yes")
+    return run_crawl(["-a", f"url={urls}", "-a", "render=yes"], servers=[busy_site.server])
 
 
 def test_busy_pages_store_every_image_they_show(busy_site, busy):
@@ -90,8 +90,8 @@ def test_busy_page_is_done_soon_after_its_last_new_image(busy_site, busy, page):
 
 
 def test_busy_pages_do_not_wait_for_the_timeout(busy):
-    assert stat(busy, "imgscraper/render/timeout") is None
-    assert stat(busy, "imgscraper/render/pages") == len(BUSY_PAGES)
+    assert busy.stats.get("imgscraper/render/timeout") is None
+    assert busy.stats.get("imgscraper/render/pages") == len(BUSY_PAGES)
     assert "IMGSCRAPER_RENDER_TIMEOUT" not in busy.stderr
 
 
@@ -109,7 +109,7 @@ def test_busy_infinite_scroll_is_scrolled_to_the_end(busy, busy_site):
     for prefix in ("scroll", "observer"):
         batches = sorted(r.url_path for r in busy.requests if r.url_path.startswith(f"/data/{prefix}-"))
         assert batches == [f"/data/{prefix}-{n}.json" for n in (1, 2, 3)]
-    assert stat(busy, "imgscraper/render/scroll_limit") is None
+    assert busy.stats.get("imgscraper/render/scroll_limit") is None
 
 
 # --- clicking "load more" ---------------------------------------------------------------------
@@ -118,7 +118,7 @@ def test_busy_infinite_scroll_is_scrolled_to_the_end(busy, busy_site):
 @pytest.fixture(scope="module")
 def clicked(busy_site, run_crawl, chromium):
     urls = ",".join(busy_site.url(page) for page in CLICK_PAGES)
-    return crawl(busy_site, run_crawl, "-a", f"url={urls}", "-a", "render=yes", "-a", "click=button.more")
+    return run_crawl(["-a", f"url={urls}", "-a", "render=yes", "-a", "click=button.more"], servers=[busy_site.server])
 
 
 def test_click_stores_every_image_the_button_brings(busy_site, clicked):
@@ -134,10 +134,10 @@ def test_click_stops_when_the_button_is_disabled_gone_or_brings_nothing(clicked)
     # The button that stays is clicked once more, brings nothing, and is left alone.
     expected += [f"/more/stays-{n}.json" for n in range(1, CLICK_BATCHES + 2)]
     assert batches == sorted(expected)
-    assert stat(clicked, "imgscraper/render/clicks") == 3 * CLICK_BATCHES + 1
+    assert clicked.stats.get("imgscraper/render/clicks") == 3 * CLICK_BATCHES + 1
     for reason in ("disabled", "gone", "no-new-images"):
-        assert stat(clicked, f"imgscraper/render/clicks_ended/{reason}") == 1, reason
-    assert stat(clicked, "imgscraper/render/timeout") is None
+        assert clicked.stats.get(f"imgscraper/render/clicks_ended/{reason}") == 1, reason
+    assert clicked.stats.get("imgscraper/render/timeout") is None
 
 
 def test_click_waits_for_what_each_click_loads(clicked):
@@ -150,13 +150,13 @@ def test_click_waits_for_what_each_click_loads(clicked):
 
 
 def test_click_implies_render_and_max_clicks_setting(busy_site, run_crawl, chromium):
-    result = crawl(busy_site, run_crawl, "-a", f"url={busy_site.url('more-gone.html')}", "-a", "click=.more",
-                   "-s", "IMGSCRAPER_RENDER_MAX_CLICKS=1")
+    result = run_crawl(["-a", f"url={busy_site.url('more-gone.html')}", "-a", "click=.more",
+                        "-s", "IMGSCRAPER_RENDER_MAX_CLICKS=1"], servers=[busy_site.server])
     assert_ok(result)
     assert image_names(result) == {"gone-1-a.png", "gone-1-b.png"}
     assert [r.url_path for r in result.requests if r.url_path.startswith("/more/")] == ["/more/gone-1.json"]
-    assert stat(result, "imgscraper/render/clicks") == 1
-    assert stat(result, "imgscraper/render/clicks_ended/limit") == 1
+    assert result.stats.get("imgscraper/render/clicks") == 1
+    assert result.stats.get("imgscraper/render/clicks_ended/limit") == 1
 
 
 @pytest.mark.parametrize(("args", "words"), [
@@ -165,7 +165,7 @@ def test_click_implies_render_and_max_clicks_setting(busy_site, run_crawl, chrom
     (["-a", "click="], ("click", "not a CSS selector")),
 ])
 def test_bad_click_argument_is_one_error_line(busy_site, run_crawl, args, words):
-    result = crawl(busy_site, run_crawl, "-a", f"url={busy_site.url('more-gone.html')}", *args)
+    result = run_crawl(["-a", f"url={busy_site.url('more-gone.html')}", *args], servers=[busy_site.server])
     assert result.returncode == 1
     (line,) = result.error_lines()
     assert all(word in line for word in words), line
@@ -175,10 +175,11 @@ def test_bad_click_argument_is_one_error_line(busy_site, run_crawl, args, words)
 
 def test_click_the_browser_cannot_do_is_one_warning_line_per_page(busy_site, run_crawl, chromium):
     """A selector cssselect parses but the browser rejects: the page is still rendered and its images stored."""
-    result = crawl(busy_site, run_crawl, "-a", f"url={busy_site.url('stream.html')}", "-a", "click=button:no-such-state")
+    result = run_crawl(["-a", f"url={busy_site.url('stream.html')}", "-a", "click=button:no-such-state"],
+                       servers=[busy_site.server])
     assert_ok(result)
     assert "stream-0.png" in image_names(result)
     warnings = [line for line in result.stderr.splitlines() if "WARNING" in line and "cannot click" in line]
     assert len(warnings) == 1 and "button:no-such-state" in warnings[0] and "stream.html" in warnings[0], warnings
-    assert stat(result, "imgscraper/render/clicks_ended/failed") == 1
+    assert result.stats.get("imgscraper/render/clicks_ended/failed") == 1
     assert "Traceback" not in result.stderr

@@ -36,6 +36,8 @@ STORE_NAME = re.compile(r"^full/[0-9a-f-]{36}\.png$")
 ASYNCIO_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
 TWISTED_HANDLER = "scrapy.core.downloader.handlers.http11.HTTP11DownloadHandler"
 PLAYWRIGHT_HANDLER = "scrapy_playwright.handler.ScrapyPlaywrightDownloadHandler"
+#: Loads the probe that reports the crawl process's reactor, handlers, modules and child processes.
+PROBE_EXTENSION = 'EXTENSIONS={"tests.support.browser_probe.BrowserProbe": 0}'
 
 
 @pytest.fixture(scope="module")
@@ -51,18 +53,11 @@ def js_site(tmp_path_factory):
         server.stop()
 
 
-def crawl(site, run_crawl, *args, probe: Path | None = None, **kwargs):
-    """Run a crawl; attach what the server saw during it, and with ``probe``
-    (a file name) what :mod:`tests.support.browser_probe` saw."""
-    site.server.log.clear()
-    env = {}
-    if probe:
-        env = {"BROWSER_PROBE_FILE": str(probe)}
-        args += ("-s", 'EXTENSIONS={"tests.support.browser_probe.BrowserProbe": 0}')
-    result = run_crawl(list(args), env=env, **kwargs)
-    site.server.log.wait_idle()
-    result.requests = site.server.log.snapshot()
-    result.probe = json.loads(probe.read_text()) if probe else None
+def probed_crawl(run_crawl, site, args: list[str], probe: Path):
+    """A crawl with :class:`tests.support.browser_probe.BrowserProbe`; what it saw (written to
+    ``probe``) is the result's ``probe``."""
+    result = run_crawl([*args, "-s", PROBE_EXTENSION], env={"BROWSER_PROBE_FILE": str(probe)}, servers=[site.server])
+    result.probe = json.loads(probe.read_text())
     return result
 
 
@@ -71,12 +66,6 @@ def project_settings(**overrides) -> Settings:
     settings.setmodule(imgscraper.settings)
     settings.update(overrides)
     return settings
-
-
-def stat(result, key: str) -> int | None:
-    """An integer stat from the crawl's stats dump."""
-    m = re.search(rf"'{re.escape(key)}': (\d+)", result.stderr)
-    return int(m.group(1)) if m else None
 
 
 def requests_for(result, path: str) -> list:
@@ -120,35 +109,33 @@ def check_stored(site, result, names) -> list[str]:
 
 @pytest.fixture(scope="module")
 def static(js_site, run_crawl, tmp_path_factory):
-    return crawl(js_site, run_crawl, "-a", f"url={js_site.base_url}", "-a", "depth=1",
-                 probe=tmp_path_factory.mktemp("probe") / "static.json")
+    return probed_crawl(run_crawl, js_site, ["-a", f"url={js_site.base_url}", "-a", "depth=1"],
+                        tmp_path_factory.mktemp("probe") / "static.json")
 
 
 @pytest.fixture(scope="module")
 def rendered(js_site, run_crawl, chromium, tmp_path_factory):
     """Default settings; late.html is a second start page."""
-    return crawl(js_site, run_crawl, "-a", f"url={js_site.base_url},{js_site.url('late.html')}", "-a", "depth=1",
-                 "-a", "render=yes", probe=tmp_path_factory.mktemp("probe") / "rendered.json")
+    return probed_crawl(run_crawl, js_site, ["-a", f"url={js_site.base_url},{js_site.url('late.html')}",
+                                             "-a", "depth=1", "-a", "render=yes"],
+                        tmp_path_factory.mktemp("probe") / "rendered.json")
 
 
 @pytest.fixture(scope="module")
 def recrawl(js_site, run_crawl, rendered):
     """A second rendered crawl into the first one's store."""
-    return crawl(js_site, run_crawl, "-a", f"url={js_site.base_url},{js_site.url('late.html')}", "-a", "depth=1",
-                 "-a", "render=yes", store=rendered.store)
+    return run_crawl(["-a", f"url={js_site.base_url},{js_site.url('late.html')}", "-a", "depth=1",
+                      "-a", "render=yes"], store=rendered.store, servers=[js_site.server])
 
 
 @pytest.fixture(scope="module")
 def tuned(js_site, run_crawl, chromium):
     """A rendered crawl with every limit and block list changed."""
-    return crawl(
-        js_site, run_crawl, "-a", f"url={js_site.base_url}", "-a", "depth=1", "-a", "render=yes",
-        "-s", "IMGSCRAPER_RENDER_MAX_PAGES=1",
-        "-s", "IMGSCRAPER_RENDER_MAX_SCROLLS=1",
-        "-s", "IMGSCRAPER_RENDER_BLOCK_RESOURCE_TYPES=",
-        "-s", "IMGSCRAPER_RENDER_BLOCK_DOMAINS=localhost,google-analytics.com",
-        "-s", "IMGSCRAPER_RENDER_LOAD_IMAGES=True",
-    )
+    return run_crawl(["-a", f"url={js_site.base_url}", "-a", "depth=1", "-a", "render=yes",
+                      "-s", "IMGSCRAPER_RENDER_MAX_PAGES=1", "-s", "IMGSCRAPER_RENDER_MAX_SCROLLS=1",
+                      "-s", "IMGSCRAPER_RENDER_BLOCK_RESOURCE_TYPES=",
+                      "-s", "IMGSCRAPER_RENDER_BLOCK_DOMAINS=localhost,google-analytics.com",
+                      "-s", "IMGSCRAPER_RENDER_LOAD_IMAGES=True"], servers=[js_site.server])
 
 
 # --- without rendering ----------------------------------------------------------
@@ -171,7 +158,7 @@ def test_without_render_no_browser_is_imported_or_started(static):
     assert static.probe["modules"] == []
     assert not [p for p in static.probe["processes"] if "chrom" in p or p == "node"], static.probe
     assert "scrapy-playwright" not in static.stderr
-    assert stat(static, "playwright/page_count") is None
+    assert static.stats.get("playwright/page_count") is None
 
 
 def test_without_render_the_crawl_runs_on_scrapys_http11_handler(static):
@@ -190,19 +177,19 @@ def test_render_stores_every_image_scripts_insert(js_site, rendered):
     assert not check_stored(js_site, rendered, js_site.linked), "\n".join(check_stored(js_site, rendered, js_site.linked))
     assert len(rendered.stored_files()) == len(js_site.linked)
     # index, late.html, the linked pages and the one a script links to
-    assert stat(rendered, "imgscraper/render/pages") == 3 + len(PAGES)
+    assert rendered.stats.get("imgscraper/render/pages") == 3 + len(PAGES)
 
 
 def test_render_with_two_workers_stores_every_image_scripts_insert(js_site, run_crawl, chromium):
     """IMGSCRAPER_WORKERS=2 with render=yes: the local worker runs with the Twisted reactor
     and a browser of its own, like the lead."""
-    result = crawl(js_site, run_crawl, "-a", f"url={js_site.base_url}", "-a", "depth=1", "-a", "render=yes",
-                   # One request at a time: the lead leaves pages in the queue, and starts its worker.
-                   "-s", "IMGSCRAPER_WORKERS=2", "-s", "CONCURRENT_REQUESTS=1")
+    result = run_crawl(["-a", f"url={js_site.base_url}", "-a", "depth=1", "-a", "render=yes",
+                        # One request at a time: the lead leaves pages in the queue, and starts its worker.
+                        "-s", "IMGSCRAPER_WORKERS=2", "-s", "CONCURRENT_REQUESTS=1"], servers=[js_site.server])
     assert_ok(result)
     assert "Traceback" not in result.stderr
     assert "Started 1 local worker" in result.stderr
-    assert "'imgscraper/workers/items'" in result.stderr  # it took part
+    assert "imgscraper/workers/items" in result.stats  # it took part
     assert image_names(result) == js_site.linked
     assert not check_stored(js_site, result, js_site.linked), "\n".join(check_stored(js_site, result, js_site.linked))
 
@@ -233,17 +220,17 @@ def test_render_pages_come_from_the_browser_images_from_scrapy_once(js_site, ren
 def test_render_blocks_fonts_media_and_trackers(rendered):
     assert requests_for(rendered, "/fonts/face.woff2") == []
     assert requests_for(rendered, "/media/clip.mp4") == []
-    assert stat(rendered, "imgscraper/render/blocked/font") == 1
-    assert stat(rendered, "imgscraper/render/blocked/media") == 1
-    assert stat(rendered, "imgscraper/render/blocked/tracker") == 1  # google-analytics.com
+    assert rendered.stats.get("imgscraper/render/blocked/font") == 1
+    assert rendered.stats.get("imgscraper/render/blocked/media") == 1
+    assert rendered.stats.get("imgscraper/render/blocked/tracker") == 1  # google-analytics.com
     assert len(requests_for(rendered, "/tracker.js")) == 1  # localhost is no tracker by default
 
 
 def test_render_bounds_open_pages(rendered):
-    assert 1 < stat(rendered, "playwright/page_count/max_concurrent") <= 4
+    assert 1 < rendered.stats.get("playwright/page_count/max_concurrent") <= 4
     # A browser context (window) per page, closed with it: no page is a background tab.
-    assert stat(rendered, "playwright/context_count") == stat(rendered, "playwright/page_count")
-    assert stat(rendered, "playwright/context_count/max_concurrent") <= 4
+    assert rendered.stats.get("playwright/context_count") == rendered.stats.get("playwright/page_count")
+    assert rendered.stats.get("playwright/context_count/max_concurrent") <= 4
 
 
 def test_render_recrawl_downloads_nothing_again(js_site, recrawl):
@@ -258,19 +245,19 @@ def test_render_recrawl_downloads_nothing_again(js_site, recrawl):
 
 def test_max_pages_setting(tuned):
     assert_ok(tuned)
-    assert stat(tuned, "playwright/page_count/max_concurrent") == 1
+    assert tuned.stats.get("playwright/page_count/max_concurrent") == 1
 
 
 def test_max_scrolls_setting(js_site, tuned):
     assert image_names(tuned) == js_site.linked - {"scroll-1.png", "scroll-2.png", "scroll-3.png"}
-    assert stat(tuned, "imgscraper/render/scroll_limit") == 1
+    assert tuned.stats.get("imgscraper/render/scroll_limit") == 1
 
 
 def test_block_settings(tuned):
     assert len(requests_for(tuned, "/fonts/face.woff2")) == 1
     assert len(requests_for(tuned, "/media/clip.mp4")) >= 1
     assert requests_for(tuned, "/tracker.js") == []
-    assert stat(tuned, "imgscraper/render/blocked/tracker") == 2
+    assert tuned.stats.get("imgscraper/render/blocked/tracker") == 2
 
 
 def test_load_images_setting(tuned):
@@ -280,8 +267,8 @@ def test_load_images_setting(tuned):
 
 @pytest.fixture(scope="module")
 def late_patient(js_site, run_crawl, chromium):
-    return crawl(js_site, run_crawl, "-a", f"url={js_site.url('late.html')}", "-a", "render=yes",
-                 "-s", "IMGSCRAPER_RENDER_SETTLE_MS=2500")
+    return run_crawl(["-a", f"url={js_site.url('late.html')}", "-a", "render=yes",
+                      "-s", "IMGSCRAPER_RENDER_SETTLE_MS=2500"], servers=[js_site.server])
 
 
 def test_settle_setting(rendered, late_patient):
@@ -293,12 +280,12 @@ def test_settle_setting(rendered, late_patient):
 
 
 def test_timeout_setting_bounds_a_page_that_never_settles(js_site, run_crawl, chromium):
-    result = crawl(js_site, run_crawl, "-a", f"url={js_site.url('busy.html')}", "-a", "render=yes",
-                   "-s", "IMGSCRAPER_RENDER_TIMEOUT=2")
+    result = run_crawl(["-a", f"url={js_site.url('busy.html')}", "-a", "render=yes",
+                        "-s", "IMGSCRAPER_RENDER_TIMEOUT=2"], servers=[js_site.server])
     assert result.returncode == 0, result.tail()
     assert image_names(result) == {"busy.png"}
     assert not check_stored(js_site, result, {"busy.png"})
-    assert stat(result, "imgscraper/render/timeout") == 1
+    assert result.stats.get("imgscraper/render/timeout") == 1
     warnings = [line for line in result.stderr.splitlines() if "WARNING" in line and "busy.html" in line]
     assert len(warnings) == 1 and "IMGSCRAPER_RENDER_TIMEOUT" in warnings[0], warnings
     polls = [r for r in result.requests if r.url_path == "/data/poll.json"]
@@ -307,8 +294,8 @@ def test_timeout_setting_bounds_a_page_that_never_settles(js_site, run_crawl, ch
 
 
 def test_browser_setting_missing_browser_is_one_clear_error(js_site, run_crawl, tmp_path):
-    result = crawl(js_site, run_crawl, "-a", f"url={js_site.base_url}", "-a", "render=yes",
-                   "-s", f"IMGSCRAPER_RENDER_BROWSER={tmp_path}/no-chromium")
+    result = run_crawl(["-a", f"url={js_site.base_url}", "-a", "render=yes",
+                        "-s", f"IMGSCRAPER_RENDER_BROWSER={tmp_path}/no-chromium"], servers=[js_site.server])
     assert result.returncode == 1
     (line,) = result.error_lines()
     assert "IMGSCRAPER_RENDER_BROWSER" in line and "no-chromium" in line
@@ -318,8 +305,8 @@ def test_browser_setting_missing_browser_is_one_clear_error(js_site, run_crawl, 
 
 def test_crawl_without_the_reactor_is_one_clear_error(js_site, run_crawl):
     """Scrapy's experimental reactorless handler rewrites URLs: a bad setting, with or without render=yes."""
-    result = crawl(js_site, run_crawl, "-a", f"url={js_site.base_url}", "-a", "render=yes",
-                   "-s", "TWISTED_REACTOR_ENABLED=False")
+    result = run_crawl(["-a", f"url={js_site.base_url}", "-a", "render=yes", "-s", "TWISTED_REACTOR_ENABLED=False"],
+                       servers=[js_site.server])
     assert result.returncode == 1
     (line,) = result.error_lines()
     assert "Bad setting: TWISTED_REACTOR_ENABLED=False" in line, line
@@ -334,7 +321,7 @@ def test_runspider_renders_with_the_reactor(js_site, chromium, tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "scrapy", "runspider", "imgscraper/spiders/images.py",
          "-a", f"url={js_site.base_url}", "-a", "render=yes", "-s", f"IMAGES_STORE={tmp_path / 'store'}",
-         "-s", 'EXTENSIONS={"tests.support.browser_probe.BrowserProbe": 0}', "-O", str(items)],
+         "-s", PROBE_EXTENSION, "-O", str(items)],
         cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -344,7 +331,7 @@ def test_runspider_renders_with_the_reactor(js_site, chromium, tmp_path):
 
 
 def test_bad_render_argument(js_site, run_crawl):
-    result = crawl(js_site, run_crawl, "-a", f"url={js_site.base_url}", "-a", "render=maybe")
+    result = run_crawl(["-a", f"url={js_site.base_url}", "-a", "render=maybe"], servers=[js_site.server])
     assert result.returncode == 1
     (line,) = result.error_lines()
     assert "render" in line and "maybe" in line
@@ -393,7 +380,7 @@ def test_unreachable_start_page_is_one_error_line(run_crawl, chromium):
     (line,) = result.error_lines()
     assert "Cannot fetch start page" in line and "ERR_CONNECTION_REFUSED" in line, line
     assert "Traceback" not in result.stderr and "Call log" not in result.stderr, result.tail()
-    assert stat(result, "imgscraper/pages_failed/connection-refused") == 1
+    assert result.stats.get("imgscraper/pages_failed/connection-refused") == 1
 
 
 def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
