@@ -9,22 +9,15 @@ with Scrapy's stock downloader shows what the test would catch.
 
 from __future__ import annotations
 
-import io
 import os
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
 from tests.support.httpserver import HTTPTestServer, RecordedRequest
+from tests.support.images import png
 
 IMAGES_PER_HOST = 24
-
-
-def _png(n: int) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", (8, 8), (n % 256, (n * 7) % 256, (n * 13) % 256)).save(buf, "PNG")
-    return buf.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +32,7 @@ def two_hosts(tmp_path_factory):
     tags = []
     for index, server in enumerate(servers):
         for n in range(IMAGES_PER_HOST):
-            (server.root / "img" / f"{n}.png").write_bytes(_png(index * 100 + n))
+            (server.root / "img" / f"{n}.png").write_bytes(png(index * 100 + n, (8, 8)))
             tags.append(f'<img src="{server.url}img/{n}.png">')
     (a.root / "index.html").write_text(f"<html><body>{''.join(tags)}</body></html>", encoding="utf-8")
     # The same images over 8 pages linked from pages.html (a crawl that processes can share).

@@ -29,8 +29,8 @@ from imgscraper.resolver import (
     address_category,
 )
 from tests.support.crawl import PROJECT_ROOT
-from tests.support.faultsite import make_png
 from tests.support.httpserver import HTTPTestServer
+from tests.support.images import png
 
 NETGUARD = PROJECT_ROOT / "tests" / "support" / "netguard"
 
@@ -45,7 +45,7 @@ HOSTS = {
 def site(tmp_path):
     with HTTPTestServer(tmp_path / "www") as server:
         port = server.url.rsplit(":", 1)[1].strip("/")
-        images = {"/ok.png": make_png(1), "/ok2.png": make_png(2)}
+        images = {"/ok.png": png(1), "/ok2.png": png(2)}
         refs = {
             "ok": "/ok.png",
             "alias": f"http://alias.test:{port}/ok2.png",

@@ -3,18 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-from io import BytesIO
 
 import pytest
-from PIL import Image
 
 from tests.support.httpserver import HTTPTestServer
-
-
-def png(color: tuple[int, int, int]) -> bytes:
-    buf = BytesIO()
-    Image.new("RGB", (40, 30), color).save(buf, "PNG")
-    return buf.getvalue()
+from tests.support.images import png
 
 
 @pytest.fixture
@@ -26,9 +19,9 @@ def css_site(tmp_path):
         "css/site.css": b'@import url("more.css");\n.hero{background:url(../img/hero.png)}\n'
         b"@font-face{font-family:f;src:url(../fonts/f.woff2)}",
         "css/more.css": b".card{background-image:url('/img/card.png')}",
-        "img/hero.png": png((200, 10, 10)),
-        "img/card.png": png((10, 200, 10)),
-        "img/banner.png": png((10, 10, 200)),
+        "img/hero.png": png("hero"),
+        "img/card.png": png("card"),
+        "img/banner.png": png("banner"),
         "robots.txt": b"User-agent: *\nDisallow:\n",
     }
     for name, data in files.items():

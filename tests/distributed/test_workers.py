@@ -24,8 +24,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.crawl import PROJECT_ROOT, crawl_command, crawl_environment, parse_stats
-from tests.support.faultsite import make_png
 from tests.support.httpserver import HTTPTestServer
+from tests.support.images import png
 from tests.support.needs import require_program
 
 N_PAGES, PER_PAGE = 20, 12
@@ -34,7 +34,7 @@ N_PAGES, PER_PAGE = 20, 12
 class ManyImages:
     def __init__(self, server: HTTPTestServer):
         self.server = server
-        self.images = {f"/i/{p}-{k}.png": make_png(70_000 + p * PER_PAGE + k) for p in range(N_PAGES) for k in range(PER_PAGE)}
+        self.images = {f"/i/{p}-{k}.png": png(70_000 + p * PER_PAGE + k) for p in range(N_PAGES) for k in range(PER_PAGE)}
         links = "".join(f'<a href="/p{p}.html">page {p}</a>' for p in range(1, N_PAGES))
         for page in range(N_PAGES):
             imgs = "".join(f'<img src="/i/{page}-{k}.png">' for k in range(PER_PAGE))
@@ -265,7 +265,7 @@ def test_download_delay_holds_across_workers(tmp_path):
             links = "".join(f'<a href="/p{p}.html">p</a>' for p in range(1, 8)) if page == 0 else ""
             server.add_handler(f"/p{page}.html", lambda h, t=f"<html>{imgs}{links}</html>": h.send_body(
                 t, content_type="text/html") or True)
-        server.add_handler("/i/*", lambda h: h.send_body(make_png(hash(h.url_path) % 100_000),
+        server.add_handler("/i/*", lambda h: h.send_body(png(hash(h.url_path) % 100_000),
                                                          content_type="image/png") or True)
         result = subprocess.run(
             crawl_command(["-a", f"url={server.url}p0.html", "-a", "depth=1", "-s", "IMGSCRAPER_WORKERS=2",

@@ -15,8 +15,8 @@ import pytest
 
 from tests.support.blackhole import BlackHole
 from tests.support.crawl import CrawlResult
-from tests.support.faultsite import make_png
 from tests.support.httpserver import HTTPTestServer, RequestHandler
+from tests.support.images import png
 
 TIMEOUT = 2
 GOOD_IMAGES = 10
@@ -30,7 +30,7 @@ def dead_host_site(tmp_path):
     (root / "good").mkdir(parents=True)
     with BlackHole("127.0.0.3") as hole, HTTPTestServer(root) as server:
         for i in range(GOOD_IMAGES):
-            (root / "good" / f"{i}.png").write_bytes(make_png(i))
+            (root / "good" / f"{i}.png").write_bytes(png(i))
         dead = [f"http://{hole.netloc}/img/{i}.png" for i in range(DEAD_IMAGES)]
         good = [f"/good/{i}.png" for i in range(GOOD_IMAGES)]
         # Interleaved, as a page mixing a CDN and its own images would be.
@@ -88,7 +88,7 @@ def test_dead_host_detection_off(dead_host_site, run_crawl):
     assert hole.accepted >= DEAD_IMAGES
 
 
-IMAGES_BACK = {f"/b/{i}.png": make_png(100 + i) for i in range(6)}
+IMAGES_BACK = {f"/b/{i}.png": png(100 + i) for i in range(6)}
 
 
 @dataclass

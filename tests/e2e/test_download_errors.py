@@ -11,10 +11,11 @@ import time
 
 import pytest
 
-from tests.support.faultsite import make_png, reset_mid_body
+from tests.support.faultsite import reset_mid_body
 from tests.support.httpserver import HTTPTestServer, RequestHandler
+from tests.support.images import png
 
-IMAGE = make_png(7)
+IMAGE = png(7)
 TIMEOUT = 1
 
 

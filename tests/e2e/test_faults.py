@@ -15,8 +15,9 @@ from urllib.parse import unquote
 
 import pytest
 
-from tests.support.faultsite import CRAWL_SETTINGS, FaultSite, make_png
+from tests.support.faultsite import CRAWL_SETTINGS, FaultSite
 from tests.support.httpserver import HTTPTestServer
+from tests.support.images import png
 
 STORE_NAME = re.compile(r"^full/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.(png|jpg|gif)$")
 
@@ -219,7 +220,7 @@ def test_idn_host_requested_as_punycode(tmp_path, run_crawl):
     """
     root = tmp_path / "idn"
     root.mkdir()
-    image, other = make_png(4242), make_png(4243)
+    image, other = png(4242), png(4243)
     with HTTPTestServer(root) as proxy:
         proxy.add_handler("/index.html", lambda h: h.send_body(
             '<img src="/b\u00fccher.png"><img src="http://\u6e2c\u8a66.example/x.png">', content_type="text/html") or True)

@@ -24,8 +24,8 @@ import pytest
 
 from imgscraper.extensions.journal import PageJournal
 from tests.support.crawl import PROJECT_ROOT, crawl_command, crawl_environment
-from tests.support.faultsite import make_png
 from tests.support.httpserver import HTTPTestServer
+from tests.support.images import png
 
 N_PAGES, PER_PAGE = 30, 6
 
@@ -38,7 +38,7 @@ class TreeSite:
             links = "".join(f'<a href="/p{q}.html">next</a>' for q in (2 * page + 1, 2 * page + 2) if q < N_PAGES)
             images = "".join(f'<img src="/i/{page}-{k}.png">' for k in range(PER_PAGE))
             for k in range(PER_PAGE):
-                self.images[f"/i/{page}-{k}.png"] = make_png(50_000 + page * PER_PAGE + k)
+                self.images[f"/i/{page}-{k}.png"] = png(50_000 + page * PER_PAGE + k)
             html = f"<html><body>{images}{links}</body></html>"
             server.add_handler(f"/p{page}.html", lambda h, t=html: h.send_body(t, content_type="text/html") or True)
         server.add_handler("/i/*", lambda h: h.send_body(self.images[h.url_path], content_type="image/png") or True)
@@ -276,7 +276,7 @@ def wide_site(tmp_path):
         for page in range(WIDE_PAGES):
             links = "".join(f'<a href="/p{q}.html">p</a>' for q in range(1, WIDE_PAGES)) if page == 0 else ""
             for k in range(WIDE_PER_PAGE):
-                site.images[f"/i/{page}-{k}.png"] = make_png(70_000 + page * WIDE_PER_PAGE + k)
+                site.images[f"/i/{page}-{k}.png"] = png(70_000 + page * WIDE_PER_PAGE + k)
             html = "".join(f'<img src="/i/{page}-{k}.png">' for k in range(WIDE_PER_PAGE)) + links
             server.add_handler(f"/p{page}.html", lambda h, t=html: h.send_body(t, content_type="text/html") or True)
         server.add_handler("/i/*", lambda h: h.send_body(site.images[h.url_path], content_type="image/png") or True)
@@ -348,7 +348,7 @@ def test_a_signal_cuts_a_retry_after_wait_short(tmp_path):
     ends that wait at once; the resumed crawl fetches the image."""
     with HTTPTestServer(tmp_path / "www") as server:
         site = TreeSite.__new__(TreeSite)
-        site.server, site.images = server, {"/i/busy.png": make_png(90_001)}
+        site.server, site.images = server, {"/i/busy.png": png(90_001)}
         site.sha_to_path = {hashlib.sha256(site.images["/i/busy.png"]).hexdigest(): "/i/busy.png"}
         busy = {"on": True}
         server.add_handler("/p0.html", lambda h: h.send_body('<img src="/i/busy.png">', content_type="text/html") or True)

@@ -25,6 +25,7 @@ import requests
 
 from tests.support.crawl import PROJECT_ROOT, parse_stats
 from tests.support.httpserver import HTTPTestServer
+from tests.support.images import png
 from tests.support.scrapyd import Scrapyd, make
 from tests.support.servers import free_port
 
@@ -194,10 +195,8 @@ def test_make_targets_need_credentials_that_scrapyd_auth_creates(scrapyd, tmp_pa
 
 def tiny_site(root: Path, latency: float = 0.0) -> HTTPTestServer:
     """A page with two images."""
-    from PIL import Image
-
-    Image.new("RGB", (20, 20), (10, 120, 200)).save(root / "a.png")
-    Image.new("RGB", (30, 20), (200, 120, 10)).save(root / "b.png")
+    (root / "a.png").write_bytes(png("a", (20, 20)))
+    (root / "b.png").write_bytes(png("b", (30, 20)))
     (root / "index.html").write_text('<img src="a.png"><img src="b.png">')
     return HTTPTestServer(root, latency=latency)
 

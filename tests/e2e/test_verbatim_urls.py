@@ -20,15 +20,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import io
 from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
 
 import pytest
-from PIL import Image
 from scrapy import Request
 
 from tests.support.httpserver import HTTPTestServer, RequestHandler
+from tests.support.images import png
 
 SIGNING_KEY = b"imgscraper-test-key"
 
@@ -50,12 +49,6 @@ REDIRECT = "/redirect/r%2Cs.png?to=%2Fimg"
 REDIRECTED = "/img/after%2Credirect.png?u=https%3A%2F%2Fh%2Fp"
 SIGNED_QUERY = "thumbnail=130%2C87&quality=80&image_uri=https%3A%2F%2Fs.example%2Fp%2Cq.png"
 IDN_IMAGE = "/img/idn%2C.png?x=%7e"
-
-
-def png(n: int) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (4 + n, 3), (40 * n % 256, 90, 200)).save(buffer, "PNG")
-    return buffer.getvalue()
 
 
 def signature(raw_query: str) -> str:
@@ -145,7 +138,7 @@ def site(tmp_path_factory):
         base + "/img/bg%2Cone.png?b=%2F", base + "/img/bg%2Ctwo.png?c=%3D",
     ]
     for n, url in enumerate(image_urls):
-        site.add(url, "image/png", png(n))
+        site.add(url, "image/png", png(n, (4 + n, 3)))
     # The page names the redirect: its item carries that URL.
     site.images[base + REDIRECT] = site.images.pop(base + REDIRECTED)
     server.add_handler(lambda path: True, site.serve)

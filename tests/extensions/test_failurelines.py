@@ -9,8 +9,8 @@ import re
 import pytest
 
 from imgscraper.extensions.failurelines import FewLinesPerFailureHost
-from tests.support.faultsite import make_png
 from tests.support.httpserver import HTTPTestServer
+from tests.support.images import png
 
 MISSING_IMAGES = 50
 MISSING_PAGES = 5
@@ -24,7 +24,7 @@ def site(tmp_path_factory):
     root, other_root = tmp_path_factory.mktemp("site"), tmp_path_factory.mktemp("other")
     with HTTPTestServer(root) as server, HTTPTestServer(other_root, host="127.0.0.2") as other:
         for i in range(2):
-            (root / f"good{i}.png").write_bytes(make_png(i))
+            (root / f"good{i}.png").write_bytes(png(i))
         html = "".join(f'<img src="/missing/{i}.png">' for i in range(MISSING_IMAGES))
         html += "".join(f'<img src="{other.url}missing/{i}.png">' for i in range(OTHER_MISSING))
         html += '<img src="/good0.png"><img src="/good1.png">'

@@ -17,6 +17,7 @@ import pytest
 from imgscraper.extensions.gallery import GalleryImage, build_gallery, local_store, render_gallery
 from imgscraper.pipelines.records import ImageRecord, SQLiteRecord
 from tests.support.chromium import Chromium
+from tests.support.images import png
 from tests.support.sitegen import serve_site
 
 PLANTED_TITLE = "Evil </title><script>window.pwned = 'title'</script> & co"
@@ -160,8 +161,7 @@ def test_injection_in_record_fields_stays_inert(tmp_path, browser):
         alt="<svg onload=\"window.pwned='svg'\">",
     )
     (tmp_path / "full").mkdir()
-    from PIL import Image
-    Image.new("RGB", (4, 4), "red").save(tmp_path / "full" / "a.png")
+    (tmp_path / "full" / "a.png").write_bytes(png("a", (4, 4)))
     text = "".join(render_gallery([image], {image.page: "<iframe src=javascript:window.pwned=2>"}))
     (tmp_path / "index.html").write_text(text, encoding="utf-8")
     browser.open((tmp_path / "index.html").as_uri())
@@ -175,9 +175,8 @@ def test_injection_in_record_fields_stays_inert(tmp_path, browser):
 
 def test_ten_thousand_images(tmp_path, browser):
     """10,000 images on 100 pages: built, and opened by Chromium fetching only what is on screen."""
-    from PIL import Image
     (tmp_path / "full").mkdir()
-    Image.new("RGB", (64, 48), "teal").save(tmp_path / "seed.png")
+    (tmp_path / "seed.png").write_bytes(png("seed", (64, 48)))
     record = SQLiteRecord.in_store(tmp_path)
     record.close()
     size = (tmp_path / "seed.png").stat().st_size
@@ -218,9 +217,8 @@ def test_gallery_off(site_server_module, run_crawl, tmp_path):
 
 
 def test_titles_and_alt_text_noted_by_earlier_versions_still_shown(tmp_path):
-    from PIL import Image
     (tmp_path / "full").mkdir()
-    Image.new("RGB", (8, 6), "red").save(tmp_path / "full" / "a.png")
+    (tmp_path / "full" / "a.png").write_bytes(png("a", (8, 6)))
     record = SQLiteRecord.in_store(tmp_path)
     record.put(ImageRecord(url="https://e.example/a.png", path="full/a.png", checksum="c", format="PNG", width=8,
                            height=6, size=1, page="https://e.example/"))

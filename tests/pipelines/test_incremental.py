@@ -21,7 +21,6 @@ fixtures, each depending on the previous one):
 from __future__ import annotations
 
 import hashlib
-import io
 import shutil
 import sqlite3
 import time
@@ -29,24 +28,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
 from tests.support.httpserver import HTTPTestServer, RecordedRequest
+from tests.support.images import jpeg, png
 
-IMAGES = {  # path -> (format, colour, size)
-    "a.png": ("PNG", (200, 30, 30), (40, 30)),
-    "b.jpg": ("JPEG", (30, 200, 30), (50, 40)),
-    "c.png": ("PNG", (30, 30, 200), (30, 30)),
-    "d.png": ("PNG", (200, 200, 30), (20, 40)),
+IMAGES = {  # path -> bytes
+    "a.png": png("a", (40, 30)),
+    "b.jpg": jpeg("b", (50, 40)),
+    "c.png": png("c", (30, 30)),
+    "d.png": png("d", (20, 40)),
 }
-
-
-def image_bytes(fmt: str, colour: tuple[int, int, int], size: tuple[int, int]) -> bytes:
-    buf = io.BytesIO()
-    picture = Image.new("RGB", size, colour)
-    picture.putpixel((1, 1), (0, 0, 0))
-    picture.save(buf, fmt)
-    return buf.getvalue()
 
 
 def write_page(root: Path, refs: list[str]) -> None:
@@ -102,8 +93,8 @@ class Site:
 def site(tmp_path_factory, run_crawl):
     root = tmp_path_factory.mktemp("incremental-site")
     (root / "mirror").mkdir()
-    for name, spec in IMAGES.items():
-        (root / name).write_bytes(image_bytes(*spec))
+    for name, body in IMAGES.items():
+        (root / name).write_bytes(body)
     shutil.copy(root / "a.png", root / "mirror" / "a.png")
     write_page(root, ["a.png", "b.jpg", "c.png", "d.png", "mirror/a.png"])
     with HTTPTestServer(root) as server:
@@ -123,8 +114,8 @@ def unchanged(site, first):
 @pytest.fixture(scope="module")
 def edited(site, unchanged):
     time.sleep(1.1)  # Last-Modified has a one-second resolution
-    (site.root / "e.png").write_bytes(image_bytes("PNG", (90, 90, 90), (33, 22)))
-    (site.root / "c.png").write_bytes(image_bytes("PNG", (30, 30, 100), (30, 30)))
+    (site.root / "e.png").write_bytes(png("e", (33, 22)))
+    (site.root / "c.png").write_bytes(png("c, changed", (30, 30)))
     (site.root / "d.png").unlink()
     write_page(site.root, ["a.png", "b.jpg", "c.png", "mirror/a.png", "a.png?v=2", "e.png"])
     return site.crawl()

@@ -6,12 +6,12 @@ import pytest
 from PIL import Image
 
 from imgscraper.pipelines.inspection import ImageInfo, ImageRejected, _read_container_header, inspect_image, parse_svg_length
+from tests.support import images
 
 
 def encode(fmt: str, size=(30, 20), mode="RGB", **params) -> bytes:
-    buf = BytesIO()
-    Image.new(mode, size, 128 if mode == "L" else (10, 200, 30, 0)[: len(mode)]).save(buf, fmt, **params)
-    return buf.getvalue()
+    """A plain picture in ``mode``, saved in ``fmt``."""
+    return images.encode(Image.new(mode, size, 128 if mode == "L" else (10, 200, 30, 0)[: len(mode)]), fmt, **params)
 
 
 @pytest.mark.parametrize(
@@ -77,10 +77,9 @@ def test_empty_body_is_rejected():
 
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG", "GIF", "WEBP"])
 def test_truncated_images_are_rejected(fmt):
-    buf = BytesIO()
-    Image.effect_noise((200, 200), 60).convert("RGB").save(buf, fmt)
+    body = images.encode(Image.effect_noise((200, 200), 60).convert("RGB"), fmt)
     with pytest.raises(ImageRejected) as raised:
-        inspect_image(buf.getvalue()[: len(buf.getvalue()) * 2 // 3])
+        inspect_image(body[: len(body) * 2 // 3])
     assert raised.value.reason == "truncated"
 
 
@@ -103,16 +102,12 @@ def test_parse_svg_length(value, expected):
 
 
 def noise(fmt: str, size: tuple[int, int], mode: str = "RGB", **params) -> bytes:
-    buf = BytesIO()
-    Image.effect_noise(size, 50).convert(mode).save(buf, fmt, **params)
-    return buf.getvalue()
+    return images.encode(Image.effect_noise(size, 50).convert(mode), fmt, **params)
 
 
 def animated(fmt: str, size: tuple[int, int]) -> bytes:
-    buf = BytesIO()
     frames = [Image.effect_noise(size, 50 + n).convert("RGB") for n in range(3)]
-    frames[0].save(buf, fmt, save_all=True, append_images=frames[1:], duration=100)
-    return buf.getvalue()
+    return images.encode(frames[0], fmt, save_all=True, append_images=frames[1:], duration=100)
 
 
 CONTAINER_FILES = {

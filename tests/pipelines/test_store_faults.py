@@ -15,8 +15,8 @@ import time
 
 import pytest
 
-from tests.support.faultsite import make_png
 from tests.support.httpserver import HTTPTestServer, RequestHandler
+from tests.support.images import png
 from tests.support.mounts import read_only_switch, small_tmpfs
 
 N_BIG = 30
@@ -28,8 +28,8 @@ class StoreFaultSite:
 
     def __init__(self, server: HTTPTestServer):
         self.server = server
-        self.small = {f"/small/{n}.png": make_png(30_000 + n) for n in range(3)}
-        self.big = {f"/big/{n}.png": make_png(20_000 + n, size=(190, 180)) for n in range(N_BIG)}
+        self.small = {f"/small/{n}.png": png(30_000 + n) for n in range(3)}
+        self.big = {f"/big/{n}.png": png(20_000 + n, (190, 180), noise=True) for n in range(N_BIG)}
         self.on_big_request = lambda n: None
         self.big_requests = 0
         self._lock = threading.Lock()

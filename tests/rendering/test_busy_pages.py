@@ -16,9 +16,9 @@ import hashlib
 
 import pytest
 
+from tests.rendering.test_renderer import STORE_NAME, assert_ok, image_names
 from tests.support.busysite import BUSY_PAGES, CLICK_BATCHES, CLICK_PAGES, MORE_DELAY, generate_busy_site
 from tests.support.httpserver import HTTPTestServer
-from tests.rendering.test_renderer import STORE_NAME, assert_ok, image_names
 
 #: Seconds a busy page may take past its last new image: loading it in a
 #: browser on a loaded 2-core machine, scrolling, and IMGSCRAPER_RENDER_SETTLE_MS.

@@ -44,12 +44,10 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass, field
-from io import BytesIO
 from pathlib import Path
 
-from PIL import Image
-
 from tests.support.httpserver import HTTPTestServer, RequestHandler
+from tests.support.images import png
 
 __all__ = ["BUSY_PAGES", "CLICK_PAGES", "BusySite", "generate_busy_site"]
 
@@ -87,13 +85,6 @@ class BusySite:
 
 def _page(title: str, body: str) -> str:
     return f"<!doctype html>\n<html><head><meta charset=utf-8><title>{title}</title></head>\n<body>\n{body}\n</body></html>\n"
-
-
-def _png(index: int) -> bytes:
-    color = ((index * 53) % 256, (index * 97 + 20) % 256, (index * 31 + 150) % 256)
-    out = BytesIO()
-    Image.new("RGB", (20, 12), color).save(out, "PNG")
-    return out.getvalue()
 
 
 def _stream(handler: RequestHandler, headers: dict[str, str], status: int, messages, interval: float = 0.3) -> bool:
@@ -156,7 +147,7 @@ def generate_busy_site(root: Path, server: HTTPTestServer) -> BusySite:
     (root / "data").mkdir(exist_ok=True)
 
     def image(name: str, page: str, static: bool = False) -> str:
-        (root / "img" / f"{name}.png").write_bytes(_png(len(site.images) + 1))
+        (root / "img" / f"{name}.png").write_bytes(png(len(site.images) + 1, (20, 12)))
         site.images[f"{name}.png"] = page
         if static:
             site.static.add(f"{name}.png")

@@ -185,10 +185,10 @@ def store_fault_crawls(rows: dict[str, Row], base: Path) -> None:
 
 def idn_crawl(rows: dict[str, Row], base: Path) -> None:
     """IDN hosts through an HTTP proxy (no DNS here): requested as punycode."""
-    from tests.support.faultsite import make_png
+    from tests.support.images import png
 
     root = Path(tempfile.mkdtemp(dir=base))
-    image, other = make_png(4242), make_png(4243)
+    image, other = png(4242), png(4243)
     with HTTPTestServer(root / "www") as proxy:
         proxy.add_handler("/index.html", lambda h: h.send_body(
             '<img src="/b\u00fccher.png"><img src="http://\u6e2c\u8a66.example/x.png">', content_type="text/html") or True)

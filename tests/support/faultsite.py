@@ -30,11 +30,10 @@ from pathlib import Path
 from typing import Callable
 from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
-from PIL import Image
-
 from tests.support.httpserver import HTTPTestServer, RequestHandler
+from tests.support.images import jpeg, png
 
-__all__ = ["CRAWL_SETTINGS", "Fault", "FaultSite", "make_png", "png_bomb"]
+__all__ = ["CRAWL_SETTINGS", "Fault", "FaultSite", "png_bomb"]
 
 DOWNLOAD_TIMEOUT = 1.5
 DOWNLOAD_MAXSIZE = 1024 * 1024
@@ -47,14 +46,6 @@ CRAWL_SETTINGS = {
     "REDIRECT_MAX_TIMES": "5",
     "IMGSCRAPER_RETRY_AFTER_MAX": "5",
 }
-
-
-def make_png(seed: int, size: tuple[int, int] = (40, 30)) -> bytes:
-    """A small, distinct PNG (random pixels from ``seed``)."""
-    picture = Image.frombytes("RGB", size, random.Random(seed).randbytes(size[0] * size[1] * 3))
-    buf = io.BytesIO()
-    picture.save(buf, "PNG")
-    return buf.getvalue()
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
@@ -159,7 +150,7 @@ class FaultSite:
         return fault
 
     def image(self, seed: int) -> bytes:
-        return make_png(seed)
+        return png(seed)
 
     # -- the site ------------------------------------------------------------
 
@@ -268,9 +259,7 @@ class FaultSite:
         self.fault("no-content-type.png", "downloaded", good(body, content_type=None), body=body)
         body = self.image(next(seed))
         self.fault("wrong-content-type.png", "downloaded", good(body, content_type="text/html"), body=body)
-        jpeg = io.BytesIO()
-        Image.new("RGB", (40, 30), (200, 10, 10)).save(jpeg, "JPEG")
-        body = jpeg.getvalue()
+        body = jpeg("png-named-jpeg")
         self.fault("png-named-jpeg.gif", "downloaded", good(body, content_type="image/gif"), body=body)
         self.fault("html-as.jpg", "failed", good(b"<html><body>Not found</body></html>", "image/jpeg"),
                    reason="not-an-image")
@@ -406,7 +395,7 @@ class FaultSite:
         def image(h: RequestHandler) -> bool:
             n = int(h.url_path[9:].removesuffix(".png"))
             self._hit(h)
-            h.send_body(make_png(10_000 + n), content_type="image/png")
+            h.send_body(png(10_000 + n), content_type="image/png")
             return True
 
         self.server.add_handler("/cal/img-*", image)

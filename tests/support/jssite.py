@@ -35,10 +35,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from io import BytesIO
 from pathlib import Path
 
-from PIL import Image
+from tests.support.images import png
 
 __all__ = ["JSSite", "generate_js_site"]
 
@@ -70,14 +69,6 @@ def _page(title: str, body: str) -> str:
     return f"<!doctype html>\n<html><head><meta charset=utf-8><title>{title}</title></head>\n<body>\n{body}\n</body></html>\n"
 
 
-def _png(index: int) -> bytes:
-    """A distinct 24x16 PNG per index."""
-    color = ((index * 67) % 256, (index * 131 + 40) % 256, (index * 29 + 90) % 256)
-    out = BytesIO()
-    Image.new("RGB", (24, 16), color).save(out, "PNG")
-    return out.getvalue()
-
-
 def generate_js_site(root: Path, base_url: str, port: int) -> JSSite:
     """Write the site under ``root``; ``base_url`` ends with ``/``; ``port``
     is the server's (the tracker script is fetched from ``localhost:port``)."""
@@ -87,7 +78,7 @@ def generate_js_site(root: Path, base_url: str, port: int) -> JSSite:
     (root / "data").mkdir(exist_ok=True)
 
     def image(name: str, page: str, static: bool = False) -> str:
-        (root / "img" / name).write_bytes(_png(len(site.images) + 1))
+        (root / "img" / name).write_bytes(png(len(site.images) + 1, (24, 16)))
         site.images[name] = page
         if static:
             site.static.add(name)
