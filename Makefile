@@ -27,11 +27,11 @@ WITH_SCRAPYD_AUTH = if [ -z "$$SCRAPYD_PASSWORD" ]; then \
 # Local paths are made absolute: Scrapyd runs jobs in SCRAPYD_HOME.
 STORE_URI = $(if $(findstring ://,$(STORE)),$(STORE),$(abspath $(STORE)))
 
-.PHONY: help install install-dev debs crawl test bench bench-workers bench-render faults clean scrapyd-auth scrapyd deploy schedule scheduler
+.PHONY: help install install-dev debs crawl test test-fast bench bench-workers bench-render faults clean scrapyd-auth scrapyd deploy schedule scheduler
 
 help:
 	@echo "make crawl URL=https://example.com [DEPTH=1] [STORE=images] [OUT=images.jsonl] [WORKERS=2]"
-	@echo "make test"
+	@echo "make test | make test-fast   # the whole suite (about 9 minutes) | the tests that start no crawl, browser or service"
 	@echo "make install | make install-dev   # what running the crawler needs (requirements.txt) | plus tests and benchmarks (requirements-dev.txt)"
 	@echo "make bench [BENCH_ARGS=...]   # a few minutes; see docs/benchmarks.md"
 	@echo "make scrapyd | make deploy | make schedule URL=https://example.com [DEPTH=1] [STORE=images] [SETTINGS='NAME=VALUE ...'] | make scheduler SCHEDULE=schedule.toml"
@@ -73,6 +73,10 @@ crawl: install
 test: install-dev debs
 	$(BIN)/python -m compileall -q imgscraper
 	$(BIN)/python -m pytest -q
+
+# The quick loop: the tests marked neither crawl, chromium nor services (pytest.ini), in seconds.
+test-fast: install-dev
+	$(BIN)/python -m pytest -q -m "not crawl and not chromium and not services"
 
 # The project's modules compiled first, as pip compiles installed packages: with
 # PYTHONDONTWRITEBYTECODE set, every crawl would compile them again (about 0.05 s).

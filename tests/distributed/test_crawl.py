@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.crawl import PROJECT_ROOT, crawl_command, crawl_environment, parse_stats
-from tests.support.servers import S3_ENV, s3_client, s3_server
+from tests.support.servers import S3_ENV, s3_client
 from tests.support.sitegen import serve_site
 
 BUCKET = "shared"
@@ -28,11 +28,10 @@ DEPTH = 3
 
 
 @pytest.fixture(scope="module")
-def s3():
-    with s3_server() as endpoint:
-        client = s3_client(endpoint)
-        client.create_bucket(Bucket=BUCKET)
-        yield endpoint, client
+def s3(s3_endpoint):
+    client = s3_client(s3_endpoint)
+    client.create_bucket(Bucket=BUCKET)
+    return s3_endpoint, client
 
 
 @pytest.fixture(scope="module")
@@ -124,6 +123,7 @@ def image_requests(srv, requests, urls=None) -> list:
     return [r for r in requests if r.host == srv.server.netloc and r.path in paths]
 
 
+@pytest.mark.crawl
 def test_two_workers_share_one_crawl(srv, redis_url, s3, tmp_path):
     _, client = s3
     srv.clear_logs()
@@ -155,6 +155,7 @@ def test_two_workers_share_one_crawl(srv, redis_url, s3, tmp_path):
     assert all(w.items for w in workers)
 
 
+@pytest.mark.crawl
 def test_recrawl_starts_afresh(srv, redis_url, s3, tmp_path):
     """The same crawl started again after it finished: pages are fetched again
     (a fresh duplicate filter), stored images are up to date (the record in the bucket)."""
@@ -175,6 +176,7 @@ def test_recrawl_starts_afresh(srv, redis_url, s3, tmp_path):
     assert {u: by_url.get(u, {}).get("status") for u in expected} == dict.fromkeys(expected, "uptodate")
 
 
+@pytest.mark.crawl
 def test_killed_worker_is_taken_over(srv, redis_url, s3, tmp_path):
     _, client = s3
     srv.clear_logs()
@@ -202,6 +204,7 @@ def test_killed_worker_is_taken_over(srv, redis_url, s3, tmp_path):
     assert "imgscraper/shared/pages_recovered" in survivor.stats  # it took over the victim's pages
 
 
+@pytest.mark.crawl
 def test_ctrl_c_leaves_the_rest_of_the_crawl_to_the_next_worker(srv, redis_url, s3, tmp_path):
     """A worker stopped with Ctrl-C starts no new image; the pages and image claims it did not
     finish go back to the shared crawl, and the next worker stores the rest."""
@@ -286,6 +289,7 @@ def test_work_ledger_holds_a_page_until_its_outputs_are_through():
     assert ledger.images_in_progress == 0
 
 
+@pytest.mark.crawl
 def test_images_left_out_by_a_filter_are_counted_once_across_workers(srv, redis_url, s3, tmp_path):
     """``image_deny``: every left-out image is one ``skipped``/``filtered`` item and counted once
     in the workers' stats together, and no worker requests it."""

@@ -28,6 +28,9 @@ from tests.support.httpserver import HTTPTestServer
 from tests.support.images import png
 from tests.support.needs import require_program
 
+# Every test needs redis-server (redis_server_installed), and all but two crawl.
+pytestmark = [pytest.mark.crawl, pytest.mark.services]
+
 N_PAGES, PER_PAGE = 20, 12
 
 

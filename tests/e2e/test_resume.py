@@ -125,6 +125,7 @@ def interrupt(proc: subprocess.Popen, signals_: list[int]) -> tuple[float, str]:
     return time.monotonic() - started, err
 
 
+@pytest.mark.crawl
 def test_ctrl_c_once_finishes_in_flight_work_then_resumes(site, tmp_path):
     job = Job(site, tmp_path)
     proc = job.start()
@@ -142,6 +143,7 @@ def test_ctrl_c_once_finishes_in_flight_work_then_resumes(site, tmp_path):
     job.resume_and_check(stored)
 
 
+@pytest.mark.crawl
 def test_ctrl_c_twice_stops_at_once_without_partial_files(site, tmp_path):
     job = Job(site, tmp_path)
     proc = job.start()
@@ -154,6 +156,7 @@ def test_ctrl_c_twice_stops_at_once_without_partial_files(site, tmp_path):
     job.resume_and_check(stored)
 
 
+@pytest.mark.crawl
 def test_resume_past_an_unreadable_scrapy_queue(site, tmp_path):
     """An unclean stop can leave Scrapy's queue files empty (queuelib writes their
     header on close); the resume must not trip on them: the journal has the pages."""
@@ -169,6 +172,7 @@ def test_resume_past_an_unreadable_scrapy_queue(site, tmp_path):
     job.resume_and_check(set())
 
 
+@pytest.mark.crawl
 def test_kill_9_then_resume_with_same_jobdir(site, tmp_path):
     job = Job(site, tmp_path)
     proc = job.start()
@@ -284,6 +288,7 @@ def wide_site(tmp_path):
         yield site
 
 
+@pytest.mark.crawl
 @pytest.mark.parametrize(
     "signals_", [[signal.SIGINT], [signal.SIGTERM], [signal.SIGINT, signal.SIGINT]], ids=["SIGINT", "SIGTERM", "twice"]
 )
@@ -343,6 +348,7 @@ def test_a_stop_leaves_the_pages_it_cut_short_to_redo(tmp_path):
     assert journal.pending() == [(done_page, 0), (cut_page, 0)]
 
 
+@pytest.mark.crawl
 def test_a_signal_cuts_a_retry_after_wait_short(tmp_path):
     """An image answered 429 with Retry-After: 30 s: the crawl waits to retry it, and a Ctrl-C
     ends that wait at once; the resumed crawl fetches the image."""

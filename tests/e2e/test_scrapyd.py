@@ -29,6 +29,9 @@ from tests.support.images import png
 from tests.support.scrapyd import Scrapyd, make
 from tests.support.servers import free_port
 
+# A real Scrapyd, whose jobs crawl.
+pytestmark = [pytest.mark.crawl, pytest.mark.services]
+
 USERNAME = "tester"
 
 

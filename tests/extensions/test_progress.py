@@ -14,6 +14,8 @@ import pytest
 from tests.support.crawl import PROJECT_ROOT, crawl_command, crawl_environment, parse_stats
 from tests.support.sitegen import serve_site
 
+pytestmark = pytest.mark.crawl
+
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 PROGRESS_LINE = re.compile(
     r"Progress: (?P<pages>\d+) pages crawled, (?P<queued>\d+) queued; images (?P<found>\d+) found,"

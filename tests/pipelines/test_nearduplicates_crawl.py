@@ -146,21 +146,20 @@ def test_a_larger_copy_after_a_smaller_one_is_stored_too(site, run_crawl, tmp_pa
         "skipped", items["original.jpg"]["path"])
 
 
-def test_skip_into_an_s3_store(site, run_crawl, tmp_path):
+def test_skip_into_an_s3_store(site, run_crawl, s3_endpoint, tmp_path):
     """The same choices in an S3 store, whose record (in the bucket) a second crawl reads the hashes from."""
-    from tests.support.servers import S3_ENV, s3_client, s3_server
+    from tests.support.servers import S3_ENV, s3_client
 
-    with s3_server() as endpoint:
-        client = s3_client(endpoint)
-        client.create_bucket(Bucket="near-duplicates")
-        args = ["-a", f"url={site.url}", "-s", "IMGSCRAPER_NEAR_DUPLICATES=skip", "-s", f"AWS_ENDPOINT_URL={endpoint}"]
-        delay(site, 1.0, *COPIES)
-        try:
-            first = run_crawl(args, store="s3://near-duplicates/store", out_dir=tmp_path / "1", env=S3_ENV)
-        finally:
-            site.clear_handlers()
-        second = run_crawl(args, store="s3://near-duplicates/store", out_dir=tmp_path / "2", env=S3_ENV)
-        keys = [entry["Key"] for entry in client.list_objects_v2(Bucket="near-duplicates", Prefix="store/full/").get("Contents", [])]
+    client = s3_client(s3_endpoint)
+    client.create_bucket(Bucket="near-duplicates")
+    args = ["-a", f"url={site.url}", "-s", "IMGSCRAPER_NEAR_DUPLICATES=skip", "-s", f"AWS_ENDPOINT_URL={s3_endpoint}"]
+    delay(site, 1.0, *COPIES)
+    try:
+        first = run_crawl(args, store="s3://near-duplicates/store", out_dir=tmp_path / "1", env=S3_ENV)
+    finally:
+        site.clear_handlers()
+    second = run_crawl(args, store="s3://near-duplicates/store", out_dir=tmp_path / "2", env=S3_ENV)
+    keys = [entry["Key"] for entry in client.list_objects_v2(Bucket="near-duplicates", Prefix="store/full/").get("Contents", [])]
     for result in (first, second):
         assert result.returncode == 0, result.tail()
         items = by_file(result.items)

@@ -15,7 +15,7 @@ import re
 import pytest
 
 from imgscraper.pipelines.records import ImageRecord, S3Record
-from tests.support.servers import S3_ENV, s3_client, s3_server
+from tests.support.servers import S3_ENV, s3_client
 
 BUCKET = "images"
 PREFIX = "crawls/site"
@@ -33,11 +33,10 @@ CONTENT_TYPES = {
 
 
 @pytest.fixture(scope="module")
-def s3():
-    with s3_server() as endpoint:
-        client = s3_client(endpoint)
-        client.create_bucket(Bucket=BUCKET)
-        yield endpoint, client
+def s3(s3_endpoint):
+    client = s3_client(s3_endpoint)
+    client.create_bucket(Bucket=BUCKET)
+    return s3_endpoint, client
 
 
 def bucket_objects(client, prefix: str) -> dict[str, bytes]:

@@ -314,6 +314,7 @@ def test_crawl_without_the_reactor_is_one_clear_error(js_site, run_crawl):
     assert result.items == [] and result.requests == []
 
 
+@pytest.mark.crawl
 def test_runspider_renders_with_the_reactor(js_site, chromium, tmp_path):
     """``scrapy runspider`` of the spider file renders too."""
     probe, items = tmp_path / "probe.json", tmp_path / "items.jsonl"
