@@ -36,7 +36,12 @@ from tests.support.servers import redis_server, s3_server
 from tests.support.sitegen import SiteServer, serve_site
 
 #: The marker a test gets from each fixture, when the fixture is among those it uses.
-FIXTURE_MARKERS = {"run_crawl": "crawl", "chromium": "chromium", "redis_url": "services", "s3_endpoint": "services"}
+FIXTURE_MARKERS = {
+    "run_crawl": "crawl",
+    "chromium": "chromium",
+    "redis_url": "services",
+    "s3_endpoint": "services",
+}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

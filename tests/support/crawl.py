@@ -168,7 +168,7 @@ def run_crawl(
     timeout: float = 120,
     log_level: str | None = "INFO",
     base_dir: Path | None = None,
-    servers: Iterable[HTTPTestServer | None] = (),
+    servers: Iterable[HTTPTestServer] = (),
 ) -> CrawlResult:
     """Run ``python -m scrapy crawl images *args`` in the project root until it ends.
 
@@ -176,9 +176,9 @@ def run_crawl(
     and ``-s LOG_LEVEL=<log_level>``; ``out_dir`` defaults to a new directory under ``base_dir``
     (or the system temp dir). ``env`` entries are added to :func:`crawl_environment`. The request
     logs of ``servers`` are cleared before the crawl and, once the servers are idle, are the
-    result's :attr:`~CrawlResult.requests` (``None`` entries are ignored).
+    result's :attr:`~CrawlResult.requests`.
     """
-    servers = [server for server in servers if server is not None]
+    servers = list(servers)
     if out_dir is None:
         out_dir = Path(tempfile.mkdtemp(prefix="crawl-", dir=base_dir))
     out_dir = Path(out_dir)
