@@ -27,7 +27,7 @@ WITH_SCRAPYD_AUTH = if [ -z "$$SCRAPYD_PASSWORD" ]; then \
 # Local paths are made absolute: Scrapyd runs jobs in SCRAPYD_HOME.
 STORE_URI = $(if $(findstring ://,$(STORE)),$(STORE),$(abspath $(STORE)))
 
-.PHONY: help install install-dev debs crawl test bench bench-workers bench-render faults clean scrapyd-auth scrapyd deploy schedule scheduler jobs
+.PHONY: help install install-dev debs crawl test test-fast bench bench-workers bench-render faults clean scrapyd-auth scrapyd deploy schedule scheduler jobs test-fast
 
 help:
 	@echo "make help: this list. Crawling:"
@@ -38,7 +38,8 @@ help:
 	@echo "  make debs               the Debian packages the tests need: $(DEBS) (sudo unless root)"
 	@echo "  make clean              remove .venv and .pytest_cache"
 	@echo "Testing and measuring:"
-	@echo "  make test               the whole suite (minutes); one file: .venv/bin/python -m pytest -q tests/test_summary.py"
+	@echo "  make test               the whole suite (minutes); one file: .venv/bin/python -m pytest -q tests/extensions/test_summary.py"
+	@echo "  make test-fast          the tests that start no crawl, browser or service (about a minute)"
 	@echo "  make bench [BENCH_ARGS=...]          a few minutes; see docs/benchmarks.md"
 	@echo "  make bench-workers [BENCH_ARGS=...]  images/s of 1 and 2 workers sharing a crawl through Redis"
 	@echo "  make bench-render [BENCH_ARGS=...]   per-page time and pages/min with and without -a render=yes"
@@ -86,6 +87,10 @@ crawl: install
 test: install-dev debs
 	$(BIN)/python -m compileall -q imgscraper
 	$(BIN)/python -m pytest -q
+
+# The quick loop: the tests marked neither crawl, chromium nor services (pytest.ini), in seconds.
+test-fast: install-dev
+	$(BIN)/python -m pytest -q -m "not crawl and not chromium and not services"
 
 # The project's modules compiled first, as pip compiles installed packages: with
 # PYTHONDONTWRITEBYTECODE set, every crawl would compile them again (about 0.05 s).
@@ -142,7 +147,7 @@ bench-render: install-dev debs
 # Every fault scenario of the tests, TRIES times each, as a table (see docs/faults.md).
 TRIES ?= 3
 faults: install-dev
-	$(BIN)/python tests/faults_report.py --tries $(TRIES)
+	$(BIN)/python -m tests.support.faults_report --tries $(TRIES)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

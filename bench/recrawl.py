@@ -10,7 +10,7 @@ time:
 3. ``revalidate``: ``IMGSCRAPER_EXPIRES=0``: every stored image is revalidated
    with a conditional request and should cost a 304, not its bytes.
 
-The site is served by the tests' recording HTTP server (``tests/httpserver.py``),
+The site is served by the tests' recording HTTP server (``tests/support/httpserver.py``),
 which counts every request and byte, optionally with a latency per response.
 """
 
@@ -26,11 +26,9 @@ import time
 from pathlib import Path
 
 from bench.site import LARGE, SMALL, ensure_site
+from tests.support.httpserver import HTTPTestServer
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(PROJECT_ROOT / "tests"))
-
-from httpserver import HTTPTestServer  # noqa: E402
 
 RUNS = (("first", {}), ("second", {}), ("revalidate", {"IMGSCRAPER_EXPIRES": "0"}))
 

@@ -15,7 +15,6 @@ from scrapy.http import Headers
 from scrapy.settings import Settings
 from scrapy.utils.test import get_crawler
 
-from httpserver import HTTPTestServer
 from imgscraper import settings as project_settings
 from imgscraper.addons.settingscheck import check_settings
 from imgscraper.filters import (
@@ -27,7 +26,9 @@ from imgscraper.filters import (
     parse_regex,
 )
 from imgscraper.spiders.images import ImagesSpider
-from sitegen import make_animated_gif, make_jpeg, make_png, sha256
+from tests.support.httpserver import HTTPTestServer
+from tests.support.images import jpeg, png
+from tests.support.sitegen import make_animated_gif, sha256
 
 # -- the functions ---------------------------------------------------------------
 
@@ -219,14 +220,14 @@ def site(tmp_path_factory):
     root = tmp_path_factory.mktemp("filter-site")
     with HTTPTestServer(root) as server:
         site = FilterSite(root, server)
-        site.write("img/photo.jpg", make_jpeg("photo", (40, 30)))
-        site.write("img/shot.png", make_png("shot", (40, 30)))
+        site.write("img/photo.jpg", jpeg("photo", (40, 30)))
+        site.write("img/shot.png", png("shot", (40, 30)))
         site.write("img/anim.gif", make_animated_gif("anim", (40, 30)))
-        site.write("img/tiny.png", make_png("tiny", (8, 8)))
-        site.write("img/large.jpg", make_jpeg("large", (800, 600)))
-        site.write("logo/brand.png", make_png("brand", (40, 30)))
+        site.write("img/tiny.png", png("tiny", (8, 8)))
+        site.write("img/large.jpg", jpeg("large", (800, 600)))
+        site.write("logo/brand.png", png("brand", (40, 30)))
         for page in ("gallery/one", "blog/two", "gallery/drafts/three"):
-            site.write(f"img/{page.rpartition('/')[2]}.jpg", make_jpeg(page, (40, 30)))
+            site.write(f"img/{page.rpartition('/')[2]}.jpg", jpeg(page, (40, 30)))
             site.write(f"{page}.html", f'<img src="/img/{page.rpartition("/")[2]}.jpg">')
         site.write("index.html", (
             '<img src="/img/photo.jpg"><img src="/img/shot.png"><img src="/img/anim.gif"><img src="/logo/brand.png">'
@@ -253,20 +254,13 @@ def site(tmp_path_factory):
         yield site
 
 
-def crawl(site: FilterSite, run_crawl, page: str, *args: str):
-    site.server.log.clear()
-    result = run_crawl(["-a", f"url={site.url}{page}", *args])
-    site.server.log.wait_idle()
-    return result
-
-
 def outcomes(site: FilterSite, result) -> dict[str, tuple[str, str]]:
     return {item["url"].removeprefix(site.url): (item["status"], item["reason"]) for item in result.items}
 
 
 def test_allow_and_deny_choose_the_pages_followed(site, run_crawl):
-    result = crawl(site, run_crawl, "index.html", "-a", "depth=1", "-a", "allow=/gallery/", "-a", "deny=/drafts/",
-                   "-a", "download=no")
+    result = run_crawl(["-a", f"url={site.url}index.html", "-a", "depth=1", "-a", "allow=/gallery/",
+                        "-a", "deny=/drafts/", "-a", "download=no"], servers=[site.server])
     assert result.returncode == 0, result.tail()
     # The start page is crawled whatever the filters say; of its links, only /gallery/ outside /drafts/.
     assert [r.path for r in site.server.log.requests() if r.path.endswith(".html")] == ["/index.html", "/gallery/one.html"]
@@ -276,7 +270,8 @@ def test_allow_and_deny_choose_the_pages_followed(site, run_crawl):
 
 
 def test_image_allow_and_deny_leave_images_unrequested(site, run_crawl):
-    result = crawl(site, run_crawl, "index.html", "-a", r"image_allow=\.(png|jpg)$", "-a", "image_deny=/logo/")
+    result = run_crawl(["-a", f"url={site.url}index.html", "-a", r"image_allow=\.(png|jpg)$",
+                        "-a", "image_deny=/logo/"], servers=[site.server])
     assert result.returncode == 0, result.tail()
     assert outcomes(site, result) == {
         "img/photo.jpg": ("downloaded", ""), "img/shot.png": ("downloaded", ""),
@@ -284,26 +279,27 @@ def test_image_allow_and_deny_leave_images_unrequested(site, run_crawl):
     }
     assert site.requested("/img/anim.gif") == site.requested("/logo/brand.png") == 0
     assert site.requested("/img/photo.jpg") == site.requested("/img/shot.png") == 1
-    assert "'imgscraper/images/skipped/filtered': 2," in result.stderr
+    assert result.stats.get("imgscraper/images/skipped/filtered") == 2
     assert sorted(p.read_bytes() for p in result.stored_files()) == sorted(
         [site.files["img/photo.jpg"], site.files["img/shot.png"]])
 
 
 def test_image_url_filters_in_listing_mode(site, run_crawl):
-    result = crawl(site, run_crawl, "index.html", "-a", "download=no", "-s", "IMGSCRAPER_IMAGE_DENY=brand|anim",
-                   "-a", "formats=gif")
+    result = run_crawl(["-a", f"url={site.url}index.html", "-a", "download=no",
+                        "-s", "IMGSCRAPER_IMAGE_DENY=brand|anim", "-a", "formats=gif"], servers=[site.server])
     assert result.returncode == 0, result.tail()
     assert "WARNING: formats, min_bytes and max_bytes are decided on downloads: download=no lists every image" in result.stderr
     assert outcomes(site, result) == {
         "img/photo.jpg": ("listed", ""), "img/shot.png": ("listed", ""),
         "img/anim.gif": ("skipped", "filtered"), "logo/brand.png": ("skipped", "filtered"),
     }
-    assert "'imgscraper/images/skipped/filtered': 2," in result.stderr
+    assert result.stats.get("imgscraper/images/skipped/filtered") == 2
 
 
 def test_formats_are_decided_on_the_headers_then_on_the_bytes(site, run_crawl):
     # The argument wins over the setting.
-    result = crawl(site, run_crawl, "formats.html", "-a", "formats=jpeg,gif", "-s", "IMGSCRAPER_FORMATS=png")
+    result = run_crawl(["-a", f"url={site.url}formats.html", "-a", "formats=jpeg,gif",
+                        "-s", "IMGSCRAPER_FORMATS=png"], servers=[site.server])
     assert result.returncode == 0, result.tail()
     assert outcomes(site, result) == {
         "img/photo.jpg": ("downloaded", ""), "img/anim.gif": ("downloaded", ""),
@@ -315,14 +311,15 @@ def test_formats_are_decided_on_the_headers_then_on_the_bytes(site, run_crawl):
     (huge,) = site.server.log.requests(path="/huge.png")
     assert huge.bytes_sent < HUGE / 4, f"{huge.bytes_sent} bytes of the unwanted PNG sent"
     assert {p.read_bytes() for p in result.stored_files()} == {site.files["img/photo.jpg"], site.files["img/anim.gif"]}
-    assert "'imgscraper/images/skipped/filtered': 2," in result.stderr
+    assert result.stats.get("imgscraper/images/skipped/filtered") == 2
 
-    again = crawl(site, run_crawl, "formats.html", "-a", "formats=png")
+    again = run_crawl(["-a", f"url={site.url}formats.html", "-a", "formats=png"], servers=[site.server])
     assert outcomes(site, again)["octet.jpg"] == ("skipped", "filtered"), "a GIF whatever its Content-Type"
 
 
 def test_sizes_are_decided_on_content_length_then_on_the_bytes(site, run_crawl):
-    result = crawl(site, run_crawl, "sizes.html", "-a", "min_bytes=1k", "-a", "max_bytes=10k")
+    result = run_crawl(["-a", f"url={site.url}sizes.html", "-a", "min_bytes=1k", "-a", "max_bytes=10k"],
+                       servers=[site.server])
     assert result.returncode == 0, result.tail()
     assert outcomes(site, result) == {
         "img/photo.jpg": ("downloaded", ""),
@@ -337,7 +334,7 @@ def test_sizes_are_decided_on_content_length_then_on_the_bytes(site, run_crawl):
         (huge,) = site.server.log.requests(path=path)
         assert huge.bytes_sent < HUGE / 4, f"{huge.bytes_sent} bytes of {path} sent"
     assert [p.read_bytes() for p in result.stored_files()] == [site.files["img/photo.jpg"]]
-    assert "'imgscraper/images/skipped/filtered': 5," in result.stderr
+    assert result.stats.get("imgscraper/images/skipped/filtered") == 5
     assert [i["checksum"] for i in result.items if i["status"] == "downloaded"] == [sha256(site.files["img/photo.jpg"])]
 
 
@@ -345,9 +342,7 @@ def test_an_image_stored_earlier_is_filtered_without_a_request(site, run_crawl, 
     store = tmp_path / "store"
     first = run_crawl(["-a", f"url={site.url}formats.html"], store=store)
     assert first.returncode == 0, first.tail()
-    site.server.log.clear()
-    again = run_crawl(["-a", f"url={site.url}formats.html", "-a", "formats=png"], store=store)
-    site.server.log.wait_idle()
+    again = run_crawl(["-a", f"url={site.url}formats.html", "-a", "formats=png"], store=store, servers=[site.server])
     assert again.returncode == 0, again.tail()
     assert outcomes(site, again)["img/photo.jpg"] == ("skipped", "filtered")
     assert outcomes(site, again)["img/shot.png"] == ("uptodate", "")
@@ -366,7 +361,7 @@ def test_an_image_stored_earlier_is_filtered_without_a_request(site, run_crawl, 
     ids=["bad-regex", "bad-size", "misspelt-argument", "bad-regex-setting", "bad-format-setting"],
 )
 def test_bad_filters_stop_the_crawl_in_one_line(site, run_crawl, args, error):
-    result = crawl(site, run_crawl, "index.html", *args)
+    result = run_crawl(["-a", f"url={site.url}index.html", *args], servers=[site.server])
     assert result.returncode == 1, result.tail()
     assert len(result.error_lines()) == 1 and error in result.error_lines()[0], result.tail()
     assert "Traceback" not in result.stderr

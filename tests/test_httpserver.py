@@ -16,8 +16,8 @@ from urllib.parse import urlsplit
 import pytest
 from PIL import Image
 
-from httpserver import HTTPTestServer
-from sitegen import generate_site
+from tests.support.httpserver import HTTPTestServer
+from tests.support.sitegen import generate_site
 
 
 @pytest.fixture

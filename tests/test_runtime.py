@@ -6,13 +6,10 @@ from __future__ import annotations
 import gc
 import json
 import logging
-from pathlib import Path
 
 import pytest
 
 from imgscraper.runtime import PER_REQUEST_LOGGERS, skip_records_below, tune_garbage_collector
-
-TESTS_DIR = Path(__file__).resolve().parent
 
 
 @pytest.fixture
@@ -39,10 +36,10 @@ def test_zero_leaves_the_collector_alone(restore_gc):
 @pytest.mark.parametrize(("setting", "tuned"), [(None, True), ("IMGSCRAPER_GC_THRESHOLD=0", False)])
 def test_crawl_runs_with_the_setting(site_server_module, run_crawl, tmp_path, setting, tuned):
     probe = tmp_path / "gc.json"
-    args = ["-a", f"url={site_server_module.url}", "-s", 'EXTENSIONS={"gc_probe.GCProbe": 0}']
+    args = ["-a", f"url={site_server_module.url}", "-s", 'EXTENSIONS={"tests.support.gc_probe.GCProbe": 0}']
     if setting:
         args += ["-s", setting]
-    result = run_crawl(args, env={"PYTHONPATH": str(TESTS_DIR), "GC_PROBE_FILE": str(probe)})
+    result = run_crawl(args, env={"GC_PROBE_FILE": str(probe)})
     assert result.returncode == 0, result.tail()
     state = json.loads(probe.read_text())
     if tuned:
@@ -72,8 +69,8 @@ def test_per_request_loggers_drop_records_under_the_log_level(restore_levels, le
 def test_a_crawl_sets_the_per_request_loggers_to_its_log_level(site_server_module, run_crawl, tmp_path,
                                                                log_level, expected):
     probe = tmp_path / "probe.json"
-    args = ["-a", f"url={site_server_module.url}", "-s", 'EXTENSIONS={"gc_probe.GCProbe": 0}']
-    result = run_crawl(args, env={"PYTHONPATH": str(TESTS_DIR), "GC_PROBE_FILE": str(probe)}, log_level=log_level)
+    args = ["-a", f"url={site_server_module.url}", "-s", 'EXTENSIONS={"tests.support.gc_probe.GCProbe": 0}']
+    result = run_crawl(args, env={"GC_PROBE_FILE": str(probe)}, log_level=log_level)
     assert result.returncode == 0, result.tail()
     assert set(json.loads(probe.read_text())["levels"].values()) == {expected}
     assert ("Crawled (200)" in result.output) is (log_level == "DEBUG")
