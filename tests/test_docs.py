@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import re
 import subprocess
@@ -213,3 +214,42 @@ def test_a_wrong_project_setting_is_caught():
 def test_a_setting_without_a_row_is_caught():
     documented = documented_settings("| `IMGSCRAPER_SRCSET` | `largest` | mentions `IMGSCRAPER_EXPIRES` |\n")
     assert documented == {"IMGSCRAPER_SRCSET"}
+
+
+# --- dotted paths and module files named anywhere -------------------------------------------------
+
+_DOTTED = re.compile(r"\bimgscraper(?:\.[A-Za-z_]\w*)+")
+_MODULE_FILE = re.compile(r"\bimgscraper/[\w/]+\.py\b")
+#: Where the project names its modules and classes: the docs, the settings, the code's own comments.
+NAMING = [*DOCS, ROOT / "Makefile", ROOT / "setup.py", ROOT / "scrapy.cfg", *sorted((ROOT / "deploy").iterdir()),
+          *sorted((ROOT / "imgscraper").rglob("*.py"))]
+
+
+def resolves(dotted: str) -> bool:
+    """Whether ``dotted`` is a module, or a name (and attributes) in one."""
+    parts = dotted.split(".")
+    for end in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:end]))
+        except ModuleNotFoundError:
+            continue
+        for attribute in parts[end:]:
+            if not hasattr(obj, attribute):
+                # A field without a default (a dataclass's) is named by the class's annotations only.
+                return attribute == parts[-1] and attribute in getattr(obj, "__annotations__", {})
+            obj = getattr(obj, attribute)
+        return True
+    return False
+
+
+@pytest.mark.parametrize("path", NAMING, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_dotted_path_and_module_file_named_exists(path: Path):
+    text = path.read_text(encoding="utf-8")
+    assert not {name for name in set(_DOTTED.findall(text)) if not resolves(name)}
+    assert not {name for name in set(_MODULE_FILE.findall(text)) if not (ROOT / name).is_file()}
+
+
+def test_a_wrong_dotted_path_is_caught():
+    assert resolves("imgscraper.pipelines.images.ImageStorePipeline.file_path")
+    assert not resolves("imgscraper.pipelines.ImageStorePipeline")
+    assert not resolves("imgscraper.pipelines.images.ImageStorePipelin")

@@ -1,1 +1,1 @@
-
+"""Downloader middlewares (``DOWNLOADER_MIDDLEWARES``): what every request and response goes through."""

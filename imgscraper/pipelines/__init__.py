@@ -1,1 +1,1 @@
-
+"""The item pipeline that downloads, checks and stores the images, and its parts."""
