@@ -161,7 +161,7 @@ class ImagesSpider(SitemapMixin, scrapy.Spider):
         spider.apply_filter_arguments(crawler.settings)
         spider.page_filter = _url_filter(crawler.settings, "IMGSCRAPER_ALLOW", "IMGSCRAPER_DENY")
         spider.image_url_filter = _url_filter(crawler.settings, "IMGSCRAPER_IMAGE_ALLOW", "IMGSCRAPER_IMAGE_DENY")
-        spider.dedupe_images = crawler.settings.getbool("IMGSCRAPER_UNIQUE_IMAGES", True)
+        crawler.signals.connect(spider.set_up_deduplication, signal=signals.spider_opened)
         crawler.signals.connect(spider.stop_non_page_download, signal=signals.headers_received)
         spider.tracker = None
         spider.item_pages = {}
@@ -196,6 +196,11 @@ class ImagesSpider(SitemapMixin, scrapy.Spider):
             apply_filter_arguments(self.arguments, settings)
         except ValueError as exc:
             self.argument_error = str(exc)
+
+    def set_up_deduplication(self) -> None:
+        """Read once add-ons have run (they run after the spider is built): ``IMGSCRAPER_UNIQUE_IMAGES``
+        off means another component deduplicates the images, and counts them."""
+        self.dedupe_images = self.crawler.settings.getbool("IMGSCRAPER_UNIQUE_IMAGES", True)
 
     def page_meta(self) -> dict[str, Any]:
         """Meta for a page request: rendering, when on."""
