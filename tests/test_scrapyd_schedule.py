@@ -169,7 +169,9 @@ def test_the_scheduler_with_scrapyd_down_says_so_in_one_line(tmp_path):
 @pytest.mark.parametrize("target", ["deploy", "schedule URL=http://127.0.0.1:9/", "jobs"])
 def test_make_targets_with_scrapyd_down_say_so_in_one_line(target):
     url = f"http://127.0.0.1:{closed_port()}"
-    env = {**os.environ, "SCRAPYD_URL": url, "SCRAPYD_USERNAME": "u", "SCRAPYD_PASSWORD": "p"}
+    # As a user runs it, not as a sub-make of `make test` (which would say make[1]: ***).
+    env = {name: value for name, value in os.environ.items() if name not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
+    env.update(SCRAPYD_URL=url, SCRAPYD_USERNAME="u", SCRAPYD_PASSWORD="p")
     run = subprocess.run(["make", "--no-print-directory", *target.split()], cwd=PROJECT_ROOT, env=env,
                          capture_output=True, text=True, timeout=60)
     assert run.returncode != 0
