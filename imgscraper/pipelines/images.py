@@ -143,8 +143,13 @@ class ImageStorePipeline(ImagesPipeline):
 
     async def close_spider(self) -> None:
         if stopped := self.stats.get_value("imgscraper/images/stopped"):
-            logger.info("%(count)d images not downloaded: the crawl stopped first "
-                        "(the same command with the same JOBDIR fetches them)", {"count": stopped})
+            if self.crawler.settings.get("JOBDIR"):
+                resume = "the same command with the same JOBDIR resumes the crawl and fetches them"
+            else:
+                resume = ("the same command crawls every page again and fetches them; a crawl started with"
+                          " -s JOBDIR=crawls/NAME resumes where it stopped")
+            logger.info("%(count)d images not downloaded: the crawl stopped first (%(resume)s)",
+                        {"count": stopped, "resume": resume})
         if self.record:
             self.record.close()
 

@@ -328,6 +328,21 @@ def test_a_signal_starts_no_new_download_and_exits_promptly(wide_site, tmp_path,
     job.resume_and_check(stored)
 
 
+@pytest.mark.crawl
+def test_ctrl_c_without_jobdir_says_how_to_resume(wide_site, tmp_path):
+    job = Job(wide_site, tmp_path)
+    at = job.cmd.index(f"JOBDIR={tmp_path / 'job'}")
+    del job.cmd[at - 1:at + 1]
+    job.cmd += ["-s", "CONCURRENT_REQUESTS=16", "-s", "CONCURRENT_REQUESTS_PER_DOMAIN=16"]
+    proc = job.start()
+    job.wait_for_files(proc, 10)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    (line,) = [line for line in err.splitlines() if "images not downloaded: the crawl stopped first" in line]
+    assert "same JOBDIR" not in line and "-s JOBDIR=" in line, line
+
+
 def test_a_stop_leaves_the_pages_it_cut_short_to_redo(tmp_path):
     from types import SimpleNamespace
 
