@@ -73,13 +73,13 @@ class CrawlStopped(IgnoreRequest):
 
 
 class HostUnreachable(IgnoreRequest):
-    """A request not sent because its host is down (reason ``host-unreachable``)."""
+    """A request not sent because its host is down: reason ``host-unreachable``, or for a retry, the
+    reason its earlier try failed with (``tried``), so that an item says what really happened."""
 
-    failure_reason = "host-unreachable"
-
-    def __init__(self, host: str):
+    def __init__(self, host: str, tried: str = ""):
         super().__init__(f"Not requested: host {host} is unreachable")
         self.host = host
+        self.failure_reason = tried or "host-unreachable"
 
 
 class BlockedAddressError(IgnoreRequest):

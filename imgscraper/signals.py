@@ -13,3 +13,7 @@ image_failed = object()
 #: Arguments: ``url``, ``reason``, ``detail`` (as for :data:`image_failed`), ``start_page``
 #: (True for a start page: the spider logs it as an ERROR, and the crawl fails).
 page_failed = object()
+
+#: A host stopped answering: its requests fail at once until it answers a probe. Arguments:
+#: ``host`` (``name`` or ``name:port``), ``reason`` (the last failure's).
+host_down = object()

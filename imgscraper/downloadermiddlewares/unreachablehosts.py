@@ -5,7 +5,8 @@
 host (name and port), the host is *down*: the requests for it waiting in the
 downloader, and every new one (images, pages, retries, redirects to it), fail
 at once with :class:`HostUnreachable`, which the pipeline and the spider
-report as ``host-unreachable``. After ``IMGSCRAPER_HOST_COOLDOWN`` seconds the
+report as ``host-unreachable`` (a retry: as its earlier try failed, ``timeout``,
+``connection-refused``...). :data:`imgscraper.signals.host_down` says a host went down. After ``IMGSCRAPER_HOST_COOLDOWN`` seconds the
 next request for the host goes out as a *probe*; the requests that come
 meanwhile wait for its outcome: any answer (whatever its status) puts the host
 back up and they are sent, a failure keeps it down for another cool-down and
@@ -37,6 +38,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectError
 
 from imgscraper.exceptions import HostUnreachable, failure_reason
+from imgscraper.signals import host_down
 from imgscraper.utils import host_label, host_port_of
 
 if TYPE_CHECKING:
@@ -80,6 +82,9 @@ class UnreachableHostMiddleware:
         ConnectError,
     )
 
+    #: The ``request.meta`` key of how a request's last try failed.
+    TRIED_KEY = "imgscraper_host_failure"
+
     def __init__(self, crawler: Crawler, max_failures: int, cooldown: float):
         self.crawler = crawler
         self.max_failures = max_failures
@@ -112,7 +117,7 @@ class UnreachableHostMiddleware:
             await maybe_deferred_to_future(waiter)
             if state.down_until is None:
                 return
-        raise HostUnreachable(host_label(host))
+        raise HostUnreachable(host_label(host), request.meta.get(self.TRIED_KEY, ""))
 
     def process_response(self, request: Request, response: Response) -> Response:
         # A response from HTTPCACHE says nothing of the host now.
@@ -125,6 +130,8 @@ class UnreachableHostMiddleware:
         if host is None or isinstance(exception, IgnoreRequest):
             return
         if isinstance(exception, self.FAILURES):
+            # Before RetryMiddleware copies the request: the retry carries how its try failed.
+            request.meta[self.TRIED_KEY] = failure_reason(exception)
             self._failed(host, request, exception)
         elif host in self.hosts:
             # The host answered, if badly (a connection reset, a body cut short): it is reachable.
@@ -150,6 +157,7 @@ class UnreachableHostMiddleware:
             {"host": host_label(host), "failures": state.failures, "reason": failure_reason(exception),
              "cooldown": self.cooldown},
         )
+        self.crawler.signals.send_catch_log(host_down, host=host_label(host), reason=failure_reason(exception))
         self._fail_queued(host)
 
     def _answered(self, host: tuple[str, int]) -> None:
@@ -193,8 +201,8 @@ class UnreachableHostMiddleware:
                 kept = [entry for entry in slot.queue if host_port_of(entry[0]) != host]
                 slot.queue.clear()
                 slot.queue.extend(kept)
-            for _request, queued in failing:
-                queued.errback(HostUnreachable(host_label(host)))
+            for request, queued in failing:
+                queued.errback(HostUnreachable(host_label(host), request.meta.get(self.TRIED_KEY, "")))
 
     def spider_closed(self) -> None:
         for state in self.hosts.values():

@@ -7,8 +7,10 @@ from collections import Counter
 
 from scrapy import signals
 from scrapy.crawler import Crawler
+from scrapy.http import Request
 
 from imgscraper import signals as imgscraper_signals
+from imgscraper.discovery.sitemaps import robots_txt_url
 from imgscraper.utils import host_label, host_port_of
 
 __all__ = ["FewLinesPerFailureHost", "OneLinePerFailure", "OneLineRobotsErrors"]
@@ -19,25 +21,41 @@ ROBOTSTXT_LOGGER = "scrapy.downloadermiddlewares.robotstxt"
 
 
 class OneLineRobotsErrors(logging.Filter):
-    """Log an unreachable robots.txt as one WARNING line, without a traceback.
+    """Log an unreachable robots.txt as one WARNING line naming it, without a traceback; nothing
+    for a host already reported down (:data:`imgscraper.signals.host_down`).
 
-    Scrapy logs it as an ERROR with a full traceback; the request it guarded
-    then fails on its own and the spider or pipeline reports that, so one line
-    is enough here.
+    Scrapy logs it as an ERROR with a full traceback, naming the request it
+    guarded; that request then fails on its own and the spider or pipeline
+    reports it, so one line is enough here.
     """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hosts_down: set[str] = set()
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> OneLineRobotsErrors:
         extension = cls()
         logging.getLogger(ROBOTSTXT_LOGGER).addFilter(extension)
+        crawler.signals.connect(extension.host_down, signal=imgscraper_signals.host_down)
         crawler.signals.connect(extension.spider_closed, signal=signals.spider_closed)
         return extension
 
+    def host_down(self, host: str) -> None:
+        self.hosts_down.add(host)
+
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and record.levelno >= logging.ERROR:
-            record.exc_info = record.exc_text = None
-            record.levelno, record.levelname = logging.WARNING, "WARNING"
-            record.msg = "Cannot fetch robots.txt for %(request)s: %(f_exception)s"
+        if not (record.exc_info and record.levelno >= logging.ERROR and isinstance(record.args, dict)):
+            return True
+        request = record.args.get("request")
+        if isinstance(request, Request):
+            host = host_port_of(request)
+            if host and host_label(host) in self.hosts_down:
+                return False
+            record.args = {**record.args, "robots": robots_txt_url(request.url)}
+            record.msg = "Cannot fetch %(robots)s: %(f_exception)s"
+        record.exc_info = record.exc_text = None
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
         return True
 
     def spider_closed(self) -> None:

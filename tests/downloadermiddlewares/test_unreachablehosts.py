@@ -54,24 +54,32 @@ def test_dead_host_costs_one_timeout_and_spares_the_others(dead_host_site, run_c
     assert [item["status"] for item in good] == ["downloaded"] * GOOD_IMAGES
     dead = Counter((item["status"], item["reason"]) for url, item in items.items() if hole.netloc in url)
     # The few whose last try timed out before the host went down fail as timeouts.
-    assert dead[("failed", "host-unreachable")] >= DEAD_IMAGES - 8, dead
+    assert dead[("failed", "host-unreachable")] >= DEAD_IMAGES - 2 * 8, dead
     assert dead[("failed", "host-unreachable")] + dead[("failed", "timeout")] == DEAD_IMAGES, dead
     assert result.stats.get("imgscraper/images/failed/host-unreachable") == dead[("failed", "host-unreachable")]
     assert result.stats.get("imgscraper/hosts/down") == 1
+    # host-unreachable only for the images never tried; a tried one (retries included) says how it failed.
+    tried = set(hole.requested_paths())
+    for url, item in items.items():
+        if hole.netloc in url:
+            assert item["reason"] == ("timeout" if url.partition(hole.netloc)[2] in tried else "host-unreachable"), url
     # robots.txt and its 2 retries, then at most two rounds of CONCURRENT_REQUESTS_PER_DOMAIN (8): the
     # downloader starts the next requests as the first ones fail, before the host counts as down.
     assert hole.accepted <= 3 + 2 * 8, hole.accepted
     # Two timeouts plus the retries of the first requests; every image its timeout would be 20.
     assert result.stats.get("elapsed_time_seconds") < 4 * TIMEOUT + 2, result.tail()
     messages = [line.partition(" WARNING: ")[2] for line in result.stderr.splitlines()
-                if " WARNING: " in line and hole.netloc in line and "robots.txt" not in line]
+                if " WARNING: " in line and hole.netloc in line]
     timeouts, unreachable = dead[("failed", "timeout")], dead[("failed", "host-unreachable")]
+    # The closing lines, most failures first.
+    closing = sorted([(-unreachable, "host-unreachable", f"{unreachable} images failed as host-unreachable from {hole.netloc}"),
+                      *([(3 - timeouts, "timeout", f"... and {timeouts - 3} more timeout from {hole.netloc}")]
+                        if timeouts > 3 else [])])
     expected = [
         f"Host {hole.netloc} is unreachable (3 connection failures or timeouts in a row, the last: timeout): "
         "its requests fail as host-unreachable until it answers a probe, in 60 s",
         *[m for m in messages if m.startswith("Image failed (timeout)")][:3],
-        *([f"... and {timeouts - 3} more timeout from {hole.netloc}"] if timeouts > 3 else []),
-        f"{unreachable} images failed as host-unreachable from {hole.netloc}",
+        *[line for _, _, line in closing],
     ]
     assert len([m for m in messages if m.startswith("Image failed (timeout)")]) == min(timeouts, 3)
     assert messages == expected, messages
@@ -144,7 +152,8 @@ def crawl_two_pages(tmp_path, run_crawl, comes_back: bool) -> TwoPageCrawl:
             cdn_server.stop()
     assert result.returncode == 0, result.tail()
     first = Counter(result.by_url()[f"{base}/a/{i}.png"]["reason"] for i in range(6))
-    assert first["host-unreachable"] >= 3 and first.total() == first["host-unreachable"] + first["timeout"], first
+    # All 6 were tried at once (CONCURRENT_REQUESTS_PER_DOMAIN 8): their retries fail at once, as timeouts.
+    assert first == Counter({"timeout": 6}), first
     return TwoPageCrawl(result, base, cdn[0].log.snapshot() if cdn else [], accepted_before_page2[0], hole.accepted)
 
 
@@ -166,10 +175,11 @@ def test_host_back_after_the_cooldown_has_its_images_stored(tmp_path, run_crawl)
 
 def test_host_still_dead_after_the_cooldown_costs_one_probe(tmp_path, run_crawl):
     """The first of page 2's images probes the host, the others wait for the probe: it times out
-    and they all fail as host-unreachable; only the probe reached the host."""
+    (its item says so) and the others fail as host-unreachable; only the probe reached the host."""
     crawl = crawl_two_pages(tmp_path, run_crawl, comes_back=False)
     items = crawl.result.by_url()
-    assert {items[f"{crawl.base}{path}"]["reason"] for path in IMAGES_BACK} == {"host-unreachable"}
+    reasons = Counter(items[f"{crawl.base}{path}"]["reason"] for path in IMAGES_BACK)
+    assert reasons == Counter({"timeout": 1, "host-unreachable": len(IMAGES_BACK) - 1}), reasons
     assert crawl.accepted - crawl.accepted_before_page2 == 1
     assert crawl.result.stats.get("imgscraper/hosts/probes") == 1
     assert crawl.result.stats.get("imgscraper/hosts/back") is None

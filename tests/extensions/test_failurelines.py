@@ -5,14 +5,16 @@ one line at the end; items and stats keep them all."""
 from __future__ import annotations
 
 import logging
+import sys
 
 import pytest
 from scrapy.crawler import Crawler
+from scrapy.http import Request
 from scrapy.utils.misc import build_from_crawler
 from scrapy.utils.test import get_crawler
 
 from imgscraper import signals as imgscraper_signals
-from imgscraper.extensions.failurelines import FewLinesPerFailureHost
+from imgscraper.extensions.failurelines import FewLinesPerFailureHost, OneLineRobotsErrors
 from tests.support.httpserver import HTTPTestServer
 from tests.support.images import png
 
@@ -135,3 +137,25 @@ def test_every_failure_its_line_when_off(caplog):
         ("WARNING", "Image failed (host-unreachable): http://dead.example:8080/0.png"),
         ("WARNING", "Cannot fetch page http://a.example/0.html: HTTP 404"),
     ]
+
+
+def robots_error_record(url: str) -> logging.LogRecord:
+    """The record Scrapy's RobotsTxtMiddleware logs when robots.txt cannot be fetched for ``url``."""
+    try:
+        raise ConnectionRefusedError("Connection was refused")
+    except ConnectionRefusedError as exc:
+        record = logging.LogRecord("scrapy.downloadermiddlewares.robotstxt", logging.ERROR, __file__, 1,
+                                   "Error downloading %(request)s: %(f_exception)s", None, sys.exc_info())
+        record.args = {"request": Request(url), "f_exception": exc}
+    return record
+
+
+def test_a_robots_txt_line_names_robots_txt_and_a_dead_hosts_is_silent():
+    extension = OneLineRobotsErrors()
+    record = robots_error_record("http://cdn.example:8080/img/a.png")
+    assert extension.filter(record)
+    assert (record.levelname, record.exc_info) == ("WARNING", None)
+    assert record.getMessage() == "Cannot fetch http://cdn.example:8080/robots.txt: Connection was refused"
+    extension.host_down(host="cdn.example:8080")
+    assert not extension.filter(robots_error_record("http://cdn.example:8080/img/b.png"))
+    assert extension.filter(robots_error_record("http://other.example/img/b.png"))

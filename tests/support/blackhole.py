@@ -3,7 +3,7 @@
 :class:`BlackHole` listens on ``host`` (a free port unless given) from a
 background thread, accepts every connection, reads nothing and writes
 nothing, and keeps the connections open until it is closed. ``accepted`` is
-how many connections it took so far.
+how many connections it took so far, ``requested_paths()`` what they asked for.
 """
 
 from __future__ import annotations
@@ -34,6 +34,20 @@ class BlackHole:
     def accepted(self) -> int:
         with self._lock:
             return len(self._connections)
+
+    def requested_paths(self) -> list[str]:
+        """The path of each request sent so far, read without taking it off the connection."""
+        paths = []
+        with self._lock:
+            for connection in self._connections:
+                try:
+                    sent = connection.recv(65536, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+                except OSError:  # nothing sent yet
+                    continue
+                request_line = sent.partition(b"\r\n")[0].split()
+                if len(request_line) == 3:
+                    paths.append(request_line[1].decode("latin-1"))
+        return paths
 
     def _accept(self) -> None:
         while True:
