@@ -378,29 +378,49 @@ def redis_client(tmp_path_factory):
 
 def test_leases_of_a_dead_worker_come_back(redis_client):
     """The lease script (imgscraper.distributed.leases) on a real Redis: a slot's concurrency across workers,
-    the leases of a worker whose heartbeat is gone freed, the slot's delay shared."""
-    from imgscraper.distributed.leases import _ACQUIRE
+    several leases in one call, the leases of a worker whose heartbeat is gone freed, the slot's delay shared,
+    and a worker waiting for a full slot woken when a lease is given back."""
+    from imgscraper.distributed.leases import _ACQUIRE, _GIVE_BACK
 
-    acquire = redis_client.register_script(_ACQUIRE)
+    acquire, give_back = redis_client.register_script(_ACQUIRE), redis_client.register_script(_GIVE_BACK)
     prefix = "imgscraper:lease-test:"
     for worker in ("a", "b"):
         redis_client.set(f"{prefix}alive:{worker}", "1")
 
-    def lease(worker, limit=2, delay_ms=0):
-        return acquire(args=[prefix, "example.com", worker, limit, delay_ms, 60_000])
+    def lease(worker, limit=3, delay_ms=0, wanted=1, slot="example.com"):
+        return acquire(args=[prefix, slot, worker, limit, delay_ms, 60_000, wanted])
 
-    first, second = lease("a"), lease("a")
-    assert isinstance(first, bytes) and isinstance(second, bytes) and first != second
-    assert lease("b") == -1  # both leases of the slot are a's
-    redis_client.zrem(f"{prefix}slot:example.com", first)  # a's transfer ended
-    assert isinstance(lease("b"), bytes)
-    assert lease("b") == -1
+    status, *granted = lease("a", wanted=2)  # two leases, one round trip
+    assert status == 0 and len(granted) == 2 and granted[0] != granted[1]
+    status, *more = lease("a", wanted=4)  # as many as the slot has left
+    assert status == 0 and len(more) == 1
+    events = redis_client.pubsub(ignore_subscribe_messages=True)
+    events.subscribe(f"{prefix}events")
+
+    def next_event():
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            if message := events.get_message(timeout=0.5):
+                return message["data"]
+        return None
+
+    assert lease("b") == [-1]  # every lease of the slot is a's: b waits, and says so
+    assert next_event() == b"wanted example.com"
+    give_back(args=[prefix, "example.com", granted[0]])  # a's transfer ended: the waiting worker is woken
+    assert next_event() == b"freed example.com"
+    status, *mine = lease("b")
+    assert status == 0 and len(mine) == 1
+    assert lease("b") == [-1]
     redis_client.delete(f"{prefix}alive:a")  # a died: its heartbeat is gone
-    assert isinstance(lease("b"), bytes)
-    # The delay: the next transfer of the slot waits, whichever worker asks.
-    assert isinstance(acquire(args=[prefix, "slow.example", "a", 8, 500, 60_000]), bytes)
-    wait = acquire(args=[prefix, "slow.example", "b", 8, 500, 60_000])
-    assert not isinstance(wait, bytes) and 400 <= wait <= 500
+    status, *mine = lease("b", wanted=3)
+    assert status == 0 and len(mine) == 2
+    events.close()
+    # The delay: one lease per call, and the next transfer of the slot waits, whichever worker asks.
+    redis_client.set(f"{prefix}alive:a", "1")
+    status, *one = lease("a", limit=8, delay_ms=500, wanted=4, slot="slow.example")
+    assert status == 0 and len(one) == 1
+    (wait,) = lease("b", limit=8, delay_ms=500, slot="slow.example")
+    assert 400 <= wait <= 500
 
 
 def test_worker_command_hands_on_the_crawl_not_its_outputs():

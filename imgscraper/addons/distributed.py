@@ -15,7 +15,8 @@ class DistributedCrawl:
     """``IMGSCRAPER_REDIS_URL`` set: share the crawl with every worker using the
     same Redis (:mod:`imgscraper.distributed`: scrapy-redis's scheduler and
     duplicate filter, kept queue, shared image claims, download slots shared
-    by every worker (:mod:`imgscraper.distributed.leases`); with
+    by every worker (:mod:`imgscraper.distributed.leases`), ``CLOSESPIDER_*`` limits
+    for the whole crawl (:mod:`imgscraper.distributed.closespider`); with
     ``IMGSCRAPER_WORKERS > 1`` under the crawl command, :mod:`imgscraper.distributed.workers`
     starts the local workers). Unset: nothing changes, and neither redis nor
     scrapy-redis is imported.
@@ -31,6 +32,9 @@ class DistributedCrawl:
         url = settings.get("IMGSCRAPER_REDIS_URL")
         if not url:
             return
+        from scrapy.extensions.closespider import CloseSpider  # noqa: PLC0415
+
+        from imgscraper.distributed.closespider import SharedCloseSpider  # noqa: PLC0415
         from imgscraper.distributed.middleware import SharedImagesMiddleware  # noqa: PLC0415
 
         settings.set("REDIS_URL", url, priority="addon")
@@ -48,6 +52,9 @@ class DistributedCrawl:
         settings.set("SCHEDULER_PERSIST", True, priority="addon")
         # Close to the engine: it sees what the other spider middlewares let through.
         settings.set_in_component_priority_dict("SPIDER_MIDDLEWARES", SharedImagesMiddleware, 50)
+        # CLOSESPIDER_* limits for the whole crawl (imgscraper.distributed.closespider).
+        settings.set_in_component_priority_dict("EXTENSIONS", CloseSpider, None)
+        settings.set_in_component_priority_dict("EXTENSIONS", SharedCloseSpider, 0)
 
     @staticmethod
     def _valid_settings(settings: Settings) -> bool:

@@ -46,7 +46,6 @@ from typing import TYPE_CHECKING, Any
 
 from scrapy import Spider, signals
 from scrapy.settings import SETTINGS_PRIORITIES, BaseSettings
-from scrapy.utils.asyncio import create_looping_call
 from scrapy.utils.defer import deferred_from_coro, maybe_deferred_to_future
 
 from imgscraper.distributed.scheduler import SharedScheduler
@@ -192,12 +191,11 @@ class LeadScheduler(SharedScheduler):
         self._signalled = False
         self._started = False
         self._pending: set[Deferred[Any]] = set()
-        self._gather = create_looping_call(self._tick)
 
-    def open(self, spider: Spider) -> None:
-        super().open(spider)
+    async def _open(self, spider: Spider) -> None:
+        await super()._open(spider)
         if self.shared.joined:
-            self._gather.start(GATHER_INTERVAL, now=False)
+            self._loops.append(self.shared.spawn(self._gather_loop()))
 
     def _start_workers(self) -> None:
         command = [*self.command, "-s", f"IMGSCRAPER_CRAWL_ID={self.shared.crawl_id}",
@@ -248,34 +246,36 @@ class LeadScheduler(SharedScheduler):
 
     # -- what the local workers hand over --------------------------------------
 
-    def _tick(self) -> None:
+    async def _gather_loop(self) -> None:
         """Start the local workers once pages wait in the queue (a crawl that stops at its
         start page, or never starts, needs none); then gather what they hand over."""
-        if not self._started:
-            if len(self.queue) == 0:
-                return
-            self._started = True
-            self._start_workers()
-        self.gather()
+        while True:
+            await asyncio.sleep(GATHER_INTERVAL)
+            if not self._started:
+                if not await self.shared.server.zcard(self.shared.key("requests")):
+                    continue
+                self._started = True
+                self._start_workers()
+            await self.gather()
 
-    def gather(self) -> None:
+    async def gather(self) -> None:
         """Take what the local workers handed over; notice the ones that ended."""
         if not self.workers:
             return
         exited = [w for w in self.workers if not w.ended and w.proc.poll() is not None]
-        self._drain()
+        await self._drain()
         for worker in exited:
             worker.ended = True
             if not worker.left and worker.worker:
-                self._lost(worker)
+                await self._lost(worker)
             elif worker.proc.returncode:
                 logger.warning("Local worker %d (pid %d) exited with status %d",
                                worker.number, worker.proc.pid, worker.proc.returncode)
         self._forward_signals()
 
-    def _drain(self) -> None:
+    async def _drain(self) -> None:
         key = self.shared.output_key(self.shared.worker)
-        while entries := self.shared.server.lpop(key, 1000):
+        while entries := await self.shared.server.lpop(key, 1000):
             for data in entries:
                 self._take(pickle.loads(data))
 
@@ -291,8 +291,10 @@ class LeadScheduler(SharedScheduler):
             return
         if kind == "item":
             self.crawler.stats.inc_value("imgscraper/workers/items")
+            # handed_over_by: counted already, by the local worker (imgscraper.distributed.closespider).
             done = deferred_from_coro(self.crawler.signals.send_catch_log_async(
                 signal=signals.item_scraped, item=message[2], response=None, spider=self.spider,
+                handed_over_by=worker_id,
             ))
             self._pending.add(done)
             done.addBoth(lambda result, d=done: self._pending.discard(d) or result)
@@ -312,8 +314,8 @@ class LeadScheduler(SharedScheduler):
                 self.crawler.stats.inc_value(name, value - worker.stats.get(name, 0))
         worker.stats = stats
 
-    def _lost(self, worker: LocalWorker) -> None:
-        moved = self.shared.release(worker.worker)
+    async def _lost(self, worker: LocalWorker) -> None:
+        moved = await self.shared.release(worker.worker)
         self.crawler.stats.inc_value("imgscraper/workers/lost")
         logger.warning(
             "Local worker %d (pid %d) ended before the crawl (status %s): its %d pages go back in the queue, "
@@ -322,12 +324,9 @@ class LeadScheduler(SharedScheduler):
 
     # -- the end -------------------------------------------------------------
 
-    def close(self, reason: str) -> Deferred[None]:
-        return deferred_from_coro(self._close(reason))
-
     async def _close(self, reason: str) -> None:
-        if self._gather.running:
-            self._gather.stop()
+        for task in self._loops:
+            task.cancel()
         for worker in self.workers:
             if worker.proc.poll() is None and (not worker.worker or reason != "finished" and not self._signalled):
                 # Not joined yet (nothing to do), or the crawl stopped for another reason than a signal.
@@ -342,9 +341,9 @@ class LeadScheduler(SharedScheduler):
                         worker.proc.kill()
                         worker.proc.wait()
                 break
-            self.gather()
+            await self.gather()
             await asyncio.sleep(0.02)
-        self.gather()
+        await self.gather()
         for done in list(self._pending):
             await maybe_deferred_to_future(done)
-        super().close(reason)
+        await super()._close(reason)
