@@ -145,6 +145,10 @@ class SharedScheduler(Scheduler):
         self.df = RFPDupeFilter(
             self.server, key=self.shared.key("dupefilter"), debug=spider.settings.getbool("DUPEFILTER_DEBUG")
         )
+        if self.max_pages and getattr(spider, "max_pages", 0):
+            # The page budget is the crawl's, counted here in Redis (_ENQUEUE): the spider's own
+            # counts the links one process found, and would stop following them early.
+            spider.max_pages = 0
         self.shared.on_event("close", self._crawl_closing)
         self._loops.append(self.shared.spawn(self._heartbeats(self.shared.timeout_ms / 3000)))
         if self.shared.lead:
