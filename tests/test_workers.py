@@ -130,7 +130,7 @@ def test_three_workers_one_crawl_one_feed_one_summary(site, tmp_path):
     assert sorted(item["url"].removeprefix(site.server.url.rstrip("/")) for item in items) == sorted(site.images)
     assert {item["status"] for item in items} == {"downloaded"}
     # The local workers took part, and the one summary counts the whole crawl.
-    assert "Started 2 local workers" in result.stderr
+    assert "Crawling with 3 workers: this one and 2 local workers (pid " in result.stderr
     handed = int(_HANDED_OVER.search(result.stderr)[1])
     assert 0 < handed < len(site.images), handed
     assert "'imgscraper/images/downloaded': 240" in result.stderr
@@ -291,6 +291,30 @@ def test_download_delay_holds_across_workers(tmp_path):
     assert int(_HANDED_OVER.search(result.stderr)[1]) > 0  # both workers fetched
 
 
+def test_two_workers_one_report(tmp_path):
+    """Failure lines follow the crawl's rule, not each worker's: three lines for a reason and host, then
+    one line for the crawl with how many more; one summary."""
+    with HTTPTestServer(tmp_path / "www", latency=0.15) as server:
+        for page in range(N_PAGES):
+            imgs = "".join(f'<img src="/gone/{page}-{k}.png">' for k in range(6))
+            links = "".join(f'<a href="/p{p}.html">p</a>' for p in range(1, N_PAGES)) if page == 0 else ""
+            server.add_handler(f"/p{page}.html", lambda h, t=f"<html>{imgs}{links}</html>": h.send_body(
+                t, content_type="text/html") or True)
+        server.add_handler("/gone/*", lambda h: h.send_body("gone", status=404) or True)
+        result = subprocess.run(
+            [sys.executable, "-m", "scrapy", "crawl", "images", "-a", f"url={server.url}p0.html", "-a", "depth=1",
+             "-s", f"IMAGES_STORE={tmp_path / 'store'}", "-s", "LOG_LEVEL=INFO", "-s", "IMGSCRAPER_WORKERS=2"],
+            cwd=PROJECT_ROOT, env=environment(), capture_output=True, text=True, timeout=180,
+        )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert int(_HANDED_OVER.search(result.stderr)[1]) > 0  # both workers fetched
+    assert len(re.findall(r"WARNING: Image failed \(http-404\)", result.stderr)) == 3, result.stderr[-3000:]
+    more = re.findall(r"WARNING: \.\.\. and (\d+) more http-404 from (\S+)", result.stderr)
+    assert more == [(str(N_PAGES * 6 - 3), server.netloc)], result.stderr[-3000:]
+    assert result.stderr.count("Crawl summary (finished)") == 1
+    assert "Crawling with 2 workers: this one and 1 local worker (pid " in result.stderr
+
+
 def test_make_crawl_with_workers(site, tmp_path):
     """``make crawl URL=... WORKERS=2`` (``-o``: the test leaves the installed environment as it is)."""
     store, feed = tmp_path / "store", tmp_path / "items.jsonl"
@@ -301,7 +325,7 @@ def test_make_crawl_with_workers(site, tmp_path):
         cwd=PROJECT_ROOT, env=environment(), capture_output=True, text=True, timeout=180,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "Started 1 local worker (pid " in result.stderr
+    assert "Crawling with 2 workers: this one and 1 local worker (pid " in result.stderr
     items = [json.loads(line) for line in feed.read_text().splitlines()]
     assert sorted(item["url"].removeprefix(site.server.url.rstrip("/")) for item in items) == sorted(site.images)
     assert sorted(site.stored_paths(store)) == sorted(site.images)
@@ -455,7 +479,7 @@ def test_workers_use_the_redis_they_are_given(site, tmp_path, redis_client):
                                     "IMGSCRAPER_CRAWL_ID=given-redis") + ["-O", str(feed)],
                             cwd=PROJECT_ROOT, env=environment(), capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "Private Redis" not in result.stderr and "Started 1 local worker" in result.stderr
+    assert "Private Redis" not in result.stderr and "this one and 1 local worker" in result.stderr
     assert redis_client.exists("imgscraper:given-redis:finished")
     assert int(_HANDED_OVER.search(result.stderr)[1]) > 0
     items = [json.loads(line) for line in feed.read_text().splitlines()]

@@ -62,6 +62,7 @@ from scrapy_redis import connection
 
 from imgscraper.discovery import image_url_key
 from imgscraper.distributed.ledger import WorkLedger
+from imgscraper.extensions.failurelines import FewLinesPerFailureHost
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -346,6 +347,8 @@ class SharedCrawl:
         )
         if self.lead:
             await self.server.rpush(self.output_key(self.lead), pickle.dumps(("joined", self.worker, os.getpid())))
+            for name in FewLinesPerFailureHost.LOGGERS:
+                logging.getLogger(name).addFilter(self._failure_line_to_lead)
         self._listener = self.spawn(self._listen())
         return bool(joined)
 
@@ -368,6 +371,8 @@ class SharedCrawl:
         if not self.joined:
             return
         self.joined = False
+        for name in FewLinesPerFailureHost.LOGGERS:
+            logging.getLogger(name).removeFilter(self._failure_line_to_lead)
         if self._listener is not None:
             self._listener.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -471,6 +476,17 @@ class SharedCrawl:
         except (pickle.PicklingError, TypeError, AttributeError):
             data = pickle.dumps(("item", self.worker, ItemAdapter(item).asdict()), protocol=pickle.HIGHEST_PROTOCOL)
         self._outgoing.append(data)
+
+    def _failure_line_to_lead(self, record: logging.LogRecord) -> bool:
+        """A local worker's failure lines (``reason`` and ``url`` in their arguments) go to its lead, which
+        logs them with its own: one rule of a few lines per reason and host for the crawl
+        (:class:`~imgscraper.extensions.failurelines.FewLinesPerFailureHost`), one line of those left out."""
+        args = record.args
+        if record.levelno != logging.WARNING or not isinstance(args, dict) or "reason" not in args:
+            return True
+        args = {key: value if isinstance(value, (str, int, float)) else str(value) for key, value in args.items()}
+        self._outgoing.append(pickle.dumps(("log", self.worker, record.name, record.msg, args)))
+        return False
 
     def schedule_write(self) -> None:
         """Have :meth:`write` run soon, in the background (once for whatever is written meanwhile)."""

@@ -8,10 +8,11 @@ engine (:mod:`imgscraper.distributed`) like any shared crawl, and its process
 is the *lead*: once pages wait in the crawl's queue, :class:`LeadScheduler` starts
 ``N - 1`` local workers, ``scrapy crawl`` processes of the same spider,
 arguments and settings with ``IMGSCRAPER_LEAD_WORKER`` naming the lead. Those
-hand the lead their items and stats through Redis
+hand the lead their items, stats and failure lines through Redis
 (:meth:`~imgscraper.distributed.crawl.SharedCrawl.hand_over`); the lead writes the
-items to its feeds and adds the stats to its own, so its progress display,
-summary and gallery are those of the whole crawl.
+items to its feeds, adds the stats to its own and logs the failure lines as its
+own, so its progress display, failure lines, summary and gallery are those of
+the whole crawl.
 
 Local workers run in sessions of their own, and the lead passes on every
 SIGINT and SIGTERM it gets (as SIGTERM: a worker still starting ends without a
@@ -65,7 +66,7 @@ GATHER_INTERVAL = 0.1
 _PR_SET_PDEATHSIG = 1
 #: Settings a local worker gets its own value of (see worker_command).
 _WORKER_OWN = ("FEEDS", "LOG_LEVEL", "STATS_DUMP", "IMGSCRAPER_PROGRESS", "IMGSCRAPER_PROGRESS_INTERVAL",
-               "IMGSCRAPER_GALLERY", "IMGSCRAPER_WORKERS",
+               "IMGSCRAPER_GALLERY", "IMGSCRAPER_WORKERS", "IMGSCRAPER_FAILURE_LINES",
                "IMGSCRAPER_LOCAL_WORKER_COMMAND", "IMGSCRAPER_CRAWL_ID", "IMGSCRAPER_LEAD_WORKER")
 
 
@@ -159,6 +160,8 @@ def worker_command(spider: str, arguments: Mapping[str, str], settings: BaseSett
             "-s", "IMGSCRAPER_PROGRESS_INTERVAL=0",
             # The lead builds the gallery, from the store's record, once every worker is done.
             "-s", "IMGSCRAPER_GALLERY=false",
+            # Every failure line goes to the lead, which applies IMGSCRAPER_FAILURE_LINES to the crawl.
+            "-s", "IMGSCRAPER_FAILURE_LINES=0",
             "-s", "IMGSCRAPER_WORKERS=1", "-s", f"LOG_LEVEL={logging.getLevelName(level)}"]
 
 
@@ -210,8 +213,8 @@ class LeadScheduler(SharedScheduler):
                 logger.warning("Cannot start local worker %d (%s): crawling with %d", number, exc, number)
                 break
             self.workers.append(LocalWorker(number, proc))
-        logger.info("Started %d local worker%s (pid %s)", len(self.workers), "s" if len(self.workers) > 1 else "",
-                    ", ".join(str(w.proc.pid) for w in self.workers))
+        logger.info("Crawling with %d workers: this one and %d local worker%s (pid %s)", len(self.workers) + 1,
+                    len(self.workers), "s" if len(self.workers) > 1 else "", ", ".join(str(w.proc.pid) for w in self.workers))
         self._forward_signals()
 
     # -- signals -----------------------------------------------------------
@@ -300,6 +303,8 @@ class LeadScheduler(SharedScheduler):
             done.addBoth(lambda result, d=done: self._pending.discard(d) or result)
         elif kind == "stats":
             self._add_stats(worker, message[2])
+        elif kind == "log":  # a failure line (SharedCrawl._failure_line_to_lead)
+            logging.getLogger(message[2]).warning(message[3], message[4])
         elif kind == "left":
             worker.left = True
 
