@@ -220,11 +220,12 @@ def scaling(base_url: str, slow_url: str, work: Path, *, concurrency: int = 16, 
         for scenario, base, times in ((LATENCY, slow_url, 1), (LOOPBACK, base_url, max(1, rounds))):
             best: dict[tuple[int, bool], Run] = {}
             walls: dict[tuple[int, bool], list[float]] = {}
+            slug = "delay" if scenario == LATENCY else "loopback"
             for _ in range(times):
-                runs = [local_workers(f"{base}/large/", work / f"{scenario[:8]}-x{n}", scenario=scenario, workers=n,
+                runs = [local_workers(f"{base}/large/", work / f"{slug}-x{n}", scenario=scenario, workers=n,
                                       concurrency=concurrency, site_limit=site_limit) for n in counts]
                 if scenario == LATENCY:
-                    machine = shared_workers(f"{base}/large/", work / f"{scenario[:8]}-machine-x2", workers=2,
+                    machine = shared_workers(f"{base}/large/", work / f"{slug}-machine-x2", workers=2,
                                              redis_url=redis_url, concurrency=concurrency, site_limit=site_limit,
                                              scenario=scenario)
                     machine.tool = "2 machine-style workers"
