@@ -37,7 +37,7 @@ help:
 	@echo "make scrapyd | make deploy | make schedule URL=https://example.com [DEPTH=1] [STORE=images] [SETTINGS='NAME=VALUE ...'] | make scheduler SCHEDULE=schedule.toml"
 	@echo "make bench-render [BENCH_ARGS=...]   # per-page time and pages/min with and without -a render=yes"
 	@echo "make faults [TRIES=3]   # every fault scenario TRIES times, as a table: docs/faults.md (root: mounts a tmpfs)"
-	@echo "make bench-workers [BENCH_ARGS=...]  # images/s of 1 and 2 workers sharing a crawl through Redis"
+	@echo "make bench-workers [BENCH_ARGS=...]  # images/s of 1, 2 and 3 workers sharing a crawl through Redis"
 
 # Two sets: what running the crawler needs (requirements.txt: install), and that plus
 # what the tests and benchmarks need (requirements-dev.txt: install-dev). Each has its
@@ -109,7 +109,7 @@ schedule: install
 scheduler: install
 	@$(WITH_SCRAPYD_AUTH) exec $(BIN)/python -m imgscraper.scrapyd_schedule "$(SCHEDULE)"
 
-# Many workers, one crawl: 1 and 2 workers through Redis (make bench runs it too).
+# Many workers, one crawl: 1, 2 and 3 workers through Redis (make bench runs a part).
 bench-workers: install-dev debs
 	$(BIN)/python -m bench.workers $(BENCH_ARGS)
 
