@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from redis.exceptions import RedisError
 from scrapy import Request, Spider, signals
 from scrapy.exceptions import CloseSpider, DontCloseSpider
+from scrapy.utils.asyncio import is_asyncio_available
 from scrapy.utils.defer import deferred_from_coro
 from scrapy_redis import picklecompat
 from scrapy_redis.dupefilter import RFPDupeFilter
@@ -126,6 +127,10 @@ class SharedScheduler(Scheduler):
 
     async def _open(self, spider: Spider) -> None:
         self.spider = spider
+        if not is_asyncio_available():
+            self.error = "A shared crawl needs Twisted's asyncio reactor (TWISTED_REACTOR)"
+            self.crawler.signals.connect(self._refuse, signal=signals.spider_opened)
+            return
         try:
             joined = await self.shared.join(spider)
         except (RedisError, OSError) as exc:
