@@ -38,6 +38,7 @@ from imgscraper.distributed.crawl import SharedCrawl
 from imgscraper.distributed.ledger import PARENT, TOKEN
 
 if TYPE_CHECKING:
+    from redis.asyncio import Redis
     from scrapy.crawler import Crawler
     from twisted.internet.defer import Deferred
 
@@ -87,7 +88,7 @@ class SharedScheduler(Scheduler):
     are left to idle workers.
     """
 
-    def __init__(self, server: Any, *, crawler: Crawler, max_pages: int = 0, **kwargs: Any):
+    def __init__(self, server: Redis, *, crawler: Crawler, max_pages: int = 0, **kwargs: Any):
         super().__init__(server, **kwargs)
         self.crawler = crawler
         self.shared = SharedCrawl.of(crawler)
