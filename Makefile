@@ -41,7 +41,7 @@ help:
 	@echo "  make test               the whole suite (minutes); one file: .venv/bin/python -m pytest -q tests/extensions/test_summary.py"
 	@echo "  make test-fast          the tests that start no crawl, browser or service (about a minute)"
 	@echo "  make bench [BENCH_ARGS=...]          a few minutes; see docs/benchmarks.md"
-	@echo "  make bench-workers [BENCH_ARGS=...]  images/s of 1 and 2 workers sharing a crawl through Redis"
+	@echo "  make bench-workers [BENCH_ARGS=...]  images/s of 1, 2 and 3 workers sharing a crawl through Redis"
 	@echo "  make bench-render [BENCH_ARGS=...]   per-page time and pages/min with and without -a render=yes"
 	@echo "  make faults [TRIES=3]   every fault scenario TRIES times, as a table: docs/faults.md (root: mounts a tmpfs)"
 	@echo "Scrapyd (docs/scrapyd.md; SCRAPYD_PORT=6800, SCRAPYD_URL=http://127.0.0.1:SCRAPYD_PORT,"
@@ -137,7 +137,7 @@ scheduler: install
 jobs: install
 	@$(WITH_SCRAPYD_AUTH) $(BIN)/python -m imgscraper.scrapyd.jobs
 
-# Many workers, one crawl: 1 and 2 workers through Redis (make bench runs it too).
+# Many workers, one crawl: 1, 2 and 3 workers through Redis (make bench runs a part).
 bench-workers: install-dev debs
 	$(BIN)/python -m bench.workers $(BENCH_ARGS)
 

@@ -29,17 +29,20 @@ finish and queued requests fail at once with :class:`CrawlStopped`.
 
 A subclass can hold each transfer to more limits (:meth:`~LimitedDownloader.reserve`,
 :meth:`~LimitedDownloader.release`): :class:`imgscraper.distributed.leases.SharedSlotsDownloader` holds them
-across the workers of a shared crawl.
+across the workers of a shared crawl. What a transfer reserved is released
+before its slot's queue is processed again, so that the next request can have it.
 """
 
 from __future__ import annotations
 
+import math
 from time import monotonic
 from typing import TYPE_CHECKING
 
+from scrapy import signals
 from scrapy.core.downloader import Downloader, Slot
 from scrapy.utils.asyncio import call_later
-from scrapy.utils.defer import _schedule_coro
+from scrapy.utils.defer import _process_pending_io, _schedule_coro
 
 from imgscraper.exceptions import CrawlStopped
 
@@ -47,7 +50,10 @@ if TYPE_CHECKING:
     from scrapy.crawler import Crawler
     from scrapy.http import Request, Response
 
-__all__ = ["LimitedDownloader", "crawl_stopping"]
+__all__ = ["LATER", "LimitedDownloader", "crawl_stopping"]
+
+#: What :meth:`LimitedDownloader.reserve` returns when it will process the slot's queue itself once it can.
+LATER = math.inf
 
 
 def crawl_stopping(crawler: Crawler) -> bool:
@@ -84,7 +90,8 @@ class LimitedDownloader(Downloader):
 
     def reserve(self, slot: Slot, request: Request) -> float:
         """Reserve what ``request``'s transfer needs besides the slot's own limits: 0 when it
-        may start now, else the seconds to wait before asking again. Nothing here."""
+        may start now, else the seconds to wait before asking again, or :data:`LATER` when the
+        subclass calls ``_process_queue(slot)`` once it can. Nothing here."""
         return 0.0
 
     def release(self, request: Request) -> None:
@@ -109,7 +116,8 @@ class LimitedDownloader(Downloader):
                 return
             wait = self.reserve(slot, slot.queue[0][0])
             if wait > 0:
-                slot.latercall = call_later(wait, self._latercall, slot)
+                if wait != LATER:
+                    slot.latercall = call_later(wait, self._latercall, slot)
                 return
             slot.lastseen = now
             request, queue_dfd = slot.queue.popleft()
@@ -123,12 +131,24 @@ class LimitedDownloader(Downloader):
                 break
 
     async def _download(self, slot: Slot, request: Request) -> Response:
+        # Downloader._download, with what the transfer reserved released before the slot's
+        # queue is processed again.
         try:
-            return await super()._download(slot, request)
+            response = await self.handlers.download_request_async(request)
+            self.signals.send_catch_log(signal=signals.response_downloaded, response=response, request=request,
+                                        spider=self.crawler.spider)
+            return response
+        except Exception:
+            await _process_pending_io()
+            raise
         finally:
-            self.release(request)
+            slot.transferring.remove(request)
             self.transferring_count -= 1
+            self.release(request)
+            self._process_queue(slot)
             self._process_blocked()
+            self.signals.send_catch_log(signal=signals.request_left_downloader, request=request,
+                                        spider=self.crawler.spider)
 
     def _fail_queued(self, slot: Slot) -> None:
         while slot.queue:

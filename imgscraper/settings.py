@@ -248,3 +248,9 @@ IMGSCRAPER_LEAD_WORKER = ""
 # Set by an add-on, not by hand: the spider yields each image URL once per crawl. The
 # shared crawl's add-on turns it off: its spider middleware deduplicates across workers.
 IMGSCRAPER_UNIQUE_IMAGES = True
+# Set by an add-on, not by hand: the spider keeps IMGSCRAPER_MAX_PAGES. The shared crawl's add-on
+# turns it off: its scheduler keeps the budget for the whole crawl.
+IMGSCRAPER_SPIDER_PAGE_BUDGET = True
+# Set by the crawl command, not by hand: False on a local worker, whose lead logs its failed
+# images and pages with the crawl's own (one IMGSCRAPER_FAILURE_LINES rule for the crawl).
+IMGSCRAPER_LOG_FAILURES = True

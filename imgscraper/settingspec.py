@@ -229,6 +229,8 @@ SETTINGS: Mapping[str, Kind] = {
     "IMGSCRAPER_LOCAL_WORKER_COMMAND": Internal(),
     "IMGSCRAPER_LEAD_WORKER": Internal(),
     "IMGSCRAPER_UNIQUE_IMAGES": Internal(),
+    "IMGSCRAPER_SPIDER_PAGE_BUDGET": Internal(),
+    "IMGSCRAPER_LOG_FAILURES": Internal(),
     # Scrapy's
     "IMAGES_EXPIRES": Integer(0),
     "IMAGES_MIN_WIDTH": Integer(0),

@@ -15,7 +15,8 @@ class DistributedCrawl:
     """``IMGSCRAPER_REDIS_URL`` set: share the crawl with every worker using the
     same Redis (:mod:`imgscraper.distributed`: scrapy-redis's scheduler and
     duplicate filter, kept queue, shared image claims, download slots shared
-    by every worker (:mod:`imgscraper.distributed.leases`); with
+    by every worker (:mod:`imgscraper.distributed.leases`), ``CLOSESPIDER_*`` limits
+    for the whole crawl (:mod:`imgscraper.distributed.closespider`); with
     ``IMGSCRAPER_WORKERS > 1`` under the crawl command, :mod:`imgscraper.distributed.workers`
     starts the local workers). Unset: nothing changes, and neither redis nor
     scrapy-redis is imported.
@@ -31,6 +32,9 @@ class DistributedCrawl:
         url = settings.get("IMGSCRAPER_REDIS_URL")
         if not url:
             return
+        from scrapy.extensions.closespider import CloseSpider  # noqa: PLC0415
+
+        from imgscraper.distributed.closespider import SharedCloseSpider  # noqa: PLC0415
         from imgscraper.distributed.middleware import SharedImagesMiddleware  # noqa: PLC0415
 
         settings.set("REDIS_URL", url, priority="addon")
@@ -49,7 +53,13 @@ class DistributedCrawl:
         # Close to the engine: it sees what the other spider middlewares let through.
         settings.set_in_component_priority_dict("SPIDER_MIDDLEWARES", SharedImagesMiddleware, 50)
         # SharedImagesMiddleware deduplicates images across the workers: the spider yields every reference.
-        settings.set("IMGSCRAPER_UNIQUE_IMAGES", False, priority=settings.getpriority("IMGSCRAPER_UNIQUE_IMAGES") or "addon")
+        # The page budget is the crawl's, counted by the shared scheduler in Redis: the spider's own
+        # counts the links one process found, and would stop following them early.
+        for name in ("IMGSCRAPER_UNIQUE_IMAGES", "IMGSCRAPER_SPIDER_PAGE_BUDGET"):
+            settings.set(name, False, priority=settings.getpriority(name) or "addon")
+        # CLOSESPIDER_* limits for the whole crawl (imgscraper.distributed.closespider).
+        settings.set_in_component_priority_dict("EXTENSIONS", CloseSpider, None)
+        settings.set_in_component_priority_dict("EXTENSIONS", SharedCloseSpider, 0)
 
     @staticmethod
     def _valid_settings(settings: Settings) -> bool:

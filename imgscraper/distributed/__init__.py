@@ -15,6 +15,11 @@ was interrupted (it resumes), and *starts it afresh* (empty queue, empty
 duplicate filter, no claims) if the last run of that id finished: a
 scheduled re-crawl needs nothing but being started again.
 
+Workers talk to Redis through redis-py's asyncio client, on the event loop of
+Twisted's asyncio reactor: no worker waits for Redis with its event loop
+stopped. ``IMGSCRAPER_MAX_PAGES`` and Scrapy's ``CLOSESPIDER_*`` limits are
+counted in Redis: they hold for the crawl as a whole.
+
 A crawl is finished when no page is queued and no worker holds a page.
 A worker holds each page it takes (moved atomically from the queue to its
 own ``taken`` hash) until the page's links are queued and its images are
@@ -36,5 +41,7 @@ The components:
   middleware through which each image is passed on by one worker only;
 * :mod:`~imgscraper.distributed.leases`: :class:`~imgscraper.distributed.leases.SharedSlotsDownloader`,
   download slots whose limits hold across the workers;
+* :mod:`~imgscraper.distributed.closespider`: :class:`~imgscraper.distributed.closespider.SharedCloseSpider`,
+  Scrapy's ``CLOSESPIDER_*`` limits for the whole crawl;
 * :mod:`~imgscraper.distributed.workers`: the local workers of ``IMGSCRAPER_WORKERS`` and their lead.
 """

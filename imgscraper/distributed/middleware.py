@@ -9,7 +9,7 @@ page yielded, so that the page is held until all of it is through.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from itemadapter import ItemAdapter, is_item
@@ -53,20 +53,21 @@ class SharedImagesMiddleware:
         else:
             self.shared.item_done(item)
 
-    def _parsed(self, outputs: list[Any], token: str | None) -> list[Any]:
-        kept = self._kept(outputs, token)
+    async def _parsed(self, outputs: list[Any], token: str | None) -> list[Any]:
+        kept = await self._kept(outputs, token)
         # A page parsed while the crawl stops yields no image (ImagesSpider.new_images): it stays held.
         if not crawl_stopping(self.crawler):
             self.shared.ledger.parsed(token, images=sum(1 for obj in kept if not isinstance(obj, Request)))
         return kept
 
-    def _kept(self, outputs: list[Any], token: str | None) -> list[Any]:
+    async def _kept(self, outputs: list[Any], token: str | None) -> list[Any]:
         """The page's outputs without the images other workers (or this one) already have.
 
         All of a page's images are claimed in one round trip to Redis.
         """
         images = [obj for obj in outputs if is_item(obj) and "url" in ItemAdapter(obj)]
-        won = dict(zip(map(id, images), self.shared.claim_images([ItemAdapter(obj)["url"] for obj in images])))
+        claims = await self.shared.claim_images([ItemAdapter(obj)["url"] for obj in images])
+        won = dict(zip(map(id, images), claims))
         kept = []
         for obj in outputs:
             if id(obj) in won:
@@ -80,9 +81,6 @@ class SharedImagesMiddleware:
             kept.append(obj)
         return kept
 
-    def process_spider_output(self, response: Response, result: Iterable[Any]) -> Iterable[Any]:
-        yield from self._parsed(list(result), response.meta.get(TOKEN))
-
-    async def process_spider_output_async(self, response: Response, result: AsyncIterator[Any]) -> AsyncIterator[Any]:
-        for obj in self._parsed([obj async for obj in result], response.meta.get(TOKEN)):
+    async def process_spider_output(self, response: Response, result: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        for obj in await self._parsed([obj async for obj in result], response.meta.get(TOKEN)):
             yield obj

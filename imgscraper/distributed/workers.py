@@ -8,10 +8,11 @@ engine (:mod:`imgscraper.distributed`) like any shared crawl, and its process
 is the *lead*: once pages wait in the crawl's queue, :class:`LeadScheduler` starts
 ``N - 1`` local workers, ``scrapy crawl`` processes of the same spider,
 arguments and settings with ``IMGSCRAPER_LEAD_WORKER`` naming the lead. Those
-hand the lead their items and stats through Redis
+hand the lead their items, stats and failure lines through Redis
 (:meth:`~imgscraper.distributed.crawl.SharedCrawl.hand_over`); the lead writes the
-items to its feeds and adds the stats to its own, so its progress display,
-summary and gallery are those of the whole crawl.
+items to its feeds, adds the stats to its own and logs the failure lines as its
+own, so its progress display, failure lines, summary and gallery are those of
+the whole crawl.
 
 Local workers run in sessions of their own, and the lead passes on every
 SIGINT and SIGTERM it gets (as SIGTERM: a worker still starting ends without a
@@ -46,9 +47,9 @@ from typing import TYPE_CHECKING, Any
 
 from scrapy import Spider, signals
 from scrapy.settings import SETTINGS_PRIORITIES, BaseSettings
-from scrapy.utils.asyncio import create_looping_call
 from scrapy.utils.defer import deferred_from_coro, maybe_deferred_to_future
 
+from imgscraper import signals as imgscraper_signals
 from imgscraper.distributed.scheduler import SharedScheduler
 from imgscraper.exceptions import RedisServerError, RedisServerMissing
 
@@ -66,7 +67,7 @@ GATHER_INTERVAL = 0.1
 _PR_SET_PDEATHSIG = 1
 #: Settings a local worker gets its own value of (see worker_command).
 _WORKER_OWN = ("FEEDS", "LOG_LEVEL", "STATS_DUMP", "IMGSCRAPER_PROGRESS", "IMGSCRAPER_PROGRESS_INTERVAL",
-               "IMGSCRAPER_GALLERY", "IMGSCRAPER_WORKERS",
+               "IMGSCRAPER_GALLERY", "IMGSCRAPER_WORKERS", "IMGSCRAPER_LOG_FAILURES",
                "IMGSCRAPER_LOCAL_WORKER_COMMAND", "IMGSCRAPER_CRAWL_ID", "IMGSCRAPER_LEAD_WORKER")
 
 
@@ -160,6 +161,8 @@ def worker_command(spider: str, arguments: Mapping[str, str], settings: BaseSett
             "-s", "IMGSCRAPER_PROGRESS_INTERVAL=0",
             # The lead builds the gallery, from the store's record, once every worker is done.
             "-s", "IMGSCRAPER_GALLERY=false",
+            # The lead logs the failures, with its own (it applies IMGSCRAPER_FAILURE_LINES to the crawl).
+            "-s", "IMGSCRAPER_LOG_FAILURES=false",
             "-s", "IMGSCRAPER_WORKERS=1", "-s", f"LOG_LEVEL={logging.getLevelName(level)}"]
 
 
@@ -192,12 +195,11 @@ class LeadScheduler(SharedScheduler):
         self._signalled = False
         self._started = False
         self._pending: set[Deferred[Any]] = set()
-        self._gather = create_looping_call(self._tick)
 
-    def open(self, spider: Spider) -> None:
-        super().open(spider)
+    async def _open(self, spider: Spider) -> None:
+        await super()._open(spider)
         if self.shared.joined:
-            self._gather.start(GATHER_INTERVAL, now=False)
+            self._loops.append(self.shared.spawn(self._gather_loop()))
 
     def _start_workers(self) -> None:
         command = [*self.command, "-s", f"IMGSCRAPER_CRAWL_ID={self.shared.crawl_id}",
@@ -212,8 +214,8 @@ class LeadScheduler(SharedScheduler):
                 logger.warning("Cannot start local worker %d (%s): crawling with %d", number, exc, number)
                 break
             self.workers.append(LocalWorker(number, proc))
-        logger.info("Started %d local worker%s (pid %s)", len(self.workers), "s" if len(self.workers) > 1 else "",
-                    ", ".join(str(w.proc.pid) for w in self.workers))
+        logger.info("Crawling with %d workers: this one and %d local worker%s (pid %s)", len(self.workers) + 1,
+                    len(self.workers), "s" if len(self.workers) > 1 else "", ", ".join(str(w.proc.pid) for w in self.workers))
         self._forward_signals()
 
     # -- signals -----------------------------------------------------------
@@ -248,34 +250,36 @@ class LeadScheduler(SharedScheduler):
 
     # -- what the local workers hand over --------------------------------------
 
-    def _tick(self) -> None:
+    async def _gather_loop(self) -> None:
         """Start the local workers once pages wait in the queue (a crawl that stops at its
         start page, or never starts, needs none); then gather what they hand over."""
-        if not self._started:
-            if len(self.queue) == 0:
-                return
-            self._started = True
-            self._start_workers()
-        self.gather()
+        while True:
+            await asyncio.sleep(GATHER_INTERVAL)
+            if not self._started:
+                if not await self.shared.server.zcard(self.shared.key("requests")):
+                    continue
+                self._started = True
+                self._start_workers()
+            await self.gather()
 
-    def gather(self) -> None:
+    async def gather(self) -> None:
         """Take what the local workers handed over; notice the ones that ended."""
         if not self.workers:
             return
         exited = [w for w in self.workers if not w.ended and w.proc.poll() is not None]
-        self._drain()
+        await self._drain()
         for worker in exited:
             worker.ended = True
             if not worker.left and worker.worker:
-                self._lost(worker)
+                await self._lost(worker)
             elif worker.proc.returncode:
                 logger.warning("Local worker %d (pid %d) exited with status %d",
                                worker.number, worker.proc.pid, worker.proc.returncode)
         self._forward_signals()
 
-    def _drain(self) -> None:
+    async def _drain(self) -> None:
         key = self.shared.output_key(self.shared.worker)
-        while entries := self.shared.server.lpop(key, 1000):
+        while entries := await self.shared.server.lpop(key, 1000):
             for data in entries:
                 self._take(pickle.loads(data))
 
@@ -291,13 +295,17 @@ class LeadScheduler(SharedScheduler):
             return
         if kind == "item":
             self.crawler.stats.inc_value("imgscraper/workers/items")
+            # handed_over_by: counted already, by the local worker (imgscraper.distributed.closespider).
             done = deferred_from_coro(self.crawler.signals.send_catch_log_async(
                 signal=signals.item_scraped, item=message[2], response=None, spider=self.spider,
+                handed_over_by=worker_id,
             ))
             self._pending.add(done)
             done.addBoth(lambda result, d=done: self._pending.discard(d) or result)
         elif kind == "stats":
             self._add_stats(worker, message[2])
+        elif kind == "signal":  # a failed image or page (SharedCrawl._failure_to_lead)
+            self.crawler.signals.send_catch_log(getattr(imgscraper_signals, message[2]), **message[3])
         elif kind == "left":
             worker.left = True
 
@@ -312,8 +320,8 @@ class LeadScheduler(SharedScheduler):
                 self.crawler.stats.inc_value(name, value - worker.stats.get(name, 0))
         worker.stats = stats
 
-    def _lost(self, worker: LocalWorker) -> None:
-        moved = self.shared.release(worker.worker)
+    async def _lost(self, worker: LocalWorker) -> None:
+        moved = await self.shared.release(worker.worker)
         self.crawler.stats.inc_value("imgscraper/workers/lost")
         logger.warning(
             "Local worker %d (pid %d) ended before the crawl (status %s): its %d pages go back in the queue, "
@@ -322,12 +330,9 @@ class LeadScheduler(SharedScheduler):
 
     # -- the end -------------------------------------------------------------
 
-    def close(self, reason: str) -> Deferred[None]:
-        return deferred_from_coro(self._close(reason))
-
     async def _close(self, reason: str) -> None:
-        if self._gather.running:
-            self._gather.stop()
+        for task in self._loops:
+            task.cancel()
         for worker in self.workers:
             if worker.proc.poll() is None and (not worker.worker or reason != "finished" and not self._signalled):
                 # Not joined yet (nothing to do), or the crawl stopped for another reason than a signal.
@@ -342,9 +347,9 @@ class LeadScheduler(SharedScheduler):
                         worker.proc.kill()
                         worker.proc.wait()
                 break
-            self.gather()
+            await self.gather()
             await asyncio.sleep(0.02)
-        self.gather()
+        await self.gather()
         for done in list(self._pending):
             await maybe_deferred_to_future(done)
-        super().close(reason)
+        await super()._close(reason)

@@ -7,6 +7,7 @@ from collections import Counter
 
 from scrapy import signals
 from scrapy.crawler import Crawler
+from scrapy.exceptions import NotConfigured
 from scrapy.http import Request
 
 from imgscraper import signals as imgscraper_signals
@@ -120,6 +121,8 @@ class FewLinesPerFailureHost:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> FewLinesPerFailureHost:
+        if not crawler.settings.getbool("IMGSCRAPER_LOG_FAILURES", True):
+            raise NotConfigured
         extension = cls(crawler.settings.getint("IMGSCRAPER_FAILURE_LINES"))
         crawler.signals.connect(extension.image_failed, signal=imgscraper_signals.image_failed)
         crawler.signals.connect(extension.page_failed, signal=imgscraper_signals.page_failed)

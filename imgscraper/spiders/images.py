@@ -161,7 +161,7 @@ class ImagesSpider(SitemapMixin, scrapy.Spider):
         spider.apply_filter_arguments(crawler.settings)
         spider.page_filter = _url_filter(crawler.settings, "IMGSCRAPER_ALLOW", "IMGSCRAPER_DENY")
         spider.image_url_filter = _url_filter(crawler.settings, "IMGSCRAPER_IMAGE_ALLOW", "IMGSCRAPER_IMAGE_DENY")
-        crawler.signals.connect(spider.set_up_deduplication, signal=signals.spider_opened)
+        crawler.signals.connect(spider.take_over_from_addons, signal=signals.spider_opened)
         crawler.signals.connect(spider.stop_non_page_download, signal=signals.headers_received)
         spider.tracker = None
         spider.item_pages = {}
@@ -197,10 +197,14 @@ class ImagesSpider(SitemapMixin, scrapy.Spider):
         except ValueError as exc:
             self.argument_error = str(exc)
 
-    def set_up_deduplication(self) -> None:
+    def take_over_from_addons(self) -> None:
         """Read once add-ons have run (they run after the spider is built): ``IMGSCRAPER_UNIQUE_IMAGES``
-        off means another component deduplicates the images, and counts them."""
-        self.dedupe_images = self.crawler.settings.getbool("IMGSCRAPER_UNIQUE_IMAGES", True)
+        off means another component deduplicates the images and counts them; ``IMGSCRAPER_SPIDER_PAGE_BUDGET``
+        off, that another keeps ``IMGSCRAPER_MAX_PAGES`` (this process sees only the links it found)."""
+        settings = self.crawler.settings
+        self.dedupe_images = settings.getbool("IMGSCRAPER_UNIQUE_IMAGES", True)
+        if not settings.getbool("IMGSCRAPER_SPIDER_PAGE_BUDGET", True):
+            self.page_budget.max_pages = 0
 
     def page_meta(self) -> dict[str, Any]:
         """Meta for a page request: rendering, when on."""

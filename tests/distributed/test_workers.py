@@ -125,7 +125,7 @@ def test_three_workers_one_crawl_one_feed_one_summary(site, tmp_path):
     assert sorted(item["url"].removeprefix(site.server.url.rstrip("/")) for item in items) == sorted(site.images)
     assert {item["status"] for item in items} == {"downloaded"}
     # The local workers took part, and the one summary counts the whole crawl.
-    assert "Started 2 local workers" in result.stderr
+    assert "Crawling with 3 workers: this one and 2 local workers (pid " in result.stderr
     stats = parse_stats(result.stderr)
     handed = stats["imgscraper/workers/items"]
     assert 0 < handed < len(site.images), handed
@@ -287,6 +287,30 @@ def test_download_delay_holds_across_workers(tmp_path):
     assert parse_stats(result.stderr)["imgscraper/workers/items"] > 0  # both workers fetched
 
 
+def test_two_workers_one_report(tmp_path):
+    """Failure lines follow the crawl's rule, not each worker's: three lines for a reason and host, then
+    one line for the crawl with how many more; one summary."""
+    with HTTPTestServer(tmp_path / "www", latency=0.15) as server:
+        for page in range(N_PAGES):
+            imgs = "".join(f'<img src="/gone/{page}-{k}.png">' for k in range(6))
+            links = "".join(f'<a href="/p{p}.html">p</a>' for p in range(1, N_PAGES)) if page == 0 else ""
+            server.add_handler(f"/p{page}.html", lambda h, t=f"<html>{imgs}{links}</html>": h.send_body(
+                t, content_type="text/html") or True)
+        server.add_handler("/gone/*", lambda h: h.send_body("gone", status=404) or True)
+        result = subprocess.run(
+            crawl_command(["-a", f"url={server.url}p0.html", "-a", "depth=1", "-s", "IMGSCRAPER_WORKERS=2"],
+                          store=tmp_path / "store"),
+            cwd=PROJECT_ROOT, env=crawl_environment(), capture_output=True, text=True, timeout=180,
+        )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert parse_stats(result.stderr)["imgscraper/workers/items"] > 0  # both workers fetched
+    assert len(re.findall(r"WARNING: Image failed \(http-404\)", result.stderr)) == 3, result.stderr[-3000:]
+    more = re.findall(r"WARNING: \.\.\. and (\d+) more http-404 from (\S+)", result.stderr)
+    assert more == [(str(N_PAGES * 6 - 3), server.netloc)], result.stderr[-3000:]
+    assert result.stderr.count("Crawl summary (finished)") == 1
+    assert "Crawling with 2 workers: this one and 1 local worker (pid " in result.stderr
+
+
 def test_make_crawl_with_workers(site, tmp_path):
     """``make crawl URL=... WORKERS=2`` (``-o``: the test leaves the installed environment as it is)."""
     store, feed = tmp_path / "store", tmp_path / "items.jsonl"
@@ -297,7 +321,7 @@ def test_make_crawl_with_workers(site, tmp_path):
         cwd=PROJECT_ROOT, env=crawl_environment(), capture_output=True, text=True, timeout=180,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "Started 1 local worker (pid " in result.stderr
+    assert "Crawling with 2 workers: this one and 1 local worker (pid " in result.stderr
     items = [json.loads(line) for line in feed.read_text().splitlines()]
     assert sorted(item["url"].removeprefix(site.server.url.rstrip("/")) for item in items) == sorted(site.images)
     assert sorted(site.stored_paths(store)) == sorted(site.images)
@@ -374,29 +398,49 @@ def redis_client(tmp_path_factory):
 
 def test_leases_of_a_dead_worker_come_back(redis_client):
     """The lease script (imgscraper.distributed.leases) on a real Redis: a slot's concurrency across workers,
-    the leases of a worker whose heartbeat is gone freed, the slot's delay shared."""
-    from imgscraper.distributed.leases import _ACQUIRE
+    several leases in one call, the leases of a worker whose heartbeat is gone freed, the slot's delay shared,
+    and a worker waiting for a full slot woken when a lease is given back."""
+    from imgscraper.distributed.leases import _ACQUIRE, _GIVE_BACK
 
-    acquire = redis_client.register_script(_ACQUIRE)
+    acquire, give_back = redis_client.register_script(_ACQUIRE), redis_client.register_script(_GIVE_BACK)
     prefix = "imgscraper:lease-test:"
     for worker in ("a", "b"):
         redis_client.set(f"{prefix}alive:{worker}", "1")
 
-    def lease(worker, limit=2, delay_ms=0):
-        return acquire(args=[prefix, "example.com", worker, limit, delay_ms, 60_000])
+    def lease(worker, limit=3, delay_ms=0, wanted=1, slot="example.com"):
+        return acquire(args=[prefix, slot, worker, limit, delay_ms, 60_000, wanted])
 
-    first, second = lease("a"), lease("a")
-    assert isinstance(first, bytes) and isinstance(second, bytes) and first != second
-    assert lease("b") == -1  # both leases of the slot are a's
-    redis_client.zrem(f"{prefix}slot:example.com", first)  # a's transfer ended
-    assert isinstance(lease("b"), bytes)
-    assert lease("b") == -1
+    status, *granted = lease("a", wanted=2)  # two leases, one round trip
+    assert status == 0 and len(granted) == 2 and granted[0] != granted[1]
+    status, *more = lease("a", wanted=4)  # as many as the slot has left
+    assert status == 0 and len(more) == 1
+    events = redis_client.pubsub(ignore_subscribe_messages=True)
+    events.subscribe(f"{prefix}events")
+
+    def next_event():
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            if message := events.get_message(timeout=0.5):
+                return message["data"]
+        return None
+
+    assert lease("b") == [-1]  # every lease of the slot is a's: b waits, and says so
+    assert next_event() == b"wanted example.com"
+    give_back(args=[prefix, "example.com", granted[0]])  # a's transfer ended: the waiting worker is woken
+    assert next_event() == b"freed example.com"
+    status, *mine = lease("b")
+    assert status == 0 and len(mine) == 1
+    assert lease("b") == [-1]
     redis_client.delete(f"{prefix}alive:a")  # a died: its heartbeat is gone
-    assert isinstance(lease("b"), bytes)
-    # The delay: the next transfer of the slot waits, whichever worker asks.
-    assert isinstance(acquire(args=[prefix, "slow.example", "a", 8, 500, 60_000]), bytes)
-    wait = acquire(args=[prefix, "slow.example", "b", 8, 500, 60_000])
-    assert not isinstance(wait, bytes) and 400 <= wait <= 500
+    status, *mine = lease("b", wanted=3)
+    assert status == 0 and len(mine) == 2
+    events.close()
+    # The delay: one lease per call, and the next transfer of the slot waits, whichever worker asks.
+    redis_client.set(f"{prefix}alive:a", "1")
+    status, *one = lease("a", limit=8, delay_ms=500, wanted=4, slot="slow.example")
+    assert status == 0 and len(one) == 1
+    (wait,) = lease("b", limit=8, delay_ms=500, slot="slow.example")
+    assert 400 <= wait <= 500
 
 
 def test_worker_command_hands_on_the_crawl_not_its_outputs():
@@ -431,7 +475,7 @@ def test_workers_use_the_redis_they_are_given(site, tmp_path, redis_client):
                                     "IMGSCRAPER_CRAWL_ID=given-redis") + ["-O", str(feed)],
                             cwd=PROJECT_ROOT, env=crawl_environment(), capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "Private Redis" not in result.stderr and "Started 1 local worker" in result.stderr
+    assert "Private Redis" not in result.stderr and "this one and 1 local worker" in result.stderr
     assert redis_client.exists("imgscraper:given-redis:finished")
     assert parse_stats(result.stderr)["imgscraper/workers/items"] > 0
     items = [json.loads(line) for line in feed.read_text().splitlines()]

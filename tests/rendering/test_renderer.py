@@ -189,7 +189,7 @@ def test_render_with_two_workers_stores_every_image_scripts_insert(js_site, run_
                         "-s", "IMGSCRAPER_WORKERS=2", "-s", "CONCURRENT_REQUESTS=1"], servers=[js_site.server])
     assert_ok(result)
     assert "Traceback" not in result.stderr
-    assert "Started 1 local worker" in result.stderr
+    assert "this one and 1 local worker" in result.stderr
     assert "imgscraper/workers/items" in result.stats  # it took part
     assert image_names(result) == js_site.linked
     assert not check_stored(js_site, result, js_site.linked), "\n".join(check_stored(js_site, result, js_site.linked))
