@@ -20,7 +20,9 @@ WebSocket / EventSource streams, do not keep a page open.
 Meanwhile every image URL the browser requests is recorded, and fonts,
 media and tracker requests are aborted; by default image requests are
 aborted too once recorded, so every image is fetched once, by Scrapy,
-within the crawl's limits.
+within the crawl's limits. The browser connects nowhere by itself: the
+pages connect through the crawl, under its private-network policy
+(:mod:`imgscraper.rendering.gateway`), and Chromium's own requests fail.
 
 This module imports neither Playwright nor scrapy-playwright at import time:
 without ``render`` nothing of the browser is loaded.
@@ -71,7 +73,14 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-quic",
     "--mute-audio",
+    # WebRTC may send UDP past the proxies: only proxied (TCP) connections.
+    "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
 ]
+
+#: Chromium's own proxy, where nothing can listen (port 0): what Chromium requests outside
+#: the pages (update checks and sign-in, despite the flags above) fails at once, without
+#: leaving the machine. The pages have a proxy of their own: imgscraper.rendering.gateway.
+NOWHERE = "http://127.0.0.1:0"
 
 #: The request meta key holding what the browser did for a page (a plain,
 #: picklable dict): ``images`` (image URLs requested), ``blocked`` (aborted
@@ -190,6 +199,7 @@ class Renderer:
                 "executable_path": self.browser_path(),
                 "headless": True,
                 "args": CHROMIUM_ARGS,
+                "proxy": {"server": NOWHERE},
             },
             # A browser context (a window) per page: pages sharing one are its
             # tabs, and all but one of them get a frame a second or so, which
