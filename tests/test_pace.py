@@ -1,0 +1,119 @@
+"""Each site's pace: ``DOWNLOAD_SLOTS`` (per-host concurrency, delay, jitter), measured at the server.
+
+The site: a start page linking two pages; each page has two images, a style sheet (with a
+background image) and a script that calls an API, so that a rendered page makes requests
+of its browser's besides Scrapy's. The slot of 127.0.0.1 is set to one request at a time,
+one every 0.5 s; the server records when each request starts and ends. Without rendering,
+with ``render=yes`` (imgscraper/rendering/pace.py holds the browser's requests to the
+slot), and with two workers sharing the crawl through a private Redis (the slot is the
+shared crawl's: imgscraper/distributed/leases.py).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from conftest import PROJECT_ROOT
+from faultsite import make_png
+from httpserver import HTTPTestServer
+from servers import require_program
+from test_render_rules import chromium  # noqa: F401 - a fixture
+
+DELAY = 0.5
+ONE_AT_A_TIME = f'DOWNLOAD_SLOTS={{"127.0.0.1": {{"concurrency": 1, "delay": {DELAY}, "jitter": 0}}}}'
+#: The server's clock sees a request a little after the client sent it, more so under load.
+CLOCK_NOISE = 0.05
+
+
+def page(number: int, links: range) -> str:
+    images = "".join(f'<img src="/img/{number}-{k}.png">' for k in range(2))
+    anchors = "".join(f'<a href="/p{k}.html">page {k}</a>' for k in links)
+    return (f'<html><head><link rel="stylesheet" href="/s.css"><script src="/app.js"></script></head>'
+            f"<body>{images}{anchors}</body></html>")
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    with HTTPTestServer(tmp_path_factory.mktemp("www"), latency=0.05) as server:
+        files = {
+            "/p0.html": (page(0, range(1, 3)), "text/html"),
+            "/p1.html": (page(1, range(0)), "text/html"),
+            "/p2.html": (page(2, range(0)), "text/html"),
+            "/s.css": ("body { background: url(/img/bg.png) }", "text/css"),
+            "/app.js": ("fetch('/api/data.json').then(r => r.json())", "text/javascript"),
+            "/api/data.json": ("{}", "application/json"),
+        }
+        server.add_handler(lambda path: path in files,
+                           lambda h: h.send_body(files[h.url_path][0], content_type=files[h.url_path][1]) or True)
+        server.add_handler("/img/*", lambda h: h.send_body(make_png(sum(map(ord, h.url_path))), content_type="image/png")
+                           or True)
+        yield server
+
+
+def measured(server: HTTPTestServer) -> tuple[int, list[float], list[str]]:
+    """The most requests in flight at once, the gaps between starts, and the paths asked for."""
+    server.log.wait_idle()
+    requests = sorted(server.log.snapshot(), key=lambda r: r.start)
+    gaps = [b.start - a.start for a, b in zip(requests, requests[1:])]
+    return server.log.max_in_flight(), gaps, [r.url_path for r in requests]
+
+
+def test_one_request_at_a_time_every_half_second(site, run_crawl, tmp_path):
+    site.log.clear()
+    result = run_crawl(["-a", f"url={site.url}p0.html", "-a", "depth=1", "-s", ONE_AT_A_TIME], out_dir=tmp_path)
+    assert result.returncode == 0, result.tail()
+    in_flight, gaps, paths = measured(site)
+    assert in_flight == 1 and min(gaps) >= DELAY - CLOCK_NOISE, (in_flight, gaps)
+    assert len(paths) == 12, paths  # robots.txt, 3 pages, the style sheet, 7 images
+    assert len(result.items) == 7 and {item["status"] for item in result.items} == {"downloaded"}, result.items
+
+
+def test_rendered_pages_and_their_browsers_requests_keep_the_pace(site, run_crawl, chromium, tmp_path):
+    site.log.clear()
+    result = run_crawl(["-a", f"url={site.url}p0.html", "-a", "depth=1", "-a", "render=yes", "-s", ONE_AT_A_TIME],
+                       out_dir=tmp_path)
+    assert result.returncode == 0, result.tail()
+    in_flight, gaps, paths = measured(site)
+    # The browser's requests are among them: each page's script and its API call.
+    assert paths.count("/app.js") == 3 and paths.count("/api/data.json") == 3, paths
+    assert in_flight == 1 and min(gaps) >= DELAY - CLOCK_NOISE, (in_flight, [round(g, 2) for g in gaps], paths)
+    assert len(result.items) == 7 and {item["status"] for item in result.items} == {"downloaded"}, result.items
+
+
+def test_rendered_crawl_holds_the_concurrency(site, run_crawl, chromium, tmp_path):
+    """Two at a time, no delay, 0.3 s per response: two in flight, never three."""
+    site.log.clear()
+    site.latency = 0.3
+    try:
+        result = run_crawl(["-a", f"url={site.url}p0.html", "-a", "depth=1", "-a", "render=yes",
+                            "-s", 'DOWNLOAD_SLOTS={"127.0.0.1": {"concurrency": 2, "delay": 0}}'], out_dir=tmp_path)
+    finally:
+        site.latency = 0.05
+    assert result.returncode == 0, result.tail()
+    in_flight, _, paths = measured(site)
+    assert in_flight == 2, (in_flight, paths)
+    assert len(result.items) == 7, result.items
+
+
+def test_the_pace_holds_across_two_workers(site, tmp_path):
+    """Two processes sharing the crawl (a private Redis): still one at a time, one every 0.5 s."""
+    require_program("redis-server")
+    site.log.clear()
+    env = {**{k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}, "PYTHONUNBUFFERED": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "scrapy", "crawl", "images", "-a", f"url={site.url}p0.html", "-a", "depth=1",
+         "-s", f"IMAGES_STORE={tmp_path / 'store'}", "-s", "LOG_LEVEL=INFO", "-s", "IMGSCRAPER_WORKERS=2",
+         # Few requests taken at a time, so that pages wait in the shared queue for the second worker.
+         "-s", "CONCURRENT_REQUESTS=1", "-s", ONE_AT_A_TIME],
+        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=180,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    in_flight, gaps, paths = measured(site)
+    assert in_flight == 1 and min(gaps) >= DELAY - CLOCK_NOISE, (in_flight, [round(g, 2) for g in gaps], paths)
+    handed_over = re.search(r"'imgscraper/workers/items': (\d+)", result.stderr)
+    assert handed_over and int(handed_over[1]) > 0, result.stderr[-3000:]  # the second worker took part
