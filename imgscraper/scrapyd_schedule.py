@@ -27,6 +27,7 @@ Schedule file (TOML)::
     url = "https://example.org/"
     every = "6h"                             # instead of cron: 30s, 15m, 6h, 1d
     cookies = "members.txt"                  # -a cookies=FILE (docs/cookies.md), relative to this file
+    pace = { concurrency = 1, delay = 2 }    # DOWNLOAD_SLOTS of the URLs' hosts (also jitter)
 
 Scrapyd's credentials come from ``SCRAPYD_USERNAME`` and ``SCRAPYD_PASSWORD``.
 Each job's id is ``<site name>-<UTC time>``: the scheduler recognises a site's
@@ -37,6 +38,7 @@ before a restart.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import re
@@ -158,6 +160,21 @@ def _trigger(entry: dict[str, Any], where: str, tz: str | None) -> BaseTrigger:
         raise ScheduleError(f"{where}: {exc}") from None
 
 
+def _download_slots(pace: Any, urls: list[str], given: str | None, where: str) -> str:
+    """``DOWNLOAD_SLOTS`` (JSON): ``given`` (JSON) with the hosts of ``urls`` paced as ``pace`` says."""
+    valid = isinstance(pace, dict) and bool(pace) and set(pace) <= {"concurrency", "delay", "jitter"}
+    valid = valid and all(isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in pace.values())
+    if not valid or not isinstance(pace.get("concurrency", 1), int) or pace.get("concurrency", 1) < 1:
+        raise ScheduleError(f"{where}: pace must be a table of concurrency (requests at once, at least 1), delay and "
+                            "jitter (seconds, fraction), e.g. pace = { concurrency = 1, delay = 2 }")
+    try:
+        slots = json.loads(given) if given else {}
+    except json.JSONDecodeError:
+        raise ScheduleError(f"{where}: settings DOWNLOAD_SLOTS is not JSON, and pace adds to it") from None
+    slots.update({urlsplit(url).hostname: dict(pace) for url in urls})
+    return json.dumps(slots, sort_keys=True)
+
+
 def load_schedule(path: str | Path, env: dict[str, str] | None = None) -> Schedule:
     """Read and check a schedule file (see the module docstring).
 
@@ -196,12 +213,15 @@ def load_schedule(path: str | Path, env: dict[str, str] | None = None) -> Schedu
             if not isinstance(entry["cookies"], str) or not entry["cookies"]:
                 raise ScheduleError(f'{where}: cookies must be the path of a cookies file, e.g. cookies = "members.txt"')
             args["cookies"] = str(Path(path).parent.absolute() / Path(entry["cookies"]).expanduser())
+        settings = {**common, **_text_map(entry.get("settings", {}), f"{where}: settings")}
+        if "pace" in entry:
+            settings["DOWNLOAD_SLOTS"] = _download_slots(entry["pace"], urls, settings.get("DOWNLOAD_SLOTS"), where)
         sites.append(Site(
             name=name,
             urls=list(urls),
             depth=depth,
             trigger=_trigger(entry, where, tz),
-            settings={**common, **_text_map(entry.get("settings", {}), f"{where}: settings")},
+            settings=settings,
             args=args,
         ))
     scrapyd_url = str(data.get("scrapyd_url") or env.get("SCRAPYD_URL") or DEFAULT_SCRAPYD_URL).rstrip("/")

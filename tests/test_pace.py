@@ -6,21 +6,25 @@ of its browser's besides Scrapy's. The slot of 127.0.0.1 is set to one request a
 one every 0.5 s; the server records when each request starts and ends. Without rendering,
 with ``render=yes`` (imgscraper/rendering/pace.py holds the browser's requests to the
 slot), and with two workers sharing the crawl through a private Redis (the slot is the
-shared crawl's: imgscraper/distributed/leases.py).
+shared crawl's: imgscraper/distributed/leases.py). Then the schedule file's ``pace``.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
 
 import pytest
+from scrapy.settings import Settings
 
 from conftest import PROJECT_ROOT
 from faultsite import make_png
 from httpserver import HTTPTestServer
+from imgscraper.exceptions import ScheduleError
+from imgscraper.scrapyd_schedule import load_schedule
 from servers import require_program
 from test_render_rules import chromium  # noqa: F401 - a fixture
 
@@ -117,3 +121,40 @@ def test_the_pace_holds_across_two_workers(site, tmp_path):
     assert in_flight == 1 and min(gaps) >= DELAY - CLOCK_NOISE, (in_flight, [round(g, 2) for g in gaps], paths)
     handed_over = re.search(r"'imgscraper/workers/items': (\d+)", result.stderr)
     assert handed_over and int(handed_over[1]) > 0, result.stderr[-3000:]  # the second worker took part
+
+
+# -- the schedule file -----------------------------------------------------------
+
+
+def schedule(tmp_path, site: str, common: str = "") -> str:
+    path = tmp_path / "schedule.toml"
+    path.write_text(f'{common}\n[[sites]]\nurl = ["https://Example.com/", "https://img.example.com/a"]\n'
+                    f'every = "1d"\n{site}\n')
+    return str(path)
+
+
+def test_a_site_pace_is_its_hosts_download_slots(tmp_path):
+    common = '[settings]\nDOWNLOAD_SLOTS = \'{"cdn.example.net": {"concurrency": 2}}\''
+    (site,) = load_schedule(schedule(tmp_path, "pace = { concurrency = 1, delay = 2.5, jitter = 0 }", common)).sites
+    pace = {"concurrency": 1, "delay": 2.5, "jitter": 0}
+    value = site.settings["DOWNLOAD_SLOTS"]
+    assert ("setting", f"DOWNLOAD_SLOTS={value}") in site.spider_args()
+    # What Scrapy makes of the job's setting, as Scrapyd passes it.
+    assert Settings({"DOWNLOAD_SLOTS": value}).getdict("DOWNLOAD_SLOTS") == {
+        "example.com": pace, "img.example.com": pace, "cdn.example.net": {"concurrency": 2}}
+
+
+@pytest.mark.parametrize("pace", ['"fast"', "{ concurrency = 0 }", "{ delay = -1 }", "{ concurrency = 1.5 }",
+                                  "{ speed = 2 }", "{}", "{ delay = true }"])
+def test_a_bad_pace_is_a_bad_schedule(tmp_path, pace):
+    with pytest.raises(ScheduleError, match=r"site 'example.com': pace must be a table of concurrency"):
+        load_schedule(schedule(tmp_path, f"pace = {pace}"))
+
+
+def test_pace_needs_download_slots_it_can_add_to(tmp_path):
+    with pytest.raises(ScheduleError, match="DOWNLOAD_SLOTS is not JSON"):
+        load_schedule(schedule(tmp_path, "pace = { delay = 1 }\nsettings = { DOWNLOAD_SLOTS = \"{'a': 1}\" }"))
+    (site,) = load_schedule(schedule(tmp_path, "")).sites
+    assert "DOWNLOAD_SLOTS" not in site.settings
+    assert json.loads(load_schedule(schedule(tmp_path, "pace = { delay = 1 }")).sites[0].settings["DOWNLOAD_SLOTS"]) == {
+        "example.com": {"delay": 1}, "img.example.com": {"delay": 1}}
