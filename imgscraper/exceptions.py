@@ -96,9 +96,13 @@ class BlockedAddressError(IgnoreRequest):
 
 
 class AddressRefused(DNSLookupError):
-    """What :class:`GuardedResolver` fails a lookup with. A ``DNSLookupError``, because
-    Twisted turns every resolver failure into one; :class:`PrivateNetworkMiddleware`
-    tells it apart (:attr:`AddressPolicy.refused`)."""
+    """What :class:`GuardedResolver` fails a lookup with: ``name`` resolves to ``address``,
+    of the refused ``category``. A ``DNSLookupError``, because Twisted turns every resolver
+    failure into one; :class:`PrivateNetworkMiddleware` tells it apart (:attr:`AddressPolicy.refused`)."""
+
+    def __init__(self, name: str, address: str, category: str):
+        super().__init__(f"{name} resolves to {address}, a {category} address")
+        self.name, self.address, self.category = name, address, category
 
 
 # Images not stored

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, ClassVar
 from scrapy.resolver import CachingHostnameResolver, CachingThreadedResolver
 from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet.defer import Deferred
+from twisted.internet.error import DNSLookupError
 from twisted.internet.interfaces import IResolutionReceiver
 from zope.interface import implementer
 
@@ -161,8 +162,10 @@ class AddressGuard:
         """The category for which ``name`` may not be connected at ``address``, or None."""
         return self.policy.refusal(name, address) if self.policy is not None else None
 
-    async def resolve(self, name: str) -> None:
-        """Resolve ``name`` through the guard (the policy learns a start host's networks so)."""
+    async def allowed_addresses(self, name: str) -> list[str]:
+        """The addresses of ``name`` that may be connected to (resolving a start host teaches
+        the policy its networks). Raises :class:`AddressRefused` when the policy refuses them
+        all, ``DNSLookupError`` when ``name`` does not resolve."""
         raise NotImplementedError
 
 
@@ -181,11 +184,11 @@ class GuardedResolver(AddressGuard, CachingThreadedResolver):
 
     def _check(self, address: str, name: str) -> str:
         if category := self.refused(name, address):
-            raise AddressRefused(f"{name} resolves to {address}, a {category} address")
+            raise AddressRefused(name, address, category)
         return address
 
-    async def resolve(self, name: str) -> None:
-        await maybe_deferred_to_future(self.getHostByName(name))
+    async def allowed_addresses(self, name: str) -> list[str]:
+        return [await maybe_deferred_to_future(self.getHostByName(name))]
 
 
 @implementer(IResolutionReceiver)
@@ -221,24 +224,31 @@ class GuardedHostnameResolver(AddressGuard, CachingHostnameResolver):
         receiver = _AllowedAddresses(resolutionReceiver, hostName, self)
         return super().resolveHostName(receiver, hostName, portNumber, addressTypes, transportSemantics)
 
-    async def resolve(self, name: str) -> None:
-        completion = _Completion()
-        self.resolveHostName(completion, name)
-        await maybe_deferred_to_future(completion.done)
+    async def allowed_addresses(self, name: str) -> list[str]:
+        addresses = _Addresses()
+        self.resolveHostName(addresses, name)
+        await maybe_deferred_to_future(addresses.done)
+        if addresses.hosts:
+            return addresses.hosts
+        refused = self.policy.refused.get(name.lower()) if self.policy else None
+        if refused:
+            raise AddressRefused(name, *refused)
+        raise DNSLookupError(f"{name} does not resolve")
 
 
 @implementer(IResolutionReceiver)
-class _Completion:
-    """A resolution receiver that only tells when the resolution is complete."""
+class _Addresses:
+    """A resolution receiver that collects the addresses, and tells when they are all in."""
 
     def __init__(self) -> None:
+        self.hosts: list[str] = []
         self.done: Deferred[None] = Deferred()
 
     def resolutionBegan(self, resolution: IHostResolution) -> None:
         pass
 
     def addressResolved(self, address: IAddress) -> None:
-        pass
+        self.hosts.append(getattr(address, "host", ""))
 
     def resolutionComplete(self) -> None:
         self.done.callback(None)

@@ -56,6 +56,8 @@ DOWNLOADER_MIDDLEWARES = {
     # No fetch into private networks (IMGSCRAPER_ALLOW_PRIVATE_NETWORKS). After HttpProxyMiddleware, and
     # after UnreachableHostMiddleware: a refused address is reported as such, not counted as a dead host.
     "imgscraper.downloadermiddlewares.privatenetworks.PrivateNetworkMiddleware": 960,
+    # render=yes: the browser's pages connect through the crawl, under the same policy (imgscraper/rendering/gateway.py).
+    "imgscraper.downloadermiddlewares.browsergateway.BrowserGatewayMiddleware": 970,
 }
 # Scrapy's default resolver, refusing private addresses where connections are made (imgscraper/resolver.py).
 TWISTED_DNS_RESOLVER = "imgscraper.resolver.GuardedResolver"

@@ -67,7 +67,7 @@ class PrivateNetworkMiddleware:
             return
         resolver.policy = self.policy
         # All at once; a failure is the start page's own request's to report.
-        lookups = [deferred_from_coro(resolver.resolve(host)) for host in hosts if not is_ip_address(host)]
+        lookups = [deferred_from_coro(resolver.allowed_addresses(host)) for host in hosts if not is_ip_address(host)]
         await maybe_deferred_to_future(DeferredList(lookups, consumeErrors=True))
 
     def process_request(self, request: Request) -> None:

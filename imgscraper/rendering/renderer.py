@@ -20,7 +20,9 @@ WebSocket / EventSource streams, do not keep a page open.
 Meanwhile every image URL the browser requests is recorded, and fonts,
 media and tracker requests are aborted; by default image requests are
 aborted too once recorded, so every image is fetched once, by Scrapy,
-within the crawl's limits.
+within the crawl's limits. The browser connects nowhere by itself: the
+pages connect through the crawl, under its private-network policy
+(:mod:`imgscraper.rendering.gateway`), and Chromium's own requests fail.
 
 This module imports neither Playwright nor scrapy-playwright at import time:
 without ``render`` nothing of the browser is loaded.
@@ -31,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import math
 import re
 import shutil
 import weakref
@@ -43,6 +46,7 @@ from w3lib.url import canonicalize_url
 
 from imgscraper.discovery.html import find_images
 from imgscraper.discovery.references import ImageRef
+from imgscraper.rendering.pace import BrowserPace, PageTransfers
 from imgscraper.utils import host_of
 from imgscraper.exceptions import RenderingError
 
@@ -71,7 +75,14 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-quic",
     "--mute-audio",
+    # WebRTC may send UDP past the proxies: only proxied (TCP) connections.
+    "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
 ]
+
+#: Chromium's own proxy, where nothing can listen (port 0): what Chromium requests outside
+#: the pages (update checks and sign-in, despite the flags above) fails at once, without
+#: leaving the machine. The pages have a proxy of their own: imgscraper.rendering.gateway.
+NOWHERE = "http://127.0.0.1:0"
 
 #: The request meta key holding what the browser did for a page (a plain,
 #: picklable dict): ``images`` (image URLs requested), ``blocked`` (aborted
@@ -161,6 +172,7 @@ class Renderer:
             return renderer  # imgscraper.addons.settingscheck refuses the crawl; scrapy-playwright would fail to load
         for name, value in renderer.scrapy_settings(crawler.settings).items():
             crawler.settings.set(name, value, priority="spider")
+        BrowserPace(crawler).install()
         page_failures = OneLinePageFailures()
         logging.getLogger("scrapy-playwright").addFilter(page_failures)
         crawler.signals.connect(
@@ -190,6 +202,7 @@ class Renderer:
                 "executable_path": self.browser_path(),
                 "headless": True,
                 "args": CHROMIUM_ARGS,
+                "proxy": {"server": NOWHERE},
             },
             # A browser context (a window) per page: pages sharing one are its
             # tabs, and all but one of them get a frame a second or so, which
@@ -286,16 +299,18 @@ def _request_key(request: BrowserRequest) -> str:
 
 class _PageTracker:
     """Follows one page's requests: records image URLs in
-    ``report["images"]`` (each once), aborts blocked requests, and tells
-    when the page has stopped asking for anything new (:meth:`settle`).
+    ``report["images"]`` (each once), aborts blocked requests, holds the
+    others to their site's pace (:mod:`imgscraper.rendering.pace`), and
+    tells when the page has stopped asking for anything new (:meth:`settle`).
 
     A request is *new work* the first time its :func:`_request_key` is seen
     on the page: carousels cycling through the same images and polls of the
     same endpoint stop counting after their first round.
     """
 
-    def __init__(self, report: dict[str, Any]):
+    def __init__(self, report: dict[str, Any], pace: BrowserPace | None = None, page: Request | None = None):
         self.report = report
+        self.transfers = PageTransfers(pace, page)
         self.report.setdefault("images", [])
         self.report.setdefault("blocked", {})
         self.block_types = frozenset(report.get("block_resource_types", ()))
@@ -329,6 +344,9 @@ class _PageTracker:
             self.last_news = self._now()
 
     def ended(self, request: BrowserRequest) -> None:
+        self.transfers.end(request)
+        if self.is_the_page(request):
+            self.transfers.loaded(request.url)
         started = self.in_flight.pop(request, None)
         if started and started[1]:
             self.last_news = self._now()
@@ -347,13 +365,32 @@ class _PageTracker:
             if not self.load_images:
                 await route.abort("blockedbyclient")
                 return
+        await self.keep_pace(request)
         await route.fallback()  # to scrapy-playwright's own route (headers)
+
+    async def keep_pace(self, request: BrowserRequest) -> None:
+        """Hold ``request`` to its site's pace (not streams: they would hold a transfer for good).
+        Waiting for its turn, it is in flight without the :data:`_REQUEST_WAIT` limit."""
+        if self.is_the_page(request):  # Scrapy's, holding its transfer: the slot's delay runs from now
+            self.transfers.sent(request.url)
+        elif request.resource_type not in _STREAMS and request.url.startswith(("http://", "https://")):
+            new = self.in_flight.get(request, (0.0, False))[1]
+            self.in_flight[request] = (math.inf, new)
+            await self.transfers.hold(request)
+            if request in self.in_flight:
+                self.in_flight[request] = (self._now(), new)
+            else:  # it ended while it waited
+                self.transfers.end(request)
+
+    @staticmethod
+    def is_the_page(request: BrowserRequest) -> bool:
+        return request.is_navigation_request() and request.frame.parent_frame is None
 
     def block_reason(self, request: BrowserRequest) -> str:
         if request.resource_type in self.block_types:
             return request.resource_type
-        if request.is_navigation_request() and request.frame.parent_frame is None:
-            return "navigation" if self.block_navigation else ""  # the page itself
+        if self.is_the_page(request):
+            return "navigation" if self.block_navigation else ""
         host = host_of(request.url)
         if any(host == d or host.endswith("." + d) for d in self.block_domains):
             return "tracker"
@@ -410,8 +447,8 @@ async def init_page(page: Page, request: Request) -> None:
     requests before it navigates."""
     # Each page has a context of its own (Renderer.scrapy_settings): closing it
     # frees scrapy-playwright's context slot for the next page.
-    page.once("close", lambda: _close_soon(page.context))
-    tracker = _PageTracker(request.meta.setdefault(REPORT_KEY, {}))
+    tracker = _PageTracker(request.meta.setdefault(REPORT_KEY, {}), BrowserPace.installed, request)
+    page.once("close", lambda: (tracker.transfers.close(), _close_soon(page.context)))
     _TRACKERS[page] = tracker
     tracker.follow(page)
     # Registered after scrapy-playwright's route, so it runs first.

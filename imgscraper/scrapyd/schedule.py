@@ -27,8 +27,9 @@ Schedule file (TOML)::
     url = "https://example.org/"
     every = "6h"                             # instead of cron: 30s, 15m, 6h, 1d
     cookies = "members.txt"                  # -a cookies=FILE (docs/cookies.md), relative to this file
+    pace = { concurrency = 1, delay = 2 }    # DOWNLOAD_SLOTS of the URLs' hosts (also jitter)
 
-A site's keys other than ``name``, ``cron``, ``every`` and ``settings`` are the
+A site's keys other than ``name``, ``cron``, ``every``, ``pace`` and ``settings`` are the
 spider's arguments. Each site's arguments and settings are checked as the crawl
 checks them (:func:`imgscraper.commands.crawl.crawl_problems`): a file with a
 wrong one is refused, one line per problem, before anything is scheduled.
@@ -42,6 +43,7 @@ before a restart.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import re
 import secrets
@@ -79,7 +81,7 @@ logger = logging.getLogger("imgscraper.scrapyd.schedule")  # also when run as __
 
 SPIDER = "images"
 #: A site's keys that are the schedule's; every other key is a spider argument.
-SITE_KEYS = ("name", "cron", "every", "settings")
+SITE_KEYS = ("name", "cron", "every", "settings", "pace")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
@@ -184,6 +186,21 @@ def job_settings(settings: dict[str, str]) -> Settings:
     return job
 
 
+def _download_slots(pace: Any, urls: list[str], given: str | None, where: str) -> str:
+    """``DOWNLOAD_SLOTS`` (JSON): ``given`` (JSON) with the hosts of ``urls`` paced as ``pace`` says."""
+    valid = isinstance(pace, dict) and bool(pace) and set(pace) <= {"concurrency", "delay", "jitter"}
+    valid = valid and all(isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in pace.values())
+    if not valid or not isinstance(pace.get("concurrency", 1), int) or pace.get("concurrency", 1) < 1:
+        raise ScheduleError(f"{where}: pace must be a table of concurrency (requests at once, at least 1), delay and "
+                            "jitter (seconds, fraction), e.g. pace = { concurrency = 1, delay = 2 }")
+    try:
+        slots = json.loads(given) if given else {}
+    except json.JSONDecodeError:
+        raise ScheduleError(f"{where}: settings DOWNLOAD_SLOTS is not JSON, and pace adds to it") from None
+    slots.update({urlsplit(url).hostname: dict(pace) for url in urls})
+    return json.dumps(slots, sort_keys=True)
+
+
 def _site_name(entry: dict[str, Any], n: int) -> str:
     """The site's ``name``, else its first URL's host; ``site N`` when it has neither (reported)."""
     urls = entry.get("url")
@@ -211,6 +228,10 @@ def _load_site(
         trigger = IntervalTrigger(days=1)
     try:
         settings = {**common, **_text_map(entry.get("settings", {}), f"{where}: settings")}
+        if "pace" in entry:
+            urls = entry.get("url")
+            urls = [urls] if isinstance(urls, str) else [url for url in urls or () if isinstance(url, str)]
+            settings["DOWNLOAD_SLOTS"] = _download_slots(entry["pace"], urls, settings.get("DOWNLOAD_SLOTS"), where)
     except ScheduleError as exc:
         problems.append(str(exc))
         settings = common

@@ -1,0 +1,135 @@
+"""The browser's requests keep their site's pace (``render=yes``).
+
+Scrapy's downloader paces requests per download slot (a host; ``DOWNLOAD_SLOTS`` sets a
+slot's ``concurrency``, ``delay`` and ``jitter``): at most ``concurrency`` transfers at
+once, a new one every ``delay``. A rendered page is one of them: it holds a transfer of its
+slot while it renders. The requests its browser makes (frames, scripts, style sheets,
+fetch/XHR, images when loaded) are not Scrapy's, and would go out as fast as Chromium
+sends them. :class:`BrowserPace` holds each to the slot of its host: it starts once the
+slot's delay has passed since the slot's last request, Scrapy's or the browser's (a page's
+counts from its answer), and a transfer is free, pages whose document has loaded not
+counted; it then holds that transfer, so Scrapy's own requests of the slot wait for it
+too, until it ends.
+
+Across the workers of a shared crawl, slots hold for Scrapy's requests (the rendered pages
+included: :mod:`imgscraper.distributed.leases`); the browser's requests are held to them
+per worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from time import monotonic
+from typing import TYPE_CHECKING, ClassVar
+
+from scrapy import Request
+
+if TYPE_CHECKING:
+    from playwright.async_api import Request as BrowserRequest
+    from scrapy.core.downloader import Downloader, Slot
+    from scrapy.crawler import Crawler
+
+__all__ = ["BrowserPace", "PageTransfers", "Transfer"]
+
+#: Seconds between two looks at a slot whose transfers are all taken.
+POLL = 0.05
+
+
+class Transfer:
+    """A transfer of a download slot, held for one request of the browser."""
+
+    def __init__(self, downloader: Downloader, slot: Slot, url: str):
+        self.downloader, self.slot = downloader, slot
+        #: Stands for the browser's request in the slot's transfers.
+        self.request = Request(url)
+
+    def end(self) -> None:
+        """Give the transfer back (once), and let the slot's queued requests go on."""
+        if self.request in self.slot.transferring:
+            self.slot.transferring.discard(self.request)
+            self.downloader._process_queue(self.slot)
+
+
+class BrowserPace:
+    """Holds the browser's requests to the crawl's download slots (see the module docstring).
+
+    scrapy-playwright calls the page callbacks by name, without the crawl: the pace of the
+    crawl running in this process is :attr:`installed` (by
+    :meth:`~imgscraper.rendering.renderer.Renderer.from_crawler`).
+    """
+
+    installed: ClassVar[BrowserPace | None] = None
+
+    def __init__(self, crawler: Crawler):
+        self.crawler = crawler
+        #: The rendered pages whose document has loaded: their transfers are their browser's.
+        self.loaded: weakref.WeakSet[Request] = weakref.WeakSet()
+
+    def install(self) -> None:
+        BrowserPace.installed = self
+
+    def sent(self, url: str) -> None:
+        """A page's document, ``url``, went out or was answered just now, later than Scrapy
+        handed it to the browser: the delay of its slot runs from now."""
+        _, slot = self.crawler.engine.downloader._get_slot(Request(url))
+        slot.lastseen = monotonic()
+
+    async def take(self, url: str) -> Transfer:
+        """Wait for the turn of a request for ``url`` in its slot, and take a transfer for it."""
+        downloader = self.crawler.engine.downloader
+        _, slot = downloader._get_slot(Request(url))
+        delay = slot.download_delay()
+        while True:
+            wait = slot.lastseen + delay - monotonic()
+            loaded = sum(1 for request in slot.transferring if request in self.loaded)
+            if wait <= 0 and len(slot.transferring) - loaded < slot.concurrency:
+                break
+            await asyncio.sleep(wait if wait > 0 else POLL)
+        slot.lastseen = monotonic()
+        transfer = Transfer(downloader, slot, url)
+        slot.transferring.add(transfer.request)
+        return transfer
+
+
+class PageTransfers:
+    """The transfers held for the requests of the page that Scrapy's ``page`` request renders,
+    taken from ``pace`` (none without one)."""
+
+    def __init__(self, pace: BrowserPace | None, page: Request | None):
+        self.pace, self.page = pace, page
+        self.held: dict[BrowserRequest, Transfer] = {}
+        self.closed = False
+
+    async def hold(self, request: BrowserRequest) -> None:
+        """Wait for ``request``'s turn, and hold a transfer for it until :meth:`end`."""
+        if self.pace is None:
+            return
+        transfer = await self.pace.take(request.url)
+        if self.closed:
+            transfer.end()
+        else:
+            self.held[request] = transfer
+
+    def sent(self, url: str) -> None:
+        """The page's document, ``url``, went out (see :meth:`BrowserPace.sent`)."""
+        if self.pace is not None:
+            self.pace.sent(url)
+
+    def loaded(self, url: str) -> None:
+        """The page's document, ``url``, has loaded: its transfer is its browser's from now on."""
+        if self.pace is not None and self.page is not None:
+            self.pace.sent(url)
+            self.pace.loaded.add(self.page)
+
+    def end(self, request: BrowserRequest) -> None:
+        """``request`` ended (finished or failed)."""
+        if transfer := self.held.pop(request, None):
+            transfer.end()
+
+    def close(self) -> None:
+        """The page closed: the transfers of its requests end with it."""
+        self.closed = True
+        for transfer in self.held.values():
+            transfer.end()
+        self.held.clear()
