@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AddressRefused", "ArgumentError", "BlockedAddressError", "CookiesFileError", "CrawlStopped", "HostUnreachable",
-    "ImageFailed", "ImageRejected", "NearDuplicate", "RedisServerError", "RedisServerMissing", "RenderingError",
+    "ImageFailed", "ImageRejected", "NearDuplicate", "OriginalFailed", "RedisServerError", "RedisServerMissing",
+    "RenderingError",
     "ScheduleError", "StoppedBeforeDownload", "failure_reason", "rejection_status", "store_fault",
 ]
 
@@ -133,6 +134,11 @@ class ImageFailed(_MediaRequestFiltered):
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.status = status
         self.reason = reason
+
+
+class OriginalFailed(ImageFailed):
+    """The original of a thumbnail (``-a originals=yes``) could not be stored: the pipeline fetches
+    the URL the page named instead. Neither counted nor announced as a failure."""
 
 
 class StoppedBeforeDownload(DropItem):

@@ -20,8 +20,8 @@ from twisted.python.failure import Failure
 
 from imgscraper.downloader import crawl_stopping
 from imgscraper.exceptions import (
-    CrawlStopped, ImageFailed, ImageRejected, NearDuplicate, StoppedBeforeDownload, failure_reason, rejection_status,
-    store_fault,
+    CrawlStopped, ImageFailed, ImageRejected, NearDuplicate, OriginalFailed, StoppedBeforeDownload, failure_reason,
+    rejection_status, store_fault,
 )
 from imgscraper.filters import ImageFilter
 from imgscraper.items import CONTEXT_FIELDS
@@ -83,7 +83,9 @@ class ImageStorePipeline(ImagesPipeline):
     derives from the bytes (``IMGSCRAPER_FILE_NAMES = "stable"``), so one
     image reached through several URLs or crawls is one file. The store's
     record (:mod:`imgscraper.pipelines.records`) lets re-crawls skip stored images.
-    Each image not stored is counted (``imgscraper/images/<status>/<reason>``) and
+    An item whose ``url`` is the original of a thumbnail (``original_of``) that fails
+    (:meth:`falls_back`) becomes the item of the URL the page named, fetched instead
+    (:meth:`fall_back`). Each image not stored is counted (``imgscraper/images/<status>/<reason>``) and
     announced with :data:`imgscraper.signals.image_failed`.
     """
 
@@ -163,6 +165,7 @@ class ImageStorePipeline(ImagesPipeline):
         image = ImageMeta(
             context={name: adapter.get(name) or "" for name in CONTEXT_FIELDS},
             link=adapter.get("source") == "link-href",
+            original_of=adapter.get("original_of") or "",
         )
         # What MediaPipeline does per request: every status reaches media_downloaded,
         # except redirects while MEDIA_ALLOW_REDIRECTS is on.
@@ -189,6 +192,11 @@ class ImageStorePipeline(ImagesPipeline):
         if crawl_stopping(self.crawler):
             raise self._stopped()
         info = self.spiderinfo
+        return self.item_completed(await self._results(item, info), item, info)
+
+    async def _results(self, item: Any, info: MediaPipeline.SpiderInfo) -> list[FileInfoOrError]:
+        """The outcome of each of the item's requests; for an original that failed, those of the
+        item :meth:`fall_back` made of it."""
         results: list[FileInfoOrError] = []
         for request in self.get_media_requests(item, info):
             try:
@@ -196,9 +204,23 @@ class ImageStorePipeline(ImagesPipeline):
                 results.append((True, await shared_result(info, request.url, compute)))
             except CrawlStopped:
                 raise self._stopped() from None
+            except OriginalFailed as exc:
+                self.fall_back(item, exc)
+                return await self._results(item, info)
             except Exception as exc:
                 results.append((False, Failure(exc)))
-        return self.item_completed(results, item, info)
+        return results
+
+    def fall_back(self, item: Any, failure: OriginalFailed) -> None:
+        """The original ``item`` names failed: make it the item of the URL the page named (its
+        ``url``, with no ``original_of``), which is fetched instead. Counted in
+        ``imgscraper/originals/fallback`` (and ``/<reason>``); no failure line."""
+        adapter = ItemAdapter(item)
+        original, adapter["url"], adapter["original_of"] = adapter["url"], adapter["original_of"], ""
+        self.stats.inc_value("imgscraper/originals/fallback")
+        self.stats.inc_value(f"imgscraper/originals/fallback/{failure.reason}")
+        logger.debug("Original %(original)s not stored (%(reason)s): fetching %(url)s instead",
+                     {"original": original[:300], "reason": failure.reason, "url": adapter["url"][:300]})
 
     async def _download_and_store(self, request: Request, info: MediaPipeline.SpiderInfo, item: Any) -> ImageResult:
         answer = await self.media_to_download(request, info, item=item)
@@ -313,9 +335,18 @@ class ImageStorePipeline(ImagesPipeline):
             self._closing = deferred_from_coro(self.crawler.engine.close_spider_async(reason=reason.replace("-", "_")))
         return self._reject(request, "failed", reason, str(exc))
 
+    def falls_back(self, status: str, reason: str) -> bool:
+        """Whether an original that ended ``status`` for ``reason`` gives way to the URL the page
+        named: every failure (HTTP errors after retries, a body that is no image, an unreachable
+        host...) but the store's, which stops the crawl."""
+        return status == "failed" and not reason.startswith("store-")
+
     def _reject(self, request: Request, status: str, reason: str, detail: str = "") -> ImageFailed:
         """Count and announce the image of ``request`` not stored (``status`` ``skipped`` or ``failed``);
-        returns the failure to raise."""
+        returns the failure to raise: :class:`OriginalFailed`, neither counted nor announced, for an
+        original that :meth:`falls_back`."""
+        if ImageMeta.of(request).original_of and self.falls_back(status, reason):
+            return OriginalFailed(status, reason, detail)
         page = request.headers.get("Referer", b"").decode("utf-8", "replace")
         self._not_stored(request.url, page, status, reason, detail)
         return ImageFailed(status, reason, detail)

@@ -22,7 +22,9 @@ class ImageMeta:
     """The pipeline's state of one image request.
 
     Known when the request is made: ``context`` (how the page showed the image, kept in
-    the store's record), ``link`` (the page linked to the image rather than showing it).
+    the store's record), ``link`` (the page linked to the image rather than showing it),
+    ``original_of`` (for the original of a thumbnail: the URL the page named, fetched instead
+    if the original fails).
     Learnt along the way: ``uuid`` (the file name in ``random`` mode, minted once),
     ``record`` (of a stored image being revalidated), ``info``, ``checksum`` (SHA-256 of
     the bytes to store) and ``phash`` of the image; while the body arrives, ``received``
@@ -32,6 +34,7 @@ class ImageMeta:
 
     context: dict[str, str] = field(default_factory=dict)
     link: bool = False
+    original_of: str = ""
     uuid: str = ""
     record: ImageRecord | None = None
     info: ImageInfo | None = None
