@@ -106,6 +106,13 @@ IMGSCRAPER_SRCSET = "largest"
 IMGSCRAPER_STYLESHEETS = True
 # Take the image file URLs quoted in inline scripts (galleries, page state, templates).
 IMGSCRAPER_SCRIPT_IMAGES = True
+# Request the full-size original of a thumbnail whose URL a rule rewrites (imgscraper/discovery/originals.py:
+# WordPress, Photon, MediaWiki, Blogger, Medium, the Guardian, NYT, Shopify, Cloudinary, imgix, Squarespace);
+# if the original fails, the URL the page named is stored instead. The spider argument -a originals=yes wins.
+IMGSCRAPER_ORIGINALS = False
+# Your own rewrite rules, tried before the built-in ones: regular expression -> replacement (re.sub's,
+# \1 for a group), e.g. -s 'IMGSCRAPER_ORIGINALS_RULES={"-thumb(\\.jpg)$": "\\1"}'.
+IMGSCRAPER_ORIGINALS_RULES = {}
 # File names: "stable" (UUID derived from the image bytes, so re-crawls and
 # aliases of one image share one file) or "random" (a new UUID4 per image).
 IMGSCRAPER_FILE_NAMES = "stable"

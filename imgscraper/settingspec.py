@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
+from imgscraper.discovery.originals import parse_rules
 from imgscraper.filters import FILTERS
 from imgscraper.addons.useragent import contact_reference
 from imgscraper.utils import parse_duration
@@ -186,6 +187,8 @@ SETTINGS: Mapping[str, Kind] = {
     "IMGSCRAPER_STYLESHEETS": Boolean(),
     "IMGSCRAPER_SCRIPT_IMAGES": Boolean(),
     "IMGSCRAPER_MAX_PAGES": Integer(0),
+    "IMGSCRAPER_ORIGINALS": Boolean(),
+    "IMGSCRAPER_ORIGINALS_RULES": Parsed(parse_rules, """'{"-thumb(\\\\.jpg)$": "\\\\1"}'"""),
     # What is stored
     "IMGSCRAPER_FILE_NAMES": Choice(FILE_NAME_MODES),
     "IMGSCRAPER_CONVERT_TO_JPEG": Boolean(),

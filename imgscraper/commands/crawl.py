@@ -49,14 +49,15 @@ def crawl_problems(spidercls: type[Spider], arguments: dict[str, Any], settings:
 
     The images spider checks its arguments when it is built, as in the crawl. What they set is
     set in a copy of ``settings``, as the spider sets it in the crawl's, and checked with the
-    others: the filters' settings (``-a allow=`` sets ``IMGSCRAPER_ALLOW``), no item pipeline
+    others: the filters' settings (``-a allow=`` sets ``IMGSCRAPER_ALLOW``) and the other arguments' that
+    are settings (``-a originals=yes``: ``IMGSCRAPER_ORIGINALS``), no item pipeline
     with ``-a download=no``. The browser ``-a render=yes`` needs is looked for last.
     """
     settings = settings.copy()
     spider = spidercls(**arguments)
     problems = []
     if isinstance(spider, ImagesSpider):
-        spider.apply_filter_arguments(settings)
+        spider.apply_setting_arguments(settings)
         if not spider.download:
             settings.set("ITEM_PIPELINES", {}, priority="spider")
         if spider.argument_error:

@@ -10,7 +10,9 @@ only the start URLs' sites); ``download=no`` to list images without downloading;
 ``click=CSS_SELECTOR`` to click a "load more" element on every rendered page
 (implies ``render=yes``). The filters ``allow``, ``deny`` (pages followed),
 ``image_allow``, ``image_deny``, ``formats``, ``min_bytes`` and ``max_bytes``
-(images kept) set their ``IMGSCRAPER_<NAME>`` setting (:mod:`imgscraper.filters`).
+(images kept) set their ``IMGSCRAPER_<NAME>`` setting (:mod:`imgscraper.filters`), and so
+do ``originals=yes`` (the full-size originals of thumbnails, :mod:`imgscraper.discovery.originals`)
+and ``max_images=N`` (stop once N images are stored): :func:`apply_setting_arguments`.
 Any other argument is a bad argument, except Scrapyd's own (``_job``, ``_version``).
 
 :func:`parse_arguments` turns their raw text into :class:`SpiderArguments`. A
@@ -36,9 +38,9 @@ from imgscraper.exceptions import ArgumentError
 from imgscraper.filters import FILTERS, resolve_arguments
 
 __all__ = [
-    "SpiderArguments", "apply_filter_arguments", "check_argument_names", "check_http_url", "is_http_url",
-    "parse_arguments", "parse_click", "parse_depth", "parse_follow_domains", "parse_sitemaps", "parse_start_urls",
-    "parse_yes_no", "with_guessed_scheme",
+    "SETTING_ARGUMENTS", "SpiderArguments", "apply_filter_arguments", "apply_setting_arguments", "check_argument_names",
+    "check_http_url", "is_http_url", "parse_arguments", "parse_click", "parse_count", "parse_depth",
+    "parse_follow_domains", "parse_sitemaps", "parse_start_urls", "parse_yes_no", "with_guessed_scheme",
 ]
 
 logger = logging.getLogger(__name__)
@@ -63,6 +65,14 @@ class SpiderArguments:
     download: bool = True
     render: bool = False
     click: str = ""
+    #: ``-a originals=yes/no`` and ``-a max_images=N``; None when not given (their settings decide).
+    originals: bool | None = None
+    max_images: int | None = None
+
+
+#: The arguments besides the filters that set a setting (the argument wins), by the
+#: :class:`SpiderArguments` field that holds their parsed value.
+SETTING_ARGUMENTS = {"originals": "IMGSCRAPER_ORIGINALS", "max_images": "IMGSCRAPER_MAX_IMAGES"}
 
 
 def parse_arguments(arguments: Mapping[str, Any], known: Collection[str]) -> tuple[SpiderArguments, str]:
@@ -89,6 +99,10 @@ def parse_arguments(arguments: Mapping[str, Any], known: Collection[str]) -> tup
         render = arguments["render"]
         parsed.click = parse_click(arguments["click"], render)
         parsed.render = parse_yes_no("render", render) if render is not None else bool(parsed.click)
+        if arguments.get("originals") is not None:
+            parsed.originals = parse_yes_no("originals", arguments["originals"])
+        if arguments.get("max_images") is not None:
+            parsed.max_images = parse_count("max_images", arguments["max_images"], example=100)
     except ArgumentError as exc:
         return parsed, str(exc)
     return parsed, ""
@@ -103,6 +117,15 @@ def apply_filter_arguments(arguments: dict[str, Any], settings: BaseSettings) ->
     for option, value in resolve_arguments(arguments, FILTERS).items():
         priority = max(settings.getpriority(option.setting) or 0, SETTINGS_PRIORITIES["cmdline"])
         settings.set(option.setting, value, priority=priority)
+
+
+def apply_setting_arguments(parsed: SpiderArguments, settings: BaseSettings) -> None:
+    """Each of :data:`SETTING_ARGUMENTS` given sets its setting to its parsed value, over one
+    given with ``-s``: the components read it there."""
+    for argument, setting in SETTING_ARGUMENTS.items():
+        value = getattr(parsed, argument)
+        if value is not None:
+            settings.set(setting, value, priority=max(settings.getpriority(setting) or 0, SETTINGS_PRIORITIES["cmdline"]))
 
 
 def parse_start_urls(url: str | None, urls_file: str | None, required: bool = True) -> list[str]:
@@ -166,13 +189,18 @@ def with_guessed_scheme(url: str) -> str:
 
 def parse_depth(depth: Any) -> int:
     """``-a depth=N``: a non-negative integer."""
+    return parse_count("depth", depth)
+
+
+def parse_count(name: str, value: Any, example: int = 1) -> int:
+    """Argument ``name`` (``-a depth=N``, ``-a max_images=N``): a non-negative integer."""
     try:
-        value = int(str(depth).strip())
+        count = int(str(value).strip())
     except ValueError:
-        value = -1
-    if value < 0:
-        raise ArgumentError(f"depth {depth!r} is not a non-negative integer: pass e.g. -a depth=1")
-    return value
+        count = -1
+    if count < 0:
+        raise ArgumentError(f"{name} {value!r} is not a non-negative integer: pass e.g. -a {name}={example}")
+    return count
 
 
 def parse_yes_no(name: str, value: Any) -> bool:
