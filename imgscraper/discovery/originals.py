@@ -17,6 +17,7 @@ falls back to the URL the page named when the guess fails
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -26,9 +27,10 @@ from urllib.parse import parse_qsl, urlsplit
 
 from w3lib.url import url_query_cleaner
 
+from imgscraper.discovery.references import ImageRef
 from imgscraper.discovery.urls import is_image_url
 
-__all__ = ["RULES", "Rule", "find_original", "parse_rules"]
+__all__ = ["RULES", "Rule", "find_original", "original_ref", "parse_rules"]
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,13 @@ def find_original(url: str, rules: Sequence[Rule]) -> tuple[str, tuple[str, ...]
                 url = rewritten
                 applied.append(rule.name)
     return url, tuple(applied)
+
+
+def original_ref(ref: ImageRef, rules: Sequence[Rule] | None) -> tuple[ImageRef, str]:
+    """``ref`` for the original of the image it names and the URL the page named, when one of
+    ``rules`` applies; else ``ref`` and ``""`` (also for no ``rules``: originals are off)."""
+    url, applied = find_original(ref.url, rules or ())
+    return (dataclasses.replace(ref, url=url), ref.url) if applied else (ref, "")
 
 
 def parse_rules(value: Any) -> tuple[Rule, ...]:

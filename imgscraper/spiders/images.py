@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 import logging
 import re
@@ -23,7 +22,7 @@ from imgscraper import settings as project_settings
 from imgscraper import signals as imgscraper_signals
 from imgscraper.discovery.css import css_import_urls, find_css_images
 from imgscraper.discovery.html import find_frames, find_images, find_page_links, find_page_title, find_stylesheets
-from imgscraper.discovery.originals import RULES, Rule, find_original, parse_rules
+from imgscraper.discovery.originals import RULES, Rule, original_ref, parse_rules
 from imgscraper.discovery.references import ImageRef
 from imgscraper.discovery.urls import image_url_key, is_image_url
 from imgscraper.downloader import crawl_stopping
@@ -32,7 +31,7 @@ from imgscraper.filters import ImageFilter, URLFilter, count_filtered, parse_reg
 from imgscraper.items import ImageItem
 from imgscraper.extensions.journal import PageJournal, PageTracker, discard_request_queue
 from imgscraper.rendering.renderer import Renderer, browser_failure_reason
-from imgscraper.spiders.arguments import apply_filter_arguments, apply_setting_arguments, parse_arguments
+from imgscraper.spiders.arguments import apply_setting_arguments, parse_arguments
 from imgscraper.spiders.scope import PageBudget, site_in_domains, site_of
 from imgscraper.spiders.sitemaps import SitemapMixin
 from imgscraper.utils import failure_detail
@@ -149,7 +148,6 @@ class ImagesSpider(SitemapMixin, scrapy.Spider):
             "max_bytes": max_bytes, "sitemap": sitemap, "cookies": cookies, "originals": originals, **kwargs,
         }
         parsed, self.argument_error = parse_arguments(self.arguments, self.argument_names())
-        self.parsed_arguments = parsed
         self.start_urls, self.sitemap_urls = parsed.start_urls, parsed.sitemap_urls
         self.sitemaps_from_robots_txt = parsed.sitemaps_from_robots_txt
         self.depth, self.download, self.render, self.click = parsed.depth, parsed.download, parsed.render, parsed.click
@@ -158,8 +156,7 @@ class ImagesSpider(SitemapMixin, scrapy.Spider):
         self.renderer: Renderer | None = None
         self.seen_images: set[str] = set()
         self.dedupe_images = True
-        #: The rules that rewrite thumbnails to their originals (``originals=yes``), else None.
-        self.original_rules: tuple[Rule, ...] | None = None
+        self.original_rules: tuple[Rule, ...] | None = None  # originals=yes: their rules
 
     @classmethod
     def argument_names(cls) -> tuple[str, ...]:
@@ -206,17 +203,14 @@ class ImagesSpider(SitemapMixin, scrapy.Spider):
         return spider
 
     def apply_setting_arguments(self, settings: BaseSettings) -> None:
-        """Each argument that is also a setting (the filters, ``originals``, ``max_images``) sets
-        it in ``settings`` (:func:`imgscraper.spiders.arguments.apply_filter_arguments`,
-        :func:`~imgscraper.spiders.arguments.apply_setting_arguments`); a bad filter is an argument error."""
+        """Each argument that is a setting too (a filter, ``originals``...) sets it in ``settings``
+        (:func:`imgscraper.spiders.arguments.apply_setting_arguments`); a bad one is an argument error."""
         if self.argument_error:
             return
         try:
-            apply_filter_arguments(self.arguments, settings)
+            apply_setting_arguments(self.arguments, settings)
         except ValueError as exc:
             self.argument_error = str(exc)
-            return
-        apply_setting_arguments(self.parsed_arguments, settings)
 
     def page_meta(self) -> dict[str, Any]:
         """Meta for a page request: rendering, when on."""
@@ -420,15 +414,14 @@ class ImagesSpider(SitemapMixin, scrapy.Spider):
     ) -> Iterator[ImageItem]:
         """One item per image URL not yielded before in this crawl (by this process:
         with ``IMGSCRAPER_UNIQUE_IMAGES`` off, every reference is yielded for another component to sort out),
-        with the context ``page`` (titled ``page_title``) gave it. With ``originals=yes`` the URL is
-        that of the image's original (:meth:`original`): one original reached from several
-        thumbnails is one item. An image the URL filters leave out is an item already ``skipped``
-        (``filtered``): the pipeline does not request it.
+        with the context ``page`` (titled ``page_title``) gave it; with ``originals=yes``, the URL of the
+        image's original (:func:`~imgscraper.discovery.originals.original_ref`). An image the URL filters
+        leave out is an item already ``skipped`` (``filtered``): the pipeline does not request it.
         None once the crawl is stopping: they would not be downloaded."""
         for ref in refs:
             if crawl_stopping(self.crawler):
                 return
-            ref, original_of = self.original(ref)
+            ref, original_of = original_ref(ref, self.original_rules)
             if self.dedupe_images:
                 key = image_url_key(ref.url)
                 if key in self.seen_images:
@@ -448,17 +441,6 @@ class ImagesSpider(SitemapMixin, scrapy.Spider):
                 self.tracker.acquire(journal_page)
                 self.item_pages[id(item)] = journal_page
             yield item
-
-    def original(self, ref: ImageRef) -> tuple[ImageRef, str]:
-        """``ref`` for the original of the image it names and the URL the page named, when a rule
-        of :attr:`original_rules` applies; else ``ref`` and ``""``."""
-        if self.original_rules is None:
-            return ref, ""
-        url, applied = find_original(ref.url, self.original_rules)
-        if not applied:
-            return ref, ""
-        logger.debug("Original of %s (%s): %s", ref.url[:300], ", ".join(applied), url[:300])
-        return dataclasses.replace(ref, url=url), ref.url
 
     def follows_page(self, url: str, depth: int, sites: tuple[str, ...]) -> bool:
         """Whether to request the page ``url`` found at ``depth``: on the crawled sites (or ``sites``),
