@@ -116,6 +116,10 @@ IMGSCRAPER_ORIGINALS_RULES = {}
 # File names: "stable" (UUID derived from the image bytes, so re-crawls and
 # aliases of one image share one file) or "random" (a new UUID4 per image).
 IMGSCRAPER_FILE_NAMES = "stable"
+# Where each image goes under IMAGES_STORE: a template of {uuid} or {sha256} (one is required), {ext},
+# {name}, {host}, {page_host}, {page_path}, {page_title}, {alt}, {date} (imgscraper/pipelines/filepaths.py),
+# e.g. "{page_host}/{page_path}/{name}-{uuid}{ext}". Each folder and name is made safe and cut to 255 bytes.
+IMGSCRAPER_FILE_PATH = "full/{uuid}{ext}"
 # Re-encode every image to JPEG like stock ImagesPipeline (off: bytes as served).
 IMGSCRAPER_CONVERT_TO_JPEG = False
 # Skip 1x1 images and SVGs that draw nothing (tracking pixels, lazy-load placeholders).

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from imgscraper.discovery.originals import parse_rules
 from imgscraper.filters import FILTERS
+from imgscraper.pipelines.filepaths import FilePathTemplate
 from imgscraper.addons.useragent import contact_reference
 from imgscraper.utils import parse_duration
 
@@ -191,6 +192,7 @@ SETTINGS: Mapping[str, Kind] = {
     "IMGSCRAPER_ORIGINALS_RULES": Parsed(parse_rules, """'{"-thumb(\\\\.jpg)$": "\\\\1"}'"""),
     # What is stored
     "IMGSCRAPER_FILE_NAMES": Choice(FILE_NAME_MODES),
+    "IMGSCRAPER_FILE_PATH": Parsed(FilePathTemplate.parse, "'{page_host}/{name}-{uuid}{ext}'"),
     "IMGSCRAPER_CONVERT_TO_JPEG": Boolean(),
     "IMGSCRAPER_SKIP_TRACKING_PIXELS": Boolean(),
     "IMGSCRAPER_EXPIRES": Duration(),

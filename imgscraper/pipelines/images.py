@@ -25,13 +25,14 @@ from imgscraper.exceptions import (
 )
 from imgscraper.filters import ImageFilter
 from imgscraper.items import CONTEXT_FIELDS
+from imgscraper.pipelines.filepaths import URL_FIELDS, FilePathTemplate, image_fields, thumbnail_path
 from imgscraper.pipelines.filtering import EarlyImageFilter
 from imgscraper.pipelines.inspection import ImageInfo, inspect_image
 from imgscraper.pipelines.meta import META_KEY, ImageMeta
 from imgscraper.pipelines.nearduplicates import NearDuplicateClaims
 from imgscraper.pipelines.preparation import ImagePreparer
 from imgscraper.pipelines.records import ImageRecord, StoreRecord, open_store_record
-from imgscraper.pipelines.results import ImageResult, RecentResults, shared_result
+from imgscraper.pipelines.results import ImageResult, RecentResults, fall_back, shared_result
 from imgscraper.pipelines.stores import AtomicFSFilesStore, S3ImageStore
 from imgscraper.pipelines.stored import StoredImages
 from imgscraper.settingspec import FILE_NAME_MODES, NEAR_DUPLICATE_MODES
@@ -74,6 +75,16 @@ def _expiry_seconds(settings: BaseSettings, expires_days: int) -> float:
         raise ValueError(f"IMGSCRAPER_EXPIRES: {exc}") from None
 
 
+def _checksum(request: Request, response: Response | None) -> str:
+    """The SHA-256 of the bytes the image of ``request`` stores (the preparer's, else ``response``'s)."""
+    image = ImageMeta.of(request)
+    if not image.checksum:
+        if response is None:
+            raise ValueError("a file name derives from the image bytes: pass the response")
+        image.checksum = hashlib.sha256(response.body).hexdigest()
+    return image.checksum
+
+
 class ImageStorePipeline(ImagesPipeline):
     """Download each :class:`~imgscraper.items.ImageItem`'s ``url`` and store it.
 
@@ -85,7 +96,7 @@ class ImageStorePipeline(ImagesPipeline):
     record (:mod:`imgscraper.pipelines.records`) lets re-crawls skip stored images.
     An item whose ``url`` is the original of a thumbnail (``original_of``) that fails
     (:meth:`falls_back`) becomes the item of the URL the page named, fetched instead
-    (:meth:`fall_back`). Each image not stored is counted (``imgscraper/images/<status>/<reason>``) and
+    (:func:`~imgscraper.pipelines.results.fall_back`). Each image not stored is counted (``imgscraper/images/<status>/<reason>``) and
     announced with :data:`imgscraper.signals.image_failed`.
     """
 
@@ -113,6 +124,7 @@ class ImageStorePipeline(ImagesPipeline):
         settings = crawler.settings
         self.thumbs = settings.getdict("IMAGES_THUMBS")
         self.file_names = _one_of(settings, "IMGSCRAPER_FILE_NAMES", FILE_NAME_MODES)
+        self.file_path_template = FilePathTemplate.parse(settings.get("IMGSCRAPER_FILE_PATH"))
         self.near_duplicates = _one_of(settings, "IMGSCRAPER_NEAR_DUPLICATES", NEAR_DUPLICATE_MODES)
         self.expires_seconds = _expiry_seconds(settings, self.expires)
         self.image_filter = ImageFilter.from_settings(settings)
@@ -136,6 +148,7 @@ class ImageStorePipeline(ImagesPipeline):
         self.images = StoredImages(
             self.store, self.record, self.preparer, claims,
             file_path=self.file_path, thumb_path=self.thumb_path, keep_existing=self.file_names == "stable",
+            same_bytes_by_record=not self.file_path_template.from_bytes_only,
         )
 
     @classmethod
@@ -196,7 +209,7 @@ class ImageStorePipeline(ImagesPipeline):
 
     async def _results(self, item: Any, info: MediaPipeline.SpiderInfo) -> list[FileInfoOrError]:
         """The outcome of each of the item's requests; for an original that failed, those of the
-        item :meth:`fall_back` made of it."""
+        item :func:`~imgscraper.pipelines.results.fall_back` made of it."""
         results: list[FileInfoOrError] = []
         for request in self.get_media_requests(item, info):
             try:
@@ -205,22 +218,11 @@ class ImageStorePipeline(ImagesPipeline):
             except CrawlStopped:
                 raise self._stopped() from None
             except OriginalFailed as exc:
-                self.fall_back(item, exc)
+                fall_back(item, exc.reason, self.stats)
                 return await self._results(item, info)
             except Exception as exc:
                 results.append((False, Failure(exc)))
         return results
-
-    def fall_back(self, item: Any, failure: OriginalFailed) -> None:
-        """The original ``item`` names failed: make it the item of the URL the page named (its
-        ``url``, with no ``original_of``), which is fetched instead. Counted in
-        ``imgscraper/originals/fallback`` (and ``/<reason>``); no failure line."""
-        adapter = ItemAdapter(item)
-        original, adapter["url"], adapter["original_of"] = adapter["url"], adapter["original_of"], ""
-        self.stats.inc_value("imgscraper/originals/fallback")
-        self.stats.inc_value(f"imgscraper/originals/fallback/{failure.reason}")
-        logger.debug("Original %(original)s not stored (%(reason)s): fetching %(url)s instead",
-                     {"original": original[:300], "reason": failure.reason, "url": adapter["url"][:300]})
 
     async def _download_and_store(self, request: Request, info: MediaPipeline.SpiderInfo, item: Any) -> ImageResult:
         answer = await self.media_to_download(request, info, item=item)
@@ -383,28 +385,43 @@ class ImageStorePipeline(ImagesPipeline):
     def file_path(
         self, request: Request, response: Response | None = None, info: MediaPipeline.SpiderInfo | None = None, *, item: Any = None
     ) -> str:
-        """``full/<uuid>.<ext>``: the UUID derives from the stored bytes (or is
-        minted once per request in ``random`` mode), the extension from the
-        detected format. Known only once the image is downloaded."""
+        """The image's path under the store: ``IMGSCRAPER_FILE_PATH`` filled in with
+        :meth:`file_path_fields` (:mod:`imgscraper.pipelines.filepaths`), by default
+        ``full/<uuid>.<ext>``. Known only once the image is downloaded; the same in every
+        call for one request (kept in its :class:`ImageMeta`)."""
+        image = ImageMeta.of(request)
+        if not image.path:
+            image.path = self.file_path_template.render(self.file_path_fields(request, response))
+        return image.path
+
+    def file_path_fields(self, request: Request, response: Response | None) -> dict[str, str]:
+        """The values of the path template's fields for the image of ``request``: the UUID derives
+        from the stored bytes (or is minted once per request in ``random`` mode), the extension
+        from the detected format; the rest from the URLs and the page's context."""
         image = ImageMeta.of(request)
         if image.info is None:
             if response is None:
                 raise ValueError("the file extension derives from the image bytes: pass the response")
             image.info = inspect_image(response.body)
-        return f"full/{self._file_uuid(request, response)}.{image.info.extension}"
+        fields = {
+            "uuid": self._file_uuid(request, response), "sha256": _checksum(request, response),
+            "ext": f".{image.info.extension}", "alt": image.context.get("alt", ""),
+            "page_title": image.context.get("page_title", ""), "date": time.strftime("%Y-%m-%d"),
+        }
+        if self.file_path_template.fields & URL_FIELDS:
+            fields.update(image_fields(request.url, request.headers.get("Referer", b"").decode("utf-8", "replace")))
+        return fields
 
     def thumb_path(
         self, request: Request, thumb_id: str, response: Response | None = None, info: Any = None, *, item: Any = None
     ) -> str:
-        return f"thumbs/{thumb_id}/{self._file_uuid(request, response)}.jpg"
+        """``thumbs/<thumb_id>/`` and the image's path, less ``full/``, as ``.jpg`` (:func:`thumbnail_path`)."""
+        return thumbnail_path(self.file_path(request, response), thumb_id)
 
     def _file_uuid(self, request: Request, response: Response | None) -> str:
         image = ImageMeta.of(request)
         if self.file_names == "random":
             image.uuid = image.uuid or str(uuid.uuid4())
             return image.uuid
-        if not image.checksum:
-            if response is None:
-                raise ValueError("a stable file name derives from the image bytes: pass the response")
-            image.checksum = hashlib.sha256(response.body).hexdigest()
-        return str(uuid.uuid5(CONTENT_NAMESPACE, image.checksum))
+        return str(uuid.uuid5(CONTENT_NAMESPACE, _checksum(request, response)))
+

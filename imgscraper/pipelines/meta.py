@@ -25,7 +25,8 @@ class ImageMeta:
     the store's record), ``link`` (the page linked to the image rather than showing it),
     ``original_of`` (for the original of a thumbnail: the URL the page named, fetched instead
     if the original fails).
-    Learnt along the way: ``uuid`` (the file name in ``random`` mode, minted once),
+    Learnt along the way: ``uuid`` (the file name in ``random`` mode, minted once), ``path``
+    (where it is stored, computed once),
     ``record`` (of a stored image being revalidated), ``info``, ``checksum`` (SHA-256 of
     the bytes to store) and ``phash`` of the image; while the body arrives, ``received``
     (its bytes so far, when counted) and ``filtered`` (why the filter stopped it).
@@ -36,6 +37,7 @@ class ImageMeta:
     link: bool = False
     original_of: str = ""
     uuid: str = ""
+    path: str = ""
     record: ImageRecord | None = None
     info: ImageInfo | None = None
     checksum: str = ""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import threading
 import time
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -14,6 +15,7 @@ from scrapy.utils.defer import ensure_awaitable
 from imgscraper.pipelines.inspection import ImageInfo
 from imgscraper.pipelines.meta import ImageMeta
 from imgscraper.pipelines.records import ImageRecord, SQLiteRecord
+from imgscraper.pipelines.results import RecentResults
 from imgscraper.pipelines.stores import WritableInPlace
 
 if TYPE_CHECKING:
@@ -64,13 +66,17 @@ class StoredImages:
     ``file_path`` and ``thumb_path`` give (the pipeline's hooks), and put in the record.
 
     With ``keep_existing`` a file already in the store (the same bytes, under a name derived
-    from them) is not written again. A store :class:`WritableInPlace` gets the whole of it in
+    from them) is not written again; with ``same_bytes_by_record`` too (a path that depends on
+    more than the bytes), an image goes where the same bytes are stored (:meth:`place`). A
+    store :class:`WritableInPlace` gets the whole of it in
     one synchronous call, on the reactor thread or, for an image that needs decoding or is
     large, in a worker thread; any other ``FilesPipeline`` store through its ``persist_file``.
     """
 
     #: Larger images are hashed and written in a worker thread (see :meth:`stores_inline`).
     INLINE_MAX_BYTES = 2 * 1024 * 1024
+    #: Paths remembered by the bytes they hold (:meth:`place`), besides the record.
+    PLACES_KEPT = 1000
 
     def __init__(
         self,
@@ -82,6 +88,7 @@ class StoredImages:
         file_path: Callable[..., str],
         thumb_path: Callable[..., str],
         keep_existing: bool,
+        same_bytes_by_record: bool = False,
     ):
         self.store = store
         self.record = record
@@ -90,6 +97,10 @@ class StoredImages:
         self.file_path = file_path
         self.thumb_path = thumb_path
         self.keep_existing = keep_existing
+        self.same_bytes_by_record = keep_existing and same_bytes_by_record and record is not None
+        #: The paths this crawl chose lately, by the SHA-256 of their bytes (some not recorded yet).
+        self.placed: dict[str, str] = RecentResults(self.PLACES_KEPT)
+        self._placing = threading.Lock()
 
     def records(self, request: Request) -> bool:
         """Whether the image of ``request`` has a place in the store's record (a ``data:`` URI carries its image)."""
@@ -151,7 +162,8 @@ class StoredImages:
         """Everything an image needs after its download, in this one call: an image that goes
         to a worker thread makes one hand-off."""
         prepared = self.preparer.prepare(response, ImageMeta.of(request))
-        path = self.file_path(request, response=response)
+        recorded = self.record.path_of(ImageMeta.of(request).checksum) if self.same_bytes_by_record else None
+        path = self.place(request, recorded, response=response)
         store: WritableInPlace = self.store  # type: ignore[assignment]
         with self._claimed(request, prepared, path):
             already_stored = self.keep_existing and store.has_file(path)
@@ -168,7 +180,10 @@ class StoredImages:
         self, response: Response, request: Request, info: MediaPipeline.SpiderInfo, item: Any
     ) -> tuple[ImageRecord, bool]:
         prepared = await run_in_thread(self.preparer.prepare, response, ImageMeta.of(request))
-        path = self.file_path(request, response=response, info=info, item=item)
+        recorded = None
+        if self.same_bytes_by_record:
+            recorded = await run_in_thread(self.record.path_of, ImageMeta.of(request).checksum)
+        path = self.place(request, recorded, response=response, info=info, item=item)
         with self._claimed(request, prepared, path):
             already_stored = self.keep_existing and await self.has_file(path, info)
             if not already_stored:
@@ -181,6 +196,19 @@ class StoredImages:
             if self.records(request):
                 await run_in_thread(self.record.put, stored)
         return stored, already_stored
+
+    def place(self, request: Request, recorded: str | None, **kwargs: Any) -> str:
+        """The path of the image of ``request``: :attr:`file_path`'s (given ``kwargs``) or, with
+        ``same_bytes_by_record``, where the same bytes are stored: ``recorded`` (the record's
+        answer) or where this crawl put them (maybe still writing): one file per image, whatever
+        the pages and URLs it was found at."""
+        if not self.same_bytes_by_record:
+            return self.file_path(request, **kwargs)
+        image = ImageMeta.of(request)
+        with self._placing:
+            image.path = image.path or self.placed.get(image.checksum) or recorded or ""
+            path = self.placed[image.checksum] = self.file_path(request, **kwargs)
+        return path
 
     @contextmanager
     def _claimed(self, request: Request, prepared: PreparedImage, path: str) -> Iterator[None]:

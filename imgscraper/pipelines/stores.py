@@ -80,16 +80,16 @@ class AtomicFSFilesStore(FSFilesStore):
     def remove_stale_temp_files(self) -> int:
         """Delete temporary files that interrupted crawls left; returns how many."""
         removed, now, mine = 0, time.time(), f".tmp-{socket.gethostname()}-"
-        for folder in ("full", "thumbs"):
-            for tmp in Path(self.basedir, folder).rglob(".tmp-*"):
-                pid = tmp.name[len(mine):].partition("-")[0] if tmp.name.startswith(mine) else ""
-                try:
-                    writer_gone = pid.isdigit() and not _process_alive(int(pid))
-                    if writer_gone or now - tmp.stat().st_mtime > self.STALE_AFTER:
-                        tmp.unlink()
-                        removed += 1
-                except OSError:
-                    continue
+        # Anywhere in the store: IMGSCRAPER_FILE_PATH may put images in any folder.
+        for tmp in Path(self.basedir).rglob(".tmp-*"):
+            pid = tmp.name[len(mine):].partition("-")[0] if tmp.name.startswith(mine) else ""
+            try:
+                writer_gone = pid.isdigit() and not _process_alive(int(pid))
+                if writer_gone or now - tmp.stat().st_mtime > self.STALE_AFTER:
+                    tmp.unlink()
+                    removed += 1
+            except OSError:
+                continue
         return removed
 
     def persist_file(  # type: ignore[override]
