@@ -120,6 +120,9 @@ IMGSCRAPER_FILE_NAMES = "stable"
 # {name}, {host}, {page_host}, {page_path}, {page_title}, {alt}, {date} (imgscraper/pipelines/filepaths.py),
 # e.g. "{page_host}/{page_path}/{name}-{uuid}{ext}". Each folder and name is made safe and cut to 255 bytes.
 IMGSCRAPER_FILE_PATH = "full/{uuid}{ext}"
+# A stored file's modification time: "server" (its Last-Modified, when the server sent one, as wget -N
+# does) or "stored" (when it was written). A local store only: S3 keeps no such date.
+IMGSCRAPER_FILE_TIMES = "server"
 # Re-encode every image to JPEG like stock ImagesPipeline (off: bytes as served).
 IMGSCRAPER_CONVERT_TO_JPEG = False
 # Skip 1x1 images and SVGs that draw nothing (tracking pixels, lazy-load placeholders).

@@ -35,7 +35,7 @@ from imgscraper.pipelines.records import ImageRecord, StoreRecord, open_store_re
 from imgscraper.pipelines.results import ImageResult, RecentResults, fall_back, shared_result
 from imgscraper.pipelines.stores import AtomicFSFilesStore, S3ImageStore
 from imgscraper.pipelines.stored import StoredImages
-from imgscraper.settingspec import FILE_NAME_MODES, NEAR_DUPLICATE_MODES
+from imgscraper.settingspec import FILE_NAME_MODES, FILE_TIME_MODES, NEAR_DUPLICATE_MODES
 from imgscraper.signals import image_failed
 from imgscraper.utils import parse_duration
 
@@ -149,6 +149,7 @@ class ImageStorePipeline(ImagesPipeline):
             self.store, self.record, self.preparer, claims,
             file_path=self.file_path, thumb_path=self.thumb_path, keep_existing=self.file_names == "stable",
             same_bytes_by_record=not self.file_path_template.from_bytes_only,
+            server_times=_one_of(settings, "IMGSCRAPER_FILE_TIMES", FILE_TIME_MODES) == "server",
         )
 
     @classmethod

@@ -7,6 +7,8 @@ import sqlite3
 import threading
 import time
 from contextlib import contextmanager
+from datetime import timezone
+from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 
 from scrapy.utils.asyncio import run_in_thread
@@ -29,13 +31,24 @@ if TYPE_CHECKING:
     from imgscraper.pipelines.preparation import ImagePreparer, PreparedImage
     from imgscraper.pipelines.records import StoreRecord
 
-__all__ = ["StoredImages"]
+__all__ = ["StoredImages", "server_time"]
 
 logger = logging.getLogger(__name__)
 
 
 def _page(request: Request) -> str:
     return request.headers.get("Referer", b"").decode("utf-8", "replace")
+
+
+def server_time(response: Response) -> float | None:
+    """The POSIX time of ``response``'s ``Last-Modified``; None without one, or for one that is no date."""
+    value = response.headers.get("Last-Modified", b"").decode("latin-1")
+    try:
+        modified = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    # "-0000" (or no zone) gives a naive datetime: HTTP dates are GMT.
+    return (modified if modified.tzinfo else modified.replace(tzinfo=timezone.utc)).timestamp()
 
 
 def _rejection_record(request: Request, response: Response, reason: str) -> ImageRecord:
@@ -65,7 +78,8 @@ class StoredImages:
     claimed against its near-duplicates (``claims``, if any), written under the names
     ``file_path`` and ``thumb_path`` give (the pipeline's hooks), and put in the record.
 
-    With ``keep_existing`` a file already in the store (the same bytes, under a name derived
+    With ``server_times`` a file is dated by the response's ``Last-Modified`` (:func:`server_time`),
+    where the store keeps dates. With ``keep_existing`` a file already in the store (the same bytes, under a name derived
     from them) is not written again; with ``same_bytes_by_record`` too (a path that depends on
     more than the bytes), an image goes where the same bytes are stored (:meth:`place`). A
     store :class:`WritableInPlace` gets the whole of it in
@@ -89,6 +103,7 @@ class StoredImages:
         thumb_path: Callable[..., str],
         keep_existing: bool,
         same_bytes_by_record: bool = False,
+        server_times: bool = False,
     ):
         self.store = store
         self.record = record
@@ -97,6 +112,7 @@ class StoredImages:
         self.file_path = file_path
         self.thumb_path = thumb_path
         self.keep_existing = keep_existing
+        self.server_times = server_times
         self.same_bytes_by_record = keep_existing and same_bytes_by_record and record is not None
         #: The paths this crawl chose lately, by the SHA-256 of their bytes (some not recorded yet).
         self.placed: dict[str, str] = RecentResults(self.PLACES_KEPT)
@@ -168,7 +184,7 @@ class StoredImages:
         with self._claimed(request, prepared, path):
             already_stored = self.keep_existing and store.has_file(path)
             if not already_stored:
-                store.write_file(path, prepared.data.getbuffer())
+                store.write_file(path, prepared.data.getbuffer(), server_time(response) if self.server_times else None)
                 for thumb_id, thumb in prepared.thumbs.items():
                     store.write_file(self.thumb_path(request, thumb_id), thumb.getbuffer())
             stored = self._stored_record(request, response, path, prepared)
