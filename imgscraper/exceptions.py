@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AddressRefused", "ArgumentError", "BlockedAddressError", "CookiesFileError", "CrawlStopped", "HostUnreachable",
-    "ImageFailed", "ImageRejected", "NearDuplicate", "OriginalFailed", "RedisServerError", "RedisServerMissing",
+    "ImageFailed", "ImageLimitReached", "ImageRejected", "NearDuplicate", "OriginalFailed", "RedisServerError", "RedisServerMissing",
     "RenderingError",
     "ScheduleError", "StoppedBeforeDownload", "failure_reason", "rejection_status", "store_fault",
 ]
@@ -151,6 +151,14 @@ class StoppedBeforeDownload(DropItem):
 
     def __init__(self) -> None:
         super().__init__("not downloaded: the crawl stopped first", log_level="DEBUG")
+
+
+class ImageLimitReached(StoppedBeforeDownload):
+    """An image not downloaded because the crawl stored ``max_images`` images first: dropped,
+    like an image the crawl stopped before (its page stays to do in a ``JOBDIR``)."""
+
+    def __init__(self, max_images: int) -> None:
+        DropItem.__init__(self, f"not downloaded: {max_images} images are stored (max_images)", log_level="DEBUG")
 
 
 # The failure-reason vocabulary

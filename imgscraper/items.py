@@ -74,9 +74,10 @@ class ImageItem(ImageContext, _ImageOnPage):
     reason: str = ""
 
     @classmethod
-    def from_ref(cls, ref: ImageRef, page: str, page_title: str = "") -> ImageItem:
-        """The item of the image ``ref`` names, with the context ``page`` (titled ``page_title``) gave it."""
+    def from_ref(cls, ref: ImageRef, page: str, page_title: str = "", original_of: str = "") -> ImageItem:
+        """The item of the image ``ref`` names, with the context ``page`` (titled ``page_title``) gave it;
+        ``original_of``: the URL the page named, when ``ref`` names its original."""
         return cls(
-            url=ref.url, page=page, source=ref.source, alt=ref.alt, title=ref.title, caption=ref.caption,
-            page_title=page_title, srcset_descriptor=ref.srcset_descriptor,
+            url=ref.url, page=page, source=ref.source, original_of=original_of, alt=ref.alt, title=ref.title,
+            caption=ref.caption, page_title=page_title, srcset_descriptor=ref.srcset_descriptor,
         )

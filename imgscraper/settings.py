@@ -79,6 +79,8 @@ EXTENSIONS = {
     "imgscraper.extensions.summary.CrawlSummary": 0,
     "imgscraper.extensions.progress.CrawlProgress": 0,
     "imgscraper.extensions.gallery.Gallery": 0,
+    # IMGSCRAPER_MAX_IMAGES: N images stored, then the crawl stops.
+    "imgscraper.extensions.imagelimit.ImageLimit": 0,
 }
 # imgscraper.extensions.progress logs a fuller stats line (IMGSCRAPER_PROGRESS_INTERVAL).
 LOGSTATS_INTERVAL = 0
@@ -147,6 +149,9 @@ IMGSCRAPER_HOST_COOLDOWN = 60.0
 IMGSCRAPER_FAILURE_LINES = 3
 # Most pages one crawl requests (start pages included); 0: no limit. Bounds link traps.
 IMGSCRAPER_MAX_PAGES = 0
+# Images one crawl stores (downloaded, or up to date in the store; listed with -a download=no), then it
+# stops with the finish reason max_images; 0: no limit. The spider argument -a max_images=N wins.
+IMGSCRAPER_MAX_IMAGES = 0
 # Filters (each also a spider argument, which wins: -a allow=... sets IMGSCRAPER_ALLOW; imgscraper/filters.py).
 # Pages followed: regular expressions searched in each link's absolute URL ("": no filter; start pages always crawled).
 IMGSCRAPER_ALLOW = ""

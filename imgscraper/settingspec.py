@@ -190,6 +190,7 @@ SETTINGS: Mapping[str, Kind] = {
     "IMGSCRAPER_STYLESHEETS": Boolean(),
     "IMGSCRAPER_SCRIPT_IMAGES": Boolean(),
     "IMGSCRAPER_MAX_PAGES": Integer(0),
+    "IMGSCRAPER_MAX_IMAGES": Integer(0),
     "IMGSCRAPER_ORIGINALS": Boolean(),
     "IMGSCRAPER_ORIGINALS_RULES": Parsed(parse_rules, """'{"-thumb(\\\\.jpg)$": "\\\\1"}'"""),
     # What is stored

@@ -8,8 +8,8 @@ or ``JOBDIR`` appears.
 
 Stock ``crawl`` exits 0 whenever the spider started, so a scheduler cannot
 tell a bad argument or an unreachable start page from a good crawl. Here the
-exit status is 1 when the finish reason is not ``finished`` or a start page
-could not be fetched.
+exit status is 1 when the finish reason is not ``finished`` (or ``max_images``,
+a crawl that stored as many images as asked) or a start page could not be fetched.
 
 It also tunes the garbage collector (:mod:`imgscraper.runtime`), and with
 ``IMGSCRAPER_WORKERS > 1`` sets up the local workers (:mod:`imgscraper.distributed.workers`):
@@ -34,6 +34,7 @@ from scrapy.utils.log import configure_logging
 
 from imgscraper.addons.settingscheck import check_settings, spider_arguments
 from imgscraper.downloadermiddlewares.cookiesfile import cookies_file_path, read_cookies
+from imgscraper.extensions.imagelimit import ImageLimit
 from imgscraper.rendering.renderer import Renderer, RenderingError
 from imgscraper.runtime import skip_records_below, tune_garbage_collector
 from imgscraper.spiders.images import ImagesSpider
@@ -77,7 +78,8 @@ def crawl_problems(spidercls: type[Spider], arguments: dict[str, Any], settings:
 
 def crawl_failed(stats: dict[str, Any]) -> bool:
     """Whether a finished crawl's stats say it failed."""
-    return stats.get("finish_reason") != "finished" or bool(stats.get("imgscraper/start_pages_failed"))
+    finished = stats.get("finish_reason") in ("finished", ImageLimit.REASON)
+    return not finished or bool(stats.get("imgscraper/start_pages_failed"))
 
 
 class Command(ScrapyCrawlCommand):

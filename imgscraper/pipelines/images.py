@@ -23,6 +23,7 @@ from imgscraper.exceptions import (
     CrawlStopped, ImageFailed, ImageRejected, NearDuplicate, OriginalFailed, StoppedBeforeDownload, failure_reason,
     rejection_status, store_fault,
 )
+from imgscraper.extensions.imagelimit import holding_place, image_limit
 from imgscraper.filters import ImageFilter
 from imgscraper.items import CONTEXT_FIELDS
 from imgscraper.pipelines.filepaths import URL_FIELDS, FilePathTemplate, image_fields, thumbnail_path
@@ -140,6 +141,7 @@ class ImageStorePipeline(ImagesPipeline):
             hash_images=self.near_duplicates != "off",
         )
         self.stats = crawler.stats
+        self.image_limit = image_limit(crawler)
         self.store_fault = ""
         self.record: StoreRecord | None = open_store_record(self.store)
         if getattr(self.record, "rebuilt", ""):
@@ -203,10 +205,13 @@ class ImageStorePipeline(ImagesPipeline):
         of the CPU per image, ``make bench``); a URL in flight or answered
         recently (:class:`RecentResults`) is still fetched only once.
         """
+        if self.image_limit is not None and self.image_limit.reached:
+            raise self.image_limit.over_limit()  # not "stopped": the limit stopped it
         if crawl_stopping(self.crawler):
             raise self._stopped()
         info = self.spiderinfo
-        return self.item_completed(await self._results(item, info), item, info)
+        async with holding_place(self.image_limit, item):  # max_images
+            return self.item_completed(await self._results(item, info), item, info)
 
     async def _results(self, item: Any, info: MediaPipeline.SpiderInfo) -> list[FileInfoOrError]:
         """The outcome of each of the item's requests; for an original that failed, those of the
@@ -374,6 +379,8 @@ class ImageStorePipeline(ImagesPipeline):
         for ok, result in results:
             if ok:
                 result.fill(item)
+                if result.status in ("downloaded", "uptodate") and ItemAdapter(item).get("original_of"):
+                    self.stats.inc_value("imgscraper/originals/stored")
             elif isinstance(result.value, ImageFailed):
                 ImageResult(result.value.status, result.value.reason).fill(item)
             else:

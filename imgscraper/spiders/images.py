@@ -29,6 +29,7 @@ from imgscraper.downloader import crawl_stopping
 from imgscraper.exceptions import CrawlStopped, RenderingError, StoppedBeforeDownload, failure_reason
 from imgscraper.filters import ImageFilter, URLFilter, count_filtered, parse_regex
 from imgscraper.items import ImageItem
+from imgscraper.extensions.imagelimit import listed_within_limit
 from imgscraper.extensions.journal import PageJournal, PageTracker, discard_request_queue
 from imgscraper.rendering.renderer import Renderer, browser_failure_reason
 from imgscraper.spiders.arguments import apply_setting_arguments, parse_arguments
@@ -137,6 +138,7 @@ class ImagesSpider(SitemapMixin, scrapy.Spider):
         sitemap: str | None = None,
         cookies: str | None = None,
         originals: str | None = None,
+        max_images: str | None = None,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
@@ -145,7 +147,8 @@ class ImagesSpider(SitemapMixin, scrapy.Spider):
             "url": url, "urls_file": urls_file, "depth": depth, "follow_domains": follow_domains,
             "download": download, "render": render, "click": click, "allow": allow, "deny": deny,
             "image_allow": image_allow, "image_deny": image_deny, "formats": formats, "min_bytes": min_bytes,
-            "max_bytes": max_bytes, "sitemap": sitemap, "cookies": cookies, "originals": originals, **kwargs,
+            "max_bytes": max_bytes, "sitemap": sitemap, "cookies": cookies, "originals": originals,
+            "max_images": max_images, **kwargs,
         }
         parsed, self.argument_error = parse_arguments(self.arguments, self.argument_names())
         self.start_urls, self.sitemap_urls = parsed.start_urls, parsed.sitemap_urls
@@ -414,10 +417,10 @@ class ImagesSpider(SitemapMixin, scrapy.Spider):
     ) -> Iterator[ImageItem]:
         """One item per image URL not yielded before in this crawl (by this process:
         with ``IMGSCRAPER_UNIQUE_IMAGES`` off, every reference is yielded for another component to sort out),
-        with the context ``page`` (titled ``page_title``) gave it; with ``originals=yes``, the URL of the
-        image's original (:func:`~imgscraper.discovery.originals.original_ref`). An image the URL filters
-        leave out is an item already ``skipped`` (``filtered``): the pipeline does not request it.
-        None once the crawl is stopping: they would not be downloaded."""
+        with the context ``page`` (titled ``page_title``) gave it (``originals=yes``: the URL of its original,
+        :func:`~imgscraper.discovery.originals.original_ref`). An image the URL filters leave out is an item
+        already ``skipped`` (``filtered``): the pipeline does not request it. None once the crawl is stopping
+        (they would not be downloaded), nor, listing, past ``max_images``."""
         for ref in refs:
             if crawl_stopping(self.crawler):
                 return
@@ -428,15 +431,14 @@ class ImagesSpider(SitemapMixin, scrapy.Spider):
                     continue
                 self.seen_images.add(key)
                 self.crawler.stats.inc_value("imgscraper/images/found")
-                if original_of:
-                    self.crawler.stats.inc_value("imgscraper/originals/requested")
-            item = ImageItem.from_ref(ref, page, page_title)
-            item.original_of = original_of
+            item = ImageItem.from_ref(ref, page, page_title, original_of)
             if not self.image_url_filter.allows(ref.url):
                 item.status, item.reason = "skipped", "filtered"
                 if self.dedupe_images:  # else counted by whatever deduplicates the images
                     count_filtered(self.crawler.stats)
                 logger.debug("Image skipped (filtered): %s", ref.url[:300])
+            if not self.download and not listed_within_limit(self.crawler, item):
+                return  # max_images listed
             if journal_page is not None:
                 self.tracker.acquire(journal_page)
                 self.item_pages[id(item)] = journal_page

@@ -6,6 +6,7 @@ the user's rules come first."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -61,7 +62,8 @@ def test_originals_are_stored_once_and_a_missing_one_gives_way_to_its_thumbnail(
                              "/full/bridge.jpg"])
     assert len(result.stored_files()) == 3
     assert "gone" not in "\n".join(line for line in result.log.splitlines() if "WARNING" in line or "ERROR" in line)
-    assert result.stats["imgscraper/originals/requested"] == 3
+    assert result.stats["imgscraper/originals/stored"] == 2
+    assert re.search(r"originals stored +2\n +thumbnails instead +1\n", result.log)
     assert result.stats["imgscraper/originals/fallback/http-404"] == 1
     assert "imgscraper/images/failed" not in result.stats
 
