@@ -24,9 +24,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AddressRefused", "ArgumentError", "BlockedAddressError", "CookiesFileError", "CrawlStopped", "HostUnreachable",
-    "ImageFailed", "ImageLimitReached", "ImageRejected", "NearDuplicate", "OriginalFailed", "RedisServerError", "RedisServerMissing",
-    "RenderingError",
-    "ScheduleError", "StoppedBeforeDownload", "failure_reason", "rejection_status", "store_fault",
+    "ImageFailed", "ImageLimitReached", "ImageRejected", "NearDuplicate", "OriginalFailed", "RedisServerError",
+    "RedisServerMissing", "RenderingError", "ScheduleError", "StoppedBeforeDownload", "failure_reason", "rejection_status",
+    "store_fault",
 ]
 
 

@@ -21,7 +21,8 @@ import re
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
+from functools import cached_property
+from urllib.parse import SplitResult, unquote, urlsplit
 
 from imgscraper.discovery.urls import IMAGE_EXTENSIONS
 
@@ -83,8 +84,10 @@ class FilePathTemplate:
                     components[-1].append((piece, None))
             if field is None:
                 continue
-            if field not in FIELDS or spec or conversion:
+            if field not in FIELDS:
                 raise ValueError(f"has an unknown field {{{field}}} (fields: {', '.join(f'{{{name}}}' for name in FIELDS)})")
+            if spec or conversion:
+                raise ValueError(f"has a format in {{{field}}}: write the field bare")
             components[-1].append(("", field))
         template = cls(text, tuple(tuple(parts) for parts in components))
         template._check()
@@ -107,7 +110,7 @@ class FilePathTemplate:
             if len(literal.encode("utf-8")) + kept > MAX_COMPONENT_BYTES:
                 raise ValueError(f"has a component longer than {MAX_COMPONENT_BYTES} bytes")
 
-    @property
+    @cached_property
     def fields(self) -> frozenset[str]:
         """The fields the template uses."""
         return frozenset(field for parts in self.components for _, field in parts if field)
@@ -135,9 +138,15 @@ class FilePathTemplate:
             if parts == (("", "page_path"),):
                 out += (_fit([(folder, True)]) for folder in values["page_path"].split("/"))
             else:
-                out.append(_fit([(text, False) if field is None else (_field_text(field, values[field]), field not in KEPT_FIELDS)
-                                 for text, field in parts]))
+                out.append(_fit([_part(text, field, values) for text, field in parts]))
         return "/".join(component for component in out if component)
+
+
+def _part(text: str, field: str | None, values: Mapping[str, str]) -> tuple[str, bool]:
+    """A component's part as :func:`_fit` takes it: its text, and whether it may be cut."""
+    if field is None:
+        return text, False
+    return _field_text(field, values[field]), field not in KEPT_FIELDS
 
 
 def _field_text(field: str, value: str) -> str:
@@ -176,7 +185,8 @@ def image_fields(url: str, page: str) -> dict[str, str]:
     }
 
 
-def _split(url: str):  # noqa: ANN202 - urllib's SplitResult
+def _split(url: str) -> SplitResult:
+    """``url`` split, or nothing for one that is not http(s) or is malformed."""
     try:
         return urlsplit(url if url.startswith(("http://", "https://")) else "")
     except ValueError:

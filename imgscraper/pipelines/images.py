@@ -97,8 +97,8 @@ class ImageStorePipeline(ImagesPipeline):
     record (:mod:`imgscraper.pipelines.records`) lets re-crawls skip stored images.
     An item whose ``url`` is the original of a thumbnail (``original_of``) that fails
     (:meth:`falls_back`) becomes the item of the URL the page named, fetched instead
-    (:func:`~imgscraper.pipelines.results.fall_back`). Each image not stored is counted (``imgscraper/images/<status>/<reason>``) and
-    announced with :data:`imgscraper.signals.image_failed`.
+    (:func:`~imgscraper.pipelines.results.fall_back`). Each image not stored is counted
+    (``imgscraper/images/<status>/<reason>``) and announced with :data:`imgscraper.signals.image_failed`.
     """
 
     STORE_SCHEMES = {
@@ -432,4 +432,3 @@ class ImageStorePipeline(ImagesPipeline):
             image.uuid = image.uuid or str(uuid.uuid4())
             return image.uuid
         return str(uuid.uuid5(CONTENT_NAMESPACE, _checksum(request, response)))
-

@@ -79,12 +79,12 @@ class StoredImages:
     ``file_path`` and ``thumb_path`` give (the pipeline's hooks), and put in the record.
 
     With ``server_times`` a file is dated by the response's ``Last-Modified`` (:func:`server_time`),
-    where the store keeps dates. With ``keep_existing`` a file already in the store (the same bytes, under a name derived
-    from them) is not written again; with ``same_bytes_by_record`` too (a path that depends on
-    more than the bytes), an image goes where the same bytes are stored (:meth:`place`). A
-    store :class:`WritableInPlace` gets the whole of it in
-    one synchronous call, on the reactor thread or, for an image that needs decoding or is
-    large, in a worker thread; any other ``FilesPipeline`` store through its ``persist_file``.
+    where the store keeps dates. With ``keep_existing`` a file already in the store (the same
+    bytes, under a name derived from them) is not written again; with ``same_bytes_by_record``
+    too (a path that depends on more than the bytes), an image goes where the same bytes are
+    stored (:meth:`place`). A store :class:`WritableInPlace` gets the whole of it in one
+    synchronous call, on the reactor thread or, for an image that needs decoding or is large,
+    in a worker thread; any other ``FilesPipeline`` store through its ``persist_file``.
     """
 
     #: Larger images are hashed and written in a worker thread (see :meth:`stores_inline`).
