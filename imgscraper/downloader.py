@@ -25,7 +25,9 @@ for every request already handed to the downloader: every image the item
 pipeline queued for download (with 100 ms responses, a 3,000-image site took
 30 s to exit and started 2,000 image requests after the signal). Here,
 once the crawl is stopping (:func:`crawl_stopping`), transfers under way
-finish and queued requests fail at once with :class:`CrawlStopped`.
+finish and queued requests fail at once with :class:`CrawlStopped`. A component
+that closes the spider at a limit (:class:`imgscraper.extensions.imagelimit.ImageLimit`)
+stops it as promptly by putting its reason in the stats first (:data:`STOP_REASON`).
 
 A subclass can hold each transfer to more limits (:meth:`~LimitedDownloader.reserve`,
 :meth:`~LimitedDownloader.release`): :class:`imgscraper.distributed.leases.SharedSlotsDownloader` holds them
@@ -50,14 +52,18 @@ if TYPE_CHECKING:
     from scrapy.crawler import Crawler
     from scrapy.http import Request, Response
 
-__all__ = ["LATER", "LimitedDownloader", "crawl_stopping"]
+__all__ = ["LATER", "STOP_REASON", "LimitedDownloader", "crawl_stopping"]
 
 #: What :meth:`LimitedDownloader.reserve` returns when it will process the slot's queue itself once it can.
 LATER = math.inf
+#: The stat a component sets (to the finish reason) before it closes the spider at a limit, for
+#: the crawl to stop at once, as when it is asked to stop.
+STOP_REASON = "imgscraper/stop_reason"
 
 
 def crawl_stopping(crawler: Crawler) -> bool:
-    """Whether the crawl was asked to stop (Ctrl-C, SIGTERM, ``Crawler.stop()``).
+    """Whether the crawl was asked to stop (Ctrl-C, SIGTERM, ``Crawler.stop()``), or is closing
+    at a limit that stops it at once (:data:`STOP_REASON`).
 
     Scrapy clears ``engine.running`` first thing when it stops, then closes
     the spider, which waits for the requests in progress.
@@ -66,7 +72,9 @@ def crawl_stopping(crawler: Crawler) -> bool:
         engine = crawler.engine
     except RuntimeError:  # Scrapy 2.19: not crawling yet
         return False
-    return engine is not None and engine.spider is not None and not engine.running
+    if engine is None or engine.spider is None:
+        return False
+    return not engine.running or bool(crawler.stats.get_value(STOP_REASON))
 
 
 class LimitedDownloader(Downloader):

@@ -24,8 +24,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AddressRefused", "ArgumentError", "BlockedAddressError", "CookiesFileError", "CrawlStopped", "HostUnreachable",
-    "ImageFailed", "ImageRejected", "NearDuplicate", "RedisServerError", "RedisServerMissing", "RenderingError",
-    "ScheduleError", "StoppedBeforeDownload", "failure_reason", "rejection_status", "store_fault",
+    "ImageFailed", "ImageLimitReached", "ImageRejected", "NearDuplicate", "OriginalFailed", "RedisServerError",
+    "RedisServerMissing", "RenderingError", "ScheduleError", "StoppedBeforeDownload", "failure_reason", "rejection_status",
+    "store_fault",
 ]
 
 
@@ -139,6 +140,11 @@ class ImageFailed(_MediaRequestFiltered):
         self.reason = reason
 
 
+class OriginalFailed(ImageFailed):
+    """The original of a thumbnail (``-a originals=yes``) could not be stored: the pipeline fetches
+    the URL the page named instead. Neither counted nor announced as a failure."""
+
+
 class StoppedBeforeDownload(DropItem):
     """An image not downloaded because the crawl stopped first (Ctrl-C, SIGTERM).
 
@@ -149,6 +155,14 @@ class StoppedBeforeDownload(DropItem):
 
     def __init__(self) -> None:
         super().__init__("not downloaded: the crawl stopped first", log_level="DEBUG")
+
+
+class ImageLimitReached(StoppedBeforeDownload):
+    """An image not downloaded because the crawl stored ``max_images`` images first: dropped,
+    like an image the crawl stopped before (its page stays to do in a ``JOBDIR``)."""
+
+    def __init__(self, max_images: int) -> None:
+        DropItem.__init__(self, f"not downloaded: {max_images} images are stored (max_images)", log_level="DEBUG")
 
 
 # The failure-reason vocabulary

@@ -41,6 +41,7 @@ class _ImageOnPage:
     url: str
     page: str
     source: str = ""
+    original_of: str = ""
 
 
 # The bases give their fields in reverse order: _ImageOnPage's, then ImageContext's,
@@ -51,6 +52,8 @@ class ImageItem(ImageContext, _ImageOnPage):
 
     ``source`` says how the page referenced the image (``img``, ``srcset``,
     ``lazy``, ``css``, ``link-href``...: :attr:`imgscraper.discovery.references.ImageRef.source`);
+    ``original_of`` is the URL the page named when ``url`` is its original instead
+    (``-a originals=yes``, :mod:`imgscraper.discovery.originals`), else empty;
     the :class:`ImageContext` fields say how it showed it.
     ``path`` is relative to ``IMAGES_STORE`` and empty when nothing was
     stored. ``checksum`` is the SHA-256 of the stored bytes. ``status`` is
@@ -71,9 +74,10 @@ class ImageItem(ImageContext, _ImageOnPage):
     reason: str = ""
 
     @classmethod
-    def from_ref(cls, ref: ImageRef, page: str, page_title: str = "") -> ImageItem:
-        """The item of the image ``ref`` names, with the context ``page`` (titled ``page_title``) gave it."""
+    def from_ref(cls, ref: ImageRef, page: str, page_title: str = "", original_of: str = "") -> ImageItem:
+        """The item of the image ``ref`` names, with the context ``page`` (titled ``page_title``) gave it;
+        ``original_of``: the URL the page named, when ``ref`` names its original."""
         return cls(
-            url=ref.url, page=page, source=ref.source, alt=ref.alt, title=ref.title, caption=ref.caption,
-            page_title=page_title, srcset_descriptor=ref.srcset_descriptor,
+            url=ref.url, page=page, source=ref.source, original_of=original_of, alt=ref.alt, title=ref.title,
+            caption=ref.caption, page_title=page_title, srcset_descriptor=ref.srcset_descriptor,
         )

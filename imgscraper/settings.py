@@ -81,6 +81,8 @@ EXTENSIONS = {
     "imgscraper.extensions.summary.CrawlSummary": 0,
     "imgscraper.extensions.progress.CrawlProgress": 0,
     "imgscraper.extensions.gallery.Gallery": 0,
+    # IMGSCRAPER_MAX_IMAGES: N images stored, then the crawl stops.
+    "imgscraper.extensions.imagelimit.ImageLimit": 0,
 }
 # imgscraper.extensions.progress logs a fuller stats line (IMGSCRAPER_PROGRESS_INTERVAL).
 LOGSTATS_INTERVAL = 0
@@ -108,9 +110,23 @@ IMGSCRAPER_SRCSET = "largest"
 IMGSCRAPER_STYLESHEETS = True
 # Take the image file URLs quoted in inline scripts (galleries, page state, templates).
 IMGSCRAPER_SCRIPT_IMAGES = True
+# Request the full-size original of a thumbnail whose URL a rule rewrites (imgscraper/discovery/originals.py:
+# WordPress, Photon, MediaWiki, Blogger, Medium, the Guardian, NYT, Shopify, Cloudinary, imgix, Squarespace);
+# if the original fails, the URL the page named is stored instead. The spider argument -a originals=yes wins.
+IMGSCRAPER_ORIGINALS = False
+# Your own rewrite rules, tried before the built-in ones: regular expression -> replacement (re.sub's,
+# \1 for a group), e.g. -s 'IMGSCRAPER_ORIGINALS_RULES={"-thumb(\\.jpg)$": "\\1"}'.
+IMGSCRAPER_ORIGINALS_RULES = {}
 # File names: "stable" (UUID derived from the image bytes, so re-crawls and
 # aliases of one image share one file) or "random" (a new UUID4 per image).
 IMGSCRAPER_FILE_NAMES = "stable"
+# Where each image goes under IMAGES_STORE: a template of {uuid} or {sha256} (one is required), {ext},
+# {name}, {host}, {page_host}, {page_path}, {page_title}, {alt}, {date} (imgscraper/pipelines/filepaths.py),
+# e.g. "{page_host}/{page_path}/{name}-{uuid}{ext}". Each folder and name is made safe and cut to 255 bytes.
+IMGSCRAPER_FILE_PATH = "full/{uuid}{ext}"
+# A stored file's modification time: "server" (its Last-Modified, when the server sent one, as wget -N
+# does) or "stored" (when it was written). A local store only: S3 keeps no such date.
+IMGSCRAPER_FILE_TIMES = "server"
 # Re-encode every image to JPEG like stock ImagesPipeline (off: bytes as served).
 IMGSCRAPER_CONVERT_TO_JPEG = False
 # Skip 1x1 images and SVGs that draw nothing (tracking pixels, lazy-load placeholders).
@@ -135,6 +151,9 @@ IMGSCRAPER_HOST_COOLDOWN = 60.0
 IMGSCRAPER_FAILURE_LINES = 3
 # Most pages one crawl requests (start pages included); 0: no limit. Bounds link traps.
 IMGSCRAPER_MAX_PAGES = 0
+# Images one crawl stores (downloaded, or up to date in the store; listed with -a download=no), then it
+# stops with the finish reason max_images; 0: no limit. The spider argument -a max_images=N wins.
+IMGSCRAPER_MAX_IMAGES = 0
 # Filters (each also a spider argument, which wins: -a allow=... sets IMGSCRAPER_ALLOW; imgscraper/filters.py).
 # Pages followed: regular expressions searched in each link's absolute URL ("": no filter; start pages always crawled).
 IMGSCRAPER_ALLOW = ""

@@ -5,7 +5,7 @@ every Scrapy setting whose value it checks, each with its kind. The defaults
 live in :mod:`imgscraper.settings` only. :mod:`imgscraper.addons.settingscheck`
 checks every value against its kind, ``tests/test_docs.py`` checks that
 ``docs/settings.md`` has a row for each, and the components take their modes
-from here (:data:`SRCSET_MODES`, :data:`FILE_NAME_MODES`, :data:`NEAR_DUPLICATE_MODES`).
+from here (:data:`SRCSET_MODES`, :data:`FILE_NAME_MODES`, :data:`FILE_TIME_MODES`, :data:`NEAR_DUPLICATE_MODES`).
 
 A kind reports a wrong value as one line saying what is wrong and how to fix
 it: ``NAME='value' is not ...: pass e.g. -s NAME=example``.
@@ -18,7 +18,9 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
+from imgscraper.discovery.originals import parse_rules
 from imgscraper.filters import FILTERS
+from imgscraper.pipelines.filepaths import FilePathTemplate
 from imgscraper.addons.useragent import contact_reference
 from imgscraper.utils import parse_duration
 
@@ -26,14 +28,16 @@ if TYPE_CHECKING:
     from scrapy.settings import BaseSettings
 
 __all__ = [
-    "FILE_NAME_MODES", "NEAR_DUPLICATE_MODES", "SETTINGS", "SRCSET_MODES", "Boolean", "Choice", "Duration", "Integer",
-    "Internal", "Kind", "Number", "Parsed", "SpiderArgument", "Text", "Thumbs", "wrong_value",
+    "FILE_NAME_MODES", "FILE_TIME_MODES", "NEAR_DUPLICATE_MODES", "SETTINGS", "SRCSET_MODES", "Boolean", "Choice",
+    "Duration", "Integer", "Internal", "Kind", "Number", "Parsed", "SpiderArgument", "Text", "Thumbs", "wrong_value",
 ]
 
 #: ``IMGSCRAPER_SRCSET``: one candidate per ``srcset`` (the largest), or all of them.
 SRCSET_MODES = ("largest", "all")
 #: ``IMGSCRAPER_FILE_NAMES``: a UUID derived from the image bytes, or a new UUID4 per image.
 FILE_NAME_MODES = ("stable", "random")
+#: ``IMGSCRAPER_FILE_TIMES``: a stored file dated by the server's ``Last-Modified``, or when it was stored.
+FILE_TIME_MODES = ("server", "stored")
 #: ``IMGSCRAPER_NEAR_DUPLICATES``: no perceptual hash, hash each stored image, or also skip near-duplicates.
 NEAR_DUPLICATE_MODES = ("off", "mark", "skip")
 
@@ -186,8 +190,13 @@ SETTINGS: Mapping[str, Kind] = {
     "IMGSCRAPER_STYLESHEETS": Boolean(),
     "IMGSCRAPER_SCRIPT_IMAGES": Boolean(),
     "IMGSCRAPER_MAX_PAGES": Integer(0),
+    "IMGSCRAPER_MAX_IMAGES": Integer(0),
+    "IMGSCRAPER_ORIGINALS": Boolean(),
+    "IMGSCRAPER_ORIGINALS_RULES": Parsed(parse_rules, """'{"-thumb(\\\\.jpg)$": "\\\\1"}'"""),
     # What is stored
     "IMGSCRAPER_FILE_NAMES": Choice(FILE_NAME_MODES),
+    "IMGSCRAPER_FILE_TIMES": Choice(FILE_TIME_MODES),
+    "IMGSCRAPER_FILE_PATH": Parsed(FilePathTemplate.parse, "'{page_host}/{name}-{uuid}{ext}'"),
     "IMGSCRAPER_CONVERT_TO_JPEG": Boolean(),
     "IMGSCRAPER_SKIP_TRACKING_PIXELS": Boolean(),
     "IMGSCRAPER_EXPIRES": Duration(),

@@ -8,8 +8,8 @@ or ``JOBDIR`` appears.
 
 Stock ``crawl`` exits 0 whenever the spider started, so a scheduler cannot
 tell a bad argument or an unreachable start page from a good crawl. Here the
-exit status is 1 when the finish reason is not ``finished`` or a start page
-could not be fetched.
+exit status is 1 when the finish reason is not ``finished`` (or ``max_images``,
+a crawl that stored as many images as asked) or a start page could not be fetched.
 
 It also tunes the garbage collector (:mod:`imgscraper.runtime`), and with
 ``IMGSCRAPER_WORKERS > 1`` sets up the local workers (:mod:`imgscraper.distributed.workers`):
@@ -34,6 +34,7 @@ from scrapy.utils.log import configure_logging
 
 from imgscraper.addons.settingscheck import check_settings, spider_arguments
 from imgscraper.downloadermiddlewares.cookiesfile import cookies_file_path, read_cookies
+from imgscraper.extensions.imagelimit import ImageLimit
 from imgscraper.rendering.renderer import Renderer, RenderingError
 from imgscraper.runtime import skip_records_below, tune_garbage_collector
 from imgscraper.spiders.images import ImagesSpider
@@ -49,14 +50,15 @@ def crawl_problems(spidercls: type[Spider], arguments: dict[str, Any], settings:
 
     The images spider checks its arguments when it is built, as in the crawl. What they set is
     set in a copy of ``settings``, as the spider sets it in the crawl's, and checked with the
-    others: the filters' settings (``-a allow=`` sets ``IMGSCRAPER_ALLOW``), no item pipeline
+    others: the filters' settings (``-a allow=`` sets ``IMGSCRAPER_ALLOW``) and the other arguments' that
+    are settings (``-a originals=yes``: ``IMGSCRAPER_ORIGINALS``), no item pipeline
     with ``-a download=no``. The browser ``-a render=yes`` needs is looked for last.
     """
     settings = settings.copy()
     spider = spidercls(**arguments)
     problems = []
     if isinstance(spider, ImagesSpider):
-        spider.apply_filter_arguments(settings)
+        spider.apply_setting_arguments(settings)
         if not spider.download:
             settings.set("ITEM_PIPELINES", {}, priority="spider")
         if spider.argument_error:
@@ -76,7 +78,8 @@ def crawl_problems(spidercls: type[Spider], arguments: dict[str, Any], settings:
 
 def crawl_failed(stats: dict[str, Any]) -> bool:
     """Whether a finished crawl's stats say it failed."""
-    return stats.get("finish_reason") != "finished" or bool(stats.get("imgscraper/start_pages_failed"))
+    finished = stats.get("finish_reason") in ("finished", ImageLimit.REASON)
+    return not finished or bool(stats.get("imgscraper/start_pages_failed"))
 
 
 class Command(ScrapyCrawlCommand):

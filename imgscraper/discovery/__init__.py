@@ -14,6 +14,7 @@ settings or stats. The spider and the renderer call them and act on the results.
 - :mod:`~imgscraper.discovery.urls`: cleaning and resolving URLs as browsers do,
   ``is_image_url``, ``image_url_key``;
 - :mod:`~imgscraper.discovery.sitemaps`: the pages and images a sitemap lists.
+- :mod:`~imgscraper.discovery.originals`: the rules that rewrite a thumbnail's URL to its original's.
 
 Import each name from the module that defines it.
 """

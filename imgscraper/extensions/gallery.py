@@ -3,8 +3,8 @@
 :class:`Gallery` is an extension. At the end of every crawl into a local
 store it rewrites ``<IMAGES_STORE>/index.html`` from everything the store
 holds (the store's record, :mod:`imgscraper.pipelines.records`, plus any image file the
-record does not know, such as ``data:`` URIs), so scheduled runs into one
-store keep one complete gallery; a crawl that fetched no page and stored no image
+record does not know, such as ``data:`` URIs, where ``IMGSCRAPER_FILE_PATH`` puts them),
+so scheduled runs into one store keep one complete gallery; a crawl that fetched no page and stored no image
 (an unreachable start page) leaves the gallery as it was, or writes none. Images are shown as a grid grouped by the
 page they were found on (headed by its title), with their alt text, title,
 caption, dimensions, size, format and original URL, all from the record; the
@@ -33,6 +33,7 @@ from contextlib import closing
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from scrapy import signals
 from scrapy.crawler import Crawler
@@ -42,6 +43,7 @@ from scrapy.statscollectors import StatsCollector
 from imgscraper.items import ImageContext
 from imgscraper.pipelines.inspection import inspect_image
 from imgscraper.exceptions import ImageRejected
+from imgscraper.pipelines.filepaths import FilePathTemplate, thumbnail_path
 from imgscraper.pipelines.records import SQLiteRecord
 from imgscraper.extensions.summary import NOT_STARTED, format_bytes
 
@@ -109,14 +111,16 @@ def recorded_images(store: Path) -> list[GalleryImage]:
         return []
 
 
-def unrecorded_images(store: Path, known: set[str]) -> Iterator[GalleryImage]:
-    """Image files under ``full/`` that the record does not name."""
-    full = store / "full"
-    if not full.is_dir():
-        return
-    for file in sorted(full.iterdir()):
-        rel = f"full/{file.name}"
-        if rel in known or file.name.startswith(".") or not file.is_file():
+def unrecorded_images(store: Path, known: set[str], folder: str = "full") -> Iterator[GalleryImage]:
+    """Image files under ``folder`` of the store (where ``IMGSCRAPER_FILE_PATH`` puts them: ``full``
+    by default; ``""``, the whole store) that the record does not name; never hidden files,
+    thumbnails, nor the gallery itself."""
+    for file in sorted(store.joinpath(folder).rglob("*")):
+        parts = file.relative_to(store).parts
+        rel = "/".join(parts)
+        if rel in known or rel == INDEX or parts[0] == "thumbs" or any(p.startswith(".") for p in parts):
+            continue
+        if not file.is_file():
             continue
         try:
             info = inspect_image(file.read_bytes())
@@ -132,18 +136,19 @@ def pick_thumb(thumbs: dict[str, Any]) -> str:
     return min(sizes, key=lambda name: (abs(sizes[name] - TILE), name)) if sizes else ""
 
 
-def build_gallery(store: str | Path, thumbs: dict[str, Any] | None = None) -> Path:
-    """Write ``index.html`` in ``store`` from everything it holds; return its path."""
+def build_gallery(store: str | Path, thumbs: dict[str, Any] | None = None, folder: str = "full") -> Path:
+    """Write ``index.html`` in ``store`` from everything it holds (the files under ``folder`` that the
+    record does not name too); return its path."""
     store = Path(store)
     titles, alts = load_notes(store)
     images = [image for image in recorded_images(store) if (store / image.path).is_file()]
-    images += unrecorded_images(store, {image.path for image in images})
+    images += unrecorded_images(store, {image.path for image in images}, folder)
     for image in images:
         image.alt = image.alt or alts.get(image.url, "")
         if image.page_title:
             titles[image.page] = image.page_title
     thumb = pick_thumb(thumbs or {})
-    text = "".join(render_gallery(images, titles, thumb_dir=f"thumbs/{thumb}" if thumb else "", store=store))
+    text = "".join(render_gallery(images, titles, thumb=thumb, store=store))
     target = store / INDEX
     fd, tmp_name = tempfile.mkstemp(dir=store, prefix=".tmp-", suffix=".html")
     try:
@@ -201,10 +206,10 @@ def _short(url: str, limit: int = 160) -> str:
     return url if len(url) <= limit else url[: limit - 1] + "…"
 
 
-def _figure(image: GalleryImage, thumb_dir: str, store: Path | None) -> str:
+def _figure(image: GalleryImage, thumb: str, store: Path | None) -> str:
     src = image.path
-    if thumb_dir and image.format != "SVG":
-        candidate = f"{thumb_dir}/{Path(image.path).stem}.jpg"
+    if thumb and image.format != "SVG":
+        candidate = thumbnail_path(image.path, thumb)
         if store is None or (store / candidate).is_file():
             src = candidate
     size_attrs = ""
@@ -214,22 +219,23 @@ def _figure(image: GalleryImage, thumb_dir: str, store: Path | None) -> str:
         tile = f'<span class="nodisplay">{_e(image.format)}: browsers do not display it; open the file</span>'
     else:
         title = f' title="{_e(image.title)}"' if image.title else ""
-        tile = f'<img src="{_e(src)}"{size_attrs} alt="{_e(image.alt)}"{title} loading="lazy" decoding="async">'
+        tile = f'<img src="{_e(quote(src))}"{size_attrs} alt="{_e(image.alt)}"{title} loading="lazy" decoding="async">'
     dims = f"{image.width}×{image.height}" if image.width and image.height else "size unknown"
     meta = f"{dims} · {format_bytes(image.size or 0)} · {_e(image.format or '?')}"
     origin = _link(image.url, _short(image.url), "src") if image.url else '<span class="src">not in the record</span>'
     alt = f'<div class="alt">{_e(image.alt)}</div>' if image.alt else ""
     caption = f'<div class="caption">{_e(image.caption)}</div>' if image.caption else ""
     return (
-        f'<figure><a class="tile" href="{_e(image.path)}">{tile}</a>'
+        f'<figure><a class="tile" href="{_e(quote(image.path))}">{tile}</a>'
         f'<figcaption><div class="meta">{meta}</div>{alt}{caption}<div>{origin}</div></figcaption></figure>\n'
     )
 
 
 def render_gallery(
-    images: Iterable[GalleryImage], titles: dict[str, str], thumb_dir: str = "", store: Path | None = None
+    images: Iterable[GalleryImage], titles: dict[str, str], thumb: str = "", store: Path | None = None
 ) -> Iterator[str]:
-    """The gallery page, in pieces: one section per page, one figure per file."""
+    """The gallery page, in pieces: one section per page, one figure per file (shown by its
+    ``IMAGES_THUMBS`` thumbnail ``thumb`` when there is one)."""
     by_page: dict[str, dict[str, GalleryImage]] = defaultdict(dict)
     for image in images:
         by_page[image.page].setdefault(image.path, image)  # one figure per file and page
@@ -253,7 +259,7 @@ def render_gallery(
             yield f'<p class="page-url">{_link(page, _short(page))}</p>'
         yield f'<p class="muted">{len(figures)} images</p><div class="grid">\n'
         for image in figures:
-            yield _figure(image, thumb_dir, store)
+            yield _figure(image, thumb, store)
         yield "</div></section>\n"
     yield "</body></html>\n"
 
@@ -272,10 +278,11 @@ def local_store(settings: Any) -> Path | None:
 class Gallery:
     """Rebuild ``index.html`` at the end of each crawl (see the module docstring)."""
 
-    def __init__(self, store: Path, thumbs: dict[str, Any], stats: StatsCollector):
+    def __init__(self, store: Path, thumbs: dict[str, Any], stats: StatsCollector, folder: str = "full"):
         self.store = store
         self.thumbs = thumbs
         self.stats = stats
+        self.folder = folder
         self.written: Path | None = None
 
     @classmethod
@@ -284,7 +291,11 @@ class Gallery:
         store = local_store(settings)
         if store is None or not settings.getbool("IMGSCRAPER_GALLERY") or not settings.get("ITEM_PIPELINES"):
             raise NotConfigured
-        extension = cls(store, settings.getdict("IMAGES_THUMBS"), crawler.stats)
+        try:
+            folder = FilePathTemplate.parse(settings.get("IMGSCRAPER_FILE_PATH")).folder
+        except ValueError:
+            folder = "full"  # the settings check reports it
+        extension = cls(store, settings.getdict("IMAGES_THUMBS"), crawler.stats, folder)
         crawler.signals.connect(extension.spider_closed, signal=signals.spider_closed)
         crawler.signals.connect(extension.engine_stopped, signal=signals.engine_stopped)
         return extension
@@ -293,7 +304,7 @@ class Gallery:
         if reason in NOT_STARTED or not self.crawled_anything():
             return
         try:
-            path = build_gallery(self.store, self.thumbs)
+            path = build_gallery(self.store, self.thumbs, self.folder)
         except (OSError, sqlite3.Error) as exc:
             logger.warning("Could not write the gallery in %s: %s", self.store, exc)
             return

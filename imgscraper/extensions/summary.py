@@ -2,8 +2,8 @@
 
 :class:`CrawlSummary` is an extension: at the end of every crawl that got
 going it logs one ``INFO`` message holding a table (pages, images found,
-stored, up to date, skipped and failed by reason, bytes, duration, images/s)
-and puts the duration and rate in the stats too
+stored, up to date, skipped and failed by reason, originals, bytes, a limit that
+stopped it, duration, images/s) and puts the duration and rate in the stats too
 (``imgscraper/duration_seconds``, ``imgscraper/images_per_second``). Every
 number comes from the stats the spider and the pipeline keep. A crawl
 without item pipelines (``-a download=no``) lists images: its table counts
@@ -52,6 +52,11 @@ class CrawlCounts:
     skipped: int = 0
     failed: int = 0
     bytes_stored: int = 0
+    #: ``IMGSCRAPER_MAX_IMAGES`` when the crawl stopped there, else 0.
+    max_images: int = 0
+    #: Originals stored instead of thumbnails (``originals=yes``), and thumbnails stored when the original failed.
+    originals: int = 0
+    originals_failed: int = 0
     skipped_by_reason: dict[str, int] = field(default_factory=dict)
     failed_by_reason: dict[str, int] = field(default_factory=dict)
     pages_failed_by_reason: dict[str, int] = field(default_factory=dict)
@@ -66,6 +71,9 @@ class CrawlCounts:
             skipped=stats.get("imgscraper/images/skipped", 0),
             failed=stats.get("imgscraper/images/failed", 0),
             bytes_stored=stats.get("imgscraper/bytes_stored", 0),
+            max_images=stats.get("imgscraper/max_images_reached", 0),
+            originals=stats.get("imgscraper/originals/stored", 0),
+            originals_failed=stats.get("imgscraper/originals/fallback", 0),
         )
         prefixes = (
             ("imgscraper/images/skipped/", counts.skipped_by_reason),
@@ -117,8 +125,13 @@ def summary_table(counts: CrawlCounts, duration: float, listing: bool = False) -
         table.add_row(status, "", str(total))
         for reason_name, n in sorted(by_reason.items(), key=lambda kv: (-kv[1], kv[0])):
             table.add_row("", reason_name, str(n))
+    if counts.originals or counts.originals_failed:
+        table.add_row("originals stored", "", str(counts.originals))
+        table.add_row("thumbnails instead", "", str(counts.originals_failed))
     if not listing:
         table.add_row("bytes stored", "", format_bytes(counts.bytes_stored))
+    if counts.max_images:
+        table.add_row("stopped at", "max_images", str(counts.max_images))
     table.add_row("duration", "", f"{duration:.1f} s")
     table.add_row("images/s", "", f"{rate:.1f}")
     return table

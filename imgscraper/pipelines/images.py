@@ -20,21 +20,23 @@ from twisted.python.failure import Failure
 
 from imgscraper.downloader import crawl_stopping
 from imgscraper.exceptions import (
-    CrawlStopped, ImageFailed, ImageRejected, NearDuplicate, StoppedBeforeDownload, failure_reason, rejection_status,
-    store_fault,
+    CrawlStopped, ImageFailed, ImageRejected, NearDuplicate, OriginalFailed, StoppedBeforeDownload, failure_reason,
+    rejection_status, store_fault,
 )
+from imgscraper.extensions.imagelimit import holding_place, image_limit
 from imgscraper.filters import ImageFilter
 from imgscraper.items import CONTEXT_FIELDS
+from imgscraper.pipelines.filepaths import URL_FIELDS, FilePathTemplate, image_fields, thumbnail_path
 from imgscraper.pipelines.filtering import EarlyImageFilter
 from imgscraper.pipelines.inspection import ImageInfo, inspect_image
 from imgscraper.pipelines.meta import META_KEY, ImageMeta
 from imgscraper.pipelines.nearduplicates import NearDuplicateClaims
 from imgscraper.pipelines.preparation import ImagePreparer
 from imgscraper.pipelines.records import ImageRecord, StoreRecord, open_store_record
-from imgscraper.pipelines.results import ImageResult, RecentResults, shared_result
+from imgscraper.pipelines.results import ImageResult, RecentResults, fall_back, shared_result
 from imgscraper.pipelines.stores import AtomicFSFilesStore, S3ImageStore
 from imgscraper.pipelines.stored import StoredImages
-from imgscraper.settingspec import FILE_NAME_MODES, NEAR_DUPLICATE_MODES
+from imgscraper.settingspec import FILE_NAME_MODES, FILE_TIME_MODES, NEAR_DUPLICATE_MODES
 from imgscraper.signals import image_failed
 from imgscraper.utils import parse_duration
 
@@ -74,6 +76,16 @@ def _expiry_seconds(settings: BaseSettings, expires_days: int) -> float:
         raise ValueError(f"IMGSCRAPER_EXPIRES: {exc}") from None
 
 
+def _checksum(request: Request, response: Response | None) -> str:
+    """The SHA-256 of the bytes the image of ``request`` stores (the preparer's, else ``response``'s)."""
+    image = ImageMeta.of(request)
+    if not image.checksum:
+        if response is None:
+            raise ValueError("a file name derives from the image bytes: pass the response")
+        image.checksum = hashlib.sha256(response.body).hexdigest()
+    return image.checksum
+
+
 class ImageStorePipeline(ImagesPipeline):
     """Download each :class:`~imgscraper.items.ImageItem`'s ``url`` and store it.
 
@@ -83,8 +95,10 @@ class ImageStorePipeline(ImagesPipeline):
     derives from the bytes (``IMGSCRAPER_FILE_NAMES = "stable"``), so one
     image reached through several URLs or crawls is one file. The store's
     record (:mod:`imgscraper.pipelines.records`) lets re-crawls skip stored images.
-    Each image not stored is counted (``imgscraper/images/<status>/<reason>``) and
-    announced with :data:`imgscraper.signals.image_failed`.
+    An item whose ``url`` is the original of a thumbnail (``original_of``) that fails
+    (:meth:`falls_back`) becomes the item of the URL the page named, fetched instead
+    (:func:`~imgscraper.pipelines.results.fall_back`). Each image not stored is counted
+    (``imgscraper/images/<status>/<reason>``) and announced with :data:`imgscraper.signals.image_failed`.
     """
 
     STORE_SCHEMES = {
@@ -111,6 +125,7 @@ class ImageStorePipeline(ImagesPipeline):
         settings = crawler.settings
         self.thumbs = settings.getdict("IMAGES_THUMBS")
         self.file_names = _one_of(settings, "IMGSCRAPER_FILE_NAMES", FILE_NAME_MODES)
+        self.file_path_template = FilePathTemplate.parse(settings.get("IMGSCRAPER_FILE_PATH"))
         self.near_duplicates = _one_of(settings, "IMGSCRAPER_NEAR_DUPLICATES", NEAR_DUPLICATE_MODES)
         self.expires_seconds = _expiry_seconds(settings, self.expires)
         self.image_filter = ImageFilter.from_settings(settings)
@@ -126,6 +141,7 @@ class ImageStorePipeline(ImagesPipeline):
             hash_images=self.near_duplicates != "off",
         )
         self.stats = crawler.stats
+        self.image_limit = image_limit(crawler)
         self.store_fault = ""
         self.record: StoreRecord | None = open_store_record(self.store)
         if getattr(self.record, "rebuilt", ""):
@@ -134,6 +150,8 @@ class ImageStorePipeline(ImagesPipeline):
         self.images = StoredImages(
             self.store, self.record, self.preparer, claims,
             file_path=self.file_path, thumb_path=self.thumb_path, keep_existing=self.file_names == "stable",
+            same_bytes_by_record=not self.file_path_template.from_bytes_only,
+            server_times=_one_of(settings, "IMGSCRAPER_FILE_TIMES", FILE_TIME_MODES) == "server",
         )
 
     @classmethod
@@ -168,6 +186,7 @@ class ImageStorePipeline(ImagesPipeline):
         image = ImageMeta(
             context={name: adapter.get(name) or "" for name in CONTEXT_FIELDS},
             link=adapter.get("source") == "link-href",
+            original_of=adapter.get("original_of") or "",
         )
         # What MediaPipeline does per request: every status reaches media_downloaded,
         # except redirects while MEDIA_ALLOW_REDIRECTS is on.
@@ -191,9 +210,17 @@ class ImageStorePipeline(ImagesPipeline):
         of the CPU per image, ``make bench``); a URL in flight or answered
         recently (:class:`RecentResults`) is still fetched only once.
         """
+        if self.image_limit is not None and self.image_limit.reached:
+            raise self.image_limit.over_limit()  # not "stopped": the limit stopped it
         if crawl_stopping(self.crawler):
             raise self._stopped()
         info = self.spiderinfo
+        async with holding_place(self.image_limit, item):  # max_images
+            return self.item_completed(await self._results(item, info), item, info)
+
+    async def _results(self, item: Any, info: MediaPipeline.SpiderInfo) -> list[FileInfoOrError]:
+        """The outcome of each of the item's requests; for an original that failed, those of the
+        item :func:`~imgscraper.pipelines.results.fall_back` made of it."""
         results: list[FileInfoOrError] = []
         for request in self.get_media_requests(item, info):
             try:
@@ -201,9 +228,12 @@ class ImageStorePipeline(ImagesPipeline):
                 results.append((True, await shared_result(info, request.url, compute)))
             except CrawlStopped:
                 raise self._stopped() from None
+            except OriginalFailed as exc:
+                fall_back(item, exc.reason, self.stats)
+                return await self._results(item, info)
             except Exception as exc:
                 results.append((False, Failure(exc)))
-        return self.item_completed(results, item, info)
+        return results
 
     async def _download_and_store(self, request: Request, info: MediaPipeline.SpiderInfo, item: Any) -> ImageResult:
         answer = await self.media_to_download(request, info, item=item)
@@ -318,9 +348,18 @@ class ImageStorePipeline(ImagesPipeline):
             self._closing = deferred_from_coro(self.crawler.engine.close_spider_async(reason=reason.replace("-", "_")))
         return self._reject(request, "failed", reason, str(exc))
 
+    def falls_back(self, status: str, reason: str) -> bool:
+        """Whether an original that ended ``status`` for ``reason`` gives way to the URL the page
+        named: every failure (HTTP errors after retries, a body that is no image, an unreachable
+        host...) but the store's, which stops the crawl."""
+        return status == "failed" and not reason.startswith("store-")
+
     def _reject(self, request: Request, status: str, reason: str, detail: str = "") -> ImageFailed:
         """Count and announce the image of ``request`` not stored (``status`` ``skipped`` or ``failed``);
-        returns the failure to raise."""
+        returns the failure to raise: :class:`OriginalFailed`, neither counted nor announced, for an
+        original that :meth:`falls_back`."""
+        if ImageMeta.of(request).original_of and self.falls_back(status, reason):
+            return OriginalFailed(status, reason, detail)
         page = request.headers.get("Referer", b"").decode("utf-8", "replace")
         self._not_stored(request.url, page, status, reason, detail)
         return ImageFailed(status, reason, detail)
@@ -345,6 +384,8 @@ class ImageStorePipeline(ImagesPipeline):
         for ok, result in results:
             if ok:
                 result.fill(item)
+                if result.status in ("downloaded", "uptodate") and ItemAdapter(item).get("original_of"):
+                    self.stats.inc_value("imgscraper/originals/stored")
             elif isinstance(result.value, ImageFailed):
                 ImageResult(result.value.status, result.value.reason).fill(item)
             else:
@@ -357,28 +398,42 @@ class ImageStorePipeline(ImagesPipeline):
     def file_path(
         self, request: Request, response: Response | None = None, info: MediaPipeline.SpiderInfo | None = None, *, item: Any = None
     ) -> str:
-        """``full/<uuid>.<ext>``: the UUID derives from the stored bytes (or is
-        minted once per request in ``random`` mode), the extension from the
-        detected format. Known only once the image is downloaded."""
+        """The image's path under the store: ``IMGSCRAPER_FILE_PATH`` filled in with
+        :meth:`file_path_fields` (:mod:`imgscraper.pipelines.filepaths`), by default
+        ``full/<uuid>.<ext>``. Known only once the image is downloaded; the same in every
+        call for one request (kept in its :class:`ImageMeta`)."""
+        image = ImageMeta.of(request)
+        if not image.path:
+            image.path = self.file_path_template.render(self.file_path_fields(request, response))
+        return image.path
+
+    def file_path_fields(self, request: Request, response: Response | None) -> dict[str, str]:
+        """The values of the path template's fields for the image of ``request``: the UUID derives
+        from the stored bytes (or is minted once per request in ``random`` mode), the extension
+        from the detected format; the rest from the URLs and the page's context."""
         image = ImageMeta.of(request)
         if image.info is None:
             if response is None:
                 raise ValueError("the file extension derives from the image bytes: pass the response")
             image.info = inspect_image(response.body)
-        return f"full/{self._file_uuid(request, response)}.{image.info.extension}"
+        fields = {
+            "uuid": self._file_uuid(request, response), "sha256": _checksum(request, response),
+            "ext": f".{image.info.extension}", "alt": image.context.get("alt", ""),
+            "page_title": image.context.get("page_title", ""), "date": time.strftime("%Y-%m-%d"),
+        }
+        if self.file_path_template.fields & URL_FIELDS:
+            fields.update(image_fields(request.url, request.headers.get("Referer", b"").decode("utf-8", "replace")))
+        return fields
 
     def thumb_path(
         self, request: Request, thumb_id: str, response: Response | None = None, info: Any = None, *, item: Any = None
     ) -> str:
-        return f"thumbs/{thumb_id}/{self._file_uuid(request, response)}.jpg"
+        """``thumbs/<thumb_id>/`` and the image's path, less ``full/``, as ``.jpg`` (:func:`thumbnail_path`)."""
+        return thumbnail_path(self.file_path(request, response), thumb_id)
 
     def _file_uuid(self, request: Request, response: Response | None) -> str:
         image = ImageMeta.of(request)
         if self.file_names == "random":
             image.uuid = image.uuid or str(uuid.uuid4())
             return image.uuid
-        if not image.checksum:
-            if response is None:
-                raise ValueError("a stable file name derives from the image bytes: pass the response")
-            image.checksum = hashlib.sha256(response.body).hexdigest()
-        return str(uuid.uuid5(CONTENT_NAMESPACE, image.checksum))
+        return str(uuid.uuid5(CONTENT_NAMESPACE, _checksum(request, response)))

@@ -22,8 +22,11 @@ class ImageMeta:
     """The pipeline's state of one image request.
 
     Known when the request is made: ``context`` (how the page showed the image, kept in
-    the store's record), ``link`` (the page linked to the image rather than showing it).
-    Learnt along the way: ``uuid`` (the file name in ``random`` mode, minted once),
+    the store's record), ``link`` (the page linked to the image rather than showing it),
+    ``original_of`` (for the original of a thumbnail: the URL the page named, fetched instead
+    if the original fails).
+    Learnt along the way: ``uuid`` (the file name in ``random`` mode, minted once), ``path``
+    (where it is stored, computed once),
     ``record`` (of a stored image being revalidated), ``info``, ``checksum`` (SHA-256 of
     the bytes to store) and ``phash`` of the image; while the body arrives, ``received``
     (its bytes so far, when counted) and ``filtered`` (why the filter stopped it).
@@ -32,7 +35,9 @@ class ImageMeta:
 
     context: dict[str, str] = field(default_factory=dict)
     link: bool = False
+    original_of: str = ""
     uuid: str = ""
+    path: str = ""
     record: ImageRecord | None = None
     info: ImageInfo | None = None
     checksum: str = ""

@@ -80,6 +80,9 @@ class StoreRecord(Protocol):
     def touch(self, url: str, stored_at: float) -> None:
         """Mark ``url`` as checked at ``stored_at`` (a 304 revalidation)."""
 
+    def path_of(self, checksum: str) -> str | None:
+        """Where a file of the bytes whose SHA-256 is ``checksum`` is stored, if the record knows."""
+
     def close(self) -> None:
         """Flush and release; called once when the crawl ends."""
 
@@ -169,6 +172,7 @@ class SQLiteRecord:
         # a writer (nor for its checkpoint), so get() is quick enough for the reactor thread.
         self._read_lock = threading.Lock()
         self._reader = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
+        self._checksums_indexed = False
 
     @classmethod
     def in_store(cls, store_dir: str | Path) -> SQLiteRecord:
@@ -264,6 +268,19 @@ class SQLiteRecord:
         with self._lock:
             self._db.execute("UPDATE images SET stored_at = ? WHERE url = ?", (stored_at, url))
 
+    def path_of(self, checksum: str) -> str | None:
+        """Where a file of the bytes whose SHA-256 is ``checksum`` is stored, if any. The first
+        call indexes the checksums (once per record: crawls that never ask do without)."""
+        if not self._checksums_indexed:
+            with self._lock:
+                self._db.execute("CREATE INDEX IF NOT EXISTS images_checksum ON images (checksum)")
+            self._checksums_indexed = True
+        with self._read_lock:
+            row = self._reader.execute(
+                "SELECT path FROM images WHERE checksum = ? AND path != '' LIMIT 1", (checksum,)
+            ).fetchone()
+        return row[0] if row else None
+
     def all(self) -> list[ImageRecord]:
         """Every record, in no particular order."""
         with self._lock:
@@ -292,32 +309,43 @@ class S3Record:
 
     One small JSON object per URL, ``<prefix>.imgscraper/records/<sha256 of
     the URL>.json``, so any number of crawls on any number of machines share
-    it without locks (the last write of a URL wins). The methods block: call
+    it without locks (the last write of a URL wins). Once :meth:`path_of` has
+    been asked, each stored file's path is also kept under the SHA-256 of its
+    bytes, ``<prefix>.imgscraper/checksums/<sha256>``. The methods block: call
     them from a thread. A failing S3 call raises ``OSError``; an unreadable
     entry counts as absent.
     """
 
     FOLDER = ".imgscraper/records/"
+    CHECKSUMS = ".imgscraper/checksums/"
 
     def __init__(self, client: Any, bucket: str, prefix: str = ""):
         self.client = client
         self.bucket = bucket
         self.folder = f"{prefix}{self.FOLDER}"
+        self.checksums = f"{prefix}{self.CHECKSUMS}"
+        self._index_checksums = False
 
     def _key(self, url: str) -> str:
         return f"{self.folder}{hashlib.sha256(url.encode('utf-8')).hexdigest()}.json"
 
-    def _read(self, key: str) -> ImageRecord | None:
+    def _object(self, key: str) -> bytes | None:
+        """The body of object ``key``, None when there is none."""
         from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
 
         try:
-            body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+            return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
                 return None
             raise OSError(f"S3 record {key}: {exc}") from exc
         except BotoCoreError as exc:
             raise OSError(f"S3 record {key}: {exc}") from exc
+
+    def _read(self, key: str) -> ImageRecord | None:
+        body = self._object(key)
+        if body is None:
+            return None
         try:
             return ImageRecord(**json.loads(body))
         except (ValueError, TypeError) as exc:
@@ -340,8 +368,18 @@ class S3Record:
                 Body=json.dumps(asdict(record)).encode("utf-8"),
                 ContentType="application/json",
             )
+            if self._index_checksums and record.path and record.checksum:
+                self.client.put_object(Bucket=self.bucket, Key=f"{self.checksums}{record.checksum}",
+                                       Body=record.path.encode("utf-8"), ContentType="text/plain; charset=utf-8")
         except (BotoCoreError, ClientError) as exc:
             raise OSError(f"S3 record {record.url}: {exc}") from exc
+
+    def path_of(self, checksum: str) -> str | None:
+        """Where a file of the bytes whose SHA-256 is ``checksum`` is stored, as :meth:`put` noted
+        it since the first call (S3 has no index: files stored before are not found)."""
+        self._index_checksums = True
+        body = self._object(f"{self.checksums}{checksum}")
+        return body.decode("utf-8") if body else None
 
     def touch(self, url: str, stored_at: float) -> None:
         """Mark ``url`` as checked at ``stored_at`` (a 304 revalidation)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+import logging
 from typing import TYPE_CHECKING, Any
 
 from itemadapter import ItemAdapter
@@ -15,11 +16,14 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
     from scrapy.pipelines.media import MediaPipeline
+    from scrapy.statscollectors import StatsCollector
 
     from imgscraper.pipelines.meta import ImageMeta
 
-__all__ = ["RECORDED_FIELDS", "ImageResult", "RecentResults", "shared_result"]
+__all__ = ["RECORDED_FIELDS", "ImageResult", "RecentResults", "fall_back", "shared_result"]
 
+
+logger = logging.getLogger(__name__)
 
 #: The item fields an image's result takes from the record of its file.
 RECORDED_FIELDS = ("url", "path", "checksum", "width", "height", "format", "size", "phash")
@@ -56,6 +60,18 @@ class ImageResult:
         if self.image is not None:
             fields = adapter.field_names()
             adapter.update({name: getattr(self.image, name) for name in RECORDED_FIELDS if name in fields})
+
+
+def fall_back(item: Any, reason: str, stats: StatsCollector) -> None:
+    """The original ``item`` names failed for ``reason``: make it the item of the URL the page
+    named (its ``url``, with no ``original_of``), which is fetched instead. Counted in
+    ``imgscraper/originals/fallback`` (and ``/<reason>``); no failure line."""
+    adapter = ItemAdapter(item)
+    original, adapter["url"], adapter["original_of"] = adapter["url"], adapter["original_of"], ""
+    stats.inc_value("imgscraper/originals/fallback")
+    stats.inc_value(f"imgscraper/originals/fallback/{reason}")
+    logger.debug("Original %(original)s not stored (%(reason)s): fetching %(url)s instead",
+                 {"original": original[:300], "reason": reason, "url": adapter["url"][:300]})
 
 
 class RecentResults(dict):

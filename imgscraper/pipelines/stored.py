@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import threading
 import time
 from contextlib import contextmanager
+from datetime import timezone
+from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 
 from scrapy.utils.asyncio import run_in_thread
@@ -14,6 +17,7 @@ from scrapy.utils.defer import ensure_awaitable
 from imgscraper.pipelines.inspection import ImageInfo
 from imgscraper.pipelines.meta import ImageMeta
 from imgscraper.pipelines.records import ImageRecord, SQLiteRecord
+from imgscraper.pipelines.results import RecentResults
 from imgscraper.pipelines.stores import WritableInPlace
 
 if TYPE_CHECKING:
@@ -27,13 +31,24 @@ if TYPE_CHECKING:
     from imgscraper.pipelines.preparation import ImagePreparer, PreparedImage
     from imgscraper.pipelines.records import StoreRecord
 
-__all__ = ["StoredImages"]
+__all__ = ["StoredImages", "server_time"]
 
 logger = logging.getLogger(__name__)
 
 
 def _page(request: Request) -> str:
     return request.headers.get("Referer", b"").decode("utf-8", "replace")
+
+
+def server_time(response: Response) -> float | None:
+    """The POSIX time of ``response``'s ``Last-Modified``; None without one, or for one that is no date."""
+    value = response.headers.get("Last-Modified", b"").decode("latin-1")
+    try:
+        modified = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    # "-0000" (or no zone) gives a naive datetime: HTTP dates are GMT.
+    return (modified if modified.tzinfo else modified.replace(tzinfo=timezone.utc)).timestamp()
 
 
 def _rejection_record(request: Request, response: Response, reason: str) -> ImageRecord:
@@ -63,14 +78,19 @@ class StoredImages:
     claimed against its near-duplicates (``claims``, if any), written under the names
     ``file_path`` and ``thumb_path`` give (the pipeline's hooks), and put in the record.
 
-    With ``keep_existing`` a file already in the store (the same bytes, under a name derived
-    from them) is not written again. A store :class:`WritableInPlace` gets the whole of it in
-    one synchronous call, on the reactor thread or, for an image that needs decoding or is
-    large, in a worker thread; any other ``FilesPipeline`` store through its ``persist_file``.
+    With ``server_times`` a file is dated by the response's ``Last-Modified`` (:func:`server_time`),
+    where the store keeps dates. With ``keep_existing`` a file already in the store (the same
+    bytes, under a name derived from them) is not written again; with ``same_bytes_by_record``
+    too (a path that depends on more than the bytes), an image goes where the same bytes are
+    stored (:meth:`place`). A store :class:`WritableInPlace` gets the whole of it in one
+    synchronous call, on the reactor thread or, for an image that needs decoding or is large,
+    in a worker thread; any other ``FilesPipeline`` store through its ``persist_file``.
     """
 
     #: Larger images are hashed and written in a worker thread (see :meth:`stores_inline`).
     INLINE_MAX_BYTES = 2 * 1024 * 1024
+    #: Paths remembered by the bytes they hold (:meth:`place`), besides the record.
+    PLACES_KEPT = 1000
 
     def __init__(
         self,
@@ -82,6 +102,8 @@ class StoredImages:
         file_path: Callable[..., str],
         thumb_path: Callable[..., str],
         keep_existing: bool,
+        same_bytes_by_record: bool = False,
+        server_times: bool = False,
     ):
         self.store = store
         self.record = record
@@ -90,6 +112,11 @@ class StoredImages:
         self.file_path = file_path
         self.thumb_path = thumb_path
         self.keep_existing = keep_existing
+        self.server_times = server_times
+        self.same_bytes_by_record = keep_existing and same_bytes_by_record and record is not None
+        #: The paths this crawl chose lately, by the SHA-256 of their bytes (some not recorded yet).
+        self.placed: dict[str, str] = RecentResults(self.PLACES_KEPT)
+        self._placing = threading.Lock()
 
     def records(self, request: Request) -> bool:
         """Whether the image of ``request`` has a place in the store's record (a ``data:`` URI carries its image)."""
@@ -151,12 +178,13 @@ class StoredImages:
         """Everything an image needs after its download, in this one call: an image that goes
         to a worker thread makes one hand-off."""
         prepared = self.preparer.prepare(response, ImageMeta.of(request))
-        path = self.file_path(request, response=response)
+        recorded = self.record.path_of(ImageMeta.of(request).checksum) if self.same_bytes_by_record else None
+        path = self.place(request, recorded, response=response)
         store: WritableInPlace = self.store  # type: ignore[assignment]
         with self._claimed(request, prepared, path):
             already_stored = self.keep_existing and store.has_file(path)
             if not already_stored:
-                store.write_file(path, prepared.data.getbuffer())
+                store.write_file(path, prepared.data.getbuffer(), server_time(response) if self.server_times else None)
                 for thumb_id, thumb in prepared.thumbs.items():
                     store.write_file(self.thumb_path(request, thumb_id), thumb.getbuffer())
             stored = self._stored_record(request, response, path, prepared)
@@ -168,7 +196,10 @@ class StoredImages:
         self, response: Response, request: Request, info: MediaPipeline.SpiderInfo, item: Any
     ) -> tuple[ImageRecord, bool]:
         prepared = await run_in_thread(self.preparer.prepare, response, ImageMeta.of(request))
-        path = self.file_path(request, response=response, info=info, item=item)
+        recorded = None
+        if self.same_bytes_by_record:
+            recorded = await run_in_thread(self.record.path_of, ImageMeta.of(request).checksum)
+        path = self.place(request, recorded, response=response, info=info, item=item)
         with self._claimed(request, prepared, path):
             already_stored = self.keep_existing and await self.has_file(path, info)
             if not already_stored:
@@ -181,6 +212,19 @@ class StoredImages:
             if self.records(request):
                 await run_in_thread(self.record.put, stored)
         return stored, already_stored
+
+    def place(self, request: Request, recorded: str | None, **kwargs: Any) -> str:
+        """The path of the image of ``request``: :attr:`file_path`'s (given ``kwargs``) or, with
+        ``same_bytes_by_record``, where the same bytes are stored: ``recorded`` (the record's
+        answer) or where this crawl put them (maybe still writing): one file per image, whatever
+        the pages and URLs it was found at."""
+        if not self.same_bytes_by_record:
+            return self.file_path(request, **kwargs)
+        image = ImageMeta.of(request)
+        with self._placing:
+            image.path = image.path or self.placed.get(image.checksum) or recorded or ""
+            path = self.placed[image.checksum] = self.file_path(request, **kwargs)
+        return path
 
     @contextmanager
     def _claimed(self, request: Request, prepared: PreparedImage, path: str) -> Iterator[None]:

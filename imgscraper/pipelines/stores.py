@@ -40,8 +40,9 @@ class WritableInPlace(Protocol):
     def has_file(self, path: str) -> bool:
         """Whether ``path`` is stored."""
 
-    def write_file(self, path: str, data: memoryview | bytes) -> None:
-        """Store ``data`` at ``path``: complete or not at all."""
+    def write_file(self, path: str, data: memoryview | bytes, mtime: float | None = None) -> None:
+        """Store ``data`` at ``path``: complete or not at all; modified at ``mtime`` (a POSIX
+        time) when given, where the store keeps one."""
 
 
 def _process_alive(pid: int) -> bool:
@@ -65,6 +66,8 @@ class AtomicFSFilesStore(FSFilesStore):
     ``write_file`` is synchronous (the pipeline picks the thread),
     ``persist_file`` writes in a worker thread. ``stat_file`` only stats
     (stock also reads the whole file to compute an MD5 nobody uses).
+    ``write_file`` dates a file ``mtime`` (the server's ``Last-Modified``) before it
+    takes its name, so it never shows another date.
     """
 
     #: Temporary files older than this (seconds) are junk whoever wrote them.
@@ -80,16 +83,16 @@ class AtomicFSFilesStore(FSFilesStore):
     def remove_stale_temp_files(self) -> int:
         """Delete temporary files that interrupted crawls left; returns how many."""
         removed, now, mine = 0, time.time(), f".tmp-{socket.gethostname()}-"
-        for folder in ("full", "thumbs"):
-            for tmp in Path(self.basedir, folder).rglob(".tmp-*"):
-                pid = tmp.name[len(mine):].partition("-")[0] if tmp.name.startswith(mine) else ""
-                try:
-                    writer_gone = pid.isdigit() and not _process_alive(int(pid))
-                    if writer_gone or now - tmp.stat().st_mtime > self.STALE_AFTER:
-                        tmp.unlink()
-                        removed += 1
-                except OSError:
-                    continue
+        # Anywhere in the store: IMGSCRAPER_FILE_PATH may put images in any folder.
+        for tmp in Path(self.basedir).rglob(".tmp-*"):
+            pid = tmp.name[len(mine):].partition("-")[0] if tmp.name.startswith(mine) else ""
+            try:
+                writer_gone = pid.isdigit() and not _process_alive(int(pid))
+                if writer_gone or now - tmp.stat().st_mtime > self.STALE_AFTER:
+                    tmp.unlink()
+                    removed += 1
+            except OSError:
+                continue
         return removed
 
     def persist_file(  # type: ignore[override]
@@ -102,11 +105,11 @@ class AtomicFSFilesStore(FSFilesStore):
         """Whether ``path`` is stored."""
         return self._get_filesystem_path(path).exists()
 
-    def write_file(self, path: str, data: memoryview | bytes) -> None:
-        """Store ``data`` at ``path`` atomically."""
-        self._write_atomically(self._get_filesystem_path(path), data)
+    def write_file(self, path: str, data: memoryview | bytes, mtime: float | None = None) -> None:
+        """Store ``data`` at ``path`` atomically, modified at ``mtime`` when given."""
+        self._write_atomically(self._get_filesystem_path(path), data, mtime)
 
-    def _write_atomically(self, target: Path, data: memoryview | bytes) -> None:
+    def _write_atomically(self, target: Path, data: memoryview | bytes, mtime: float | None = None) -> None:
         try:
             fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=self.temp_prefix, suffix=target.suffix)
         except FileNotFoundError:
@@ -117,6 +120,8 @@ class AtomicFSFilesStore(FSFilesStore):
                 view = memoryview(data)
                 while view:
                     view = view[tmp.write(view) :]
+            if mtime is not None:
+                os.utime(tmp_name, (mtime, mtime))
             os.replace(tmp_name, target)
         except BaseException:
             # On a store turned read-only even this fails: the next crawl removes it.

@@ -10,7 +10,9 @@ only the start URLs' sites); ``download=no`` to list images without downloading;
 ``click=CSS_SELECTOR`` to click a "load more" element on every rendered page
 (implies ``render=yes``). The filters ``allow``, ``deny`` (pages followed),
 ``image_allow``, ``image_deny``, ``formats``, ``min_bytes`` and ``max_bytes``
-(images kept) set their ``IMGSCRAPER_<NAME>`` setting (:mod:`imgscraper.filters`).
+(images kept) set their ``IMGSCRAPER_<NAME>`` setting (:mod:`imgscraper.filters`), and so
+do ``originals=yes`` (the full-size originals of thumbnails, :mod:`imgscraper.discovery.originals`)
+and ``max_images=N`` (stop once N images are stored): :func:`apply_setting_arguments`.
 Any other argument is a bad argument, except Scrapyd's own (``_job``, ``_version``).
 
 :func:`parse_arguments` turns their raw text into :class:`SpiderArguments`. A
@@ -23,8 +25,9 @@ from __future__ import annotations
 import difflib
 import logging
 import re
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -36,9 +39,9 @@ from imgscraper.exceptions import ArgumentError
 from imgscraper.filters import FILTERS, resolve_arguments
 
 __all__ = [
-    "SpiderArguments", "apply_filter_arguments", "check_argument_names", "check_http_url", "is_http_url",
-    "parse_arguments", "parse_click", "parse_depth", "parse_follow_domains", "parse_sitemaps", "parse_start_urls",
-    "parse_yes_no", "with_guessed_scheme",
+    "SETTING_ARGUMENTS", "SpiderArguments", "apply_setting_arguments", "check_argument_names", "check_http_url",
+    "is_http_url", "parse_arguments", "parse_click", "parse_count", "parse_depth", "parse_follow_domains",
+    "parse_sitemaps", "parse_start_urls", "parse_yes_no", "with_guessed_scheme",
 ]
 
 logger = logging.getLogger(__name__)
@@ -89,20 +92,29 @@ def parse_arguments(arguments: Mapping[str, Any], known: Collection[str]) -> tup
         render = arguments["render"]
         parsed.click = parse_click(arguments["click"], render)
         parsed.render = parse_yes_no("render", render) if render is not None else bool(parsed.click)
+        setting_values(arguments)
     except ArgumentError as exc:
         return parsed, str(exc)
     return parsed, ""
 
 
-def apply_filter_arguments(arguments: dict[str, Any], settings: BaseSettings) -> None:
+def apply_setting_arguments(arguments: Mapping[str, Any], settings: BaseSettings) -> None:
     """Each filter given as an argument (``-a formats=jpeg``) sets its setting
-    (``IMGSCRAPER_FORMATS``), over one given with ``-s``: the pipeline reads it there.
+    (``IMGSCRAPER_FORMATS``), and so does each of :data:`SETTING_ARGUMENTS` (``-a originals=yes``:
+    ``IMGSCRAPER_ORIGINALS=True``), over one given with ``-s``: the components read them there.
 
     Raises ``ValueError`` for the first bad one (:func:`imgscraper.filters.resolve_arguments`).
     """
-    for option, value in resolve_arguments(arguments, FILTERS).items():
-        priority = max(settings.getpriority(option.setting) or 0, SETTINGS_PRIORITIES["cmdline"])
-        settings.set(option.setting, value, priority=priority)
+    values = {option.setting: value for option, value in resolve_arguments(arguments, FILTERS).items()}
+    for setting, value in {**values, **setting_values(arguments)}.items():
+        settings.set(setting, value, priority=max(settings.getpriority(setting) or 0, SETTINGS_PRIORITIES["cmdline"]))
+
+
+def setting_values(arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings that :data:`SETTING_ARGUMENTS` given in ``arguments`` set, with their parsed values;
+    raises :class:`ArgumentError` for a bad one."""
+    return {setting: parse(arguments[name]) for name, (setting, parse) in SETTING_ARGUMENTS.items()
+            if arguments.get(name) is not None}
 
 
 def parse_start_urls(url: str | None, urls_file: str | None, required: bool = True) -> list[str]:
@@ -166,13 +178,18 @@ def with_guessed_scheme(url: str) -> str:
 
 def parse_depth(depth: Any) -> int:
     """``-a depth=N``: a non-negative integer."""
+    return parse_count("depth", depth)
+
+
+def parse_count(name: str, value: Any, example: int = 1) -> int:
+    """Argument ``name`` (``-a depth=N``, ``-a max_images=N``): a non-negative integer."""
     try:
-        value = int(str(depth).strip())
+        count = int(str(value).strip())
     except ValueError:
-        value = -1
-    if value < 0:
-        raise ArgumentError(f"depth {depth!r} is not a non-negative integer: pass e.g. -a depth=1")
-    return value
+        count = -1
+    if count < 0:
+        raise ArgumentError(f"{name} {value!r} is not a non-negative integer: pass e.g. -a {name}={example}")
+    return count
 
 
 def parse_yes_no(name: str, value: Any) -> bool:
@@ -221,3 +238,11 @@ def check_argument_names(given: Iterable[str], known: Collection[str]) -> None:
         problems.append(f"{name} (did you mean {close[0]}?)" if close else name)
     plural = "s" if len(unknown) > 1 else ""
     raise ArgumentError(f"unknown argument{plural} {', '.join(problems)}: the arguments are {', '.join(known)}")
+
+
+#: The arguments besides the filters that set a setting (the argument wins): the setting, and how the
+#: argument's text is read (raises :class:`ArgumentError`).
+SETTING_ARGUMENTS: dict[str, tuple[str, Callable[[Any], Any]]] = {
+    "originals": ("IMGSCRAPER_ORIGINALS", partial(parse_yes_no, "originals")),
+    "max_images": ("IMGSCRAPER_MAX_IMAGES", partial(parse_count, "max_images", example=100)),
+}

@@ -22,15 +22,17 @@ from imgscraper import settings as project_settings
 from imgscraper import signals as imgscraper_signals
 from imgscraper.discovery.css import css_import_urls, find_css_images
 from imgscraper.discovery.html import find_frames, find_images, find_page_links, find_page_title, find_stylesheets
+from imgscraper.discovery.originals import RULES, Rule, original_ref, parse_rules
 from imgscraper.discovery.references import ImageRef
 from imgscraper.discovery.urls import image_url_key, is_image_url
 from imgscraper.downloader import crawl_stopping
 from imgscraper.exceptions import CrawlStopped, RenderingError, StoppedBeforeDownload, failure_reason
 from imgscraper.filters import ImageFilter, URLFilter, count_filtered, parse_regex
 from imgscraper.items import ImageItem
+from imgscraper.extensions.imagelimit import listed_within_limit
 from imgscraper.extensions.journal import PageJournal, PageTracker, discard_request_queue
 from imgscraper.rendering.renderer import Renderer, browser_failure_reason
-from imgscraper.spiders.arguments import apply_filter_arguments, parse_arguments
+from imgscraper.spiders.arguments import apply_setting_arguments, parse_arguments
 from imgscraper.spiders.scope import PageBudget, site_in_domains, site_of
 from imgscraper.spiders.sitemaps import SitemapMixin
 from imgscraper.utils import failure_detail
@@ -67,6 +69,17 @@ def _filter_regex(settings: BaseSettings, name: str) -> re.Pattern[str] | None:
 def _url_filter(settings: BaseSettings, allow: str, deny: str) -> URLFilter:
     """The filter of the ``allow`` and ``deny`` regular expression settings."""
     return URLFilter(_filter_regex(settings, allow), _filter_regex(settings, deny))
+
+
+def _original_rules(settings: BaseSettings) -> tuple[Rule, ...] | None:
+    """The rules that rewrite a thumbnail's URL to its original's (the user's first), or None when
+    ``IMGSCRAPER_ORIGINALS`` is off. Bad user rules are left out: imgscraper.addons.settingscheck reports them."""
+    if not _setting(settings.getbool, "IMGSCRAPER_ORIGINALS"):
+        return None
+    try:
+        return (*parse_rules(settings.get("IMGSCRAPER_ORIGINALS_RULES")), *RULES)
+    except ValueError:
+        return RULES
 
 
 def _image_filter(settings: BaseSettings) -> ImageFilter:
@@ -124,6 +137,8 @@ class ImagesSpider(SitemapMixin, scrapy.Spider):
         max_bytes: str | None = None,
         sitemap: str | None = None,
         cookies: str | None = None,
+        originals: str | None = None,
+        max_images: str | None = None,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
@@ -132,7 +147,8 @@ class ImagesSpider(SitemapMixin, scrapy.Spider):
             "url": url, "urls_file": urls_file, "depth": depth, "follow_domains": follow_domains,
             "download": download, "render": render, "click": click, "allow": allow, "deny": deny,
             "image_allow": image_allow, "image_deny": image_deny, "formats": formats, "min_bytes": min_bytes,
-            "max_bytes": max_bytes, "sitemap": sitemap, "cookies": cookies, **kwargs,
+            "max_bytes": max_bytes, "sitemap": sitemap, "cookies": cookies, "originals": originals,
+            "max_images": max_images, **kwargs,
         }
         parsed, self.argument_error = parse_arguments(self.arguments, self.argument_names())
         self.start_urls, self.sitemap_urls = parsed.start_urls, parsed.sitemap_urls
@@ -143,6 +159,7 @@ class ImagesSpider(SitemapMixin, scrapy.Spider):
         self.renderer: Renderer | None = None
         self.seen_images: set[str] = set()
         self.dedupe_images = True
+        self.original_rules: tuple[Rule, ...] | None = None  # originals=yes: their rules
 
     @classmethod
     def argument_names(cls) -> tuple[str, ...]:
@@ -158,7 +175,8 @@ class ImagesSpider(SitemapMixin, scrapy.Spider):
         spider.script_images = _setting(crawler.settings.getbool, "IMGSCRAPER_SCRIPT_IMAGES")
         spider.page_budget = PageBudget(_setting(crawler.settings.getint, "IMGSCRAPER_MAX_PAGES"), crawler)
         spider.sitemap_max_size = _setting(crawler.settings.getint, "DOWNLOAD_MAXSIZE")
-        spider.apply_filter_arguments(crawler.settings)
+        spider.apply_setting_arguments(crawler.settings)
+        spider.original_rules = _original_rules(crawler.settings)
         spider.page_filter = _url_filter(crawler.settings, "IMGSCRAPER_ALLOW", "IMGSCRAPER_DENY")
         spider.image_url_filter = _url_filter(crawler.settings, "IMGSCRAPER_IMAGE_ALLOW", "IMGSCRAPER_IMAGE_DENY")
         crawler.signals.connect(spider.take_over_from_addons, signal=signals.spider_opened)
@@ -187,13 +205,13 @@ class ImagesSpider(SitemapMixin, scrapy.Spider):
                 spider.argument_error = str(exc)
         return spider
 
-    def apply_filter_arguments(self, settings: BaseSettings) -> None:
-        """Each filter given as an argument sets its setting in ``settings``
-        (:func:`imgscraper.spiders.arguments.apply_filter_arguments`); a bad one is an argument error."""
+    def apply_setting_arguments(self, settings: BaseSettings) -> None:
+        """Each argument that is a setting too (a filter, ``originals``...) sets it in ``settings``
+        (:func:`imgscraper.spiders.arguments.apply_setting_arguments`); a bad one is an argument error."""
         if self.argument_error:
             return
         try:
-            apply_filter_arguments(self.arguments, settings)
+            apply_setting_arguments(self.arguments, settings)
         except ValueError as exc:
             self.argument_error = str(exc)
 
@@ -408,24 +426,28 @@ class ImagesSpider(SitemapMixin, scrapy.Spider):
     ) -> Iterator[ImageItem]:
         """One item per image URL not yielded before in this crawl (by this process:
         with ``IMGSCRAPER_UNIQUE_IMAGES`` off, every reference is yielded for another component to sort out),
-        with the context ``page`` (titled ``page_title``) gave it. An image the URL filters
-        leave out is an item already ``skipped`` (``filtered``): the pipeline does not request it.
-        None once the crawl is stopping: they would not be downloaded."""
+        with the context ``page`` (titled ``page_title``) gave it (``originals=yes``: the URL of its original,
+        :func:`~imgscraper.discovery.originals.original_ref`). An image the URL filters leave out is an item
+        already ``skipped`` (``filtered``): the pipeline does not request it. None once the crawl is stopping
+        (they would not be downloaded), nor, listing, past ``max_images``."""
         for ref in refs:
             if crawl_stopping(self.crawler):
                 return
+            ref, original_of = original_ref(ref, self.original_rules)
             if self.dedupe_images:
                 key = image_url_key(ref.url)
                 if key in self.seen_images:
                     continue
                 self.seen_images.add(key)
                 self.crawler.stats.inc_value("imgscraper/images/found")
-            item = ImageItem.from_ref(ref, page, page_title)
+            item = ImageItem.from_ref(ref, page, page_title, original_of)
             if not self.image_url_filter.allows(ref.url):
                 item.status, item.reason = "skipped", "filtered"
                 if self.dedupe_images:  # else counted by whatever deduplicates the images
                     count_filtered(self.crawler.stats)
                 logger.debug("Image skipped (filtered): %s", ref.url[:300])
+            if not self.download and not listed_within_limit(self.crawler, item):
+                return  # max_images listed
             if journal_page is not None:
                 self.tracker.acquire(journal_page)
                 self.item_pages[id(item)] = journal_page

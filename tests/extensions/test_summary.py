@@ -127,3 +127,12 @@ def test_table_lists_failed_pages_only_when_some_failed():
     row = next(i for i, line in enumerate(lines) if line.strip().startswith("pages failed"))
     assert lines[row].split()[-1] == "3"
     assert [lines[row + 1].split(), lines[row + 2].split()] == [["http-404", "2"], ["timeout", "1"]]
+
+
+def test_originals_and_a_limit_that_stopped_the_crawl_have_rows():
+    stats = {"imgscraper/images/found": 12, "imgscraper/images/downloaded": 5, "imgscraper/originals/stored": 4,
+             "imgscraper/originals/fallback": 1, "imgscraper/max_images_reached": 5}
+    text = render_plain(summary_table(CrawlCounts.from_stats(stats), 2.0))
+    assert re.search(r"originals stored +4\n +thumbnails instead +1\n", text)
+    assert re.search(r"stopped at +max_images +5\n", text)
+    assert "originals" not in render_plain(summary_table(CrawlCounts.from_stats({"imgscraper/images/found": 1}), 1.0))

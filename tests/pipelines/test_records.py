@@ -176,3 +176,15 @@ def test_context_and_phash_kept_and_added_to_an_older_record(tmp_path):
     record.put(described)
     record.close()
     assert SQLiteRecord(path).get("http://a/2.png") == described
+
+
+def test_path_of_finds_a_stored_file_by_the_sha256_of_its_bytes(tmp_path):
+    record = SQLiteRecord.in_store(tmp_path)
+    record.put(make_record("http://a/1.png", path="example.com/one-x.png", checksum="c1" * 32))
+    record.put(make_record("http://a/2.png", path="", checksum="c2" * 32, rejected="too-small"))
+    assert record.path_of("c1" * 32) == "example.com/one-x.png"
+    assert record.path_of("c2" * 32) is None  # rejected: no file
+    assert record.path_of("c3" * 32) is None
+    record.close()
+    with sqlite3.connect(tmp_path / SQLiteRecord.FILENAME) as db:
+        assert db.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND name = 'images_checksum'").fetchone()
