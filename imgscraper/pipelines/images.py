@@ -86,6 +86,14 @@ def _checksum(request: Request, response: Response | None) -> str:
     return image.checksum
 
 
+def _how_to_resume(settings: BaseSettings) -> str:
+    """How the images a stopped crawl did not download are fetched."""
+    if settings.get("JOBDIR"):
+        return "the same command with the same JOBDIR resumes the crawl and fetches them"
+    return ("the same command crawls every page again and fetches them; a crawl started with"
+            " -s JOBDIR=crawls/NAME resumes where it stopped")
+
+
 class ImageStorePipeline(ImagesPipeline):
     """Download each :class:`~imgscraper.items.ImageItem`'s ``url`` and store it.
 
@@ -161,13 +169,8 @@ class ImageStorePipeline(ImagesPipeline):
 
     async def close_spider(self) -> None:
         if stopped := self.stats.get_value("imgscraper/images/stopped"):
-            if self.crawler.settings.get("JOBDIR"):
-                resume = "the same command with the same JOBDIR resumes the crawl and fetches them"
-            else:
-                resume = ("the same command crawls every page again and fetches them; a crawl started with"
-                          " -s JOBDIR=crawls/NAME resumes where it stopped")
             logger.info("%(count)d images not downloaded: the crawl stopped first (%(resume)s)",
-                        {"count": stopped, "resume": resume})
+                        {"count": stopped, "resume": _how_to_resume(self.crawler.settings)})
         if self.record:
             self.record.close()
 

@@ -33,15 +33,19 @@ class ImageMeta:
     Redirects and retries copy ``request.meta`` shallowly: they share this object.
     """
 
+    # Known when the request is made.
     context: dict[str, str] = field(default_factory=dict)
     link: bool = False
     original_of: str = ""
+    # Learnt along the way.
     uuid: str = ""
     path: str = ""
     record: ImageRecord | None = None
+    # Of the image's bytes.
     info: ImageInfo | None = None
     checksum: str = ""
     phash: int | None = None
+    # While the body arrives.
     received: int | None = None
     filtered: str = ""
 

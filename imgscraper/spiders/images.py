@@ -110,6 +110,22 @@ def _pages_to_follow(response: TextResponse, depth: int, max_depth: int) -> list
     return []
 
 
+def _track_pages(spider: ImagesSpider, crawler: Crawler) -> None:
+    """With a ``JOBDIR``: the page journal (:mod:`imgscraper.extensions.journal`), which pages are done."""
+    spider.tracker = None
+    spider.item_pages = {}
+    spider.parsed_pages = set()
+    if directory := job_dir(crawler.settings):
+        spider.tracker = PageTracker(PageJournal.in_job_dir(directory))
+        if spider.tracker.journal.counts()[0]:
+            # Before the scheduler opens it: the journal re-requests every page not done.
+            discard_request_queue(directory)
+        for signal in (signals.item_scraped, signals.item_dropped, signals.item_error):
+            crawler.signals.connect(spider.item_finished, signal=signal)
+        crawler.signals.connect(spider.request_dropped, signal=signals.request_dropped)
+        crawler.signals.connect(spider.close_journal, signal=signals.spider_closed)
+
+
 class ImagesSpider(SitemapMixin, scrapy.Spider):
     """Yield one :class:`ImageItem` per image URL found on the crawled pages, from any host.
 
@@ -142,14 +158,9 @@ class ImagesSpider(SitemapMixin, scrapy.Spider):
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
-        #: The arguments the spider was given (the filters read theirs from here).
-        self.arguments: dict[str, Any] = {
-            "url": url, "urls_file": urls_file, "depth": depth, "follow_domains": follow_domains,
-            "download": download, "render": render, "click": click, "allow": allow, "deny": deny,
-            "image_allow": image_allow, "image_deny": image_deny, "formats": formats, "min_bytes": min_bytes,
-            "max_bytes": max_bytes, "sitemap": sitemap, "cookies": cookies, "originals": originals,
-            "max_images": max_images, **kwargs,
-        }
+        #: The arguments the spider was given (the filters read theirs from here): the parameters above, then kwargs.
+        given = locals()
+        self.arguments: dict[str, Any] = {name: given[name] for name in self.argument_names()} | kwargs
         parsed, self.argument_error = parse_arguments(self.arguments, self.argument_names())
         self.start_urls, self.sitemap_urls = parsed.start_urls, parsed.sitemap_urls
         self.sitemaps_from_robots_txt = parsed.sitemaps_from_robots_txt
@@ -181,18 +192,7 @@ class ImagesSpider(SitemapMixin, scrapy.Spider):
         spider.image_url_filter = _url_filter(crawler.settings, "IMGSCRAPER_IMAGE_ALLOW", "IMGSCRAPER_IMAGE_DENY")
         crawler.signals.connect(spider.take_over_from_addons, signal=signals.spider_opened)
         crawler.signals.connect(spider.stop_non_page_download, signal=signals.headers_received)
-        spider.tracker = None
-        spider.item_pages = {}
-        spider.parsed_pages = set()
-        if directory := job_dir(crawler.settings):
-            spider.tracker = PageTracker(PageJournal.in_job_dir(directory))
-            if spider.tracker.journal.counts()[0]:
-                # Before the scheduler opens it: the journal re-requests every page not done.
-                discard_request_queue(directory)
-            for signal in (signals.item_scraped, signals.item_dropped, signals.item_error):
-                crawler.signals.connect(spider.item_finished, signal=signal)
-            crawler.signals.connect(spider.request_dropped, signal=signals.request_dropped)
-            crawler.signals.connect(spider.close_journal, signal=signals.spider_closed)
+        _track_pages(spider, crawler)
         if not spider.download:
             # Settings are frozen after the spider is created: list only.
             crawler.settings.set("ITEM_PIPELINES", {}, priority="spider")
