@@ -67,10 +67,11 @@ def assert_one_error_first(result, *words: str) -> str:
         (["-a", "cookies=/no/cookies.txt"], ("Bad argument: cookies /no/cookies.txt: cannot be read",)),
         (["-s", "IMGSCRAPER_COOKIES=/no/cookies.txt"], ("Bad argument: cookies /no/cookies.txt: cannot be read",)),
         (["-s", "IMGSCRAPER_CONTACT=nobody"], ("IMGSCRAPER_CONTACT='nobody' is neither an e-mail address nor",)),
+        (["-s", "IMGSCRAPER_MAX_RATE=fast"], ("Bad setting: IMGSCRAPER_MAX_RATE='fast' is not a size",)),
     ],
     ids=["misspelt-argument", "bad-depth", "bad-filter-argument", "misspelt-jobdir", "misspelt-concurrency",
          "misspelt-delay", "bad-choice", "bad-number", "depth-typo", "depth-limit", "reactorless", "no-browser",
-         "no-cookies-file", "no-cookies-file-setting", "bad-contact"],
+         "no-cookies-file", "no-cookies-file-setting", "bad-contact", "bad-max-rate"],
 )
 def test_bad_input_is_one_line_and_changes_nothing(srv, run_crawl, tmp_path, args, words):
     result, feed = crawl_with_feed(srv, run_crawl, tmp_path, args)
