@@ -68,10 +68,13 @@ def assert_one_error_first(result, *words: str) -> str:
         (["-s", "IMGSCRAPER_COOKIES=/no/cookies.txt"], ("Bad argument: cookies /no/cookies.txt: cannot be read",)),
         (["-s", "IMGSCRAPER_CONTACT=nobody"], ("IMGSCRAPER_CONTACT='nobody' is neither an e-mail address nor",)),
         (["-s", "IMGSCRAPER_MAX_RATE=fast"], ("Bad setting: IMGSCRAPER_MAX_RATE='fast' is not a size",)),
+        # Chromium's downloads cannot be paced: refused, whether or not Chromium is installed.
+        (["-a", "render=yes", "-s", "IMGSCRAPER_MAX_RATE=1M", "-s", "IMGSCRAPER_RENDER_BROWSER=/no/chromium"],
+         ("Bad argument: render=yes loads pages in Chromium, which IMGSCRAPER_MAX_RATE cannot pace",)),
     ],
     ids=["misspelt-argument", "bad-depth", "bad-filter-argument", "misspelt-jobdir", "misspelt-concurrency",
          "misspelt-delay", "bad-choice", "bad-number", "depth-typo", "depth-limit", "reactorless", "no-browser",
-         "no-cookies-file", "no-cookies-file-setting", "bad-contact", "bad-max-rate"],
+         "no-cookies-file", "no-cookies-file-setting", "bad-contact", "bad-max-rate", "render-with-max-rate"],
 )
 def test_bad_input_is_one_line_and_changes_nothing(srv, run_crawl, tmp_path, args, words):
     result, feed = crawl_with_feed(srv, run_crawl, tmp_path, args)

@@ -372,6 +372,13 @@ def test_max_pages_must_be_positive():
         Renderer(project_settings(IMGSCRAPER_RENDER_MAX_PAGES=0))
 
 
+def test_a_bandwidth_limit_is_refused():
+    """Chromium downloads the pages itself: IMGSCRAPER_MAX_RATE could not hold (see docs/settings.md)."""
+    with pytest.raises(RenderingError, match="render=yes loads pages in Chromium, which IMGSCRAPER_MAX_RATE cannot pace"):
+        Renderer(project_settings(IMGSCRAPER_MAX_RATE="1M"))
+    Renderer(project_settings(IMGSCRAPER_MAX_RATE="0"))
+
+
 def test_unreachable_start_page_is_one_error_line(run_crawl, chromium):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
