@@ -25,6 +25,7 @@ from imgscraper.bandwidth import BURST, ReadPacer, TokenBucket, _PacedHTTP11Clie
 from tests.support.crawl import CrawlResult
 from tests.support.httpserver import HTTPTestServer
 from tests.support.images import png
+from tests.support.tls import server_context
 
 KIB = 1024
 
@@ -173,6 +174,13 @@ def site(tmp_path_factory):
         yield ChunkedImages(server)
 
 
+@pytest.fixture(scope="module")
+def tls_site(tmp_path_factory):
+    context = server_context(tmp_path_factory.mktemp("tls"))
+    with HTTPTestServer(tmp_path_factory.mktemp("paced-tls"), ssl_context=context) as server:
+        yield ChunkedImages(server)
+
+
 def crawl(site: ChunkedImages, run_crawl, *settings: str) -> tuple[CrawlResult, list[tuple[float, int]]]:
     """A crawl of the page with ``settings``: its result, and the server's pieces in time order."""
     site.sent.clear()
@@ -241,3 +249,12 @@ def test_an_unpaced_crawl_reads_as_fast_as_it_can(paced, unpaced):
     assert ahead_of(RATE, sent) > 1.5 * BUFFERED  # what the paced crawl's check would catch
     assert result.duration < paced[0].duration
     assert "IMGSCRAPER_MAX_RATE" not in result.log
+
+
+def test_https_is_paced_too(tls_site, run_crawl):
+    """Over TLS the paused transport is the TCP one under the TLS layer: the server is held back alike."""
+    rate = 1024 * KIB
+    _, sent = crawl(tls_site, run_crawl, "IMGSCRAPER_MAX_RATE=1M")
+    total = sum(size for _, size in sent)
+    assert ahead_of(rate, sent) <= BUFFERED
+    assert sent[-1][0] - sent[0][0] >= (total - BUFFERED) / rate
