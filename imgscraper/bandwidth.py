@@ -13,7 +13,11 @@ are read.
 whose connections do so; the :class:`~imgscraper.addons.bandwidth.BandwidthLimit`
 add-on puts it in ``DOWNLOAD_HANDLERS`` for ``http`` and ``https`` when the
 setting is set. A crawl's handlers (one per scheme) share its bucket
-(:func:`crawl_bucket`).
+(:func:`crawl_bucket`). Scrapy builds its response reader inside a private
+agent, with no way to swap it; the hook is the connection pool's protocol
+factory, which Scrapy sets the same way, and the paced protocol extends
+Scrapy's (private) lenient one: ``tests/test_bandwidth.py`` says whether a
+Scrapy upgrade kept them.
 
 What counts is what the HTTP connections read: status lines, headers and
 bodies (over TLS, once decrypted). The bucket saves up at most :data:`BURST`
@@ -131,11 +135,11 @@ class _PacedHTTP11ClientProtocol(_LenientHTTP11ClientProtocol):
         super().connectionMade()
         self._pacer = ReadPacer(self.transport, self._bucket, self._clock)
 
-    def dataReceived(self, bytes: bytes) -> None:  # noqa: A002 - Twisted's name
-        super().dataReceived(bytes)
+    def dataReceived(self, data: bytes) -> None:
+        super().dataReceived(data)
         # Paced after the chunk is handled: a response it ends resumes the transport.
         if self._pacer is not None:
-            self._pacer.read(len(bytes))
+            self._pacer.read(len(data))
 
     def connectionLost(self, reason: Failure) -> None:
         if self._pacer is not None:

@@ -135,7 +135,7 @@ RATE = 500 * KIB
 IMAGES, SIDE = 4, 418
 CHUNK = 16 * KIB
 #: How far the sockets' buffers (the server's small send buffer, the crawl's receive buffer) let
-#: the server get ahead of the crawl's reading on the four connections; about 160 KiB each measured.
+#: the server get ahead of the crawl's reading on the four connections: 140 to 190 KiB each measured.
 BUFFERED = 1024 * KIB
 
 
