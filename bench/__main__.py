@@ -3,8 +3,8 @@
 Scenarios: the large site on loopback and at +50 ms per response (every
 tool; on loopback also Scrapy's engine alone over the plain image list, the
 floor of any crawl inside Scrapy), the small site (a tenth of the large one) on loopback (imgscraper,
-for memory growth), and a sweep of the concurrency at +50 ms on the large
-site (imgscraper and curl: the chart).
+for memory growth), a 6.8 MB site unpaced and at ``IMGSCRAPER_MAX_RATE=1M`` (:mod:`bench.rate`),
+and a sweep of the concurrency at +50 ms on the large site (imgscraper and curl: the chart).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench import report, tools, workers
+from bench import rate, report, tools, workers
 from bench.measure import Run
 from bench.servers import LatencyProxy, nginx
 from bench.site import LARGE, SMALL, ensure_site
@@ -61,9 +61,11 @@ def main() -> None:
     print(f"Generating sites under {sites} (cached)...", flush=True)
     large = ensure_site(sites / "large", LARGE, "/large/")
     small = ensure_site(sites / "small", SMALL, "/small/")
+    paced = ensure_site(sites / "paced", rate.PACED, "/paced/")
     (sites / "robots.txt").write_text("User-agent: *\nAllow: /\n")
     print(f"large: {len(large['images'])} images, {large['bytes'] / 1e6:.0f} MB, {large['pages']} pages; "
-          f"small: {len(small['images'])} images, {small['bytes'] / 1e6:.0f} MB, {small['pages']} pages", flush=True)
+          f"small: {len(small['images'])} images, {small['bytes'] / 1e6:.0f} MB, {small['pages']} pages; "
+          f"paced: {len(paced['images'])} images, {paced['bytes'] / 1e6:.1f} MB", flush=True)
 
     runs: list[Run] = []
     sweep: list[Run] = []
@@ -115,6 +117,9 @@ def main() -> None:
         shared = workers.run(direct, args.out / "runs" / "shared", concurrency=c)
         for run in shared:
             record(run, runs)
+        # A bandwidth limit: the same 6.8 MB crawl unpaced and at IMGSCRAPER_MAX_RATE=1M.
+        for run in rate.run(direct, args.out / "runs" / "rate", concurrency=c):
+            record(run, runs)
 
         for value in [int(v) for v in args.sweep.split(",") if v.strip()]:
             work = args.out / "runs" / f"sweep-{value}"
@@ -131,6 +136,7 @@ def main() -> None:
     checks += report.targets_for(runs, TWO_WORKERS, LOOPBACK)
     checks += workers_vs_one(runs, (LOOPBACK, LATENCY))
     checks += workers.targets(shared, len(large["images"]))
+    checks += rate.targets(runs, len(paced["images"]))
     print()
     print(report.format_targets(checks))
     print()
@@ -141,7 +147,7 @@ def main() -> None:
         "concurrency": c,
         "latency_s": args.delay,
         "sites": {name: {k: v for k, v in m.items() if k != "images"} | {"image_count": len(m["images"])}
-                  for name, m in (("large", large), ("small", small))},
+                  for name, m in (("large", large), ("small", small), ("paced", paced))},
         "runs": runs,
         "sweep": sweep,
         "targets": checks,

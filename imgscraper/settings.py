@@ -73,6 +73,8 @@ ADDONS = {
     "imgscraper.addons.distributed.DistributedCrawl": 10,
     # IMGSCRAPER_CONTACT in the User-Agent.
     "imgscraper.addons.useragent.ContactUserAgent": 20,
+    # IMGSCRAPER_MAX_RATE: responses read at that pace (imgscraper/bandwidth.py).
+    "imgscraper.addons.bandwidth.BandwidthLimit": 30,
 }
 EXTENSIONS = {
     "imgscraper.extensions.failurelines.OneLineRobotsErrors": 0,
@@ -172,6 +174,10 @@ IMGSCRAPER_MAX_BYTES = 0
 IMGSCRAPER_PROGRESS = True
 # Seconds between progress lines in the log when stderr is not a terminal (0: none).
 IMGSCRAPER_PROGRESS_INTERVAL = 60.0
+# Bytes per second the crawl reads at most, e.g. "1M" or "500k" (k = 1024): responses are read at
+# that pace (requests are not delayed). With IMGSCRAPER_WORKERS=N each process reads its Nth.
+# Empty or 0: no limit.
+IMGSCRAPER_MAX_RATE = ""
 # Python's cyclic garbage collector: objects alive when the crawl starts are frozen and the
 # first generation is collected every this many allocations (Python: 700); 0 leaves it alone.
 # About 7% less CPU on the bench site, same peak memory (see docs/benchmarks.md).

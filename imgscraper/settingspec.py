@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from imgscraper.discovery.originals import parse_rules
-from imgscraper.filters import FILTERS
+from imgscraper.filters import FILTERS, parse_byte_size
 from imgscraper.pipelines.filepaths import FilePathTemplate
 from imgscraper.addons.useragent import contact_reference
 from imgscraper.utils import parse_duration
@@ -220,6 +220,7 @@ SETTINGS: Mapping[str, Kind] = {
     "IMGSCRAPER_PROGRESS": Boolean(),
     "IMGSCRAPER_PROGRESS_INTERVAL": Number(0),
     "IMGSCRAPER_WORKERS": Integer(1),
+    "IMGSCRAPER_MAX_RATE": Parsed(parse_byte_size, "1M"),
     "IMGSCRAPER_GC_THRESHOLD": Integer(0),
     # Rendering
     "IMGSCRAPER_RENDER_BROWSER": Text(),

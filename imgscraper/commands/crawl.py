@@ -13,8 +13,8 @@ a crawl that stored as many images as asked) or a start page could not be fetche
 
 It also tunes the garbage collector (:mod:`imgscraper.runtime`), and with
 ``IMGSCRAPER_WORKERS > 1`` sets up the local workers (:mod:`imgscraper.distributed.workers`):
-a private ``redis-server`` unless ``IMGSCRAPER_REDIS_URL`` is set, and the
-command line of a worker.
+a private ``redis-server`` unless ``IMGSCRAPER_REDIS_URL`` is set, the
+command line of a worker, and each process's share of ``IMGSCRAPER_MAX_RATE``.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from scrapy.spiderloader import get_spider_loader
 from scrapy.utils.log import configure_logging
 
 from imgscraper.addons.settingscheck import check_settings, spider_arguments
+from imgscraper.bandwidth import max_rate
 from imgscraper.downloadermiddlewares.cookiesfile import cookies_file_path, read_cookies
 from imgscraper.extensions.imagelimit import ImageLimit
 from imgscraper.rendering.renderer import Renderer, RenderingError
@@ -127,8 +128,8 @@ class Command(ScrapyCrawlCommand):
 
     def _set_up_local_workers(self, spider: str, opts: argparse.Namespace, stack: contextlib.ExitStack) -> bool:
         """With ``IMGSCRAPER_WORKERS > 1``: a private Redis (stopped with ``stack``) unless
-        ``IMGSCRAPER_REDIS_URL`` is set, and the local workers' command line. False: no
-        ``redis-server`` (one ERROR line)."""
+        ``IMGSCRAPER_REDIS_URL`` is set, ``IMGSCRAPER_MAX_RATE`` divided evenly between the
+        processes, and the local workers' command line. False: no ``redis-server`` (one ERROR line)."""
         assert self.settings is not None
         try:
             workers = self.settings.getint("IMGSCRAPER_WORKERS")
@@ -147,6 +148,10 @@ class Command(ScrapyCrawlCommand):
                 return False
             logger.info("Private Redis for %d workers: %s", workers, url)
             self.settings.set("IMGSCRAPER_REDIS_URL", url, priority="cmdline")
+        if rate := max_rate(self.settings):
+            # Each process paces its own reading (imgscraper.bandwidth): each gets an even share,
+            # the lead here and the local workers through their command line.
+            self.settings.set("IMGSCRAPER_MAX_RATE", max(1, rate // workers), priority="cmdline")
         self.settings.set("IMGSCRAPER_LOCAL_WORKER_COMMAND", worker_command(spider, opts.spargs, self.settings),
                           priority="cmdline")
         return True

@@ -44,6 +44,7 @@ from scrapy.http import Response
 from scrapy.settings import BaseSettings
 from w3lib.url import canonicalize_url
 
+from imgscraper.bandwidth import max_rate
 from imgscraper.discovery.html import find_images
 from imgscraper.discovery.references import ImageRef
 from imgscraper.rendering.pace import BrowserPace, PageTransfers
@@ -141,7 +142,8 @@ class Renderer:
     Built from the ``IMGSCRAPER_RENDER_*`` settings by :meth:`from_crawler`,
     which also enables scrapy-playwright (settings at ``spider`` priority, so
     ``-s PLAYWRIGHT_...`` on the command line still wins). Raises
-    :class:`RenderingError` when the browser executable is missing.
+    :class:`RenderingError` when the browser executable is missing, and with
+    ``IMGSCRAPER_MAX_RATE`` set (Chromium's downloads cannot be paced).
     ``click`` is the CSS selector of a "load more" element to click on
     every page (empty: none).
     """
@@ -164,6 +166,13 @@ class Renderer:
         self.crawler = crawler
         if self.max_pages < 1:
             raise RenderingError(f"IMGSCRAPER_RENDER_MAX_PAGES must be at least 1, not {self.max_pages}")
+        try:
+            limited = bool(max_rate(settings))
+        except ValueError:
+            limited = False  # imgscraper.addons.settingscheck reports it
+        if limited:
+            raise RenderingError("render=yes loads pages in Chromium, which IMGSCRAPER_MAX_RATE cannot pace:"
+                                 " leave out -a render=yes or IMGSCRAPER_MAX_RATE")
 
     @classmethod
     def from_crawler(cls, crawler: Crawler, click: str = "") -> Renderer:

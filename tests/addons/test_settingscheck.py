@@ -65,6 +65,8 @@ def test_project_defaults_pass_and_the_check_creates_nothing(tmp_path):
         ({"IMGSCRAPER_PROGRESS": "sometimes"}, ("IMGSCRAPER_PROGRESS", "true or false")),
         ({"IMGSCRAPER_MAX_PAGES": "-1"}, ("IMGSCRAPER_MAX_PAGES", ">= 0")),
         ({"IMGSCRAPER_WORKERS": "0"}, ("IMGSCRAPER_WORKERS", ">= 1")),
+        ({"IMGSCRAPER_MAX_RATE": "fast"}, ("IMGSCRAPER_MAX_RATE='fast' is not a size", "-s IMGSCRAPER_MAX_RATE=1M")),
+        ({"IMGSCRAPER_MAX_RATE": "-1M"}, ("IMGSCRAPER_MAX_RATE='-1M' is not a size",)),
         ({"IMGSCRAPER_RETRY_AFTER_MAX": "soon"}, ("IMGSCRAPER_RETRY_AFTER_MAX", "number")),
         ({"IMGSCRAPER_HOST_FAILURES": "-1"}, ("IMGSCRAPER_HOST_FAILURES", ">= 0")),
         ({"IMGSCRAPER_HOST_COOLDOWN": "soon"}, ("IMGSCRAPER_HOST_COOLDOWN", "number")),

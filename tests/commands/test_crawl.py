@@ -3,11 +3,19 @@ exit status 1, and the crawl leaves everything as it was: an existing feed keeps
 no store folder, record, gallery or JOBDIR is created, nothing is requested.
 
 Each case runs ``python -m scrapy crawl images`` against the generated site on 127.0.0.1.
+Last, what the command sets up for local workers besides Redis: their share of the bandwidth limit.
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+
 import pytest
+from scrapy.settings import Settings
+
+from imgscraper import settings as project_settings
+from imgscraper.commands.crawl import Command
 
 FEED = b'{"url": "http://example.com/kept.jpg", "status": "downloaded"}\n' * 3
 
@@ -67,10 +75,14 @@ def assert_one_error_first(result, *words: str) -> str:
         (["-a", "cookies=/no/cookies.txt"], ("Bad argument: cookies /no/cookies.txt: cannot be read",)),
         (["-s", "IMGSCRAPER_COOKIES=/no/cookies.txt"], ("Bad argument: cookies /no/cookies.txt: cannot be read",)),
         (["-s", "IMGSCRAPER_CONTACT=nobody"], ("IMGSCRAPER_CONTACT='nobody' is neither an e-mail address nor",)),
+        (["-s", "IMGSCRAPER_MAX_RATE=fast"], ("Bad setting: IMGSCRAPER_MAX_RATE='fast' is not a size",)),
+        # Chromium's downloads cannot be paced: refused, whether or not Chromium is installed.
+        (["-a", "render=yes", "-s", "IMGSCRAPER_MAX_RATE=1M", "-s", "IMGSCRAPER_RENDER_BROWSER=/no/chromium"],
+         ("Bad argument: render=yes loads pages in Chromium, which IMGSCRAPER_MAX_RATE cannot pace",)),
     ],
     ids=["misspelt-argument", "bad-depth", "bad-filter-argument", "misspelt-jobdir", "misspelt-concurrency",
          "misspelt-delay", "bad-choice", "bad-number", "depth-typo", "depth-limit", "reactorless", "no-browser",
-         "no-cookies-file", "no-cookies-file-setting", "bad-contact"],
+         "no-cookies-file", "no-cookies-file-setting", "bad-contact", "bad-max-rate", "render-with-max-rate"],
 )
 def test_bad_input_is_one_line_and_changes_nothing(srv, run_crawl, tmp_path, args, words):
     result, feed = crawl_with_feed(srv, run_crawl, tmp_path, args)
@@ -104,3 +116,19 @@ def test_the_settings_of_the_components_in_use_pass(srv, run_crawl, tmp_path, se
     result = run_crawl(["-a", f"url={srv.url}", "-a", "download=no", "-s", setting], out_dir=tmp_path)
     assert result.returncode == 0, result.tail()
     assert "Unknown setting" not in result.stderr and not result.error_lines(), result.tail()
+
+
+def test_the_processes_of_a_crawl_with_local_workers_share_its_bandwidth_limit():
+    """Each process paces its own reading: the lead and each local worker read a third of the limit."""
+    settings = Settings()
+    settings.setmodule(project_settings, priority="project")
+    settings.setdict({"IMGSCRAPER_WORKERS": 3, "IMGSCRAPER_MAX_RATE": "1M",
+                      # A Redis of its own: no private redis-server is started.
+                      "IMGSCRAPER_REDIS_URL": "redis://127.0.0.1:1/0"}, priority="cmdline")
+    command = Command()
+    command.settings = settings
+    with contextlib.ExitStack() as stack:
+        assert command._set_up_local_workers("images", argparse.Namespace(spargs={"url": "https://example.com/"}), stack)
+    share = 1024 * 1024 // 3
+    assert settings.get("IMGSCRAPER_MAX_RATE") == share
+    assert f"IMGSCRAPER_MAX_RATE={share}" in settings.getlist("IMGSCRAPER_LOCAL_WORKER_COMMAND")

@@ -12,11 +12,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import http.server
-import ipaddress
 import json
 import re
 import socket
-import ssl
 import subprocess
 import sys
 import threading
@@ -32,6 +30,7 @@ from imgscraper.rendering.renderer import REPORT_KEY, Renderer
 from tests.support.crawl import PROJECT_ROOT, crawl_environment
 from tests.support.httpserver import HTTPTestServer
 from tests.support.jssite import PAGES, generate_js_site
+from tests.support.tls import server_context
 
 STORE_NAME = re.compile(r"^full/[0-9a-f-]{36}\.png$")
 ASYNCIO_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
@@ -372,6 +371,13 @@ def test_max_pages_must_be_positive():
         Renderer(project_settings(IMGSCRAPER_RENDER_MAX_PAGES=0))
 
 
+def test_a_bandwidth_limit_is_refused():
+    """Chromium downloads the pages itself: IMGSCRAPER_MAX_RATE could not hold (see docs/settings.md)."""
+    with pytest.raises(RenderingError, match="render=yes loads pages in Chromium, which IMGSCRAPER_MAX_RATE cannot pace"):
+        Renderer(project_settings(IMGSCRAPER_MAX_RATE="1M"))
+    Renderer(project_settings(IMGSCRAPER_MAX_RATE="0"))
+
+
 def test_unreachable_start_page_is_one_error_line(run_crawl, chromium):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -385,37 +391,9 @@ def test_unreachable_start_page_is_one_error_line(run_crawl, chromium):
     assert result.stats.get("imgscraper/pages_failed/connection-refused") == 1
 
 
-def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
-    """A throwaway certificate for 127.0.0.1 and its key (PEM files)."""
-    import datetime
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = directory / "cert.pem", directory / "key.pem"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return cert_file, key_file
-
-
 def test_render_https_page_with_a_self_signed_certificate(js_site, run_crawl, chromium, tmp_path):
     """Like Scrapy, rendering accepts any certificate; https has its own handler."""
-    cert_file, key_file = self_signed_certificate(tmp_path)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert_file, key_file)
+    context = server_context(tmp_path)
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(js_site.root))
     handler.log_message = lambda *args: None
     with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:

@@ -31,6 +31,7 @@ import mimetypes
 import os
 import posixpath
 import socket
+import ssl
 import threading
 import time
 from dataclasses import dataclass
@@ -455,10 +456,12 @@ class HTTPTestServer:
 
     ``latency`` (seconds, settable at any time) is slept before every
     response. ``port=0`` picks a free port; :attr:`url` is
-    ``http://host:port/``.
+    ``http://host:port/``, or ``https://host:port/`` with ``ssl_context``
+    (a server-side context, e.g. :func:`tests.support.tls.server_context`).
     """
 
-    def __init__(self, root: os.PathLike | str, host: str = "127.0.0.1", port: int = 0, latency: float = 0.0):
+    def __init__(self, root: os.PathLike | str, host: str = "127.0.0.1", port: int = 0, latency: float = 0.0,
+                 ssl_context: ssl.SSLContext | None = None):
         self.root = Path(root)
         self.host = host
         self.latency = latency
@@ -466,6 +469,9 @@ class HTTPTestServer:
         self._handlers: list[tuple[Matcher, HandlerFunc]] = []
         self._handlers_lock = threading.Lock()
         self._httpd = _Server((host, port), RequestHandler)
+        if ssl_context is not None:
+            self._httpd.socket = ssl_context.wrap_socket(self._httpd.socket, server_side=True)
+        self.scheme = "http" if ssl_context is None else "https"
         self._httpd.owner = self
         self._httpd.log = self.log
         self.port: int = self._httpd.server_address[1]
@@ -473,7 +479,7 @@ class HTTPTestServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}/"
+        return f"{self.scheme}://{self.host}:{self.port}/"
 
     @property
     def netloc(self) -> str:
