@@ -371,8 +371,9 @@ class SharedCrawl:
         if not self.joined:
             return
         self.joined = False
-        for signal in (imgscraper_signals.image_failed, imgscraper_signals.page_failed):
-            self.crawler.signals.disconnect(self._failure_to_lead, signal=signal)
+        if self.lead:  # as join connected them
+            for signal in (imgscraper_signals.image_failed, imgscraper_signals.page_failed):
+                self.crawler.signals.disconnect(self._failure_to_lead, signal=signal)
         if self._listener is not None:
             self._listener.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
