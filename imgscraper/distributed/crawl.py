@@ -267,7 +267,7 @@ class SharedCrawl:
         self._tasks: set[asyncio.Future[Any]] = set()
         self._failed = False
         #: What to do with each kind of message on the crawl's ``events`` channel (:meth:`on_event`).
-        self._event_handlers: dict[str, Callable[[str], None]] = {}
+        self._event_handlers: dict[str, list[Callable[[str], None]]] = {}
         self._listener: asyncio.Future[None] | None = None
         self._scripts = {
             name: self.server.register_script(source)
@@ -356,15 +356,16 @@ class SharedCrawl:
         """The list where the local workers of ``lead`` hand it their items and stats."""
         return self.key(f"output:{lead}")
 
-    async def heartbeat(self) -> str | None:
-        """Say this worker is alive; put the pages of dead workers back in the queue. Returns
-        the reason the crawl is closing for, if it is (see :meth:`close`)."""
+    async def heartbeat(self) -> None:
+        """Say this worker is alive; put the pages of dead workers back in the queue. If the crawl
+        is closing (see :meth:`close`), tell the ``close`` handlers, in case the message was missed."""
         closing = await self._run("heartbeat", self.worker, self.timeout_ms)
         moved = await self._run("release", STARTING)
         if moved:
             self.crawler.stats.inc_value("imgscraper/shared/pages_recovered", moved)
             logger.warning("Put %d pages of stopped workers back in the shared queue", moved)
-        return closing.decode() if closing else None
+        if closing:
+            self._dispatch("close", closing.decode())
 
     async def leave(self) -> None:
         """Leave the crawl, putting any page still held back in the queue; close the connections."""
@@ -424,8 +425,13 @@ class SharedCrawl:
     # -- messages -------------------------------------------------------------
 
     def on_event(self, kind: str, handler: Callable[[str], None]) -> None:
-        """Call ``handler(argument)`` for each ``<kind> <argument>`` message on the crawl's channel."""
-        self._event_handlers[kind] = handler
+        """Call ``handler(argument)`` for each ``<kind> <argument>`` message on the crawl's channel, after
+        the handlers of ``kind`` given before. A ``close`` handler may be called again for the same reason."""
+        self._event_handlers.setdefault(kind, []).append(handler)
+
+    def _dispatch(self, kind: str, argument: str) -> None:
+        for handler in self._event_handlers.get(kind, ()):
+            handler(argument)
 
     async def publish(self, kind: str, argument: str) -> None:
         await self.server.publish(self.key("events"), f"{kind} {argument}")
@@ -439,8 +445,7 @@ class SharedCrawl:
                 if message is None:
                     continue
                 kind, _, argument = message["data"].decode().partition(" ")
-                if (handler := self._event_handlers.get(kind)) is not None:
-                    handler(argument)
+                self._dispatch(kind, argument)
         finally:
             await pubsub.aclose()
 
