@@ -34,9 +34,11 @@ Redis keys, under ``imgscraper:<crawl id>:``:
 ``run`` (hash)
     this run of the crawl (from the first worker joining to the last leaving): ``started`` (ms), the
     counters of ``CLOSESPIDER_*`` and ``closing``, the reason the crawl is closing for
-    (:mod:`imgscraper.distributed.closespider`)
+    (:mod:`imgscraper.distributed.closespider`); the places of ``max_images``
+    (:mod:`imgscraper.distributed.imagelimit`)
 ``events`` (pub/sub channel)
-    ``close <reason>``, ``freed <slot>``, ``wanted <slot>``: what a worker tells the others at once
+    ``close <reason>``, ``freed <slot>``, ``wanted <slot>``, ``places <count>``: what a worker tells the others
+    at once
 """
 
 from __future__ import annotations
@@ -76,7 +78,7 @@ logger = logging.getLogger(__name__)
 #: Stats each process keeps for itself: the lead worker does not add a local worker's
 #: (item_scraped_count: it counts the items it writes to its feeds).
 OWN_STATS = ("item_scraped_count", "items_per_minute", "responses_per_minute", "elapsed_time", "memusage/",
-             "log_count/", "start_time", "finish_")
+             "log_count/", "start_time", "finish_", "imgscraper/max_images_reached")
 #: The field of a worker's ``taken`` hash held from joining until it is first idle.
 STARTING = "starting"
 

@@ -15,9 +15,10 @@ transfers under way finish, requests waiting for the downloader fail (their page
 in a ``JOBDIR``), nothing new is requested. The crawl command counts that reason as a success,
 and the summary says it.
 
-The counts are this process's. A crawl shared by several workers needs them shared: a subclass
-of :class:`ImageLimit` that counts in Redis would take its place in ``EXTENSIONS``; every
-component finds it with ``crawler.get_extension(ImageLimit)``.
+The counts are this process's. In a crawl shared by several workers,
+:class:`imgscraper.distributed.imagelimit.SharedImageLimit` takes its place in ``EXTENSIONS`` and
+counts in Redis; every component finds either with ``crawler.get_extension(ImageLimit)``
+(:func:`image_limit`).
 """
 
 from __future__ import annotations
