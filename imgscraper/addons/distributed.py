@@ -15,8 +15,9 @@ class DistributedCrawl:
     """``IMGSCRAPER_REDIS_URL`` set: share the crawl with every worker using the
     same Redis (:mod:`imgscraper.distributed`: scrapy-redis's scheduler and
     duplicate filter, kept queue, shared image claims, download slots shared
-    by every worker (:mod:`imgscraper.distributed.leases`), ``CLOSESPIDER_*`` limits
-    for the whole crawl (:mod:`imgscraper.distributed.closespider`); with
+    by every worker (:mod:`imgscraper.distributed.leases`), ``CLOSESPIDER_*`` limits and
+    ``max_images`` for the whole crawl (:mod:`imgscraper.distributed.closespider`,
+    :mod:`imgscraper.distributed.imagelimit`); with
     ``IMGSCRAPER_WORKERS > 1`` under the crawl command, :mod:`imgscraper.distributed.workers`
     starts the local workers). Unset: nothing changes, and neither redis nor
     scrapy-redis is imported.
@@ -35,7 +36,9 @@ class DistributedCrawl:
         from scrapy.extensions.closespider import CloseSpider  # noqa: PLC0415
 
         from imgscraper.distributed.closespider import SharedCloseSpider  # noqa: PLC0415
+        from imgscraper.distributed.imagelimit import SharedImageLimit  # noqa: PLC0415
         from imgscraper.distributed.middleware import SharedImagesMiddleware  # noqa: PLC0415
+        from imgscraper.extensions.imagelimit import ImageLimit  # noqa: PLC0415
 
         settings.set("REDIS_URL", url, priority="addon")
         # The crawl command's local workers (IMGSCRAPER_WORKERS): this worker starts them and leads them.
@@ -60,6 +63,9 @@ class DistributedCrawl:
         # CLOSESPIDER_* limits for the whole crawl (imgscraper.distributed.closespider).
         settings.set_in_component_priority_dict("EXTENSIONS", CloseSpider, None)
         settings.set_in_component_priority_dict("EXTENSIONS", SharedCloseSpider, 0)
+        # max_images for the whole crawl (imgscraper.distributed.imagelimit).
+        settings.set_in_component_priority_dict("EXTENSIONS", ImageLimit, None)
+        settings.set_in_component_priority_dict("EXTENSIONS", SharedImageLimit, 0)
 
     @staticmethod
     def _valid_settings(settings: Settings) -> bool:

@@ -182,19 +182,6 @@ def check_resolver(settings: BaseSettings) -> Iterator[str]:
                "GuardedResolver (IPv4) or GuardedHostnameResolver (IPv6 too), or -s IMGSCRAPER_ALLOW_PRIVATE_NETWORKS=True")
 
 
-def check_image_limit(settings: BaseSettings) -> Iterator[str]:
-    """A problem if ``IMGSCRAPER_MAX_IMAGES`` (``-a max_images``) is set for a crawl shared by workers:
-    the limit counts the images of one process, and would be reached once per worker."""
-    try:
-        limit = settings.getint("IMGSCRAPER_MAX_IMAGES")
-        shared = bool(settings.get("IMGSCRAPER_REDIS_URL")) or settings.getint("IMGSCRAPER_WORKERS") > 1
-    except ValueError:
-        return  # reported by check_values
-    if limit > 0 and shared:
-        yield (f"IMGSCRAPER_MAX_IMAGES={limit} (-a max_images) counts the images of one process, not yet those of"
-               " workers sharing a crawl (IMGSCRAPER_WORKERS, IMGSCRAPER_REDIS_URL): crawl with -s IMGSCRAPER_WORKERS=1")
-
-
 def spider_arguments(spidercls: type) -> tuple[str, ...]:
     """The arguments ``spidercls`` declares (``ImagesSpider.argument_names``), for the hints."""
     names = getattr(spidercls, "argument_names", None)
@@ -206,7 +193,6 @@ def check_settings(settings: BaseSettings, arguments: Collection[str] = ()) -> l
     problems = [f"unknown setting {name}: {hint}" for name, hint in unknown_settings(settings, arguments).items() if hint]
     problems += check_values(settings)
     problems += check_resolver(settings)
-    problems += check_image_limit(settings)
     if settings.get("ITEM_PIPELINES"):
         problems += check_store(settings.get("IMAGES_STORE"))
     return problems

@@ -17,8 +17,8 @@ scheduled re-crawl needs nothing but being started again.
 
 Workers talk to Redis through redis-py's asyncio client, on the event loop of
 Twisted's asyncio reactor: no worker waits for Redis with its event loop
-stopped. ``IMGSCRAPER_MAX_PAGES`` and Scrapy's ``CLOSESPIDER_*`` limits are
-counted in Redis: they hold for the crawl as a whole.
+stopped. ``IMGSCRAPER_MAX_PAGES``, ``max_images`` and Scrapy's ``CLOSESPIDER_*``
+limits are counted in Redis: they hold for the crawl as a whole.
 
 A crawl is finished when no page is queued and no worker holds a page.
 A worker holds each page it takes (moved atomically from the queue to its
@@ -43,5 +43,7 @@ The components:
   download slots whose limits hold across the workers;
 * :mod:`~imgscraper.distributed.closespider`: :class:`~imgscraper.distributed.closespider.SharedCloseSpider`,
   Scrapy's ``CLOSESPIDER_*`` limits for the whole crawl;
+* :mod:`~imgscraper.distributed.imagelimit`: :class:`~imgscraper.distributed.imagelimit.SharedImageLimit`,
+  ``max_images`` for the whole crawl;
 * :mod:`~imgscraper.distributed.workers`: the local workers of ``IMGSCRAPER_WORKERS`` and their lead.
 """

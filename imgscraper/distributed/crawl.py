@@ -34,9 +34,11 @@ Redis keys, under ``imgscraper:<crawl id>:``:
 ``run`` (hash)
     this run of the crawl (from the first worker joining to the last leaving): ``started`` (ms), the
     counters of ``CLOSESPIDER_*`` and ``closing``, the reason the crawl is closing for
-    (:mod:`imgscraper.distributed.closespider`)
+    (:mod:`imgscraper.distributed.closespider`); the places of ``max_images``
+    (:mod:`imgscraper.distributed.imagelimit`)
 ``events`` (pub/sub channel)
-    ``close <reason>``, ``freed <slot>``, ``wanted <slot>``: what a worker tells the others at once
+    ``close <reason>``, ``freed <slot>``, ``wanted <slot>``, ``places <count>``: what a worker tells the others
+    at once
 """
 
 from __future__ import annotations
@@ -76,7 +78,7 @@ logger = logging.getLogger(__name__)
 #: Stats each process keeps for itself: the lead worker does not add a local worker's
 #: (item_scraped_count: it counts the items it writes to its feeds).
 OWN_STATS = ("item_scraped_count", "items_per_minute", "responses_per_minute", "elapsed_time", "memusage/",
-             "log_count/", "start_time", "finish_")
+             "log_count/", "start_time", "finish_", "imgscraper/max_images_reached")
 #: The field of a worker's ``taken`` hash held from joining until it is first idle.
 STARTING = "starting"
 
@@ -267,7 +269,7 @@ class SharedCrawl:
         self._tasks: set[asyncio.Future[Any]] = set()
         self._failed = False
         #: What to do with each kind of message on the crawl's ``events`` channel (:meth:`on_event`).
-        self._event_handlers: dict[str, Callable[[str], None]] = {}
+        self._event_handlers: dict[str, list[Callable[[str], None]]] = {}
         self._listener: asyncio.Future[None] | None = None
         self._scripts = {
             name: self.server.register_script(source)
@@ -356,23 +358,25 @@ class SharedCrawl:
         """The list where the local workers of ``lead`` hand it their items and stats."""
         return self.key(f"output:{lead}")
 
-    async def heartbeat(self) -> str | None:
-        """Say this worker is alive; put the pages of dead workers back in the queue. Returns
-        the reason the crawl is closing for, if it is (see :meth:`close`)."""
+    async def heartbeat(self) -> None:
+        """Say this worker is alive; put the pages of dead workers back in the queue. If the crawl
+        is closing (see :meth:`close`), tell the ``close`` handlers, in case the message was missed."""
         closing = await self._run("heartbeat", self.worker, self.timeout_ms)
         moved = await self._run("release", STARTING)
         if moved:
             self.crawler.stats.inc_value("imgscraper/shared/pages_recovered", moved)
             logger.warning("Put %d pages of stopped workers back in the shared queue", moved)
-        return closing.decode() if closing else None
+        if closing:
+            self._dispatch("close", closing.decode())
 
     async def leave(self) -> None:
         """Leave the crawl, putting any page still held back in the queue; close the connections."""
         if not self.joined:
             return
         self.joined = False
-        for signal in (imgscraper_signals.image_failed, imgscraper_signals.page_failed):
-            self.crawler.signals.disconnect(self._failure_to_lead, signal=signal)
+        if self.lead:  # as join connected them
+            for signal in (imgscraper_signals.image_failed, imgscraper_signals.page_failed):
+                self.crawler.signals.disconnect(self._failure_to_lead, signal=signal)
         if self._listener is not None:
             self._listener.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -423,8 +427,13 @@ class SharedCrawl:
     # -- messages -------------------------------------------------------------
 
     def on_event(self, kind: str, handler: Callable[[str], None]) -> None:
-        """Call ``handler(argument)`` for each ``<kind> <argument>`` message on the crawl's channel."""
-        self._event_handlers[kind] = handler
+        """Call ``handler(argument)`` for each ``<kind> <argument>`` message on the crawl's channel, after
+        the handlers of ``kind`` given before. A ``close`` handler may be called again for the same reason."""
+        self._event_handlers.setdefault(kind, []).append(handler)
+
+    def _dispatch(self, kind: str, argument: str) -> None:
+        for handler in self._event_handlers.get(kind, ()):
+            handler(argument)
 
     async def publish(self, kind: str, argument: str) -> None:
         await self.server.publish(self.key("events"), f"{kind} {argument}")
@@ -438,8 +447,7 @@ class SharedCrawl:
                 if message is None:
                     continue
                 kind, _, argument = message["data"].decode().partition(" ")
-                if (handler := self._event_handlers.get(kind)) is not None:
-                    handler(argument)
+                self._dispatch(kind, argument)
         finally:
             await pubsub.aclose()
 

@@ -4,7 +4,9 @@ The spider yields every image reference of a page (it does not deduplicate them
 in a shared crawl); :class:`SharedImagesMiddleware` claims them in Redis, one round
 trip per page, passes on those this worker won, counts them as found, and
 records in the worker's :class:`~imgscraper.distributed.ledger.WorkLedger` what the
-page yielded, so that the page is held until all of it is through.
+page yielded, so that the page is held until all of it is through. Listing
+(``-a download=no``) with ``max_images``, it passes on the images won while the
+crawl's limit allows (:meth:`~imgscraper.distributed.imagelimit.SharedImageLimit.places_to_list`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from itemadapter import ItemAdapter, is_item
 from scrapy import Request, signals
 
 from imgscraper.distributed.crawl import SharedCrawl
+from imgscraper.distributed.imagelimit import SharedImageLimit
 from imgscraper.distributed.ledger import TOKEN
 from imgscraper.downloader import crawl_stopping
 from imgscraper.exceptions import StoppedBeforeDownload
@@ -35,6 +38,7 @@ class SharedImagesMiddleware:
     def __init__(self, crawler: Crawler):
         self.crawler = crawler
         self.shared = SharedCrawl.of(crawler)
+        self.limit = crawler.get_extension(SharedImageLimit)
         crawler.signals.connect(self.item_scraped, signal=signals.item_scraped)
         for signal in (signals.item_dropped, signals.item_error):
             crawler.signals.connect(self.item_done, signal=signal)
@@ -68,6 +72,7 @@ class SharedImagesMiddleware:
         images = [obj for obj in outputs if is_item(obj) and "url" in ItemAdapter(obj)]
         claims = await self.shared.claim_images([ItemAdapter(obj)["url"] for obj in images])
         won = dict(zip(map(id, images), claims))
+        over_limit = await self._over_limit([obj for obj in images if won[id(obj)]])
         kept = []
         for obj in outputs:
             if id(obj) in won:
@@ -77,9 +82,21 @@ class SharedImagesMiddleware:
                 self.crawler.stats.inc_value("imgscraper/images/found")
                 if ItemAdapter(obj).get("reason") == "filtered":
                     count_filtered(self.crawler.stats)
+                if id(obj) in over_limit:
+                    self.shared.item_stopped(obj)  # its claim is given up
+                    continue
             self.shared.ledger.output(token, obj)
             kept.append(obj)
         return kept
+
+    async def _over_limit(self, images: list[Any]) -> set[int]:
+        """The ids of the won ``images`` to list past the crawl's ``max_images`` (none when downloading:
+        the store pipeline holds a place for each image)."""
+        if self.limit is None or not self.limit.listing:
+            return set()
+        listed = [obj for obj in images if ItemAdapter(obj).get("status") != "skipped"]
+        places = await self.limit.places_to_list(len(listed))
+        return set(map(id, listed[places:]))
 
     async def process_spider_output(self, response: Response, result: AsyncIterator[Any]) -> AsyncIterator[Any]:
         for obj in await self._parsed([obj async for obj in result], response.meta.get(TOKEN)):

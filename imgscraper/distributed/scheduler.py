@@ -174,12 +174,10 @@ class SharedScheduler(Scheduler):
     async def _heartbeats(self, interval: float) -> None:
         while True:
             await asyncio.sleep(interval)
-            closing = await self.shared.heartbeat()
-            if closing:
-                self._crawl_closing(closing)
+            await self.shared.heartbeat()  # tells _crawl_closing if the crawl closes
 
     def _crawl_closing(self, reason: str) -> None:
-        """The crawl closes (a ``CLOSESPIDER_*`` limit, :mod:`imgscraper.distributed.closespider`): this worker too."""
+        """The crawl closes (at a limit: ``CLOSESPIDER_*``, ``max_images``): this worker too."""
         self._finished = True
         self.shared.close_worker(reason)
 

@@ -334,8 +334,10 @@ class LeadScheduler(SharedScheduler):
         for task in self._loops:
             task.cancel()
         for worker in self.workers:
-            if worker.proc.poll() is None and (not worker.worker or reason != "finished" and not self._signalled):
-                # Not joined yet (nothing to do), or the crawl stopped for another reason than a signal.
+            if worker.proc.poll() is None and (not worker.worker or not self._finished and not self._signalled):
+                # Not joined yet (nothing to do), or this worker stopped alone: neither the crawl's end, nor a
+                # limit of the crawl (the workers close themselves, and a signal now would cut their closing
+                # short), nor a signal (passed on already).
                 with contextlib.suppress(ProcessLookupError):
                     worker.proc.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + self.timeout

@@ -15,9 +15,10 @@ transfers under way finish, requests waiting for the downloader fail (their page
 in a ``JOBDIR``), nothing new is requested. The crawl command counts that reason as a success,
 and the summary says it.
 
-The counts are this process's. A crawl shared by several workers needs them shared: a subclass
-of :class:`ImageLimit` that counts in Redis would take its place in ``EXTENSIONS``; every
-component finds it with ``crawler.get_extension(ImageLimit)``.
+The counts are this process's. In a crawl shared by several workers,
+:class:`imgscraper.distributed.imagelimit.SharedImageLimit` takes its place in ``EXTENSIONS`` and
+counts in Redis; every component finds either with ``crawler.get_extension(ImageLimit)``
+(:func:`image_limit`).
 """
 
 from __future__ import annotations
@@ -90,6 +91,13 @@ class ImageLimit:
             await maybe_deferred_to_future(waiter)
         return True
 
+    def take_listed(self) -> bool:
+        """A place for one image listed (``-a download=no``), kept at once; False once the limit is reached."""
+        if not self.take():
+            return False
+        self.release(kept=True)
+        return True
+
     def release(self, kept: bool) -> None:
         """The image holding a place is done: it keeps the place (``kept``), or gives it back to
         the first image waiting. The last place kept closes the crawl (:meth:`close`)."""
@@ -133,7 +141,7 @@ class ImageLimit:
             self._waiting.popleft().callback(None)
         engine = self.crawler.engine
         if engine.spider is not None:
-            logger.info("%(count)d images stored (max_images): closing the crawl", {"count": self.stored})
+            logger.info("%(count)d images stored (max_images): closing the crawl", {"count": self.max_images})
             deferred_from_coro(engine.close_spider_async(reason=self.REASON))
 
 
@@ -149,11 +157,6 @@ def holding_place(limit: ImageLimit | None, item: Any) -> AbstractAsyncContextMa
 
 def listed_within_limit(crawler: Crawler, item: Any) -> bool:
     """Whether the image of ``item``, to be listed (``-a download=no``), is within the crawl's
-    limit, which counts it; an item already ``skipped`` is."""
+    limit, which counts it (:meth:`ImageLimit.take_listed`); an item already ``skipped`` is."""
     limit = image_limit(crawler)
-    if limit is None or ItemAdapter(item).get("status") == "skipped":
-        return True
-    if not limit.take():  # a listed image holds its place for no time: the limit is reached
-        return False
-    limit.release(kept=True)
-    return True
+    return limit is None or ItemAdapter(item).get("status") == "skipped" or limit.take_listed()

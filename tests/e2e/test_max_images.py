@@ -1,7 +1,7 @@
 """``-a max_images=N`` crawled whole: exactly N images stored (failures do not count), no image
 downloaded for nothing, the crawl stopped at once with the finish reason max_images and exit status 0,
-the summary saying so; listing lists N; a re-crawl counts the images up to date; a crawl shared by
-workers is refused for now."""
+the summary saying so; listing lists N; a re-crawl counts the images up to date. With workers:
+tests/distributed/test_limits.py."""
 
 from __future__ import annotations
 
@@ -87,18 +87,6 @@ def test_listing_lists_n_images(server, run_crawl, tmp_path):
     assert result.stats["finish_reason"] == "max_images"
     assert len(result.items) == 7 and {item["status"] for item in result.items} == {"listed"}
     assert image_requests(result) == []
-
-
-@pytest.mark.parametrize("args", [
-    ["-a", "max_images=5", "-s", "IMGSCRAPER_WORKERS=2"],
-    ["-s", "IMGSCRAPER_MAX_IMAGES=5", "-s", "IMGSCRAPER_REDIS_URL=redis://127.0.0.1:9/0"],
-])
-def test_a_limit_for_workers_sharing_a_crawl_is_refused_for_now(server, run_crawl, tmp_path, args):
-    result = run_crawl(["-a", f"url={server.url}", *args], out_dir=tmp_path, servers=[server])
-    assert result.returncode == 1
-    (line,) = result.error_lines()
-    assert "Bad setting: IMGSCRAPER_MAX_IMAGES=5 (-a max_images) counts the images of one process" in line
-    assert result.requests == []
 
 
 def test_a_bad_max_images_is_a_bad_argument(server, run_crawl, tmp_path):

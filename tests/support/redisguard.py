@@ -5,7 +5,8 @@ Enabled with ``-s EXTENSIONS={"redisguard.RedisCalls": 0}`` (``tests/`` on the
 is open until it is closed, it counts the commands sent with redis-py's
 synchronous client (``redis.Redis``: each one waits for Redis with the thread
 stopped) on the reactor's thread, with the first one's stack, and those sent
-with its asyncio client; at the end it writes them to ``<directory>/<pid>.json``.
+with its asyncio client; at the end it writes them, and the spider's finish reason, to
+``<directory>/<pid>.json`` (a local worker logs no INFO lines: this says how it ended).
 """
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ class RedisCalls:
             self._originals.append((cls, name, original))
             setattr(cls, name, wrap(original))
 
-    def stop(self) -> None:
+    def stop(self, reason: str) -> None:
+        self.calls["reason"] = reason
         for cls, name, original in self._originals:
             setattr(cls, name, original)
         self.directory.mkdir(parents=True, exist_ok=True)
