@@ -5,25 +5,27 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
-from contextlib import contextmanager
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from scrapy.utils.asyncio import run_in_thread
 from scrapy.utils.defer import ensure_awaitable
 
+from imgscraper.exceptions import NearDuplicate
 from imgscraper.pipelines.inspection import ImageInfo
 from imgscraper.pipelines.meta import ImageMeta
+from imgscraper.pipelines.nearduplicates import HashedImage
 from imgscraper.pipelines.records import ImageRecord, SQLiteRecord
 from imgscraper.pipelines.stores import WritableInPlace
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import AsyncIterator, Callable
 
     from scrapy.http import Request, Response
     from scrapy.pipelines.files import FilesStoreProtocol
     from scrapy.pipelines.media import MediaPipeline
 
-    from imgscraper.pipelines.nearduplicates import NearDuplicateClaims
+    from imgscraper.pipelines.nearduplicates import NearDuplicateClaimsProtocol
     from imgscraper.pipelines.preparation import ImagePreparer, PreparedImage
     from imgscraper.pipelines.records import StoreRecord
 
@@ -66,7 +68,8 @@ class StoredImages:
     With ``keep_existing`` a file already in the store (the same bytes, under a name derived
     from them) is not written again. A store :class:`WritableInPlace` gets the whole of it in
     one synchronous call, on the reactor thread or, for an image that needs decoding or is
-    large, in a worker thread; any other ``FilesPipeline`` store through its ``persist_file``.
+    large, in a worker thread (an image claimed among near-duplicates: in two, around the
+    claim); any other ``FilesPipeline`` store through its ``persist_file``.
     """
 
     #: Larger images are hashed and written in a worker thread (see :meth:`stores_inline`).
@@ -77,7 +80,7 @@ class StoredImages:
         store: FilesStoreProtocol,
         record: StoreRecord | None,
         preparer: ImagePreparer,
-        claims: NearDuplicateClaims | None,
+        claims: NearDuplicateClaimsProtocol | None,
         *,
         file_path: Callable[..., str],
         thumb_path: Callable[..., str],
@@ -143,6 +146,8 @@ class StoredImages:
         """
         if not isinstance(self.store, WritableInPlace):
             return await self._write_remotely(response, request, info, item)
+        if self.claims is not None:
+            return await self._write_claimed_in_place(response, request)
         if self.stores_inline(response):
             return self._write_in_place(response, request)
         return await run_in_thread(self._write_in_place, response, request)
@@ -151,17 +156,31 @@ class StoredImages:
         """Everything an image needs after its download, in this one call: an image that goes
         to a worker thread makes one hand-off."""
         prepared = self.preparer.prepare(response, ImageMeta.of(request))
+        return self._store_in_place(response, request, prepared, self.file_path(request, response=response))
+
+    async def _write_claimed_in_place(self, response: Response, request: Request) -> tuple[ImageRecord, bool]:
+        """An image claimed among near-duplicates: prepared (decoded, hashed) in a worker thread,
+        claimed on the event loop (where claims shared by several workers answer), then
+        written where :meth:`stores_inline` would, decoding aside."""
+        prepared = await run_in_thread(self.preparer.prepare, response, ImageMeta.of(request))
         path = self.file_path(request, response=response)
+        async with self._claimed(request, prepared, path):
+            if len(response.body) <= self.INLINE_MAX_BYTES:
+                return self._store_in_place(response, request, prepared, path)
+            return await run_in_thread(self._store_in_place, response, request, prepared, path)
+
+    def _store_in_place(
+        self, response: Response, request: Request, prepared: PreparedImage, path: str
+    ) -> tuple[ImageRecord, bool]:
         store: WritableInPlace = self.store  # type: ignore[assignment]
-        with self._claimed(request, prepared, path):
-            already_stored = self.keep_existing and store.has_file(path)
-            if not already_stored:
-                store.write_file(path, prepared.data.getbuffer())
-                for thumb_id, thumb in prepared.thumbs.items():
-                    store.write_file(self.thumb_path(request, thumb_id), thumb.getbuffer())
-            stored = self._stored_record(request, response, path, prepared)
-            if self.records(request):
-                self.record.put(stored)
+        already_stored = self.keep_existing and store.has_file(path)
+        if not already_stored:
+            store.write_file(path, prepared.data.getbuffer())
+            for thumb_id, thumb in prepared.thumbs.items():
+                store.write_file(self.thumb_path(request, thumb_id), thumb.getbuffer())
+        stored = self._stored_record(request, response, path, prepared)
+        if self.records(request):
+            self.record.put(stored)
         return stored, already_stored
 
     async def _write_remotely(
@@ -169,7 +188,7 @@ class StoredImages:
     ) -> tuple[ImageRecord, bool]:
         prepared = await run_in_thread(self.preparer.prepare, response, ImageMeta.of(request))
         path = self.file_path(request, response=response, info=info, item=item)
-        with self._claimed(request, prepared, path):
+        async with self._claimed(request, prepared, path):
             already_stored = self.keep_existing and await self.has_file(path, info)
             if not already_stored:
                 size = {"width": prepared.info.width, "height": prepared.info.height}
@@ -182,19 +201,24 @@ class StoredImages:
                 await run_in_thread(self.record.put, stored)
         return stored, already_stored
 
-    @contextmanager
-    def _claimed(self, request: Request, prepared: PreparedImage, path: str) -> Iterator[None]:
+    @asynccontextmanager
+    async def _claimed(self, request: Request, prepared: PreparedImage, path: str) -> AsyncIterator[None]:
         """Hold the image's place among near-duplicates while it is stored: raises
         :class:`~imgscraper.exceptions.NearDuplicate` for an image not to store, and gives
         the place back when storing fails (its copies are not near-duplicates of it then)."""
-        if self.claims is None:
+        phash, width, height = ImageMeta.of(request).phash, prepared.info.width, prepared.info.height
+        if self.claims is None or phash is None or not width or not height:
             yield
             return
-        claim = self.claims.claim(ImageMeta.of(request).phash, prepared.info.width, prepared.info.height, path)
+        image = HashedImage(phash, width, height, path)
+        stored = await self.claims.claim(image)
+        if stored is not None and stored.path != path:  # the same path: the same bytes, stored once
+            raise NearDuplicate(stored)
         try:
             yield
         except BaseException:
-            self.claims.release(claim)
+            if stored is None:
+                await self.claims.release(image)
             raise
 
     @staticmethod
