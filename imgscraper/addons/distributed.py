@@ -16,7 +16,8 @@ class DistributedCrawl:
     same Redis (:mod:`imgscraper.distributed`: scrapy-redis's scheduler and
     duplicate filter, kept queue, shared image claims, download slots shared
     by every worker (:mod:`imgscraper.distributed.leases`), ``CLOSESPIDER_*`` limits
-    for the whole crawl (:mod:`imgscraper.distributed.closespider`); with
+    for the whole crawl (:mod:`imgscraper.distributed.closespider`), near-duplicates
+    compared across the workers (:mod:`imgscraper.distributed.nearduplicates`); with
     ``IMGSCRAPER_WORKERS > 1`` under the crawl command, :mod:`imgscraper.distributed.workers`
     starts the local workers). Unset: nothing changes, and neither redis nor
     scrapy-redis is imported.
@@ -60,6 +61,9 @@ class DistributedCrawl:
         # CLOSESPIDER_* limits for the whole crawl (imgscraper.distributed.closespider).
         settings.set_in_component_priority_dict("EXTENSIONS", CloseSpider, None)
         settings.set_in_component_priority_dict("EXTENSIONS", SharedCloseSpider, 0)
+        # IMGSCRAPER_NEAR_DUPLICATES=skip compares with what every worker stored (at the project's priority, as above).
+        settings.set("IMGSCRAPER_NEAR_DUPLICATE_CLAIMS", "imgscraper.distributed.nearduplicates.SharedNearDuplicateClaims",
+                     priority=settings.getpriority("IMGSCRAPER_NEAR_DUPLICATE_CLAIMS") or "addon")
 
     @staticmethod
     def _valid_settings(settings: Settings) -> bool:

@@ -14,7 +14,8 @@ most of the saving.
 "is this image a near-duplicate of one of them?". The pipeline claims an image's
 place among them before storing it, through a :class:`NearDuplicateClaimsProtocol`
 named by ``IMGSCRAPER_NEAR_DUPLICATE_CLAIMS``: :class:`NearDuplicateClaims`, in this
-process, or one that a crawl shared by several workers installs.
+process, or one that a crawl shared by several workers installs
+(:class:`imgscraper.distributed.nearduplicates.SharedNearDuplicateClaims`).
 """
 
 from __future__ import annotations
