@@ -281,3 +281,7 @@ IMGSCRAPER_SPIDER_PAGE_BUDGET = True
 # Set by the crawl command, not by hand: False on a local worker, whose lead logs its failed
 # images and pages with the crawl's own (one IMGSCRAPER_FAILURE_LINES rule for the crawl).
 IMGSCRAPER_LOG_FAILURES = True
+# Set by an add-on, not by hand: where IMGSCRAPER_NEAR_DUPLICATES=skip claims each stored image's
+# place among near-duplicates (imgscraper.pipelines.nearduplicates.NearDuplicateClaimsProtocol): in this
+# process; the shared crawl's add-on names claims in Redis, for every worker of the crawl.
+IMGSCRAPER_NEAR_DUPLICATE_CLAIMS = "imgscraper.pipelines.nearduplicates.NearDuplicateClaims"

@@ -178,7 +178,7 @@ class Text:
 
 @dataclass(frozen=True)
 class Internal(Text):
-    """Set by the crawl command, not by hand (and so not documented)."""
+    """Set by the crawl command or an add-on, not by hand (and so not documented)."""
 
 
 #: Every setting imgscraper adds, and the Scrapy settings whose values it checks, with their kind.
@@ -241,6 +241,7 @@ SETTINGS: Mapping[str, Kind] = {
     "IMGSCRAPER_UNIQUE_IMAGES": Internal(),
     "IMGSCRAPER_SPIDER_PAGE_BUDGET": Internal(),
     "IMGSCRAPER_LOG_FAILURES": Internal(),
+    "IMGSCRAPER_NEAR_DUPLICATE_CLAIMS": Internal(),
     # Scrapy's
     "IMAGES_EXPIRES": Integer(0),
     "IMAGES_MIN_WIDTH": Integer(0),

@@ -17,7 +17,8 @@ class DistributedCrawl:
     duplicate filter, kept queue, shared image claims, download slots shared
     by every worker (:mod:`imgscraper.distributed.leases`), ``CLOSESPIDER_*`` limits and
     ``max_images`` for the whole crawl (:mod:`imgscraper.distributed.closespider`,
-    :mod:`imgscraper.distributed.imagelimit`); with
+    :mod:`imgscraper.distributed.imagelimit`), near-duplicates compared across the workers
+    (:mod:`imgscraper.distributed.nearduplicates`); with
     ``IMGSCRAPER_WORKERS > 1`` under the crawl command, :mod:`imgscraper.distributed.workers`
     starts the local workers). Unset: nothing changes, and neither redis nor
     scrapy-redis is imported.
@@ -66,6 +67,9 @@ class DistributedCrawl:
         # max_images for the whole crawl (imgscraper.distributed.imagelimit).
         settings.set_in_component_priority_dict("EXTENSIONS", ImageLimit, None)
         settings.set_in_component_priority_dict("EXTENSIONS", SharedImageLimit, 0)
+        # IMGSCRAPER_NEAR_DUPLICATES=skip compares with what every worker stored (at the project's priority, as above).
+        settings.set("IMGSCRAPER_NEAR_DUPLICATE_CLAIMS", "imgscraper.distributed.nearduplicates.SharedNearDuplicateClaims",
+                     priority=settings.getpriority("IMGSCRAPER_NEAR_DUPLICATE_CLAIMS") or "addon")
 
     @staticmethod
     def _valid_settings(settings: Settings) -> bool:

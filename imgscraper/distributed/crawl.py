@@ -39,6 +39,9 @@ Redis keys, under ``imgscraper:<crawl id>:``:
 ``events`` (pub/sub channel)
     ``close <reason>``, ``freed <slot>``, ``wanted <slot>``, ``places <count>``: what a worker tells the others
     at once
+``phashes``, ``phashes:<band>`` (hashes), ``phashes:ids`` (string)
+    the perceptual hashes of the images the crawl stored, for ``IMGSCRAPER_NEAR_DUPLICATES=skip``
+    (:mod:`imgscraper.distributed.nearduplicates`)
 """
 
 from __future__ import annotations
@@ -93,12 +96,14 @@ if redis.call('EXISTS', p .. 'finished') == 1 then
   for _, w in ipairs(redis.call('SMEMBERS', p .. 'workers')) do
     redis.call('DEL', p .. 'taken:' .. w)
   end
-  redis.call('DEL', p .. 'requests', p .. 'dupefilter', p .. 'images', p .. 'workers', p .. 'finished', p .. 'pages',
-    p .. 'pages_over_budget')
+  redis.call('DEL', p .. 'requests', p .. 'workers', p .. 'finished')
   fresh = 1
 elseif redis.call('EXISTS', p .. 'workers') == 0 and redis.call('EXISTS', p .. 'requests') == 0 then
-  redis.call('DEL', p .. 'dupefilter', p .. 'images', p .. 'pages', p .. 'pages_over_budget')
   fresh = 1
+end
+if fresh == 1 then
+  redis.call('DEL', p .. 'dupefilter', p .. 'images', p .. 'pages', p .. 'pages_over_budget', p .. 'phashes',
+    p .. 'phashes:ids', p .. 'phashes:0', p .. 'phashes:1', p .. 'phashes:2', p .. 'phashes:3')
 end
 local running = false
 for _, w in ipairs(redis.call('SMEMBERS', p .. 'workers')) do

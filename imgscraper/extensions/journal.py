@@ -6,7 +6,9 @@ crash, or a power cut) pages are lost, and pages whose images were still
 being stored are remembered as seen, so their images would never be fetched.
 
 The journal (``<JOBDIR>/imgscraper/pages.sqlite3``, committed as it goes)
-records every page the crawl decides to fetch, with its depth, and marks it
+records every page the crawl decides to fetch, with what its request is made
+from (its depth, the sites its links may lead to, the images a sitemap listed
+with it: :class:`JournalPage`), and marks it
 done only once the page is parsed and every image it yielded has left the
 item pipelines (stored, up to date, skipped or failed) and its style sheets
 are read. A resumed crawl fetches again exactly the pages that are not done;
@@ -19,13 +21,16 @@ that reaches zero.
 
 from __future__ import annotations
 
+import json
 import shutil
 import sqlite3
 import threading
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
+from typing import NamedTuple
 
-__all__ = ["PageJournal", "PageTracker", "discard_request_queue"]
+__all__ = ["JournalPage", "PageJournal", "PageTracker", "discard_request_queue"]
 
 
 def discard_request_queue(job_dir: str | Path) -> bool:
@@ -43,8 +48,20 @@ def discard_request_queue(job_dir: str | Path) -> bool:
     return True
 
 
+class JournalPage(NamedTuple):
+    """A page of the journal: what its request is made from again."""
+
+    url: str
+    depth: int
+    #: Sites besides the crawled ones whose pages it leads to (a start page's redirect).
+    sites: tuple[str, ...] = ()
+    #: For a page a sitemap lists, the images listed with it (possibly none); None for another page.
+    sitemap_images: tuple[str, ...] | None = None
+
+
 class PageJournal:
-    """Pages of one job: URL, depth, done. Safe across threads; durable once a call returns."""
+    """Pages of one job (:class:`JournalPage`), and which are done. Safe across threads; durable once a call
+    returns."""
 
     FILENAME = "imgscraper/pages.sqlite3"
 
@@ -56,17 +73,28 @@ class PageJournal:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(
-            "CREATE TABLE IF NOT EXISTS pages (url TEXT PRIMARY KEY, depth INTEGER NOT NULL, done INTEGER NOT NULL DEFAULT 0)"
+            "CREATE TABLE IF NOT EXISTS pages (url TEXT PRIMARY KEY, depth INTEGER NOT NULL,"
+            " done INTEGER NOT NULL DEFAULT 0, sites TEXT NOT NULL DEFAULT '[]', sitemap_images TEXT)"
         )
+        # A journal written before pages kept their sites and sitemap images (JSON lists).
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(pages)")}
+        if "sites" not in columns:
+            self._db.execute("ALTER TABLE pages ADD COLUMN sites TEXT NOT NULL DEFAULT '[]'")
+            self._db.execute("ALTER TABLE pages ADD COLUMN sitemap_images TEXT")
 
     @classmethod
     def in_job_dir(cls, job_dir: str | Path) -> PageJournal:
         return cls(Path(job_dir, cls.FILENAME))
 
-    def add(self, url: str, depth: int) -> bool:
-        """Record ``url`` as a page to fetch; False if the journal already has it."""
+    def add(self, url: str, depth: int, sites: Iterable[str] = (), sitemap_images: Iterable[str] | None = None) -> bool:
+        """Record the page ``url`` to fetch, with the other fields of its :class:`JournalPage`; False if the
+        journal already has it."""
+        listed = None if sitemap_images is None else json.dumps(list(sitemap_images))
         with self._lock:
-            cursor = self._db.execute("INSERT OR IGNORE INTO pages (url, depth) VALUES (?, ?)", (url, depth))
+            cursor = self._db.execute(
+                "INSERT OR IGNORE INTO pages (url, depth, sites, sitemap_images) VALUES (?, ?, ?, ?)",
+                (url, depth, json.dumps(list(sites)), listed),
+            )
         return cursor.rowcount == 1
 
     def done(self, url: str) -> None:
@@ -78,10 +106,16 @@ class PageJournal:
             row = self._db.execute("SELECT done FROM pages WHERE url = ?", (url,)).fetchone()
         return bool(row and row[0])
 
-    def pending(self) -> list[tuple[str, int]]:
-        """``(url, depth)`` of every page not done, shallowest first."""
+    def pending(self) -> list[JournalPage]:
+        """Every page not done, shallowest first."""
         with self._lock:
-            return self._db.execute("SELECT url, depth FROM pages WHERE done = 0 ORDER BY depth, rowid").fetchall()
+            rows = self._db.execute(
+                "SELECT url, depth, sites, sitemap_images FROM pages WHERE done = 0 ORDER BY depth, rowid"
+            ).fetchall()
+        return [
+            JournalPage(url, depth, tuple(json.loads(sites)), None if listed is None else tuple(json.loads(listed)))
+            for url, depth, sites, listed in rows
+        ]
 
     def urls(self) -> list[str]:
         with self._lock:

@@ -16,6 +16,7 @@ from scrapy.http import Request, Response
 from scrapy.http.request import NO_CALLBACK
 from scrapy.pipelines.images import ImagesPipeline
 from scrapy.utils.defer import deferred_from_coro
+from scrapy.utils.misc import build_from_crawler, load_object
 from twisted.python.failure import Failure
 
 from imgscraper.downloader import crawl_stopping
@@ -30,7 +31,6 @@ from imgscraper.pipelines.filepaths import URL_FIELDS, FilePathTemplate, image_f
 from imgscraper.pipelines.filtering import EarlyImageFilter
 from imgscraper.pipelines.inspection import ImageInfo, inspect_image
 from imgscraper.pipelines.meta import META_KEY, ImageMeta
-from imgscraper.pipelines.nearduplicates import NearDuplicateClaims
 from imgscraper.pipelines.preparation import ImagePreparer
 from imgscraper.pipelines.records import ImageRecord, StoreRecord, open_store_record
 from imgscraper.pipelines.results import ImageResult, RecentResults, fall_back, shared_result
@@ -154,7 +154,8 @@ class ImageStorePipeline(ImagesPipeline):
         self.record: StoreRecord | None = open_store_record(self.store)
         if getattr(self.record, "rebuilt", ""):
             self.stats.set_value("imgscraper/record_rebuilt", self.record.rebuilt)
-        claims = NearDuplicateClaims.of_record(self.record) if self.near_duplicates == "skip" else None
+        claims = (build_from_crawler(load_object(settings["IMGSCRAPER_NEAR_DUPLICATE_CLAIMS"]), crawler, self.record)
+                  if self.near_duplicates == "skip" else None)
         self.images = StoredImages(
             self.store, self.record, self.preparer, claims,
             file_path=self.file_path, thumb_path=self.thumb_path, keep_existing=self.file_names == "stable",

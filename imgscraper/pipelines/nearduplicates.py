@@ -11,8 +11,11 @@ Pillow's draft mode, at 1/2 to 1/8 of its size and in grayscale, which is
 most of the saving.
 
 :class:`NearDuplicateIndex` holds the hashes of stored images and answers
-"is this image a near-duplicate of one of them?"; :class:`NearDuplicateClaims` lets the
-pipeline's threads claim an image's place in it one at a time.
+"is this image a near-duplicate of one of them?". The pipeline claims an image's
+place among them before storing it, through a :class:`NearDuplicateClaimsProtocol`
+named by ``IMGSCRAPER_NEAR_DUPLICATE_CLAIMS``: :class:`NearDuplicateClaims`, in this
+process, or one that a crawl shared by several workers installs
+(:class:`imgscraper.distributed.nearduplicates.SharedNearDuplicateClaims`).
 """
 
 from __future__ import annotations
@@ -21,22 +24,25 @@ import logging
 import math
 import sqlite3
 import statistics
-import threading
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from io import BytesIO
 from operator import mul
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from PIL import Image
 
-from imgscraper.exceptions import NearDuplicate
-
 if TYPE_CHECKING:
-    from imgscraper.pipelines.records import ImageRecord, StoreRecord
+    from scrapy.crawler import Crawler
+    from typing_extensions import Self
 
-__all__ = ["HashedImage", "NearDuplicateClaims", "NearDuplicateIndex", "hamming_distance", "perceptual_hash"]
+    from imgscraper.pipelines.records import StoreRecord
+
+__all__ = [
+    "HashedImage", "NearDuplicateClaims", "NearDuplicateClaimsProtocol", "NearDuplicateIndex", "hamming_distance",
+    "perceptual_hash", "stored_images",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +99,7 @@ class NearDuplicateIndex:
     most ``max_distance`` bits apart, their aspect ratios (width / height)
     differ by at most ``aspect_tolerance`` (relative: rounding when resizing
     a small picture changes it a little) and the stored one is at least as
-    wide and as high. Not thread-safe: callers that find then add hold a lock.
+    wide and as high. Not thread-safe.
 
     Hashes at most ``max_distance`` bits apart agree on at least one of
     ``max_distance + 1`` disjoint ranges of their bits (pigeonhole): the
@@ -102,7 +108,7 @@ class NearDuplicateIndex:
     large store, instead of all of it).
     """
 
-    def __init__(self, max_distance: int, aspect_tolerance: float):
+    def __init__(self, max_distance: int, aspect_tolerance: float, images: Iterable[HashedImage] = ()):
         self.max_distance = max_distance
         self.aspect_tolerance = aspect_tolerance
         parts = max_distance + 1
@@ -110,6 +116,8 @@ class NearDuplicateIndex:
         #: (shift, mask) of each range of bits.
         self._ranges = [(low, (1 << (high - low)) - 1) for low, high in zip(bounds, bounds[1:])]
         self._filed: list[dict[int, list[HashedImage]]] = [defaultdict(list) for _ in self._ranges]
+        for image in images:
+            self.add(image)
 
     def add(self, image: HashedImage) -> None:
         for (shift, mask), filed in zip(self._ranges, self._filed):
@@ -139,56 +147,61 @@ class NearDuplicateIndex:
         return best
 
 
-class NearDuplicateClaims:
-    """The stored images' hashes, which an image about to be stored claims a place among (thread-safe).
+def stored_images(record: StoreRecord | None) -> list[HashedImage]:
+    """The images in the store's ``record`` that have a hash, one per file (none if it cannot be read)."""
+    if record is None:
+        return []
+    try:
+        hashed = {r.path: r for r in record.all() if r.phash and r.path and r.width and r.height}
+    except (OSError, sqlite3.Error) as exc:
+        logger.warning("Cannot read the hashes of stored images (%s): near-duplicates of this crawl only", exc)
+        return []
+    return [HashedImage(int(r.phash, 16), r.width, r.height, r.path) for r in hashed.values()]
 
-    :meth:`claim` raises :class:`~imgscraper.exceptions.NearDuplicate` for an image that a
-    stored image (of this crawl or the store's record) is a near-duplicate of, at least as
-    large; else it files the image as stored from now on, and :meth:`release` gives the
-    place back if the image is not stored after all. Of two near-duplicates arriving
-    together, the first to claim is stored, the other skipped.
+
+class NearDuplicateClaimsProtocol(Protocol):
+    """The stored images' hashes, among which the pipeline claims an image's place before storing it.
+
+    An implementation is named by ``IMGSCRAPER_NEAR_DUPLICATE_CLAIMS`` and built with
+    ``from_crawler(crawler, record)`` (``record``: the store's record, or None), whose
+    hashed images count as stored. Its methods are called on the crawl's event loop.
     """
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler, record: StoreRecord | None) -> Self: ...
+
+    async def claim(self, image: HashedImage) -> HashedImage | None:
+        """File ``image``, about to be stored, unless a stored image is a near-duplicate of it:
+        then return that one (the closest; possibly the file at ``image.path`` itself, claimed
+        before) and file nothing. Atomic: of near-duplicates claimed together, one is filed."""
+
+    async def release(self, image: HashedImage) -> None:
+        """Forget ``image``, filed by :meth:`claim` and then not stored: its copies are not near-duplicates of it."""
+
+
+class NearDuplicateClaims:
+    """:class:`NearDuplicateClaimsProtocol` in this process: a :class:`NearDuplicateIndex` of the
+    images ``stored`` (the store's record) and of those claimed since."""
 
     #: Perceptual hashes at most this many bits apart. Resized, recompressed and re-encoded copies of
     #: a picture are 0 to 4 bits apart, copies cropped by 1-2% up to 4, by 5% up to 8; unrelated
-    #: pictures 32 on average (tests/test_phash.py).
+    #: pictures 32 on average (tests/pipelines/test_nearduplicates.py).
     MAX_DISTANCE = 6
     #: ... and width / height ratios at most this far apart (relative): a resize rounds to whole pixels.
     ASPECT_TOLERANCE = 0.03
 
-    def __init__(self, stored: Iterable[ImageRecord] = ()):
-        self.index = NearDuplicateIndex(self.MAX_DISTANCE, self.ASPECT_TOLERANCE)
-        self._lock = threading.Lock()
-        hashed = {r.path: r for r in stored if r.phash and r.path and r.width and r.height}
-        for record in hashed.values():
-            self.index.add(HashedImage(int(record.phash, 16), record.width, record.height, record.path))
+    def __init__(self, stored: Iterable[HashedImage] = ()):
+        self.index = NearDuplicateIndex(self.MAX_DISTANCE, self.ASPECT_TOLERANCE, stored)
 
     @classmethod
-    def of_record(cls, record: StoreRecord | None) -> NearDuplicateClaims:
-        """The claims of the images in the store's ``record`` that have a hash (none if it cannot be read)."""
-        try:
-            return cls(record.all() if record is not None else ())
-        except (OSError, sqlite3.Error) as exc:
-            logger.warning("Cannot read the hashes of stored images (%s): near-duplicates of this crawl only", exc)
-            return cls()
+    def from_crawler(cls, crawler: Crawler, record: StoreRecord | None) -> Self:
+        return cls(stored_images(record))
 
-    def claim(self, phash: int | None, width: int | None, height: int | None, path: str) -> HashedImage | None:
-        """File the image ``(phash, width, height)`` stored at ``path``, unless it is a near-duplicate;
-        returns the claim for :meth:`release` (None: nothing claimed, e.g. an image without a hash)."""
-        if phash is None or not width or not height:
-            return None
-        with self._lock:
-            stored = self.index.find(phash, width, height)
-            if stored is None:
-                claim = HashedImage(phash, width, height, path)
-                self.index.add(claim)
-                return claim
-        if stored.path != path:  # the same path: the same bytes, stored once
-            raise NearDuplicate(stored)
-        return None
+    async def claim(self, image: HashedImage) -> HashedImage | None:
+        stored = self.index.find(image.phash, image.width, image.height)
+        if stored is None:
+            self.index.add(image)
+        return stored
 
-    def release(self, claim: HashedImage | None) -> None:
-        """Give back ``claim``: its image was not stored, so its copies are not near-duplicates of it."""
-        if claim is not None:
-            with self._lock:
-                self.index.remove(claim)
+    async def release(self, image: HashedImage) -> None:
+        self.index.remove(image)

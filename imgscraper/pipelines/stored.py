@@ -6,7 +6,7 @@ import logging
 import sqlite3
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import asynccontextmanager
 from datetime import timezone
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
@@ -14,20 +14,22 @@ from typing import TYPE_CHECKING, Any
 from scrapy.utils.asyncio import run_in_thread
 from scrapy.utils.defer import ensure_awaitable
 
+from imgscraper.exceptions import NearDuplicate
 from imgscraper.pipelines.inspection import ImageInfo
 from imgscraper.pipelines.meta import ImageMeta
+from imgscraper.pipelines.nearduplicates import HashedImage
 from imgscraper.pipelines.records import ImageRecord, SQLiteRecord
 from imgscraper.pipelines.results import RecentResults
 from imgscraper.pipelines.stores import WritableInPlace
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import AsyncIterator, Callable
 
     from scrapy.http import Request, Response
     from scrapy.pipelines.files import FilesStoreProtocol
     from scrapy.pipelines.media import MediaPipeline
 
-    from imgscraper.pipelines.nearduplicates import NearDuplicateClaims
+    from imgscraper.pipelines.nearduplicates import NearDuplicateClaimsProtocol
     from imgscraper.pipelines.preparation import ImagePreparer, PreparedImage
     from imgscraper.pipelines.records import StoreRecord
 
@@ -84,7 +86,8 @@ class StoredImages:
     too (a path that depends on more than the bytes), an image goes where the same bytes are
     stored (:meth:`place`). A store :class:`WritableInPlace` gets the whole of it in one
     synchronous call, on the reactor thread or, for an image that needs decoding or is large,
-    in a worker thread; any other ``FilesPipeline`` store through its ``persist_file``.
+    in a worker thread (an image claimed among near-duplicates: in two, around the claim); any
+    other ``FilesPipeline`` store through its ``persist_file``.
     """
 
     #: Larger images are hashed and written in a worker thread (see :meth:`stores_inline`).
@@ -97,7 +100,7 @@ class StoredImages:
         store: FilesStoreProtocol,
         record: StoreRecord | None,
         preparer: ImagePreparer,
-        claims: NearDuplicateClaims | None,
+        claims: NearDuplicateClaimsProtocol | None,
         *,
         file_path: Callable[..., str],
         thumb_path: Callable[..., str],
@@ -170,6 +173,8 @@ class StoredImages:
         """
         if not isinstance(self.store, WritableInPlace):
             return await self._write_remotely(response, request, info, item)
+        if self.claims is not None:
+            return await self._write_claimed_in_place(response, request)
         if self.stores_inline(response):
             return self._write_in_place(response, request)
         return await run_in_thread(self._write_in_place, response, request)
@@ -179,17 +184,34 @@ class StoredImages:
         to a worker thread makes one hand-off."""
         prepared = self.preparer.prepare(response, ImageMeta.of(request))
         recorded = self.record.path_of(ImageMeta.of(request).checksum) if self.same_bytes_by_record else None
+        return self._store_in_place(response, request, prepared, self.place(request, recorded, response=response))
+
+    async def _write_claimed_in_place(self, response: Response, request: Request) -> tuple[ImageRecord, bool]:
+        """An image claimed among near-duplicates: prepared (decoded, hashed) in a worker thread,
+        claimed on the event loop (where claims shared by several workers answer), then
+        written where :meth:`stores_inline` would, decoding aside."""
+        prepared = await run_in_thread(self.preparer.prepare, response, ImageMeta.of(request))
+        recorded = None
+        if self.same_bytes_by_record:
+            recorded = await self._on_record(self.record.path_of, ImageMeta.of(request).checksum)
         path = self.place(request, recorded, response=response)
+        async with self._claimed(request, prepared, path):
+            if len(response.body) <= self.INLINE_MAX_BYTES:
+                return self._store_in_place(response, request, prepared, path)
+            return await run_in_thread(self._store_in_place, response, request, prepared, path)
+
+    def _store_in_place(
+        self, response: Response, request: Request, prepared: PreparedImage, path: str
+    ) -> tuple[ImageRecord, bool]:
         store: WritableInPlace = self.store  # type: ignore[assignment]
-        with self._claimed(request, prepared, path):
-            already_stored = self.keep_existing and store.has_file(path)
-            if not already_stored:
-                store.write_file(path, prepared.data.getbuffer(), server_time(response) if self.server_times else None)
-                for thumb_id, thumb in prepared.thumbs.items():
-                    store.write_file(self.thumb_path(request, thumb_id), thumb.getbuffer())
-            stored = self._stored_record(request, response, path, prepared)
-            if self.records(request):
-                self.record.put(stored)
+        already_stored = self.keep_existing and store.has_file(path)
+        if not already_stored:
+            store.write_file(path, prepared.data.getbuffer(), server_time(response) if self.server_times else None)
+            for thumb_id, thumb in prepared.thumbs.items():
+                store.write_file(self.thumb_path(request, thumb_id), thumb.getbuffer())
+        stored = self._stored_record(request, response, path, prepared)
+        if self.records(request):
+            self.record.put(stored)
         return stored, already_stored
 
     async def _write_remotely(
@@ -200,7 +222,7 @@ class StoredImages:
         if self.same_bytes_by_record:
             recorded = await run_in_thread(self.record.path_of, ImageMeta.of(request).checksum)
         path = self.place(request, recorded, response=response, info=info, item=item)
-        with self._claimed(request, prepared, path):
+        async with self._claimed(request, prepared, path):
             already_stored = self.keep_existing and await self.has_file(path, info)
             if not already_stored:
                 size = {"width": prepared.info.width, "height": prepared.info.height}
@@ -226,19 +248,24 @@ class StoredImages:
             path = self.placed[image.checksum] = self.file_path(request, **kwargs)
         return path
 
-    @contextmanager
-    def _claimed(self, request: Request, prepared: PreparedImage, path: str) -> Iterator[None]:
+    @asynccontextmanager
+    async def _claimed(self, request: Request, prepared: PreparedImage, path: str) -> AsyncIterator[None]:
         """Hold the image's place among near-duplicates while it is stored: raises
         :class:`~imgscraper.exceptions.NearDuplicate` for an image not to store, and gives
         the place back when storing fails (its copies are not near-duplicates of it then)."""
-        if self.claims is None:
+        phash, width, height = ImageMeta.of(request).phash, prepared.info.width, prepared.info.height
+        if self.claims is None or phash is None or not width or not height:
             yield
             return
-        claim = self.claims.claim(ImageMeta.of(request).phash, prepared.info.width, prepared.info.height, path)
+        image = HashedImage(phash, width, height, path)
+        stored = await self.claims.claim(image)
+        if stored is not None and stored.path != path:  # the same path: the same bytes, stored once
+            raise NearDuplicate(stored)
         try:
             yield
         except BaseException:
-            self.claims.release(claim)
+            if stored is None:
+                await self.claims.release(image)
             raise
 
     @staticmethod

@@ -30,7 +30,7 @@ from imgscraper.exceptions import CrawlStopped, RenderingError, StoppedBeforeDow
 from imgscraper.filters import ImageFilter, URLFilter, count_filtered, parse_regex
 from imgscraper.items import ImageItem
 from imgscraper.extensions.imagelimit import listed_within_limit
-from imgscraper.extensions.journal import PageJournal, PageTracker, discard_request_queue
+from imgscraper.extensions.journal import JournalPage, PageJournal, PageTracker, discard_request_queue
 from imgscraper.rendering.renderer import Renderer, browser_failure_reason
 from imgscraper.spiders.arguments import apply_setting_arguments, parse_arguments
 from imgscraper.spiders.scope import PageBudget, site_in_domains, site_of
@@ -240,15 +240,15 @@ class ImagesSpider(SitemapMixin, scrapy.Spider):
             if total:
                 logger.info("Resuming from JOBDIR: %d pages done, %d to crawl again or for the first time", done, len(pending))
                 self.crawler.stats.set_value("imgscraper/pages_resumed", len(pending))
-            for url, depth in pending:
+            for page in pending:
                 # Scrapy's own JOBDIR state may hold these as seen after a kill: bypass it.
-                yield self.page_request(url, depth, dont_filter=True)
+                yield self.page_request(**page._asdict(), dont_filter=True)
         for url in self.start_urls:
             if is_image_url(url):
                 # An image given as a start URL is an image to store, not a page to read.
                 for item in self.new_images([ImageRef(url, "start")], ""):
                     yield item
-            elif self.page_budget.allows(url) and self.new_page(url, 0):
+            elif self.page_budget.allows(url) and self.new_page(JournalPage(url, 0)):
                 yield self.page_request(url, 0)
         for request in self.sitemap_start_requests():
             yield request
@@ -283,9 +283,9 @@ class ImagesSpider(SitemapMixin, scrapy.Spider):
         logger.debug("Not a page (%s): %s, download stopped", content_type, request.url)
         raise StopDownload(fail=False)
 
-    def new_page(self, url: str, depth: int) -> bool:
-        """Whether ``url`` is a page to request now: with a ``JOBDIR``, one its journal does not hold yet."""
-        return self.tracker is None or self.tracker.journal.add(canonicalize_url(url), depth)
+    def new_page(self, page: JournalPage) -> bool:
+        """Whether ``page`` is to request now: with a ``JOBDIR``, one its journal does not hold yet (and now holds)."""
+        return self.tracker is None or self.tracker.journal.add(*page._replace(url=canonicalize_url(page.url)))
 
     def item_finished(self, item: Any, exception: BaseException | None = None) -> None:
         """An item left the pipelines: one less thing its page waits for. An image the
@@ -374,7 +374,7 @@ class ImagesSpider(SitemapMixin, scrapy.Spider):
         depth = response.meta.get("depth", 0)
         sites = self.sites_moved_to(response)
         for link in _pages_to_follow(response, depth, self.depth):
-            if self.follows_page(link, depth + 1, sites):
+            if self.follows_page(JournalPage(link, depth + 1, sites)):
                 yield self.page_request(link, depth + 1, sites=sites)
 
     def sites_moved_to(self, response: Response) -> tuple[str, ...]:
@@ -453,14 +453,14 @@ class ImagesSpider(SitemapMixin, scrapy.Spider):
                 self.item_pages[id(item)] = journal_page
             yield item
 
-    def follows_page(self, url: str, depth: int, sites: tuple[str, ...]) -> bool:
-        """Whether to request the page ``url`` found at ``depth``: on the crawled sites (or ``sites``),
+    def follows_page(self, page: JournalPage) -> bool:
+        """Whether to request ``page``, found on a page or in a sitemap: on the crawled sites (or its ``sites``),
         let through by ``allow``/``deny``, within the page budget, and new to the journal."""
         return (
-            self.should_follow(url, sites)
-            and self.page_filter.allows(url)
-            and self.page_budget.allows(url)
-            and self.new_page(url, depth)
+            self.should_follow(page.url, page.sites)
+            and self.page_filter.allows(page.url)
+            and self.page_budget.allows(page.url)
+            and self.new_page(page)
         )
 
     def should_follow(self, url: str, sites: tuple[str, ...] = ()) -> bool:

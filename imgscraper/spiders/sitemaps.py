@@ -16,6 +16,7 @@ from scrapy.http import Request, Response
 from twisted.python.failure import Failure
 
 from imgscraper.discovery.sitemaps import read_sitemap, robots_txt_url, sitemap_body, sitemaps_in_robots_txt
+from imgscraper.extensions.journal import JournalPage
 from imgscraper.spiders.arguments import is_http_url
 from imgscraper.spiders.scope import site_of
 from imgscraper.utils import failure_detail
@@ -31,7 +32,8 @@ class SitemapMixin:
     The spider has the parsed ``start_urls``, ``sitemap_urls`` and ``sitemaps_from_robots_txt``
     (:class:`~imgscraper.spiders.arguments.SpiderArguments`), ``sitemap_max_size`` (bytes, 0:
     no limit), and decides which pages to request and how: ``should_follow(url, sites)``,
-    ``follows_page(url, depth, sites)`` and ``page_request(url, depth, sites=, sitemap_images=)``.
+    ``follows_page(page)`` (a :class:`~imgscraper.extensions.journal.JournalPage`) and
+    ``page_request(url, depth, sites=, sitemap_images=)``.
     """
 
     crawler: Crawler
@@ -78,8 +80,10 @@ class SitemapMixin:
             yield self.sitemap_request(url)
         own_site = (site_of(response.url),)
         for url, images in contents.pages.items():
-            if is_http_url(url) and self.follows_page(url, 0, own_site):
-                sites = () if self.should_follow(url) else own_site
+            if not is_http_url(url):
+                continue
+            sites = () if self.should_follow(url) else own_site
+            if self.follows_page(JournalPage(url, 0, sites, tuple(images))):
                 yield self.page_request(url, 0, sites=sites, sitemap_images=tuple(images))
 
     def sitemap_failed(self, failure: Failure) -> None:

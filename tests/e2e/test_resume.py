@@ -22,7 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from imgscraper.extensions.journal import PageJournal
+from imgscraper.extensions.journal import JournalPage, PageJournal
+from tests.discovery.test_sitemaps import urlset
 from tests.support.crawl import PROJECT_ROOT, crawl_command, crawl_environment
 from tests.support.httpserver import HTTPTestServer
 from tests.support.images import png
@@ -56,14 +57,15 @@ def site(tmp_path):
 
 
 class Job:
-    """``scrapy crawl images`` over the tree site with one store and one JOBDIR."""
+    """``scrapy crawl images`` over the tree site (or with the ``start`` arguments given) with one
+    store and one JOBDIR."""
 
-    def __init__(self, site: TreeSite, tmp_path: Path):
+    def __init__(self, site: TreeSite, tmp_path: Path, start: list[str] | None = None):
         self.site = site
         self.store = tmp_path / "store"
         self.items = tmp_path / "items.jsonl"
-        self.cmd = crawl_command(["-a", f"url={site.server.url}p0.html", "-a", "depth=10",
-                                  "-s", f"JOBDIR={tmp_path / 'job'}", "-s", "CONCURRENT_REQUESTS=4"],
+        start = start or ["-a", f"url={site.server.url}p0.html", "-a", "depth=10"]
+        self.cmd = crawl_command([*start, "-s", f"JOBDIR={tmp_path / 'job'}", "-s", "CONCURRENT_REQUESTS=4"],
                                  store=self.store, items=self.items)
 
     def start(self) -> subprocess.Popen:
@@ -186,6 +188,42 @@ def test_kill_9_then_resume_with_same_jobdir(site, tmp_path):
     job.resume_and_check(stored)
 
 
+SITEMAP_PAGES, LISTED = 20, 3
+
+
+@pytest.fixture
+def sitemap_site(tmp_path):
+    """A sitemap of 20 pages, each showing one image and listed with 3 more that only the sitemap names."""
+    with HTTPTestServer(tmp_path / "www", latency=0.03) as server:
+        site = TreeSite.__new__(TreeSite)
+        site.server, site.images, listed = server, {}, {}
+        for page in range(SITEMAP_PAGES):
+            shown, *only_listed = [f"/i/{page}-{k}.png" for k in range(1 + LISTED)]
+            site.images.update({path: png(80_000 + page * 10 + k) for k, path in enumerate([shown, *only_listed])})
+            listed[server.url_for(f"p{page}.html")] = [server.url_for(path) for path in only_listed]
+            html = f'<html><body><img src="{shown}"></body></html>'
+            server.add_handler(f"/p{page}.html", lambda h, t=html: h.send_body(t, content_type="text/html") or True)
+        server.add_handler("/sitemap.xml", lambda h: h.send_body(urlset(listed), content_type="application/xml") or True)
+        server.add_handler("/i/*", lambda h: h.send_body(site.images[h.url_path], content_type="image/png") or True)
+        site.sha_to_path = {hashlib.sha256(body).hexdigest(): path for path, body in site.images.items()}
+        yield site
+
+
+@pytest.mark.crawl
+def test_a_page_from_a_sitemap_resumed_keeps_the_images_only_the_sitemap_listed(sitemap_site, tmp_path):
+    """The journal re-requests the pages not done with the images the sitemap listed for them:
+    after the resume every image is stored, once, and none stored before is fetched again."""
+    job = Job(sitemap_site, tmp_path, ["-a", f"sitemap={sitemap_site.server.url}sitemap.xml"])
+    proc = job.start()
+    job.wait_for_files(proc, 20)
+    interrupt(proc, [signal.SIGINT])
+    assert proc.returncode == 1
+    stored = job.stored_paths()
+    assert len(stored) < len(sitemap_site.images)
+    job.resume_and_check(stored)
+    assert len(job.files()) == len(sitemap_site.images)
+
+
 def test_stale_temporary_files_removed_when_the_store_opens(tmp_path):
     from imgscraper.pipelines.stores import AtomicFSFilesStore
 
@@ -243,15 +281,42 @@ def test_page_done_only_when_its_items_are_finished(tmp_path):
     output = list(spider.parse(page_response(url, '<img src="/a.png"><img src="/b.png"><a href="/next.html">n</a>')))
     items = [o for o in output if not hasattr(o, "callback")]
     assert len(items) == 2
-    assert journal.pending() == [(url, 0), ("http://127.0.0.1:9/next.html", 1)]
+    assert journal.pending() == [JournalPage(url, 0), JournalPage("http://127.0.0.1:9/next.html", 1)]
     spider.item_finished(items[0])
     assert not journal.is_done(url)
     spider.item_finished(items[1])
     assert journal.is_done(url)
-    assert journal.pending() == [("http://127.0.0.1:9/next.html", 1)]
+    assert journal.pending() == [JournalPage("http://127.0.0.1:9/next.html", 1)]
     # A link the journal already holds is not requested again.
     again = page_response("http://127.0.0.1:9/other.html", '<a href="/next.html">n</a>')
     assert [o for o in spider.parse(again) if hasattr(o, "callback")] == []
+
+
+def test_the_journal_keeps_what_a_page_request_carries(tmp_path):
+    """A page's sites and sitemap images come back with it; a journal written before they were kept opens too."""
+    import sqlite3
+
+    journal = PageJournal(tmp_path / "pages.sqlite3")
+    journal.add("http://a.test/", 0, sitemap_images=["http://a.test/1.png", "http://cdn.test/2.png"])
+    journal.add("http://a.test/empty.html", 0, sitemap_images=[])
+    journal.add("http://b.test/next.html", 1, sites=["b.test"])
+    assert journal.pending() == [
+        JournalPage("http://a.test/", 0, (), ("http://a.test/1.png", "http://cdn.test/2.png")),
+        JournalPage("http://a.test/empty.html", 0, (), ()),
+        JournalPage("http://b.test/next.html", 1, ("b.test",)),
+    ]
+    journal.close()
+    old = sqlite3.connect(tmp_path / "old.sqlite3")
+    old.execute("CREATE TABLE pages (url TEXT PRIMARY KEY, depth INTEGER NOT NULL, done INTEGER NOT NULL DEFAULT 0)")
+    old.execute("INSERT INTO pages (url, depth) VALUES ('http://a.test/', 2)")
+    old.commit()
+    old.close()
+    journal = PageJournal(tmp_path / "old.sqlite3")
+    assert journal.pending() == [JournalPage("http://a.test/", 2)]
+    assert journal.add("http://a.test/listed.html", 0, sitemap_images=["http://a.test/1.png"])
+    assert journal.pending() == [JournalPage("http://a.test/listed.html", 0, (), ("http://a.test/1.png",)),
+                                 JournalPage("http://a.test/", 2)]
+    journal.close()
 
 
 def test_parse_cut_short_leaves_the_page_to_redo(tmp_path):
@@ -360,7 +425,7 @@ def test_a_stop_leaves_the_pages_it_cut_short_to_redo(tmp_path):
     spider.item_finished(second, exception=StoppedBeforeDownload())
     # A page parsed during the stop: no image is yielded any more.
     assert list(spider.parse(page_response(cut_page, '<img src="/c.png"><img src="/d.png">'))) == []
-    assert journal.pending() == [(done_page, 0), (cut_page, 0)]
+    assert journal.pending() == [JournalPage(done_page, 0), JournalPage(cut_page, 0)]
 
 
 @pytest.mark.crawl

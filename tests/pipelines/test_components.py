@@ -26,7 +26,7 @@ from twisted.python.failure import Failure
 
 from imgscraper import settings as project_settings
 from imgscraper import signals as imgscraper_signals
-from imgscraper.exceptions import ImageFailed, NearDuplicate
+from imgscraper.exceptions import ImageFailed
 from imgscraper.filters import ImageFilter
 from imgscraper.items import ImageItem
 from imgscraper.pipelines.filtering import EarlyImageFilter
@@ -259,13 +259,18 @@ def test_near_duplicates_mark(crawls, store, copies):
 
 def test_a_claim_given_back_lets_its_copy_be_stored():
     claims = NearDuplicateClaims()
-    claim = claims.claim(0x0F0F_0F0F_0F0F_0F0F, 100, 50, "full/a.png")
-    with pytest.raises(NearDuplicate):
-        claims.claim(0x0F0F_0F0F_0F0F_0F0C, 50, 25, "full/b.png")
-    assert claims.claim(0x0F0F_0F0F_0F0F_0F0F, 100, 50, "full/a.png") is None  # the same file: claimed once
-    claims.release(claim)
-    assert claims.claim(0x0F0F_0F0F_0F0F_0F0C, 50, 25, "full/b.png") == HashedImage(0x0F0F_0F0F_0F0F_0F0C, 50, 25,
-                                                                                      "full/b.png")
+    original = HashedImage(0x0F0F_0F0F_0F0F_0F0F, 100, 50, "full/a.png")
+    copy = HashedImage(0x0F0F_0F0F_0F0F_0F0C, 50, 25, "full/b.png")
+
+    async def claim_and_release() -> None:
+        assert await claims.claim(original) is None
+        assert await claims.claim(copy) == original
+        assert await claims.claim(original) == original  # the same file: filed once
+        await claims.release(original)
+        assert await claims.claim(copy) is None
+        assert await claims.claim(original) is None  # larger than the copy now filed
+
+    asyncio.run(claim_and_release())
 
 
 @pytest.mark.parametrize("file_names", ["stable", "random"])
