@@ -13,6 +13,7 @@ from scrapy import signals
 from scrapy.crawler import Crawler
 from scrapy.exceptions import CloseSpider, StopDownload
 from scrapy.http import Headers, Request, Response, TextResponse
+from scrapy.selector import Selector
 from scrapy.settings import BaseSettings
 from scrapy.utils.job import job_dir
 from twisted.python.failure import Failure
@@ -99,14 +100,14 @@ def _page_failure_reason(failure: Failure) -> str:
     return browser_failure_reason(failure.value) or failure_reason(failure.value)
 
 
-def _pages_to_follow(response: TextResponse, depth: int, max_depth: int) -> list[str]:
-    """The pages ``response``, at ``depth`` of a crawl to ``max_depth``, leads to: its links while
-    under it. A browser shows a page's frames with it: they are fetched where links stop too
-    (one level: a frame's own frames and links lie past the depth)."""
+def _pages_to_follow(document: Selector, url: str, depth: int, max_depth: int) -> list[str]:
+    """The pages ``document`` (the page at ``url``, at ``depth`` of a crawl to ``max_depth``) leads
+    to: its links while under it. A browser shows a page's frames with it: they are fetched where
+    links stop too (one level: a frame's own frames and links lie past the depth)."""
     if depth < max_depth:
-        return find_page_links(response.selector, response.url)
+        return find_page_links(document, url)
     if depth == max_depth:
-        return find_frames(response.selector, response.url)
+        return find_frames(document, url)
     return []
 
 
@@ -353,27 +354,27 @@ class ImagesSpider(SitemapMixin, scrapy.Spider):
                 yield from self.new_images([ref], linked_from, page)
             return
         self.crawler.stats.inc_value("imgscraper/pages")
+        # Not response.selector: it and the response would hold each other, freed late by the collector.
+        document = Selector(response)
         ignored: list[str] = []
-        refs = find_images(
-            response.selector, response.url, srcset=self.srcset_mode, scripts=self.script_images, ignored=ignored
-        )
-        page_title = find_page_title(response.selector)
+        refs = find_images(document, response.url, srcset=self.srcset_mode, scripts=self.script_images, ignored=ignored)
+        page_title = find_page_title(document)
         yield from self.new_images(refs, response.url, page, page_title)
         if listed := response.meta.get("imgscraper_sitemap_images"):
             yield from self.new_images([ImageRef(url, "sitemap") for url in listed], response.url, page, page_title)
         if self.renderer:
-            browser_images = self.renderer.browser_images(response, self.srcset_mode)
+            browser_images = self.renderer.browser_images(response, self.srcset_mode, document)
             yield from self.new_images(browser_images, response.url, page, page_title)
         for url in ignored:
             scheme = url.partition(":")[0].lower()
             self.crawler.stats.inc_value(f"imgscraper/urls_ignored/{scheme}")
             logger.debug("Ignored image URL %s on %s: only http, https and data: are fetched", url[:200], response.url)
         if self.fetch_stylesheets:
-            for sheet in find_stylesheets(response.selector, response.url):
+            for sheet in find_stylesheets(document, response.url):
                 yield self.stylesheet_request(sheet, response.url, page, page_title)
         depth = response.meta.get("depth", 0)
         sites = self.sites_moved_to(response)
-        for link in _pages_to_follow(response, depth, self.depth):
+        for link in _pages_to_follow(document, response.url, depth, self.depth):
             if self.follows_page(link, depth + 1, sites):
                 yield self.page_request(link, depth + 1, sites=sites)
 
