@@ -25,7 +25,7 @@ from imgscraper.discovery.css import css_import_urls, find_css_images
 from imgscraper.discovery.html import find_frames, find_images, find_page_links, find_page_title, find_stylesheets
 from imgscraper.discovery.originals import RULES, Rule, original_ref, parse_rules
 from imgscraper.discovery.references import ImageRef
-from imgscraper.discovery.urls import image_url_key, is_image_url
+from imgscraper.discovery.urls import image_url_digest, is_image_url
 from imgscraper.downloader import crawl_stopping
 from imgscraper.exceptions import CrawlStopped, RenderingError, StoppedBeforeDownload, failure_reason
 from imgscraper.filters import ImageFilter, URLFilter, count_filtered, parse_regex
@@ -169,7 +169,7 @@ class ImagesSpider(SitemapMixin, scrapy.Spider):
         self.follow_any_domain = "*" in parsed.follow_domains
         self.follow_domains = [site_of(u) for u in self.start_urls] + parsed.follow_domains
         self.renderer: Renderer | None = None
-        self.seen_images: set[str] = set()
+        self.seen_images: set[bytes] = set()  # image_url_digest() of each image URL yielded
         self.dedupe_images = True
         self.original_rules: tuple[Rule, ...] | None = None  # originals=yes: their rules
 
@@ -436,7 +436,7 @@ class ImagesSpider(SitemapMixin, scrapy.Spider):
                 return
             ref, original_of = original_ref(ref, self.original_rules)
             if self.dedupe_images:
-                key = image_url_key(ref.url)
+                key = image_url_digest(ref.url)
                 if key in self.seen_images:
                     continue
                 self.seen_images.add(key)
