@@ -115,7 +115,6 @@ def _track_pages(spider: ImagesSpider, crawler: Crawler) -> None:
     """With a ``JOBDIR``: the page journal (:mod:`imgscraper.extensions.journal`), which pages are done."""
     spider.tracker = None
     spider.item_pages = {}
-    spider.parsed_pages = set()
     if directory := job_dir(crawler.settings):
         spider.tracker = PageTracker(PageJournal.in_job_dir(directory))
         if spider.tracker.journal.counts()[0]:
@@ -235,7 +234,8 @@ class ImagesSpider(SitemapMixin, scrapy.Spider):
             raise CloseSpider("bad_argument")
         if self.tracker is not None:
             journal = self.tracker.journal
-            self.page_budget.requested.update(journal.urls())
+            if self.page_budget.max_pages:
+                self.page_budget.requested.update(journal.urls())
             pending = journal.pending()
             total, done = journal.counts()
             if total:
@@ -333,9 +333,8 @@ class ImagesSpider(SitemapMixin, scrapy.Spider):
         """
         page = response.meta.get("imgscraper_page") if self.tracker is not None else None
         if page is not None:
-            if page in self.parsed_pages or self.tracker.journal.is_done(page):
+            if page in self.tracker.open or self.tracker.journal.is_done(page):
                 return  # a second copy, from Scrapy's own JOBDIR queue
-            self.parsed_pages.add(page)
             self.tracker.acquire(page)
         yield from self._parse_page(response, page)
         # Not in a ``finally``: a parse cut short (the crawl stopping) leaves the page to redo.
