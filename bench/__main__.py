@@ -4,7 +4,8 @@ Scenarios: the large site on loopback and at +50 ms per response (every
 tool; on loopback also Scrapy's engine alone over the plain image list, the
 floor of any crawl inside Scrapy), the small site (a tenth of the large one) on loopback (imgscraper,
 for memory growth), a 6.8 MB site unpaced and at ``IMGSCRAPER_MAX_RATE=1M`` (:mod:`bench.rate`),
-and a sweep of the concurrency at +50 ms on the large site (imgscraper and curl: the chart).
+and a sweep of the concurrency at +50 ms on the large site (imgscraper and curl: the chart); last, a broad
+crawl (:mod:`bench.broad`: many pages on many hosts from a URL list, peak memory at two sizes).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench import rate, report, tools, workers
+from bench import broad, rate, report, tools, workers
 from bench.measure import Run
 from bench.servers import LatencyProxy, nginx
 from bench.site import LARGE, SMALL, ensure_site
@@ -50,6 +51,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16, help="requests in flight for every tool")
     parser.add_argument("--sweep", default="4,8,16,32,64", help="concurrency values for the chart ('' to skip)")
     parser.add_argument("--delay", type=float, default=0.05, help="latency the proxy adds per response (s)")
+    parser.add_argument("--broad-sizes", default=",".join(map(str, broad.SIZES)),
+                        help="pages of the broad crawls ('' to skip; python -m bench.broad runs them alone)")
     parser.add_argument("--rounds", type=int, default=3,
                         help="runs of each tool on loopback, where the crawls are CPU-bound and the machine's noise "
                              "weighs most: the fastest run of each tool is kept (every run is printed)")
@@ -130,6 +133,9 @@ def main() -> None:
                 run.extra["concurrency"] = value
                 record(run, sweep)
 
+    broad_sizes = tuple(int(v) for v in args.broad_sizes.split(",") if v.strip())
+    broad_runs = broad.run(args.out, sizes=broad_sizes) if broad_sizes else []
+    runs += broad_runs
     print()
     print(report.table(runs))
     checks = report.targets(runs, len(large["images"]), LOOPBACK, LATENCY, SMALL_LOOPBACK)
@@ -137,6 +143,7 @@ def main() -> None:
     checks += workers_vs_one(runs, (LOOPBACK, LATENCY))
     checks += workers.targets(shared, len(large["images"]))
     checks += rate.targets(runs, len(paced["images"]))
+    checks += broad.targets(broad_runs)
     print()
     print(report.format_targets(checks))
     print()

@@ -39,7 +39,7 @@ http {{
     uwsgi_temp_path {run}/uwsgi;
     scgi_temp_path {run}/scgi;
     server {{
-        listen 127.0.0.1:{port};
+        {listen}
         root {root};
         index index.html;
     }}
@@ -67,30 +67,31 @@ def ensure_nginx() -> str:
     return shutil.which("nginx") or "/usr/sbin/nginx"
 
 
-def _wait_listening(port: int, timeout: float = 10) -> None:
+def _wait_listening(port: int, timeout: float = 10, address: str = "127.0.0.1") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
+            if sock.connect_ex((address, port)) == 0:
                 return
         time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
+    raise RuntimeError(f"nothing listens on {address}:{port}")
 
 
 @contextmanager
-def nginx(root: Path, run_dir: Path) -> Iterator[int]:
-    """Serve ``root`` with nginx on 127.0.0.1 until the block ends; yields the port."""
+def nginx(root: Path, run_dir: Path, addresses: tuple[str, ...] = ("127.0.0.1",)) -> Iterator[int]:
+    """Serve ``root`` with nginx on ``addresses`` (one port) until the block ends; yields the port."""
     binary = ensure_nginx()
     run_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     conf = run_dir / "nginx.conf"
     conf.write_text(NGINX_CONF.format(
         user="user root;" if os.geteuid() == 0 else "",
-        run=run_dir, port=port, root=root.resolve(),
+        run=run_dir, listen=" ".join(f"listen {address}:{port};" for address in addresses), root=root.resolve(),
     ))
     proc = subprocess.Popen([binary, "-p", str(run_dir), "-e", str(run_dir / "error.log"), "-c", str(conf)])
     try:
-        _wait_listening(port)
+        for address in addresses:
+            _wait_listening(port, address=address)
         yield port
     finally:
         proc.terminate()

@@ -7,10 +7,11 @@ import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
 
-__all__ = ["SiteSpec", "LARGE", "SMALL", "ensure_site"]
+__all__ = ["SiteSpec", "LARGE", "SMALL", "cached_manifest", "ensure_site"]
 
 #: Bump to regenerate cached sites after changing the generator.
 GENERATOR_VERSION = 1
@@ -94,15 +95,24 @@ def _page(title: str, images: list[str], links: list[str], first: int) -> str:
     )
 
 
+def cached_manifest(root: Path, version: int, spec: Any) -> dict | None:
+    """The manifest of the site under ``root`` if generator ``version`` made it from ``spec`` (a
+    dataclass), else None."""
+    manifest_path = root / "manifest.json"
+    if manifest_path.exists():
+        manifest = json.loads(manifest_path.read_text())
+        if manifest.get("version") == version and manifest.get("spec") == spec.__dict__:
+            return manifest
+    return None
+
+
 def ensure_site(root: Path, spec: SiteSpec, prefix: str) -> dict:
     """Generate ``spec`` under ``root`` (served at URL path ``prefix``) unless
     it is there already; return its manifest: ``pages``, ``images`` (URL
     paths) and ``bytes``."""
+    if manifest := cached_manifest(root, GENERATOR_VERSION, spec):
+        return manifest
     manifest_path = root / "manifest.json"
-    if manifest_path.exists():
-        manifest = json.loads(manifest_path.read_text())
-        if manifest.get("version") == GENERATOR_VERSION and manifest.get("spec") == spec.__dict__:
-            return manifest
     rng = random.Random(spec.seed)
     pages = ["index.html"]
     for s in range(spec.sections):

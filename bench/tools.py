@@ -15,7 +15,7 @@ from pathlib import Path
 
 from bench.measure import Run, run_measured, store_stats
 
-__all__ = ["imgscraper", "stock_scrapy", "bare_scrapy", "curl"]
+__all__ = ["imgscraper", "imgscraper_urls", "stock_scrapy", "bare_scrapy", "bare_pages", "curl"]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,6 +38,24 @@ def imgscraper(start_url: str, work: Path, *, scenario: str, concurrency: int = 
     # The crawl may start worker processes and a redis-server (IMGSCRAPER_WORKERS): the whole tree.
     wall, cpu, rss, rc = run_measured(command, cwd=PROJECT_ROOT, log=work / "crawl.log", tree=True)
     images, size = store_stats(store / "full")  # not the gallery nor the record
+    return Run(label, scenario, wall, cpu, rss, images, size, rc, command)
+
+
+def imgscraper_urls(urls_file: Path, work: Path, *, scenario: str, download: bool, label: str = "imgscraper",
+                    settings: dict[str, str] | None = None) -> Run:
+    """``scrapy crawl images -a urls_file=FILE`` (``-a download=no`` unless ``download``), the project's
+    settings (and ``settings``), items to a JSON-lines feed: a broad crawl of the listed pages."""
+    store = _fresh(work / "store")
+    command = [sys.executable, "-m", "scrapy", "crawl", "images", "-a", f"urls_file={urls_file}",
+               "-a", f"download={'yes' if download else 'no'}", "-s", f"IMAGES_STORE={store}",
+               "-O", str(work / "items.jsonl")]
+    for name, value in (settings or {}).items():
+        command += ["-s", f"{name}={value}"]
+    wall, cpu, rss, rc = run_measured(command, cwd=PROJECT_ROOT, log=work / "crawl.log")
+    images, size = store_stats(store / "full")
+    if not download:
+        with open(work / "items.jsonl", "rb") as items:
+            images = sum(1 for _ in items)
     return Run(label, scenario, wall, cpu, rss, images, size, rc, command)
 
 
@@ -80,6 +98,22 @@ def bare_scrapy(image_urls: list[str], work: Path, *, scenario: str, concurrency
     images, size = store_stats(out)
     label = "bare Scrapy" if processes == 1 else f"bare Scrapy {processes} proc."
     return Run(label, scenario, wall, cpu, rss, images, size, rc, command)
+
+
+def bare_pages(urls_file: Path, work: Path, *, scenario: str, concurrency: int = 16, per_host: int = 8) -> Run:
+    """A bare Scrapy spider over the listed pages (``bench/bare_pages_spider.py``): parsel, no pipeline,
+    items to a JSON-lines feed; ``images`` counts its items (image references)."""
+    _fresh(work)
+    spider = Path(__file__).resolve().parent / "bare_pages_spider.py"
+    items = work / "items.jsonl"
+    command = [sys.executable, "-m", "scrapy", "runspider", str(spider), "-a", f"urls_file={urls_file}",
+               "-O", str(items), "-s", "LOG_LEVEL=INFO",
+               "-s", f"CONCURRENT_REQUESTS={concurrency}", "-s", f"CONCURRENT_REQUESTS_PER_DOMAIN={per_host}"]
+    with tempfile.TemporaryDirectory(prefix="bare-pages-") as cwd:
+        wall, cpu, rss, rc = run_measured(command, cwd=Path(cwd), log=work / "crawl.log")
+    with open(items, "rb") as found:
+        count = sum(1 for _ in found)
+    return Run("bare Scrapy", scenario, wall, cpu, rss, count, 0, rc, command)
 
 
 def curl(image_urls: list[str], work: Path, *, scenario: str, concurrency: int = 16) -> Run:

@@ -12,7 +12,7 @@ settings or stats. The spider and the renderer call them and act on the results.
 - :mod:`~imgscraper.discovery.scripts`: JSON-LD and the image URLs inline scripts quote;
 - :mod:`~imgscraper.discovery.lazy`: the ``data-*`` attributes of lazy-loading scripts;
 - :mod:`~imgscraper.discovery.urls`: cleaning and resolving URLs as browsers do,
-  ``is_image_url``, ``image_url_key``;
+  ``is_image_url``, ``image_url_key``, ``image_url_digest``;
 - :mod:`~imgscraper.discovery.sitemaps`: the pages and images a sitemap lists.
 - :mod:`~imgscraper.discovery.originals`: the rules that rewrite a thumbnail's URL to its original's.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
 import re
 from urllib.parse import urljoin, urlsplit
@@ -15,6 +16,7 @@ __all__ = [
     "has_whitespace",
     "http_url",
     "image_url",
+    "image_url_digest",
     "image_url_key",
     "is_image_reference",
     "is_image_url",
@@ -49,6 +51,13 @@ _HAS_WHITESPACE = re.compile(r"[\t\n\f\r ]")
 def image_url_key(url: str) -> str:
     """What two references to the same image have in common: the canonical URL (a ``data:`` URL as it is)."""
     return url if url.startswith("data:") else canonicalize_url(url)
+
+
+def image_url_digest(url: str) -> bytes:
+    """8 bytes of the BLAKE2b hash of :func:`image_url_key`: what a crawl keeps to know the image URLs
+    it has yielded, whatever their length. Two of a crawl's ten million image URLs share one with a
+    chance of about 3 in a million (the later one is then taken for the earlier)."""
+    return hashlib.blake2b(image_url_key(url).encode("utf-8", "surrogatepass"), digest_size=8).digest()
 
 
 def is_image_url(url: str) -> bool:

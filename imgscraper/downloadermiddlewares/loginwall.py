@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from scrapy import Request, signals
 from scrapy.http import HtmlResponse
+from scrapy.selector import Selector
 from scrapy.utils.httpobj import urlparse_cached
 
 from imgscraper.downloadermiddlewares.cookiesfile import cookies_file_of
@@ -35,6 +36,14 @@ logger = logging.getLogger(__name__)
 _SIGN_IN_PATH = re.compile(r"/(?:log[-_]?in|sign[-_]?in|sign[-_]?on|auth|authenticate|sso|session/new)(?:[/.?;_-]|$)",
                            re.IGNORECASE)
 _PASSWORD_FIELD = "//input[translate(@type, 'PASSWORD', 'password') = 'password']"
+_PASSWORD = re.compile("password", re.IGNORECASE)
+
+
+def _has_password_field(response: HtmlResponse) -> bool:
+    """Whether the page has a password field. It is parsed only when its text names one, and not
+    through ``response.xpath()``: the selector cached on the response and the response would
+    reference each other, and wait for a full pass of the garbage collector to be freed."""
+    return bool(_PASSWORD.search(response.text)) and bool(Selector(response).xpath(_PASSWORD_FIELD))
 
 
 def login_wall(request: Request, response: Response) -> str:
@@ -44,7 +53,7 @@ def login_wall(request: Request, response: Response) -> str:
         challenge = response.headers.get("WWW-Authenticate", b"").decode("latin-1").strip()
         return f"HTTP {response.status}, {challenge}" if challenge else f"HTTP {response.status}"
     redirected = bool(request.meta.get("redirect_urls")) or response.url != request.url
-    if isinstance(response, HtmlResponse) and response.xpath(_PASSWORD_FIELD):
+    if isinstance(response, HtmlResponse) and _has_password_field(response):
         return f"{'redirected to ' if redirected else ''}a sign-in page with a password field ({response.url})"
     if redirected and _SIGN_IN_PATH.search(urlparse_cached(response).path):
         return f"redirected to a sign-in page ({response.url})"

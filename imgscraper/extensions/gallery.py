@@ -148,12 +148,11 @@ def build_gallery(store: str | Path, thumbs: dict[str, Any] | None = None, folde
         if image.page_title:
             titles[image.page] = image.page_title
     thumb = pick_thumb(thumbs or {})
-    text = "".join(render_gallery(images, titles, thumb=thumb, store=store))
     target = store / INDEX
     fd, tmp_name = tempfile.mkstemp(dir=store, prefix=".tmp-", suffix=".html")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as tmp:
-            tmp.write(text)
+            tmp.writelines(render_gallery(images, titles, thumb=thumb, store=store))
         os.chmod(tmp_name, 0o644)
         os.replace(tmp_name, target)
     except BaseException:

@@ -235,6 +235,8 @@ class ImageStorePipeline(ImagesPipeline):
             except OriginalFailed as exc:
                 fall_back(item, exc.reason, self.stats)
                 return await self._results(item, info)
+            except ImageFailed as exc:  # without its traceback, which holds this frame, and so the results
+                results.append((False, Failure(exc.with_traceback(None))))
             except Exception as exc:
                 results.append((False, Failure(exc)))
         return results

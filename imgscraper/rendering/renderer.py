@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 from scrapy import signals
 from scrapy.http import Response
+from scrapy.selector import Selector
 from scrapy.settings import BaseSettings
 from w3lib.url import canonicalize_url
 
@@ -250,10 +251,13 @@ class Renderer:
             },
         }
 
-    def browser_images(self, response: Response, srcset: str = "largest") -> list[ImageRef]:
+    def browser_images(
+        self, response: Response, srcset: str = "largest", document: Selector | None = None
+    ) -> list[ImageRef]:
         """The images the browser requested while rendering ``response``
         (source ``browser``), minus the ``srcset`` candidates that the
-        ``srcset`` mode does not take.
+        ``srcset`` mode does not take (read from ``document``, the parsed
+        page, when given; else the page is parsed again).
 
         Also counts the page's rendering in the stats, and logs a page that
         was still growing at the timeout.
@@ -263,8 +267,9 @@ class Renderer:
         urls = [u for u in report.get("images", ()) if u.startswith(("http://", "https://"))]
         if srcset == "largest" and urls:
             # A browser requests the srcset candidate that fits its viewport.
-            every = {canonicalize_url(r.url) for r in find_images(response.selector, response.url, srcset="all")}
-            taken = {canonicalize_url(r.url) for r in find_images(response.selector, response.url, srcset=srcset)}
+            document = document if document is not None else Selector(response)
+            every = {canonicalize_url(r.url) for r in find_images(document, response.url, srcset="all")}
+            taken = {canonicalize_url(r.url) for r in find_images(document, response.url, srcset=srcset)}
             not_taken = every - taken
             urls = [u for u in urls if canonicalize_url(u) not in not_taken]
         return [ImageRef(url, "browser") for url in dict.fromkeys(urls)]

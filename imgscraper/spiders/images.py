@@ -13,6 +13,7 @@ from scrapy import signals
 from scrapy.crawler import Crawler
 from scrapy.exceptions import CloseSpider, StopDownload
 from scrapy.http import Headers, Request, Response, TextResponse
+from scrapy.selector import Selector
 from scrapy.settings import BaseSettings
 from scrapy.utils.job import job_dir
 from twisted.python.failure import Failure
@@ -24,7 +25,7 @@ from imgscraper.discovery.css import css_import_urls, find_css_images
 from imgscraper.discovery.html import find_frames, find_images, find_page_links, find_page_title, find_stylesheets
 from imgscraper.discovery.originals import RULES, Rule, original_ref, parse_rules
 from imgscraper.discovery.references import ImageRef
-from imgscraper.discovery.urls import image_url_key, is_image_url
+from imgscraper.discovery.urls import image_url_digest, is_image_url
 from imgscraper.downloader import crawl_stopping
 from imgscraper.exceptions import CrawlStopped, RenderingError, StoppedBeforeDownload, failure_reason
 from imgscraper.filters import ImageFilter, URLFilter, count_filtered, parse_regex
@@ -99,14 +100,14 @@ def _page_failure_reason(failure: Failure) -> str:
     return browser_failure_reason(failure.value) or failure_reason(failure.value)
 
 
-def _pages_to_follow(response: TextResponse, depth: int, max_depth: int) -> list[str]:
-    """The pages ``response``, at ``depth`` of a crawl to ``max_depth``, leads to: its links while
-    under it. A browser shows a page's frames with it: they are fetched where links stop too
-    (one level: a frame's own frames and links lie past the depth)."""
+def _pages_to_follow(document: Selector, url: str, depth: int, max_depth: int) -> list[str]:
+    """The pages ``document`` (the page at ``url``, at ``depth`` of a crawl to ``max_depth``) leads
+    to: its links while under it. A browser shows a page's frames with it: they are fetched where
+    links stop too (one level: a frame's own frames and links lie past the depth)."""
     if depth < max_depth:
-        return find_page_links(response.selector, response.url)
+        return find_page_links(document, url)
     if depth == max_depth:
-        return find_frames(response.selector, response.url)
+        return find_frames(document, url)
     return []
 
 
@@ -114,7 +115,6 @@ def _track_pages(spider: ImagesSpider, crawler: Crawler) -> None:
     """With a ``JOBDIR``: the page journal (:mod:`imgscraper.extensions.journal`), which pages are done."""
     spider.tracker = None
     spider.item_pages = {}
-    spider.parsed_pages = set()
     if directory := job_dir(crawler.settings):
         spider.tracker = PageTracker(PageJournal.in_job_dir(directory))
         if spider.tracker.journal.counts()[0]:
@@ -168,7 +168,7 @@ class ImagesSpider(SitemapMixin, scrapy.Spider):
         self.follow_any_domain = "*" in parsed.follow_domains
         self.follow_domains = [site_of(u) for u in self.start_urls] + parsed.follow_domains
         self.renderer: Renderer | None = None
-        self.seen_images: set[str] = set()
+        self.seen_images: set[bytes] = set()  # image_url_digest() of each image URL yielded
         self.dedupe_images = True
         self.original_rules: tuple[Rule, ...] | None = None  # originals=yes: their rules
 
@@ -234,7 +234,8 @@ class ImagesSpider(SitemapMixin, scrapy.Spider):
             raise CloseSpider("bad_argument")
         if self.tracker is not None:
             journal = self.tracker.journal
-            self.page_budget.requested.update(journal.urls())
+            if self.page_budget.max_pages:
+                self.page_budget.requested.update(journal.urls())
             pending = journal.pending()
             total, done = journal.counts()
             if total:
@@ -332,9 +333,8 @@ class ImagesSpider(SitemapMixin, scrapy.Spider):
         """
         page = response.meta.get("imgscraper_page") if self.tracker is not None else None
         if page is not None:
-            if page in self.parsed_pages or self.tracker.journal.is_done(page):
+            if page in self.tracker.open or self.tracker.journal.is_done(page):
                 return  # a second copy, from Scrapy's own JOBDIR queue
-            self.parsed_pages.add(page)
             self.tracker.acquire(page)
         yield from self._parse_page(response, page)
         # Not in a ``finally``: a parse cut short (the crawl stopping) leaves the page to redo.
@@ -353,27 +353,27 @@ class ImagesSpider(SitemapMixin, scrapy.Spider):
                 yield from self.new_images([ref], linked_from, page)
             return
         self.crawler.stats.inc_value("imgscraper/pages")
+        # Not response.selector: it and the response would hold each other, freed late by the collector.
+        document = Selector(response)
         ignored: list[str] = []
-        refs = find_images(
-            response.selector, response.url, srcset=self.srcset_mode, scripts=self.script_images, ignored=ignored
-        )
-        page_title = find_page_title(response.selector)
+        refs = find_images(document, response.url, srcset=self.srcset_mode, scripts=self.script_images, ignored=ignored)
+        page_title = find_page_title(document)
         yield from self.new_images(refs, response.url, page, page_title)
         if listed := response.meta.get("imgscraper_sitemap_images"):
             yield from self.new_images([ImageRef(url, "sitemap") for url in listed], response.url, page, page_title)
         if self.renderer:
-            browser_images = self.renderer.browser_images(response, self.srcset_mode)
+            browser_images = self.renderer.browser_images(response, self.srcset_mode, document)
             yield from self.new_images(browser_images, response.url, page, page_title)
         for url in ignored:
             scheme = url.partition(":")[0].lower()
             self.crawler.stats.inc_value(f"imgscraper/urls_ignored/{scheme}")
             logger.debug("Ignored image URL %s on %s: only http, https and data: are fetched", url[:200], response.url)
         if self.fetch_stylesheets:
-            for sheet in find_stylesheets(response.selector, response.url):
+            for sheet in find_stylesheets(document, response.url):
                 yield self.stylesheet_request(sheet, response.url, page, page_title)
         depth = response.meta.get("depth", 0)
         sites = self.sites_moved_to(response)
-        for link in _pages_to_follow(response, depth, self.depth):
+        for link in _pages_to_follow(document, response.url, depth, self.depth):
             if self.follows_page(JournalPage(link, depth + 1, sites)):
                 yield self.page_request(link, depth + 1, sites=sites)
 
@@ -435,7 +435,7 @@ class ImagesSpider(SitemapMixin, scrapy.Spider):
                 return
             ref, original_of = original_ref(ref, self.original_rules)
             if self.dedupe_images:
-                key = image_url_key(ref.url)
+                key = image_url_digest(ref.url)
                 if key in self.seen_images:
                     continue
                 self.seen_images.add(key)

@@ -9,7 +9,7 @@ from imgscraper.discovery.css import css_image_urls, css_import_urls, find_css_i
 from imgscraper.discovery.html import find_frames, find_images, find_page_links, find_page_title, find_stylesheets
 from imgscraper.discovery.references import ImageRef
 from imgscraper.discovery.srcset import SrcsetCandidate, parse_srcset, pick_srcset
-from imgscraper.discovery.urls import is_image_url
+from imgscraper.discovery.urls import image_url_digest, is_image_url
 
 PAGE = "https://example.com/blog/post.html"
 PNG_URI = (
@@ -65,6 +65,16 @@ def test_is_image_url(url):
 )
 def test_is_not_image_url(url):
     assert not is_image_url(url)
+
+
+def test_image_url_digest_is_eight_bytes_of_the_url_key():
+    digest = image_url_digest("http://example.com/a.jpg?b=2&a=1")
+    assert len(digest) == 8
+    assert digest == image_url_digest("http://example.com/a.jpg?a=1&b=2")  # the same canonical URL
+    assert digest != image_url_digest("http://example.com/b.jpg?a=1&b=2")
+    long_data_uri = "data:image/gif;base64," + "A" * 100_000
+    assert len(image_url_digest(long_data_uri)) == 8
+    assert image_url_digest(long_data_uri) != image_url_digest(long_data_uri + "A")
 
 
 # --- parse_srcset ------------------------------------------------------------

@@ -5,10 +5,12 @@ download is a stand-in (:class:`StandInEngine` answers from a dict), since no te
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import io
 import time
 import uuid
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -216,6 +218,24 @@ def test_http_errors_and_download_errors_fail_with_their_reason(crawls):
     assert crawl.image("http://127.0.0.1:8000/refused.png")["reason"] == "connection-refused"
     assert [(f["status"], f["reason"]) for f in crawl.failures] == [("failed", "http-404"),
                                                                     ("failed", "connection-refused")]
+
+
+def test_an_image_not_stored_leaves_with_its_item(crawls):
+    """No reference cycle holds what a failed image was: its item goes when it is done with, not at
+    the next pass of the garbage collector (which the crawl makes rare)."""
+    crawl = crawls()
+    crawl.serve("http://127.0.0.1:8000/gone.png", b"", status=404)
+    gc.collect()
+    gc.disable()
+    try:
+        item = ImageItem(url="http://127.0.0.1:8000/gone.png", page=PAGE)
+        asyncio.run(crawl.pipeline.process_item(item))
+        assert item.reason == "http-404"
+        alive = weakref.ref(item)
+        del item
+        assert alive() is None
+    finally:
+        gc.enable()
 
 
 def test_an_unsupported_scheme_is_skipped_without_a_request(crawls):

@@ -12,6 +12,7 @@ import pytest
 from scrapy.http import Request
 from scrapy.utils.test import get_crawler
 
+from imgscraper.discovery.references import ImageRef
 from imgscraper.items import ImageItem
 from imgscraper.exceptions import ArgumentError
 from imgscraper.spiders.arguments import parse_click, parse_depth, parse_start_urls, parse_yes_no
@@ -66,7 +67,7 @@ def test_srcset_all_takes_every_candidate(response, site):
 @pytest.mark.parametrize("url", [RECORDED_BASE + "a.html"])
 def test_images_seen_on_an_earlier_page_are_not_repeated(response, site):
     spider = make_spider(url=RECORDED_BASE, depth="2")
-    spider.seen_images.update(site.discovered_at(0))
+    list(spider.new_images([ImageRef(url, "img") for url in site.discovered_at(0)], RECORDED_BASE))
     items, _ = split_output(spider.parse(response))
     on_page = {u for u, info in site.images.items() if response.url in info.pages and info.outcome in ("stored", "skipped", "failed")}
     assert {i.url for i in items} == on_page - site.discovered_at(0)
