@@ -25,8 +25,8 @@ if TYPE_CHECKING:
 __all__ = [
     "AddressRefused", "ArgumentError", "BlockedAddressError", "CookiesFileError", "CrawlStopped", "HostUnreachable",
     "ImageFailed", "ImageLimitReached", "ImageRejected", "NearDuplicate", "OriginalFailed", "RedisServerError",
-    "RedisServerMissing", "RenderingError", "ScheduleError", "StoppedBeforeDownload", "failure_reason", "rejection_status",
-    "store_fault",
+    "RedisServerMissing", "RenderingError", "ScheduleError", "StoppedBeforeDownload", "browser_failure_reason",
+    "failure_reason", "rejection_status", "store_fault",
 ]
 
 
@@ -227,6 +227,22 @@ def store_fault(exc: OSError | sqlite3.Error) -> str:
     if "readonly" in message or "read-only" in message:
         return "store-unwritable"
     return "store-error"
+
+
+#: Chromium's network error names (``net::ERR_CONNECTION_REFUSED``).
+_NET_ERROR = re.compile(r"net::ERR_([A-Z_]+)")
+
+
+def browser_failure_reason(exc: BaseException) -> str | None:
+    """A short slug for a page the browser could not load (``connection-refused``
+    from Chromium's ``net::ERR_CONNECTION_REFUSED``, ``timeout`` for a
+    navigation timeout), or None if ``exc`` is no browser error."""
+    if not type(exc).__module__.startswith("playwright."):
+        return None
+    if type(exc).__name__ == "TimeoutError":
+        return "timeout"
+    found = _NET_ERROR.search(str(exc))
+    return found.group(1).lower().replace("_", "-") if found else "browser-error"
 
 
 #: Reasons for which an image is ``skipped`` (a choice or a link that is not an image file)

@@ -34,7 +34,6 @@ import asyncio
 import itertools
 import logging
 import math
-import re
 import shutil
 import weakref
 from typing import TYPE_CHECKING, Any
@@ -57,7 +56,7 @@ if TYPE_CHECKING:
     from scrapy import Request
     from scrapy.crawler import Crawler
 
-__all__ = ["HANDLER", "RenderingError", "Renderer", "browser_failure_reason", "init_page", "scroll_and_settle"]
+__all__ = ["HANDLER", "RenderingError", "Renderer", "init_page", "scroll_and_settle"]
 
 logger = logging.getLogger(__name__)
 
@@ -109,21 +108,6 @@ _STEP_QUIET = 0.1
 _REQUEST_WAIT = 3.0
 # Requests that stay open as long as the page does.
 _STREAMS = frozenset({"eventsource", "websocket"})
-
-_NET_ERROR = re.compile(r"net::ERR_([A-Z_]+)")
-
-
-def browser_failure_reason(exc: BaseException) -> str | None:
-    """A short slug for a page the browser could not load (``connection-refused``
-    from Chromium's ``net::ERR_CONNECTION_REFUSED``, ``timeout`` for a
-    navigation timeout), or None if ``exc`` is no browser error."""
-    if not type(exc).__module__.startswith("playwright."):
-        return None
-    if type(exc).__name__ == "TimeoutError":
-        return "timeout"
-    found = _NET_ERROR.search(str(exc))
-    return found.group(1).lower().replace("_", "-") if found else "browser-error"
-
 
 class OneLinePageFailures(logging.Filter):
     """scrapy-playwright logs a page it could not load as a WARNING with a

@@ -27,12 +27,14 @@ from imgscraper.discovery.originals import RULES, Rule, original_ref, parse_rule
 from imgscraper.discovery.references import ImageRef
 from imgscraper.discovery.urls import image_url_digest, is_image_url
 from imgscraper.downloader import crawl_stopping
-from imgscraper.exceptions import CrawlStopped, RenderingError, StoppedBeforeDownload, failure_reason
+from imgscraper.exceptions import (
+    CrawlStopped, RenderingError, StoppedBeforeDownload, browser_failure_reason, failure_reason,
+)
 from imgscraper.filters import ImageFilter, URLFilter, count_filtered, parse_regex
 from imgscraper.items import ImageItem
 from imgscraper.extensions.imagelimit import listed_within_limit
 from imgscraper.extensions.journal import JournalPage, PageJournal, PageTracker, discard_request_queue
-from imgscraper.rendering.renderer import Renderer, browser_failure_reason
+from imgscraper.rendering.renderer import Renderer
 from imgscraper.spiders.arguments import apply_setting_arguments, parse_arguments
 from imgscraper.spiders.scope import PageBudget, site_in_domains, site_of
 from imgscraper.spiders.sitemaps import SitemapMixin
