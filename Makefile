@@ -84,9 +84,11 @@ crawl: install
 
 # The gallery and rendering tests use Debian's headless Chromium, the shared-crawl tests a real Redis (DEBS).
 # The project's modules compiled first (see bench): the tests start a few hundred crawls.
+# Two pytest workers (pytest-xdist), each taking whole files: most tests wait on a crawl
+# process, so the suite takes about half as long on two cores.
 test: install-dev debs
 	$(BIN)/python -m compileall -q imgscraper
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 # The quick loop: the tests marked neither crawl, chromium nor services (pytest.ini), in seconds.
 test-fast: install-dev
