@@ -125,3 +125,30 @@ def test_readable_paths_are_s3_keys(server, run_crawl, tmp_path, s3):
     assert {key for key in keys if not key.startswith(".imgscraper/")} == set(paths.values())
     assert paths["same-a.png"] == paths["same-b.png"]
     assert client.get_object(Bucket="paths", Key=f"crawl/{paths['café au lait.jpg']}")["Body"].read() == jpeg("cafe", (60, 40))
+
+
+def test_readable_paths_with_near_duplicates(tmp_path, run_crawl):
+    """IMGSCRAPER_NEAR_DUPLICATES=skip with a path template: a smaller re-encoded copy of a stored
+    picture is skipped, its item naming the original's readable path; the original is stored once."""
+    from tests.support.images import encode, picture
+
+    original = picture("harbour", (320, 240))
+    root = tmp_path / "site"
+    root.mkdir()
+    (root / "big.png").write_bytes(encode(original, "PNG"))
+    (root / "small.jpg").write_bytes(encode(original.resize((160, 120)), "JPEG", quality=90))
+    (root / "index.html").write_text('<img src="big.png" alt="harbour"><img src="small.jpg" alt="copy">',
+                                     encoding="utf-8")
+    with HTTPTestServer(root, latency=0.05) as served:
+        # The copy is requested once the original is stored: one request at a time.
+        result = run_crawl(["-a", f"url={served.url}", "-s", "IMGSCRAPER_NEAR_DUPLICATES=skip",
+                            "-s", "IMGSCRAPER_FILE_PATH={alt}/{name}-{uuid}{ext}", "-s", "CONCURRENT_REQUESTS=1"],
+                           store=tmp_path / "store", out_dir=tmp_path, servers=[served])
+    assert result.returncode == 0, result.tail()
+    by_name = {item["url"].rsplit("/", 1)[-1]: item for item in result.items}
+    stored = by_name["big.png"]
+    assert stored["status"] == "downloaded" and stored["path"].startswith("harbour/big-"), stored
+    copy = by_name["small.jpg"]
+    assert (copy["status"], copy["reason"]) == ("skipped", "near-duplicate"), copy
+    assert copy["path"] == stored["path"]
+    assert [p.relative_to(tmp_path / "store").as_posix() for p in result.stored_files()] == [stored["path"]]

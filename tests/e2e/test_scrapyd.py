@@ -172,6 +172,24 @@ def schedule_job(scrapyd: Scrapyd, *args: str) -> dict:
     return scrapyd.wait_finished(re.search(r"imgscraper / images => (\w+)", result.stdout)[1])
 
 
+def test_scheduled_job_with_a_path_template(scrapyd, deployed, site_server_module, tmp_path):
+    """IMGSCRAPER_FILE_PATH given to a Scrapyd job: the job's files are where the template says."""
+    store = tmp_path / "named"
+    finished = schedule_job(scrapyd, f"URL={site_server_module.url}", f"STORE={store}",
+                            "SETTINGS=IMGSCRAPER_FILE_PATH=named/{name}-{uuid}{ext}")
+    log = (scrapyd.home / "logs" / "imgscraper" / "images" / f"{finished['id']}.log").read_text()
+    assert parse_stats(log).get("finish_reason") == "finished", log[-3000:]
+    items = [json.loads(line) for line in
+             (scrapyd.home / "items" / "imgscraper" / "images" / f"{finished['id']}.jl").read_text().splitlines()]
+    downloaded = [item for item in items if item["status"] == "downloaded"]
+    assert downloaded, items
+    for item in downloaded:
+        folder, name = item["path"].split("/")
+        stem = item["url"].rsplit("/", 1)[-1].rpartition(".")[0]
+        assert folder == "named" and name.startswith(f"{stem}-"), item
+        assert hashlib.sha256((store / item["path"]).read_bytes()).hexdigest() == item["checksum"]
+
+
 def test_make_jobs_lists_exit_status_and_summary_failed_first(scrapyd, job, tmp_path):
     """listjobs.json shows a failed job like a good one; make jobs reads how each ended from its log."""
     good, _ = job
