@@ -316,6 +316,16 @@ class SharedCrawl:
         task.add_done_callback(self._task_done)
         return task
 
+    @staticmethod
+    async def stop(*tasks: asyncio.Future[Any] | None) -> None:
+        """Cancel ``tasks`` and wait until they end. redis-py can swallow a cancellation that arrives
+        while it sets up a connection (a pub/sub subscription just made went on waiting for messages,
+        and the worker never left): a task still running is cancelled again."""
+        while pending := [task for task in tasks if task is not None and not task.done()]:
+            for task in pending:
+                task.cancel()
+            await asyncio.wait(pending, timeout=0.1)
+
     def _task_done(self, task: asyncio.Future[Any]) -> None:
         self._tasks.discard(task)
         if task.cancelled():
@@ -382,8 +392,7 @@ class SharedCrawl:
         if self.lead:  # as join connected them
             for signal in (imgscraper_signals.image_failed, imgscraper_signals.page_failed):
                 self.crawler.signals.disconnect(self._failure_to_lead, signal=signal)
-        if self._listener is not None:
-            self._listener.cancel()
+        await self.stop(self._listener)
         await asyncio.gather(*self._tasks, return_exceptions=True)
         try:
             await self.write(final=True)

@@ -166,9 +166,7 @@ class SharedScheduler(Scheduler):
         return deferred_from_coro(self._close(reason))
 
     async def _close(self, reason: str) -> None:
-        for task in (*self._loops, self._idle):
-            if task is not None:
-                task.cancel()
+        await self.shared.stop(*self._loops, self._idle)
         await self.shared.leave()
 
     async def _heartbeats(self, interval: float) -> None:

@@ -331,8 +331,7 @@ class LeadScheduler(SharedScheduler):
     # -- the end -------------------------------------------------------------
 
     async def _close(self, reason: str) -> None:
-        for task in self._loops:
-            task.cancel()
+        await self.shared.stop(*self._loops)
         for worker in self.workers:
             if worker.proc.poll() is None and (not worker.worker or not self._finished and not self._signalled):
                 # Not joined yet (nothing to do), or this worker stopped alone: neither the crawl's end, nor a

@@ -8,6 +8,7 @@ the server's request log says which worker fetched what.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import hashlib
 import json
@@ -18,6 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
+import redis.asyncio as redis
 
 from tests.support.crawl import PROJECT_ROOT, crawl_command, crawl_environment, parse_stats
 from tests.support.servers import S3_ENV, s3_client
@@ -306,3 +308,30 @@ def test_images_left_out_by_a_filter_are_counted_once_across_workers(srv, redis_
     assert {i["url"] for i in items if (i["status"], i["reason"]) == ("skipped", "filtered")} == left_out
     assert sum(w.stats.get("imgscraper/images/skipped/filtered", 0) for w in workers) == len(left_out)
     assert image_requests(srv, srv.all_requests(), left_out) == []
+
+
+@pytest.mark.parametrize("turns", range(6))
+def test_a_worker_leaves_at_once_after_joining(redis_url, turns):
+    """A worker that leaves a few turns of the event loop after joining (a local worker that joins
+    as the crawl ends), while its listener is still subscribing: it leaves, its Redis keys gone.
+    (redis-py 8.1 swallowed that cancellation, and the worker waited for messages for ever.)"""
+    from scrapy import Spider
+    from scrapy.utils.test import get_crawler
+
+    from imgscraper import settings as project_settings
+    from imgscraper.distributed.crawl import SharedCrawl
+
+    settings = {name: getattr(project_settings, name) for name in dir(project_settings) if name.startswith("IMGSCRAPER_")}
+    crawl_id = f"leave-{turns}"
+    crawler = get_crawler(Spider, settings_dict={**settings, "REDIS_URL": redis_url, "IMGSCRAPER_CRAWL_ID": crawl_id})
+
+    async def join_and_leave() -> set[bytes]:
+        shared = SharedCrawl(crawler)
+        await shared.join(Spider(name="images"))
+        await shared.server.ping()  # a connection of the pool in use, as in a crawl
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        await asyncio.wait_for(shared.leave(), 10)
+        return await redis.Redis.from_url(redis_url).smembers(f"imgscraper:{crawl_id}:workers")
+
+    assert asyncio.run(join_and_leave()) == set()

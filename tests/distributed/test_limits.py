@@ -67,8 +67,18 @@ class Worker:
         self.proc = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
 
     def wait(self, timeout: float = 120) -> int:
+        """The exit status; a worker still running after ``timeout`` is stopped (SIGTERM, then
+        SIGKILL) and the test fails with the end of its log, which says where it was."""
         try:
             return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            pytest.fail(f"worker {self.log_path.stem} still running after {timeout:.0f} s:\n{self.output[-5000:]}")
         finally:
             self.log.close()
 

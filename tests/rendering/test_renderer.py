@@ -233,11 +233,16 @@ def test_render_bounds_open_pages(rendered):
     assert rendered.stats.get("playwright/context_count/max_concurrent") <= 4
 
 
-def test_render_recrawl_downloads_nothing_again(js_site, recrawl):
+def test_render_recrawl_downloads_nothing_again(js_site, rendered, recrawl):
+    """Every image of the first crawl is up to date, none fetched again. (Under load the second
+    rendering of late.html may last long enough to see late.png, which the first missed: new, not again.)"""
     assert_ok(recrawl)
-    assert {item["status"] for item in recrawl.items} == {"uptodate"}
-    assert image_names(recrawl) == js_site.linked
-    assert [r.path for r in recrawl.requests if r.path.startswith("/img/")] == []
+    first = {item["url"] for item in rendered.items}
+    assert image_names(rendered) >= js_site.linked
+    assert {item["url"]: item["status"] for item in recrawl.items if item["url"] in first} == dict.fromkeys(
+        first, "uptodate")
+    again = [r.path for r in recrawl.requests if r.path.startswith("/img/") and "late" not in r.path]
+    assert again == []
 
 
 # --- settings ---------------------------------------------------------------------
@@ -268,12 +273,12 @@ def test_load_images_setting(tuned):
 @pytest.fixture(scope="module")
 def late_patient(js_site, run_crawl, chromium):
     return run_crawl(["-a", f"url={js_site.url('late.html')}", "-a", "render=yes",
-                      "-s", "IMGSCRAPER_RENDER_SETTLE_MS=2500"], servers=[js_site.server])
+                      "-s", "IMGSCRAPER_RENDER_SETTLE_MS=4500"], servers=[js_site.server])
 
 
 def test_settle_setting(rendered, late_patient):
-    """An image added 1.5 s after load, with the network quiet meanwhile:
-    missed by the default 500 ms, found when waiting 2.5 s."""
+    """An image added 3 s after load, with the network quiet meanwhile:
+    missed by the default 500 ms, found when waiting 4.5 s."""
     assert "late.png" not in image_names(rendered)
     assert_ok(late_patient)
     assert image_names(late_patient) == {"late.png"}

@@ -21,7 +21,7 @@ links to one page per way of inserting images, and a link a script adds to
     a web font, a video and a tracker script (on ``localhost``, and one on
     google-analytics.com), which a renderer should not fetch.
 
-Pages not linked from the index: ``late.html`` (adds an image 1.5 s after
+Pages not linked from the index: ``late.html`` (adds an image 3 s after
 loading, with no request in between) and ``busy.html`` (polls the server
 every 100 ms forever, asks for a new URL every 100 ms too, so it is never
 done, and has one static image).
@@ -191,7 +191,7 @@ window.addEventListener("load", () => setTimeout(() => {{
   const el = document.createElement("img");
   el.src = img("{late.removesuffix('.png')}" + ".png");
   document.getElementById("late").append(el);
-}}, 1500));
+}}, 3000));
 </script>"""))
 
     (root / "data" / "poll.json").write_text("{}")
