@@ -321,7 +321,8 @@ def test_a_worker_leaves_at_once_after_joining(redis_url, turns):
     from imgscraper import settings as project_settings
     from imgscraper.distributed.crawl import SharedCrawl
 
-    settings = {name: getattr(project_settings, name) for name in dir(project_settings) if name.startswith("IMGSCRAPER_")}
+    settings = {name: getattr(project_settings, name) for name in dir(project_settings)
+                if name.startswith("IMGSCRAPER_")}
     crawl_id = f"leave-{turns}"
     crawler = get_crawler(Spider, settings_dict={**settings, "REDIS_URL": redis_url, "IMGSCRAPER_CRAWL_ID": crawl_id})
 

@@ -16,7 +16,7 @@ from imgscraper import settings as project_settings
 from imgscraper import signals as imgscraper_signals
 from imgscraper.distributed.crawl import SharedCrawl
 from imgscraper.distributed.nearduplicates import SharedNearDuplicateClaims, band_probes
-from imgscraper.pipelines.nearduplicates import HashedImage, NearDuplicateClaims, hamming_distance
+from imgscraper.pipelines.nearduplicates import HashedImage, NearDuplicateClaims
 
 SETTINGS = {name: getattr(project_settings, name) for name in dir(project_settings) if name.startswith("IMGSCRAPER_")}
 
