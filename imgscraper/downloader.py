@@ -29,6 +29,13 @@ finish and queued requests fail at once with :class:`CrawlStopped`. A component
 that closes the spider at a limit (:class:`imgscraper.extensions.imagelimit.ImageLimit`)
 stops it as promptly by putting its reason in the stats first (:data:`STOP_REASON`).
 
+Each slot's queue is served by ``Request.priority``, highest first (in order
+within one priority), as Scrapy's scheduler serves its queue: the store pipeline
+gives images a lower priority than pages (``IMAGE_PRIORITY``),
+so that a page waits for the transfers under way, not behind every image queued
+for its host. A page brings the next images: fetched only once the images
+queued before it were, it left the transfers idle while it was fetched and parsed.
+
 A subclass can hold each transfer to more limits (:meth:`~LimitedDownloader.reserve`,
 :meth:`~LimitedDownloader.release`): :class:`imgscraper.distributed.leases.SharedSlotsDownloader` holds them
 across the workers of a shared crawl. What a transfer reserved is released
@@ -38,8 +45,9 @@ before its slot's queue is processed again, so that the next request can have it
 from __future__ import annotations
 
 import math
+from collections import deque
 from time import monotonic
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from scrapy import signals
 from scrapy.core.downloader import Downloader, Slot
@@ -49,10 +57,12 @@ from scrapy.utils.defer import _process_pending_io, _schedule_coro
 from imgscraper.exceptions import CrawlStopped
 
 if TYPE_CHECKING:
+    from scrapy import Spider
     from scrapy.crawler import Crawler
     from scrapy.http import Request, Response
+    from twisted.internet.defer import Deferred
 
-__all__ = ["LATER", "STOP_REASON", "LimitedDownloader", "crawl_stopping"]
+__all__ = ["LATER", "STOP_REASON", "LimitedDownloader", "PriorityQueue", "crawl_stopping"]
 
 #: What :meth:`LimitedDownloader.reserve` returns when it will process the slot's queue itself once it can.
 LATER = math.inf
@@ -77,6 +87,19 @@ def crawl_stopping(crawler: Crawler) -> bool:
     return not engine.running or bool(crawler.stats.get_value(STOP_REASON))
 
 
+class PriorityQueue(deque):
+    """A download slot's queue of ``(request, deferred)``: served from the left, each entry
+    placed after those of its request's priority or higher (Scrapy's ``Slot.queue`` is a
+    deque filled with ``append``: first in, first out)."""
+
+    def append(self, entry: tuple[Request, Deferred[Any]]) -> None:
+        priority = entry[0].priority
+        index = len(self)
+        while index and self[index - 1][0].priority < priority:
+            index -= 1
+        self.insert(index, entry)
+
+
 class LimitedDownloader(Downloader):
     """``Downloader`` that never exceeds its per-slot or total concurrency.
 
@@ -95,6 +118,12 @@ class LimitedDownloader(Downloader):
     def total_slots_full(self) -> bool:
         """Whether ``CONCURRENT_REQUESTS`` transfers are in flight."""
         return 0 < self.total_concurrency <= self.transferring_count
+
+    def _get_slot(self, request: Request, spider: Spider | None = None) -> tuple[str, Slot]:
+        key, slot = super()._get_slot(request)
+        if not isinstance(slot.queue, PriorityQueue):  # a new slot
+            slot.queue = PriorityQueue(slot.queue)
+        return key, slot
 
     def reserve(self, slot: Slot, request: Request) -> float:
         """Reserve what ``request``'s transfer needs besides the slot's own limits: 0 when it

@@ -137,3 +137,17 @@ def test_autothrottle_applies_to_images(two_hosts, run_crawl):
         # The start delay applied too: the first gaps are well above latency.
         assert sum(gaps[:2]) / 2 >= 0.12, gaps
         assert log.max_in_flight() <= 2
+
+
+def test_priority_queue_serves_the_highest_priority_first_in_order():
+    from scrapy import Request
+
+    from imgscraper.downloader import PriorityQueue
+
+    queue = PriorityQueue()
+    for name, priority in (("img1", -1000), ("img2", -1000), ("page1", 0), ("img3", -1000), ("page2", 0),
+                           ("redirected", 2)):
+        queue.append((Request(f"http://a.test/{name}", priority=priority), None))
+    assert [request.url.rsplit("/", 1)[1] for request, _ in queue] == [
+        "redirected", "page1", "page2", "img1", "img2", "img3"]
+

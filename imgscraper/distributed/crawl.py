@@ -258,8 +258,9 @@ class SharedCrawl:
         #: (set on the local workers the crawl command starts): see :meth:`hand_over`.
         self.lead: str = settings.get("IMGSCRAPER_LEAD_WORKER") or ""
         self._tokens = itertools.count(1)
-        #: The pages this worker holds and the images they brought.
-        self.ledger = WorkLedger(settings.getint("CONCURRENT_REQUESTS"), on_done=self._page_done)
+        #: The pages this worker holds and the images they brought: about two rounds of transfers, so
+        #: that the next page arrives while the images of the last are fetched.
+        self.ledger = WorkLedger(2 * settings.getint("CONCURRENT_REQUESTS"), on_done=self._page_done)
         # Fingerprints of images done but not yet marked so in Redis: written
         # with the next page done (one round trip per page, not per image).
         self._done_images: list[str] = []

@@ -148,6 +148,14 @@ class SharedSlotsDownloader(LimitedDownloader):
         self.shared.on_event("freed", self._freed)
         self.shared.on_event("wanted", self._wanted)
 
+    def needs_backout(self) -> bool:
+        # Scrapy's engine takes no request from the scheduler while CONCURRENT_REQUESTS requests are in
+        # the downloader, queued images included: a worker would fetch its next page only as the last
+        # images of its pages start, and leave its transfers idle while that page is fetched and parsed.
+        # What a worker holds is bounded by the shared scheduler (WorkLedger.busy), which takes a
+        # page while fewer than two rounds of transfers wait.
+        return 0 < self.total_concurrency and 2 * self.total_concurrency <= len(self.active)
+
     def reserve(self, slot: Slot, request: Request) -> float:
         if not self.shared.joined or self._failed:
             return 0.0

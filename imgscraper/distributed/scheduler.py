@@ -82,7 +82,7 @@ class SharedScheduler(Scheduler):
     """scrapy-redis's scheduler, with pages held by the worker that took them
     and the crawl's end agreed by all workers (see the module doc).
 
-    A worker takes another page only while it expects fewer than
+    A worker takes another page only while it expects fewer than twice
     ``CONCURRENT_REQUESTS`` images to fetch (those of its pages, and an
     estimate for the pages it is fetching): the pages it could not start soon
     are left to idle workers.

@@ -5,9 +5,9 @@ The ``crawl`` command (:mod:`imgscraper.commands.crawl`) starts a private
 (:func:`private_redis`), and gives the crawl the command line of one more
 worker (:func:`worker_command`). The crawl is then shared through the Redis
 engine (:mod:`imgscraper.distributed`) like any shared crawl, and its process
-is the *lead*: once pages wait in the crawl's queue, :class:`LeadScheduler` starts
-``N - 1`` local workers, ``scrapy crawl`` processes of the same spider,
-arguments and settings with ``IMGSCRAPER_LEAD_WORKER`` naming the lead. Those
+is the *lead*: :class:`LeadScheduler` starts ``N - 1`` local workers as the crawl
+starts (for a crawl of one start page at depth 0, once pages wait in its queue),
+``scrapy crawl`` processes of the same spider, arguments and settings with ``IMGSCRAPER_LEAD_WORKER`` naming the lead. Those
 hand the lead their items, stats and failure lines through Redis
 (:meth:`~imgscraper.distributed.crawl.SharedCrawl.hand_over`); the lead writes the
 items to its feeds, adds the stats to its own and logs the failure lines as its
@@ -198,8 +198,14 @@ class LeadScheduler(SharedScheduler):
 
     async def _open(self, spider: Spider) -> None:
         await super()._open(spider)
-        if self.shared.joined:
-            self._loops.append(self.shared.spawn(self._gather_loop()))
+        if not self.shared.joined:
+            return
+        # A crawl beyond one page: the local workers start with it (a process takes about a second to
+        # start a crawl). One start page at depth 0 may need none (see _gather_loop).
+        if getattr(spider, "depth", 0) > 0 or len(getattr(spider, "start_urls", ())) > 1:
+            self._started = True
+            self._start_workers()
+        self._loops.append(self.shared.spawn(self._gather_loop()))
 
     def _start_workers(self) -> None:
         command = [*self.command, "-s", f"IMGSCRAPER_CRAWL_ID={self.shared.crawl_id}",
@@ -251,8 +257,8 @@ class LeadScheduler(SharedScheduler):
     # -- what the local workers hand over --------------------------------------
 
     async def _gather_loop(self) -> None:
-        """Start the local workers once pages wait in the queue (a crawl that stops at its
-        start page, or never starts, needs none); then gather what they hand over."""
+        """Start the local workers once pages wait in the queue, unless started already (a crawl of
+        its start page alone needs none); then gather what they hand over."""
         while True:
             await asyncio.sleep(GATHER_INTERVAL)
             if not self._started:

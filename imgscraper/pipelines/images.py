@@ -52,6 +52,10 @@ logger = logging.getLogger(__name__)
 
 #: Namespace of the stable file names: ``uuid5(CONTENT_NAMESPACE, sha256 hex)``.
 CONTENT_NAMESPACE = uuid.UUID("6f1c8a52-3a57-4d5e-9a43-8e2f0b4d7c11")
+#: ``Request.priority`` of image requests: below any page's (``DEPTH_PRIORITY`` lowers a page's by
+#: its depth), so that a page waits for no image queued for its host
+#: (:class:`imgscraper.downloader.LimitedDownloader` serves a host's queue by priority).
+IMAGE_PRIORITY = -1000
 #: The only URL schemes images are fetched from.
 FETCHED_SCHEMES = ("http", "https", "data")
 
@@ -202,7 +206,7 @@ class ImageStorePipeline(ImagesPipeline):
         headers = {"Accept": self.IMAGE_ACCEPT}
         if adapter.get("page"):
             headers["Referer"] = adapter["page"]
-        return [Request(adapter["url"], callback=NO_CALLBACK, headers=headers, meta=meta)]
+        return [Request(adapter["url"], callback=NO_CALLBACK, headers=headers, meta=meta, priority=IMAGE_PRIORITY)]
 
     async def process_item(self, item: Any) -> Any:
         """Download and store the item's image, then fill in its result fields.

@@ -336,3 +336,39 @@ def test_a_worker_leaves_at_once_after_joining(redis_url, turns):
         return await redis.Redis.from_url(redis_url).smembers(f"imgscraper:{crawl_id}:workers")
 
     assert asyncio.run(join_and_leave()) == set()
+
+
+@pytest.fixture(scope="module")
+def busy_page(tmp_path_factory):
+    """index.html shows 30 images and links to next.html, which shows 2; 200 ms per response."""
+    from tests.support.httpserver import HTTPTestServer
+    from tests.support.images import png
+
+    root = tmp_path_factory.mktemp("busy")
+    (root / "img").mkdir()
+    for n in range(32):
+        (root / "img" / f"{n}.png").write_bytes(png(n, (8, 8)))
+    tags = "".join(f'<img src="img/{n}.png">' for n in range(30))
+    (root / "index.html").write_text(f'<html><body>{tags}<a href="next.html">next</a></body></html>')
+    (root / "next.html").write_text('<html><body><img src="img/30.png"><img src="img/31.png"></body></html>')
+    (root / "robots.txt").write_text("User-agent: *\nAllow: /\n")
+    with HTTPTestServer(root, latency=0.2) as server:
+        yield server
+
+
+def test_a_worker_fetches_its_next_page_while_images_wait(busy_page, run_crawl, redis_url):
+    """Four requests in flight, two per host: a worker of a shared crawl takes next.html while images
+    of index.html still wait in its downloader (about two rounds of transfers in hand: 8 images), and
+    fetches it as soon as a transfer ends. (Scrapy's engine took it only once fewer than four requests
+    were in the downloader, and the host's queue served it after the images queued before it: at every
+    page the transfers went idle.)"""
+    result = run_crawl(["-a", f"url={busy_page.url}", "-a", "depth=1", "-s", "CONCURRENT_REQUESTS=4",
+                        "-s", "CONCURRENT_REQUESTS_PER_DOMAIN=2", "-s", f"IMGSCRAPER_REDIS_URL={redis_url}",
+                        "-s", "IMGSCRAPER_CRAWL_ID=next-page"], servers=[busy_page])
+    assert result.returncode == 0, result.tail()
+    assert len([i for i in result.items if i.get("status") == "downloaded"]) == 32, result.tail()
+    busy_page.log.wait_idle()
+    started = [r.url_path for r in sorted(busy_page.log.snapshot(), key=lambda r: r.start)]
+    index_images = [path for path in started if path.startswith("/img/") and int(path[5:-4]) < 30]
+    assert len(index_images) == 30
+    assert started.index("/next.html") < started.index(index_images[-3]), started
