@@ -96,13 +96,15 @@ class ImagePreparer:
         self.check_size(meta.info)
         if left_out := self.image_filter.rejection(meta.info.format, len(response.body)):
             raise ImageRejected("filtered", left_out)
-        image, picture = BytesIO(response.body), None
+        image, thumbs = BytesIO(response.body), {}
         if meta.info.format != "SVG" and (self.convert_to_jpeg or self.thumbs):
-            with Image.open(BytesIO(response.body)) as original:
-                picture = ImageOps.exif_transpose(original)
-            if self.convert_to_jpeg and meta.info.format != "JPEG":
-                image = to_jpeg(picture)
-                meta.info = ImageInfo("JPEG", *picture.size)
+            try:
+                image, thumbs = self._decoded(response.body, meta)
+            except Image.DecompressionBombError as exc:
+                raise ImageRejected("decompression-bomb", str(exc)) from None
+            except (OSError, ValueError, SyntaxError) as exc:
+                # The header and the end of the file were sound (inspect_image); the data between is not.
+                raise ImageRejected("truncated", f"its pixels cannot be decoded: {exc}") from None
         meta.checksum = hashlib.sha256(image.getbuffer()).hexdigest()
         if self.hash_images and meta.info.format != "SVG":
             try:
@@ -110,9 +112,18 @@ class ImagePreparer:
             except (OSError, ValueError, Image.DecompressionBombError) as exc:
                 # Inspection passed it: stored as any image, without a hash.
                 logger.debug("Cannot hash %(url)s: %(error)s", {"url": response.url[:300], "error": exc})
-        if picture is None:
-            return PreparedImage(image, meta.info)
-        return PreparedImage(image, meta.info, {thumb_id: to_jpeg(picture, tuple(size)) for thumb_id, size in self.thumbs.items()})
+        return PreparedImage(image, meta.info, thumbs)
+
+    def _decoded(self, body: bytes, meta: ImageMeta) -> tuple[BytesIO, dict[str, BytesIO]]:
+        """The bytes to store (re-encoded with ``convert_to_jpeg``) and the thumbnails, from the decoded pixels."""
+        with Image.open(BytesIO(body)) as original:
+            picture = ImageOps.exif_transpose(original)
+            picture.load()
+        image = BytesIO(body)
+        if self.convert_to_jpeg and meta.info.format != "JPEG":
+            image = to_jpeg(picture)
+            meta.info = ImageInfo("JPEG", *picture.size)
+        return image, {thumb_id: to_jpeg(picture, tuple(size)) for thumb_id, size in self.thumbs.items()}
 
     def check_size(self, image_info: ImageInfo) -> None:
         """Raise ``ImageRejected("too-small")`` for an image under the size limits.

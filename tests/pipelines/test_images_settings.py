@@ -151,3 +151,39 @@ def test_blank_svg_placeholders_are_skipped_like_tracking_pixels(tmp_path, run_c
         again = run_crawl(["-a", f"url={server.url}", *args], store=result.store)
         assert again.returncode == 0, again.tail()
         assert server.log.count(path="/img/blank.svg") == 0
+
+
+def png_with_broken_data(seed: int) -> bytes:
+    """A PNG whose header and trailer are sound (as a check of both finds it) but whose pixel data
+    does not inflate: its IDAT bytes garbled, their checksum made right again."""
+    import struct
+    import zlib
+
+    data = bytearray(png(seed, (64, 64)))
+    chunk = data.index(b"IDAT")
+    length = struct.unpack(">I", data[chunk - 4:chunk])[0]
+    start = chunk + 4
+    for index in range(start + 10, start + min(length, 200)):
+        data[index] ^= 0x5A
+    data[start + length:start + length + 4] = struct.pack(">I", zlib.crc32(bytes(data[chunk:start + length])))
+    return bytes(data)
+
+
+@pytest.mark.parametrize("setting", ['IMAGES_THUMBS={"small": [32, 32]}', "IMGSCRAPER_CONVERT_TO_JPEG=True"])
+def test_an_image_whose_pixels_cannot_be_decoded_fails_alone(tmp_path, run_crawl, setting):
+    """Thumbnails and JPEG conversion decode the pixels: a PNG whose data is broken fails as
+    ``truncated`` (one line, a stat), nothing of it is stored, and the crawl goes on."""
+    with HTTPTestServer(tmp_path / "www") as server:
+        server.root.mkdir(parents=True, exist_ok=True)
+        (server.root / "broken.png").write_bytes(png_with_broken_data(1))
+        (server.root / "good.png").write_bytes(png(2, (64, 64)))
+        (server.root / "later.png").write_bytes(png(3, (64, 64)))
+        (server.root / "index.html").write_text('<img src="broken.png"><img src="good.png"><img src="later.png">')
+        result = run_crawl(["-a", f"url={server.url}", "-s", setting, "-s", "CONCURRENT_REQUESTS=1"], servers=[server])
+    assert result.returncode == 0, result.tail()
+    items = {item["url"].rsplit("/", 1)[1]: item for item in result.items}
+    assert (items["broken.png"]["status"], items["broken.png"]["reason"]) == ("failed", "truncated"), items
+    assert {items[name]["status"] for name in ("good.png", "later.png")} == {"downloaded"}
+    assert result.stats.get("imgscraper/images/failed/truncated") == 1, result.stats
+    assert len(list((result.store / "full").iterdir())) == 2
+    assert "Traceback" not in result.stderr
