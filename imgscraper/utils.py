@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from urllib.parse import urlsplit
 
@@ -60,3 +61,18 @@ def failure_detail(exc: BaseException) -> str:
     if response is not None:
         return f"HTTP {response.status}"
     return (str(exc) or type(exc).__name__).splitlines()[0]
+
+
+def new_file_mode() -> int:
+    """The mode ``open()`` gives a new file in this process: 0o666 less its umask. (``mkstemp``, which
+    writes atomically, gives 0o600: a store that a web server or another user reads needs this.)"""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    umask = os.umask(0o022)  # elsewhere, the only way to read it is to set it
+    os.umask(umask)
+    return 0o666 & ~umask

@@ -22,3 +22,10 @@ def test_bare_number_takes_the_default_unit():
 def test_bad_durations_raise(text):
     with pytest.raises(ValueError, match="not a duration"):
         parse_duration(text)
+
+
+def test_new_file_mode_is_what_open_gives(tmp_path):
+    from imgscraper.utils import new_file_mode
+
+    (tmp_path / "plain").write_bytes(b"")
+    assert new_file_mode() == (tmp_path / "plain").stat().st_mode & 0o777

@@ -46,6 +46,7 @@ from imgscraper.exceptions import ImageRejected
 from imgscraper.pipelines.filepaths import FilePathTemplate, thumbnail_path
 from imgscraper.pipelines.records import SQLiteRecord
 from imgscraper.extensions.summary import NOT_STARTED, format_bytes
+from imgscraper.utils import new_file_mode
 
 __all__ = ["Gallery", "GalleryImage", "build_gallery", "render_gallery"]
 
@@ -153,7 +154,7 @@ def build_gallery(store: str | Path, thumbs: dict[str, Any] | None = None, folde
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as tmp:
             tmp.writelines(render_gallery(images, titles, thumb=thumb, store=store))
-        os.chmod(tmp_name, 0o644)
+        os.chmod(tmp_name, new_file_mode())
         os.replace(tmp_name, target)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)

@@ -21,6 +21,8 @@ from scrapy.pipelines.files import FSFilesStore, S3FilesStore
 from scrapy.utils.asyncio import run_in_thread
 from scrapy.utils.defer import deferred_from_coro, ensure_awaitable
 
+from imgscraper.utils import new_file_mode
+
 if TYPE_CHECKING:
     from collections.abc import Callable
     from io import BytesIO
@@ -76,6 +78,7 @@ class AtomicFSFilesStore(FSFilesStore):
     def __init__(self, basedir: str | os.PathLike[str]):
         super().__init__(basedir)
         self.temp_prefix = f".tmp-{socket.gethostname()}-{os.getpid()}-"
+        self.file_mode = new_file_mode()
         removed = self.remove_stale_temp_files()
         if removed:
             logger.info("Removed %d temporary files left in %s by an interrupted crawl", removed, self.basedir)
@@ -116,6 +119,7 @@ class AtomicFSFilesStore(FSFilesStore):
             target.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=self.temp_prefix, suffix=target.suffix)
         try:
+            os.fchmod(fd, self.file_mode)
             with open(fd, "wb", buffering=0) as tmp:
                 view = memoryview(data)
                 while view:

@@ -35,3 +35,15 @@ def test_a_file_written_with_a_time_has_it_and_without_has_now(tmp_path):
     assert os.stat(tmp_path / "full" / "old.png").st_mtime == MAY_2021
     assert abs(os.stat(tmp_path / "full" / "new.png").st_mtime - datetime.now().timestamp()) < 60
     assert sorted(p.name for p in (tmp_path / "full").iterdir()) == ["new.png", "old.png"]
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_a_stored_file_has_the_mode_a_new_file_gets(tmp_path, umask):
+    """As ``open()`` would create it (0o666 less the umask), not 0o600 as the temporary file it was."""
+    previous = os.umask(umask)
+    try:
+        store = AtomicFSFilesStore(str(tmp_path))
+        store.write_file("full/a.png", b"bytes")
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "full" / "a.png").stat().st_mode & 0o777 == 0o666 & ~umask
