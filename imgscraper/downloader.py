@@ -29,13 +29,6 @@ finish and queued requests fail at once with :class:`CrawlStopped`. A component
 that closes the spider at a limit (:class:`imgscraper.extensions.imagelimit.ImageLimit`)
 stops it as promptly by putting its reason in the stats first (:data:`STOP_REASON`).
 
-Each slot's queue is served by ``Request.priority``, highest first (in order
-within one priority), as Scrapy's scheduler serves its queue: the store pipeline
-gives images a lower priority than pages (``IMAGE_PRIORITY``),
-so that a page waits for the transfers under way, not behind every image queued
-for its host. A page brings the next images: fetched only once the images
-queued before it were, it left the transfers idle while it was fetched and parsed.
-
 A subclass can hold each transfer to more limits (:meth:`~LimitedDownloader.reserve`,
 :meth:`~LimitedDownloader.release`): :class:`imgscraper.distributed.leases.SharedSlotsDownloader` holds them
 across the workers of a shared crawl. What a transfer reserved is released
@@ -57,7 +50,6 @@ from scrapy.utils.defer import _process_pending_io, _schedule_coro
 from imgscraper.exceptions import CrawlStopped
 
 if TYPE_CHECKING:
-    from scrapy import Spider
     from scrapy.crawler import Crawler
     from scrapy.http import Request, Response
     from twisted.internet.defer import Deferred
@@ -118,12 +110,6 @@ class LimitedDownloader(Downloader):
     def total_slots_full(self) -> bool:
         """Whether ``CONCURRENT_REQUESTS`` transfers are in flight."""
         return 0 < self.total_concurrency <= self.transferring_count
-
-    def _get_slot(self, request: Request, spider: Spider | None = None) -> tuple[str, Slot]:
-        key, slot = super()._get_slot(request)
-        if not isinstance(slot.queue, PriorityQueue):  # a new slot
-            slot.queue = PriorityQueue(slot.queue)
-        return key, slot
 
     def reserve(self, slot: Slot, request: Request) -> float:
         """Reserve what ``request``'s transfer needs besides the slot's own limits: 0 when it

@@ -26,6 +26,14 @@ Leases cost no wait and few round trips:
   to :data:`MAX_BACKOFF`), for the leases that come back with no message: those
   of a worker that died (its heartbeat expired, or its lead saw it end) and
   those that expired.
+
+A worker fetches its next page while the images of its pages wait: the engine may
+take a request from the scheduler until twice ``CONCURRENT_REQUESTS`` requests are in
+the downloader (the shared scheduler bounds what a worker holds:
+:class:`~imgscraper.distributed.ledger.WorkLedger`), and a slot's queue is served by
+``Request.priority`` (:class:`~imgscraper.downloader.PriorityQueue`), images after pages
+(:data:`imgscraper.pipelines.images.IMAGE_PRIORITY`). Otherwise a worker fetched its next
+page only once its last images had started, and its transfers went idle at every page.
 """
 
 from __future__ import annotations
@@ -39,9 +47,10 @@ from typing import TYPE_CHECKING, Any
 from scrapy.utils.asyncio import call_later
 
 from imgscraper.distributed.crawl import SharedCrawl
-from imgscraper.downloader import LATER, LimitedDownloader
+from imgscraper.downloader import LATER, LimitedDownloader, PriorityQueue
 
 if TYPE_CHECKING:
+    from scrapy import Spider
     from scrapy.core.downloader import Slot
     from scrapy.crawler import Crawler
     from scrapy.http import Request
@@ -147,6 +156,12 @@ class SharedSlotsDownloader(LimitedDownloader):
         self._leases: dict[Request, tuple[str, bytes, float]] = {}
         self.shared.on_event("freed", self._freed)
         self.shared.on_event("wanted", self._wanted)
+
+    def _get_slot(self, request: Request, spider: Spider | None = None) -> tuple[str, Slot]:
+        key, slot = super()._get_slot(request)
+        if not isinstance(slot.queue, PriorityQueue):  # a new slot
+            slot.queue = PriorityQueue(slot.queue)
+        return key, slot
 
     def needs_backout(self) -> bool:
         # Scrapy's engine takes no request from the scheduler while CONCURRENT_REQUESTS requests are in

@@ -53,8 +53,8 @@ logger = logging.getLogger(__name__)
 #: Namespace of the stable file names: ``uuid5(CONTENT_NAMESPACE, sha256 hex)``.
 CONTENT_NAMESPACE = uuid.UUID("6f1c8a52-3a57-4d5e-9a43-8e2f0b4d7c11")
 #: ``Request.priority`` of image requests: below any page's (``DEPTH_PRIORITY`` lowers a page's by
-#: its depth), so that a page waits for no image queued for its host
-#: (:class:`imgscraper.downloader.LimitedDownloader` serves a host's queue by priority).
+#: its depth), so that in a shared crawl a page waits for no image queued for its host
+#: (:class:`imgscraper.distributed.leases.SharedSlotsDownloader` serves a host's queue by priority).
 IMAGE_PRIORITY = -1000
 #: The only URL schemes images are fetched from.
 FETCHED_SCHEMES = ("http", "https", "data")
