@@ -268,9 +268,11 @@ IMGSCRAPER_CRAWL_ID = ""
 # Seconds without a heartbeat after which a worker of a shared crawl counts as
 # dead: its pages go back to the queue and its images may be taken over.
 IMGSCRAPER_REDIS_WORKER_TIMEOUT = 30.0
-# Set by the crawl command, not by hand: the command line of one more local worker
-# (IMGSCRAPER_WORKERS), and on each local worker, the worker that leads it (imgscraper/distributed/workers.py).
-IMGSCRAPER_LOCAL_WORKER_COMMAND = []
+# Set by the crawl command, not by hand (IMGSCRAPER_WORKERS, imgscraper/distributed/workers.py): on
+# the lead, its worker id and the process ids of the local workers it forked; on each local
+# worker, the id of the worker that leads it.
+IMGSCRAPER_WORKER_ID = ""
+IMGSCRAPER_LOCAL_WORKERS = []
 IMGSCRAPER_LEAD_WORKER = ""
 # Set by an add-on, not by hand: the spider yields each image URL once per crawl. The
 # shared crawl's add-on turns it off: its spider middleware deduplicates across workers.

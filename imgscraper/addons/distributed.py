@@ -28,7 +28,7 @@ class DistributedCrawl:
         if not self._valid_settings(settings):
             return  # with a bad value imgscraper.addons.settingscheck refuses the crawl, in one line
         workers = settings.getint("IMGSCRAPER_WORKERS")
-        if workers > 1 and not settings.getlist("IMGSCRAPER_LOCAL_WORKER_COMMAND"):
+        if workers > 1 and not settings.get("IMGSCRAPER_WORKER_ID"):
             logger.warning("IMGSCRAPER_WORKERS=%d: local workers are started by scrapy crawl (the project's crawl "
                            "command), not here: crawling with one worker", workers)
         url = settings.get("IMGSCRAPER_REDIS_URL")
@@ -43,7 +43,7 @@ class DistributedCrawl:
 
         settings.set("REDIS_URL", url, priority="addon")
         # The crawl command's local workers (IMGSCRAPER_WORKERS): this worker starts them and leads them.
-        lead = workers > 1 and settings.getlist("IMGSCRAPER_LOCAL_WORKER_COMMAND")
+        lead = workers > 1 and settings.get("IMGSCRAPER_WORKER_ID")
         scheduler = ("imgscraper.distributed.workers.LeadScheduler" if lead
                      else "imgscraper.distributed.scheduler.SharedScheduler")
         settings.set("SCHEDULER", scheduler, priority="addon")

@@ -13,8 +13,8 @@ a crawl that stored as many images as asked) or a start page could not be fetche
 
 It also tunes the garbage collector (:mod:`imgscraper.runtime`), and with
 ``IMGSCRAPER_WORKERS > 1`` sets up the local workers (:mod:`imgscraper.distributed.workers`):
-a private ``redis-server`` unless ``IMGSCRAPER_REDIS_URL`` is set, the
-command line of a worker, and each process's share of ``IMGSCRAPER_MAX_RATE``.
+a private ``redis-server`` unless ``IMGSCRAPER_REDIS_URL`` is set, each process's share of
+``IMGSCRAPER_MAX_RATE``, and the workers, forked once the input is checked.
 """
 
 from __future__ import annotations
@@ -87,6 +87,13 @@ class Command(ScrapyCrawlCommand):
     crawler: Crawler | None = None
     #: What :func:`crawl_problems` found: :meth:`run` reports it instead of crawling.
     problems: Sequence[str] = ()
+    #: The URL of the crawl's private Redis (IMGSCRAPER_WORKERS), if it has one.
+    _private_redis: str = ""
+
+    def __init__(self) -> None:
+        super().__init__()
+        #: What the crawl set up for itself (a private Redis), undone at the end of run().
+        self._stack = contextlib.ExitStack()
 
     def process_options(self, args: list[str], opts: argparse.Namespace) -> None:
         super().process_options(args, opts)
@@ -96,6 +103,8 @@ class Command(ScrapyCrawlCommand):
         except KeyError:
             spidercls = None  # run() raises Scrapy's own error
         self.problems = crawl_problems(spidercls, opts.spargs, self.settings) if spidercls else ()
+        if spidercls and not self.problems:
+            self._set_up_local_workers(spidercls, opts)
         # The crawler process, built once the options are processed, would log Scrapy's banner first.
         self.requires_crawler_process = not self.problems
 
@@ -105,53 +114,53 @@ class Command(ScrapyCrawlCommand):
 
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
         assert self.settings is not None
-        if self.problems:
-            configure_logging(self.settings)
-            for problem in self.problems:
-                logger.error("%s", problem)
-            self.exitcode = 1
-            return
-        tune_garbage_collector(self.settings.getint("IMGSCRAPER_GC_THRESHOLD"))
-        skip_records_below(self.settings.get("LOG_LEVEL"))
-        if self.settings.get("IMGSCRAPER_LEAD_WORKER"):
-            from imgscraper.distributed.workers import end_with_lead  # noqa: PLC0415
-
-            if not end_with_lead(self.settings):
-                return  # a local worker whose lead is gone: nothing to do
-        with contextlib.ExitStack() as stack:
-            if args and not self._set_up_local_workers(args[0], opts, stack):
+        with self._stack:
+            if self.problems:
+                configure_logging(self.settings)
+                for problem in self.problems:
+                    logger.error("%s", problem)
                 self.exitcode = 1
                 return
+            tune_garbage_collector(self.settings.getint("IMGSCRAPER_GC_THRESHOLD"))
+            skip_records_below(self.settings.get("LOG_LEVEL"))
+            if self.settings.get("IMGSCRAPER_LEAD_WORKER"):
+                from imgscraper.distributed.workers import end_with_lead  # noqa: PLC0415
+
+                if not end_with_lead(self.settings):
+                    return  # a local worker whose lead is gone: nothing to do
+            elif self._private_redis:
+                logger.info("Private Redis for %d workers: %s", self.settings.getint("IMGSCRAPER_WORKERS"),
+                            self._private_redis)
             super().run(args, opts)
         if self.exitcode == 0 and self.crawler and crawl_failed(self.crawler.stats.get_stats()):
             self.exitcode = 1
 
-    def _set_up_local_workers(self, spider: str, opts: argparse.Namespace, stack: contextlib.ExitStack) -> bool:
-        """With ``IMGSCRAPER_WORKERS > 1``: a private Redis (stopped with ``stack``) unless
-        ``IMGSCRAPER_REDIS_URL`` is set, ``IMGSCRAPER_MAX_RATE`` divided evenly between the
-        processes, and the local workers' command line. False: no ``redis-server`` (one ERROR line)."""
+    def _set_up_local_workers(self, spidercls: type[Spider], opts: argparse.Namespace) -> None:
+        """With ``IMGSCRAPER_WORKERS > 1``: a private Redis (stopped at the end of :meth:`run`) unless
+        ``IMGSCRAPER_REDIS_URL`` is set, ``IMGSCRAPER_MAX_RATE`` divided evenly between the processes,
+        and the local workers, forked now (none for a crawl of one start page at depth 0). No
+        ``redis-server``: a problem of the crawl (one ERROR line)."""
         assert self.settings is not None
         try:
             workers = self.settings.getint("IMGSCRAPER_WORKERS")
         except ValueError:
-            return True  # the crawl's settings check reports it
+            return  # the crawl's settings check reports it
         if workers <= 1:
-            return True
-        from imgscraper.distributed.workers import private_redis, worker_command  # noqa: PLC0415
+            return
+        from imgscraper.distributed.workers import PrivateRedis, fork_local_workers  # noqa: PLC0415
         from imgscraper.exceptions import RedisServerError  # noqa: PLC0415
 
         if not self.settings.get("IMGSCRAPER_REDIS_URL"):
             try:
-                url = stack.enter_context(private_redis(workers))
+                self._private_redis = self._stack.enter_context(PrivateRedis(workers))
             except RedisServerError as exc:  # not installed, or would not start
-                logger.error("%s", exc)
-                return False
-            logger.info("Private Redis for %d workers: %s", workers, url)
-            self.settings.set("IMGSCRAPER_REDIS_URL", url, priority="cmdline")
+                self.problems = [str(exc)]
+                return
+            self.settings.set("IMGSCRAPER_REDIS_URL", self._private_redis, priority="cmdline")
         if rate := max_rate(self.settings):
-            # Each process paces its own reading (imgscraper.bandwidth): each gets an even share,
-            # the lead here and the local workers through their command line.
+            # Each process paces its own reading (imgscraper.bandwidth): each gets an even share.
             self.settings.set("IMGSCRAPER_MAX_RATE", max(1, rate // workers), priority="cmdline")
-        self.settings.set("IMGSCRAPER_LOCAL_WORKER_COMMAND", worker_command(spider, opts.spargs, self.settings),
-                          priority="cmdline")
-        return True
+        spider = spidercls(**opts.spargs)
+        one_page = isinstance(spider, ImagesSpider) and not (
+            spider.depth or len(spider.start_urls) > 1 or spider.sitemap_urls)
+        fork_local_workers(0 if one_page else workers - 1, self.settings)

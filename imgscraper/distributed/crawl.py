@@ -54,6 +54,7 @@ import logging
 import os
 import pickle
 import socket
+import time
 import uuid
 import weakref
 from collections.abc import Callable, Coroutine
@@ -82,16 +83,20 @@ logger = logging.getLogger(__name__)
 #: (item_scraped_count: it counts the items it writes to its feeds).
 OWN_STATS = ("item_scraped_count", "items_per_minute", "responses_per_minute", "elapsed_time", "memusage/",
              "log_count/", "start_time", "finish_", "imgscraper/max_images_reached")
+#: Seconds a local worker waits for its lead to join the crawl before it gives up.
+LEAD_JOINS_WITHIN = 60.0
 #: The field of a worker's ``taken`` hash held from joining until it is first idle.
 STARTING = "starting"
 
-# Returns 1: started afresh, 0: joined, -1: finished and not joined (ARGV[5] is 0:
-# a local worker, which only helps a running crawl). A worker that finds no live
-# worker starts a new run of the crawl (its CLOSESPIDER_* counters from zero).
+# Returns 1: started afresh, 0: joined, -1: finished and not joined, -2: not joined, its
+# lead has not joined yet (ARGV[5] is 0: a local worker, which only helps a running crawl,
+# the one its lead ARGV[6] joined). A worker that finds no live worker starts a new run of
+# the crawl (its CLOSESPIDER_* counters from zero).
 _JOIN = """
 local p, me = ARGV[1], ARGV[2]
 local fresh = 0
 if ARGV[5] == '0' and redis.call('EXISTS', p .. 'finished') == 1 then return -1 end
+if ARGV[5] == '0' and redis.call('SISMEMBER', p .. 'workers', ARGV[6]) == 0 then return -2 end
 if redis.call('EXISTS', p .. 'finished') == 1 then
   for _, w in ipairs(redis.call('SMEMBERS', p .. 'workers')) do
     redis.call('DEL', p .. 'taken:' .. w)
@@ -250,7 +255,8 @@ class SharedCrawl:
         self.server: Redis = redis_from_settings(settings)
         self.configured_id: str = settings.get("IMGSCRAPER_CRAWL_ID") or ""
         self.timeout_ms = int(settings.getfloat("IMGSCRAPER_REDIS_WORKER_TIMEOUT") * 1000)
-        self.worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        # The crawl command gives a lead its id before forking its local workers (they name it).
+        self.worker = settings.get("IMGSCRAPER_WORKER_ID") or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.crawl_id = ""
         self.prefix = ""
         self.joined = False
@@ -352,7 +358,14 @@ class SharedCrawl:
         """
         self.crawl_id = self.configured_id or crawl_id_of(spider)
         self.prefix = f"imgscraper:{self.crawl_id}:"
-        joined = await self._run("join", self.worker, self.timeout_ms, STARTING, 0 if self.lead else 1)
+        deadline = time.monotonic() + LEAD_JOINS_WITHIN
+        while (joined := await self._run("join", self.worker, self.timeout_ms, STARTING, 0 if self.lead else 1,
+                                         self.lead)) == -2 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)  # a local worker, forked as its lead started: it joins first
+        if joined == -2:
+            logger.warning("The lead worker %s did not join shared crawl %s within %.0f s", self.lead, self.crawl_id,
+                           LEAD_JOINS_WITHIN)
+            return None
         if joined < 0:
             logger.info("Shared crawl %s is finished: nothing left to do", self.crawl_id)
             return None

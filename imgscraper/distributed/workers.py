@@ -1,18 +1,20 @@
 """Local workers: ``IMGSCRAPER_WORKERS = N`` crawls with N processes of this machine.
 
-The ``crawl`` command (:mod:`imgscraper.commands.crawl`) starts a private
-``redis-server`` for the crawl when ``IMGSCRAPER_REDIS_URL`` is empty
-(:func:`private_redis`), and gives the crawl the command line of one more
-worker (:func:`worker_command`). The crawl is then shared through the Redis
-engine (:mod:`imgscraper.distributed`) like any shared crawl, and its process
-is the *lead*: :class:`LeadScheduler` starts ``N - 1`` local workers as the crawl
-starts (for a crawl of one start page at depth 0, once pages wait in its queue),
-``scrapy crawl`` processes of the same spider, arguments and settings with ``IMGSCRAPER_LEAD_WORKER`` naming the lead. Those
+The ``crawl`` command (:mod:`imgscraper.commands.crawl`), once it has checked the
+crawl's input and before Scrapy starts anything, starts a private ``redis-server``
+for the crawl when ``IMGSCRAPER_REDIS_URL`` is empty (:class:`PrivateRedis`) and
+forks ``N - 1`` local workers (:func:`fork_local_workers`): each goes on as the same
+``scrapy crawl`` command, with the settings of a worker (:func:`worker_settings`) and
+``IMGSCRAPER_LEAD_WORKER`` naming the first process, the *lead*. Forked, a worker is
+ready to crawl as soon as the lead (a new Python process would take about a second
+of CPU to import Scrapy and start a crawl); it joins the crawl once the lead has. A
+crawl of one start page at depth 0 gets none. The crawl is then shared through the
+Redis engine (:mod:`imgscraper.distributed`) like any shared crawl: the local workers
 hand the lead their items, stats and failure lines through Redis
-(:meth:`~imgscraper.distributed.crawl.SharedCrawl.hand_over`); the lead writes the
-items to its feeds, adds the stats to its own and logs the failure lines as its
-own, so its progress display, failure lines, summary and gallery are those of
-the whole crawl.
+(:meth:`~imgscraper.distributed.crawl.SharedCrawl.hand_over`); the lead
+(:class:`LeadScheduler`) writes the items to its feeds, adds the stats to its own and
+logs the failure lines as its own, so its progress display, failure lines, summary
+and gallery are those of the whole crawl.
 
 Local workers run in sessions of their own, and the lead passes on every
 SIGINT and SIGTERM it gets (as SIGTERM: a worker still starting ends without a
@@ -29,7 +31,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
-import json
 import logging
 import os
 import pickle
@@ -40,13 +41,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from scrapy import Spider, signals
-from scrapy.settings import SETTINGS_PRIORITIES, BaseSettings
+from scrapy.settings import BaseSettings
 from scrapy.utils.defer import deferred_from_coro, maybe_deferred_to_future
 
 from imgscraper import signals as imgscraper_signals
@@ -57,7 +58,7 @@ if TYPE_CHECKING:
     from scrapy.crawler import Crawler
     from twisted.internet.defer import Deferred
 
-__all__ = ["LeadScheduler", "end_with_lead", "private_redis", "worker_command"]
+__all__ = ["LeadScheduler", "PrivateRedis", "end_with_lead", "fork_local_workers", "worker_settings"]
 
 logger = logging.getLogger(__name__)
 
@@ -65,42 +66,53 @@ logger = logging.getLogger(__name__)
 GATHER_INTERVAL = 0.1
 #: prctl(2) option: a signal for this process when its parent dies (Linux).
 _PR_SET_PDEATHSIG = 1
-#: Settings a local worker gets its own value of (see worker_command).
-_WORKER_OWN = ("FEEDS", "LOG_LEVEL", "STATS_DUMP", "IMGSCRAPER_PROGRESS", "IMGSCRAPER_PROGRESS_INTERVAL",
-               "IMGSCRAPER_GALLERY", "IMGSCRAPER_WORKERS", "IMGSCRAPER_LOG_FAILURES",
-               "IMGSCRAPER_LOCAL_WORKER_COMMAND", "IMGSCRAPER_CRAWL_ID", "IMGSCRAPER_LEAD_WORKER")
 
 
-@contextlib.contextmanager
-def private_redis(workers: int) -> Iterator[str]:
-    """Debian's ``redis-server`` for one crawl, on a Unix socket in a temporary
-    directory, nothing persisted; yields its URL, stops it and removes the directory."""
-    program = shutil.which("redis-server")
-    if program is None:
-        raise RedisServerMissing(
-            f"IMGSCRAPER_WORKERS={workers} needs redis-server: install it (sudo apt-get install redis-server, "
-            "or make debs), or set IMGSCRAPER_REDIS_URL to a Redis of your own"
+class PrivateRedis:
+    """Debian's ``redis-server`` for one crawl, on a Unix socket in a temporary directory, nothing
+    persisted: ``with PrivateRedis(workers) as url``. Only the process that started it stops it
+    and removes the directory (the local workers, forked with it running, leave it alone)."""
+
+    def __init__(self, workers: int):
+        self.workers = workers
+        self._owner = os.getpid()
+        self._proc: subprocess.Popen | None = None
+        self._directory: Path | None = None
+
+    def __enter__(self) -> str:
+        program = shutil.which("redis-server")
+        if program is None:
+            raise RedisServerMissing(
+                f"IMGSCRAPER_WORKERS={self.workers} needs redis-server: install it (sudo apt-get install "
+                "redis-server, or make debs), or set IMGSCRAPER_REDIS_URL to a Redis of your own"
+            )
+        directory = self._directory = Path(tempfile.mkdtemp(prefix="imgscraper-redis-"))
+        path = directory / "redis.sock"
+        self._proc = subprocess.Popen(
+            [program, "--port", "0", "--unixsocket", str(path), "--unixsocketperm", "700", "--dir", str(directory),
+             "--save", "", "--appendonly", "no", "--daemonize", "no", "--logfile", str(directory / "redis.log")],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            # Started before the crawl runs any thread: preexec_fn is safe here.
+            preexec_fn=_end_with_parent if sys.platform.startswith("linux") else None,
         )
-    directory = Path(tempfile.mkdtemp(prefix="imgscraper-redis-"))
-    path = directory / "redis.sock"
-    proc = subprocess.Popen(
-        [program, "--port", "0", "--unixsocket", str(path), "--unixsocketperm", "700", "--dir", str(directory),
-         "--save", "", "--appendonly", "no", "--daemonize", "no", "--logfile", str(directory / "redis.log")],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-        # Started before the crawl runs any thread: preexec_fn is safe here.
-        preexec_fn=_end_with_parent if sys.platform.startswith("linux") else None,
-    )
-    try:
-        _wait_for_socket(proc, path, directory / "redis.log")
-        yield f"unix://{path}"
-    finally:
-        proc.terminate()
         try:
-            proc.wait(10)
+            _wait_for_socket(self._proc, path, directory / "redis.log")
+        except BaseException:
+            self.__exit__()
+            raise
+        return f"unix://{path}"
+
+    def __exit__(self, *exc: object) -> None:
+        if os.getpid() != self._owner or self._proc is None:
+            return
+        self._proc.terminate()
+        try:
+            self._proc.wait(10)
         except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        shutil.rmtree(directory, ignore_errors=True)
+            self._proc.kill()
+            self._proc.wait()
+        if self._directory is not None:
+            shutil.rmtree(self._directory, ignore_errors=True)
 
 
 def _end_with_parent() -> bool:
@@ -139,31 +151,80 @@ def _wait_for_socket(proc: subprocess.Popen, path: Path, log: Path, timeout: flo
     raise RedisServerError(f"redis-server did not listen on {path} within {timeout:.0f} s")
 
 
-def worker_command(spider: str, arguments: Mapping[str, str], settings: BaseSettings) -> list[str]:
-    """The command line of a local worker: ``scrapy crawl`` of ``spider`` with the same
-    arguments and command-line settings, no feeds, no progress display, no gallery, warnings only."""
-    command = [sys.executable, "-m", "scrapy", "crawl", spider]
-    for name, value in arguments.items():
-        command += ["-a", f"{name}={value}"]
-    for name in settings:
-        if (settings.getpriority(name) or 0) < SETTINGS_PRIORITIES["cmdline"] or name in _WORKER_OWN:
-            continue
-        value = settings[name]
-        if isinstance(value, BaseSettings):
-            value = value.copy_to_dict()
-        try:
-            command += ["-s", f"{name}={value if isinstance(value, str) else json.dumps(value)}"]
-        except (TypeError, ValueError):
-            logger.debug("Local workers do not get %s (not a string nor JSON)", name)
+def worker_settings(settings: BaseSettings, lead: str) -> dict[str, Any]:
+    """What a local worker of ``lead`` sets differently from the lead: no feeds, no progress display,
+    no gallery, no failure lines (the lead writes and logs them for the crawl), warnings only."""
     level = logging.getLevelName(str(settings.get("LOG_LEVEL")).upper())
     level = max(logging.WARNING, level if isinstance(level, int) else logging.INFO)
-    return [*command, "-s", "FEEDS={}", "-s", "STATS_DUMP=false", "-s", "IMGSCRAPER_PROGRESS=false",
-            "-s", "IMGSCRAPER_PROGRESS_INTERVAL=0",
-            # The lead builds the gallery, from the store's record, once every worker is done.
-            "-s", "IMGSCRAPER_GALLERY=false",
-            # The lead logs the failures, with its own (it applies IMGSCRAPER_FAILURE_LINES to the crawl).
-            "-s", "IMGSCRAPER_LOG_FAILURES=false",
-            "-s", "IMGSCRAPER_WORKERS=1", "-s", f"LOG_LEVEL={logging.getLevelName(level)}"]
+    return {
+        "FEEDS": {}, "STATS_DUMP": False, "IMGSCRAPER_PROGRESS": False, "IMGSCRAPER_PROGRESS_INTERVAL": 0,
+        # The lead builds the gallery, from the store's record, once every worker is done.
+        "IMGSCRAPER_GALLERY": False,
+        # The lead logs the failures, with its own (it applies IMGSCRAPER_FAILURE_LINES to the crawl).
+        "IMGSCRAPER_LOG_FAILURES": False,
+        "IMGSCRAPER_WORKERS": 1, "LOG_LEVEL": logging.getLevelName(level),
+        "IMGSCRAPER_WORKER_ID": "", "IMGSCRAPER_LOCAL_WORKERS": [], "IMGSCRAPER_LEAD_WORKER": lead,
+    }
+
+
+def fork_local_workers(count: int, settings: BaseSettings) -> list[int] | None:
+    """Fork ``count`` local workers of the crawl ``settings`` describe. Called by the crawl command
+    before Scrapy starts anything (no thread, no reactor): each worker goes on as the same
+    ``scrapy crawl`` command, with :func:`worker_settings`, in a session of its own (Ctrl-C reaches
+    the lead, which passes it on). The lead gets the workers' process ids (and has its worker id
+    in ``IMGSCRAPER_WORKER_ID``); a worker gets None."""
+    lead = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+    settings.set("IMGSCRAPER_WORKER_ID", lead, priority="cmdline")
+    pids: list[int] = []
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    for _ in range(count):
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            logger.warning("Cannot start a local worker (%s): crawling with %d", exc, len(pids) + 1)
+            break
+        if pid == 0:
+            os.setsid()
+            with open(os.devnull, "rb") as devnull:
+                os.dup2(devnull.fileno(), sys.stdin.fileno())
+            for name, value in worker_settings(settings, lead).items():
+                settings.set(name, value, priority="cmdline")
+            return None
+        pids.append(pid)
+    settings.set("IMGSCRAPER_LOCAL_WORKERS", pids, priority="cmdline")
+    return pids
+
+
+class ForkedProcess:
+    """A forked local worker, seen from the lead: the part of :class:`subprocess.Popen` it uses."""
+
+    def __init__(self, pid: int):
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:
+                self.returncode = -1
+            else:
+                if pid:
+                    self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self) -> int:
+        while self.poll() is None:
+            time.sleep(0.01)
+        return self.returncode  # type: ignore[return-value]
+
+    def send_signal(self, signum: int) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, signum)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
 
 
 @dataclass
@@ -171,7 +232,7 @@ class LocalWorker:
     """A local worker process, seen from the lead."""
 
     number: int
-    proc: subprocess.Popen
+    proc: ForkedProcess
     #: Its worker id in the shared crawl, once it joined.
     worker: str = ""
     #: Its stats as last handed over.
@@ -188,41 +249,22 @@ class LeadScheduler(SharedScheduler):
     def __init__(self, *args: Any, crawler: Crawler, **kwargs: Any):
         super().__init__(*args, crawler=crawler, **kwargs)
         settings = crawler.settings
-        self.count = settings.getint("IMGSCRAPER_WORKERS") - 1
-        self.command: list[str] = settings.getlist("IMGSCRAPER_LOCAL_WORKER_COMMAND")
         self.timeout = max(60.0, settings.getfloat("DOWNLOAD_TIMEOUT") + 10)
-        self.workers: list[LocalWorker] = []
+        #: The local workers the crawl command forked (fork_local_workers).
+        self.workers = [LocalWorker(number, ForkedProcess(int(pid)))
+                        for number, pid in enumerate(settings.getlist("IMGSCRAPER_LOCAL_WORKERS"), 1)]
         self._signalled = False
-        self._started = False
         self._pending: set[Deferred[Any]] = set()
 
     async def _open(self, spider: Spider) -> None:
         await super()._open(spider)
-        if not self.shared.joined:
-            return
-        # A crawl beyond one page: the local workers start with it (a process takes about a second to
-        # start a crawl). One start page at depth 0 may need none (see _gather_loop).
-        if getattr(spider, "depth", 0) > 0 or len(getattr(spider, "start_urls", ())) > 1:
-            self._started = True
-            self._start_workers()
-        self._loops.append(self.shared.spawn(self._gather_loop()))
-
-    def _start_workers(self) -> None:
-        command = [*self.command, "-s", f"IMGSCRAPER_CRAWL_ID={self.shared.crawl_id}",
-                   "-s", f"IMGSCRAPER_LEAD_WORKER={self.shared.worker}"]
-        # Scrapyd runs crawls from an egg: a worker needs the same import path.
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-        for number in range(1, self.count + 1):
-            try:
-                # A session of its own: Ctrl-C reaches the lead, which passes it on (_forward).
-                proc = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, start_new_session=True)
-            except OSError as exc:
-                logger.warning("Cannot start local worker %d (%s): crawling with %d", number, exc, number)
-                break
-            self.workers.append(LocalWorker(number, proc))
-        logger.info("Crawling with %d workers: this one and %d local worker%s (pid %s)", len(self.workers) + 1,
-                    len(self.workers), "s" if len(self.workers) > 1 else "", ", ".join(str(w.proc.pid) for w in self.workers))
-        self._forward_signals()
+        if self.workers:
+            logger.info("Crawling with %d workers: this one and %d local worker%s (pid %s)", len(self.workers) + 1,
+                        len(self.workers), "s" if len(self.workers) > 1 else "",
+                        ", ".join(str(w.proc.pid) for w in self.workers))
+            self._forward_signals()
+        if self.shared.joined:
+            self._loops.append(self.shared.spawn(self._gather_loop()))
 
     # -- signals -----------------------------------------------------------
 
@@ -257,15 +299,9 @@ class LeadScheduler(SharedScheduler):
     # -- what the local workers hand over --------------------------------------
 
     async def _gather_loop(self) -> None:
-        """Start the local workers once pages wait in the queue, unless started already (a crawl of
-        its start page alone needs none); then gather what they hand over."""
+        """Gather what the local workers hand over, every GATHER_INTERVAL seconds."""
         while True:
             await asyncio.sleep(GATHER_INTERVAL)
-            if not self._started:
-                if not await self.shared.server.zcard(self.shared.key("requests")):
-                    continue
-                self._started = True
-                self._start_workers()
             await self.gather()
 
     async def gather(self) -> None:

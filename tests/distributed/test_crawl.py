@@ -372,3 +372,36 @@ def test_a_worker_fetches_its_next_page_while_images_wait(busy_page, run_crawl, 
     index_images = [path for path in started if path.startswith("/img/") and int(path[5:-4]) < 30]
     assert len(index_images) == 30
     assert started.index("/next.html") < started.index(index_images[-3]), started
+
+
+def test_a_local_worker_joins_once_its_lead_has(redis_url):
+    """A local worker, forked as its lead starts, may ask to join first: it waits for its lead
+    (rather than start the crawl afresh itself, or find the last run finished and leave)."""
+    from scrapy import Spider
+    from scrapy.utils.test import get_crawler
+
+    from imgscraper import settings as project_settings
+    from imgscraper.distributed.crawl import SharedCrawl
+
+    settings = {name: getattr(project_settings, name) for name in dir(project_settings)
+                if name.startswith("IMGSCRAPER_")}
+    settings.update(REDIS_URL=redis_url, IMGSCRAPER_CRAWL_ID="lead-first")
+    lead_crawler = get_crawler(Spider, settings_dict=settings)
+    worker_crawler = get_crawler(Spider, settings_dict={**settings, "IMGSCRAPER_LEAD_WORKER": "pending"})
+
+    async def run() -> tuple[bool, bool | None, list[bytes]]:
+        lead, worker = SharedCrawl(lead_crawler), SharedCrawl(worker_crawler)
+        worker.lead = lead.worker
+        joining = asyncio.ensure_future(worker.join(Spider(name="images")))
+        await asyncio.sleep(0.3)
+        waited = not joining.done()
+        assert await lead.join(Spider(name="images")) is True  # the lead starts the crawl
+        joined = await asyncio.wait_for(joining, 5)
+        members = sorted(await lead.server.smembers(lead.key("workers")))
+        await worker.leave()
+        await lead.leave()
+        return waited, joined, members
+
+    waited, joined, members = asyncio.run(run())
+    assert waited and joined is False  # joined the lead's run, not started afresh
+    assert len(members) == 2

@@ -456,27 +456,22 @@ def test_leases_of_a_dead_worker_come_back(redis_client):
     assert 400 <= wait <= 500
 
 
-def test_worker_command_hands_on_the_crawl_not_its_outputs():
+def test_a_local_worker_keeps_the_crawl_and_leaves_its_outputs_to_the_lead():
     from scrapy.settings import Settings
 
-    from imgscraper.distributed.workers import worker_command
+    from imgscraper.distributed.workers import worker_settings
 
     settings = Settings({"LOG_LEVEL": "INFO"})
-    settings.set("IMAGES_STORE", "/tmp/store", priority="cmdline")
-    settings.set("FEEDS", {"items.jsonl": {"format": "jsonlines"}}, priority="cmdline")
-    settings.set("IMAGES_THUMBS", {"small": [50, 50]}, priority="cmdline")
     settings.set("LOG_LEVEL", "DEBUG", priority="cmdline")
-    command = worker_command("images", {"url": "https://example.com/", "depth": "2"}, settings)
-    assert command[1:5] == ["-m", "scrapy", "crawl", "images"]
-    pairs = [f"{flag} {value}" for flag, value in zip(command[5::2], command[6::2])]
-    assert "-a url=https://example.com/" in pairs and "-a depth=2" in pairs
-    assert "-s IMAGES_STORE=/tmp/store" in pairs
-    assert '-s IMAGES_THUMBS={"small": [50, 50]}' in pairs
-    assert "-s FEEDS={}" in pairs and not [p for p in pairs if "items.jsonl" in p]
-    assert "-s LOG_LEVEL=WARNING" in pairs and "-s LOG_LEVEL=DEBUG" not in pairs
-    assert "-s IMGSCRAPER_WORKERS=1" in pairs
-    assert "-s IMGSCRAPER_PROGRESS=false" in pairs and "-s IMGSCRAPER_PROGRESS_INTERVAL=0" in pairs
-    assert "-s IMGSCRAPER_GALLERY=false" in pairs
+    own = worker_settings(settings, "host:42:abcdef")
+    assert own["FEEDS"] == {} and own["STATS_DUMP"] is False
+    assert own["LOG_LEVEL"] == "WARNING"
+    assert own["IMGSCRAPER_WORKERS"] == 1 and own["IMGSCRAPER_LEAD_WORKER"] == "host:42:abcdef"
+    assert own["IMGSCRAPER_WORKER_ID"] == "" and own["IMGSCRAPER_LOCAL_WORKERS"] == []
+    assert (own["IMGSCRAPER_PROGRESS"], own["IMGSCRAPER_GALLERY"], own["IMGSCRAPER_LOG_FAILURES"]) == (False,) * 3
+    # Everything else (the store, thumbnails, limits...) the worker has as the lead: it is forked with them.
+    assert not {"IMAGES_STORE", "IMAGES_THUMBS", "CONCURRENT_REQUESTS", "IMGSCRAPER_REDIS_URL"} & set(own)
+    assert worker_settings(Settings({"LOG_LEVEL": "ERROR"}), "lead")["LOG_LEVEL"] == "ERROR"
 
 
 def test_workers_use_the_redis_they_are_given(site, tmp_path, redis_client):
