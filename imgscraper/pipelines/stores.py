@@ -83,6 +83,11 @@ class AtomicFSFilesStore(FSFilesStore):
         if removed:
             logger.info("Removed %d temporary files left in %s by an interrupted crawl", removed, self.basedir)
 
+    def _mkdir(self, dirname: Path, domain: Any = None) -> None:
+        # The processes of one crawl (its local workers) open the store at the same moment: Scrapy's
+        # check-then-create lost that race in one of them (FileExistsError, the worker gone).
+        dirname.mkdir(parents=True, exist_ok=True)
+
     def remove_stale_temp_files(self) -> int:
         """Delete temporary files that interrupted crawls left; returns how many."""
         removed, now, mine = 0, time.time(), f".tmp-{socket.gethostname()}-"

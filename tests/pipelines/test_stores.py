@@ -47,3 +47,16 @@ def test_a_stored_file_has_the_mode_a_new_file_gets(tmp_path, umask):
     finally:
         os.umask(previous)
     assert (tmp_path / "full" / "a.png").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_a_store_folder_made_meanwhile_by_another_process_is_used(tmp_path, monkeypatch):
+    """Two processes of one crawl open the store at once: the folder appears between one's check and
+    its mkdir (a local worker died of it: FileExistsError)."""
+    from pathlib import Path
+
+    store = tmp_path / "store"
+    store.mkdir()
+    real_exists = Path.exists
+    monkeypatch.setattr(Path, "exists", lambda self: False if self == store else real_exists(self))
+    AtomicFSFilesStore(str(store)).write_file("full/a.png", b"bytes")
+    assert (store / "full" / "a.png").read_bytes() == b"bytes"
