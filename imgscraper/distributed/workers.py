@@ -187,7 +187,7 @@ def fork_local_workers(count: int, settings: BaseSettings) -> list[int] | None:
         if pid == 0:
             os.setsid()
             with open(os.devnull, "rb") as devnull:
-                os.dup2(devnull.fileno(), sys.stdin.fileno())
+                os.dup2(devnull.fileno(), 0)  # the terminal's input is the lead's
             for name, value in worker_settings(settings, lead).items():
                 settings.set(name, value, priority="cmdline")
             return None
