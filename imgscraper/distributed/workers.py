@@ -177,7 +177,8 @@ def fork_local_workers(count: int, settings: BaseSettings) -> list[int] | None:
     settings.set("IMGSCRAPER_WORKER_ID", lead, priority="cmdline")
     pids: list[int] = []
     for stream in (sys.stdout, sys.stderr):
-        stream.flush()
+        if stream is not None:  # what is buffered would be written once per process
+            stream.flush()
     for _ in range(count):
         try:
             pid = os.fork()
