@@ -328,7 +328,7 @@ class ImagesSpider(SitemapMixin, scrapy.Spider):
         )
 
     def parse(self, response: Response) -> Iterator[ImageItem | Request]:
-        """Yield the page's new images, its style sheets, then its links while under ``depth``.
+        """Yield the page's style sheets and its links while under ``depth``, then its new images.
 
         With a ``JOBDIR``, the page counts as done in the journal once all
         that has been processed (see :mod:`imgscraper.extensions.journal`).
@@ -360,6 +360,17 @@ class ImagesSpider(SitemapMixin, scrapy.Spider):
         ignored: list[str] = []
         refs = find_images(document, response.url, srcset=self.srcset_mode, scripts=self.script_images, ignored=ignored)
         page_title = find_page_title(document)
+        # Requests first: Scrapy handles a response's output CONCURRENT_ITEMS at a time and an image
+        # item holds its place until the image is stored, so links yielded after the images would
+        # reach the scheduler (and the other workers of a shared crawl) only once most are stored.
+        if self.fetch_stylesheets:
+            for sheet in find_stylesheets(document, response.url):
+                yield self.stylesheet_request(sheet, response.url, page, page_title)
+        depth = response.meta.get("depth", 0)
+        sites = self.sites_moved_to(response)
+        for link in _pages_to_follow(document, response.url, depth, self.depth):
+            if self.follows_page(JournalPage(link, depth + 1, sites)):
+                yield self.page_request(link, depth + 1, sites=sites)
         yield from self.new_images(refs, response.url, page, page_title)
         if listed := response.meta.get("imgscraper_sitemap_images"):
             yield from self.new_images([ImageRef(url, "sitemap") for url in listed], response.url, page, page_title)
@@ -370,14 +381,6 @@ class ImagesSpider(SitemapMixin, scrapy.Spider):
             scheme = url.partition(":")[0].lower()
             self.crawler.stats.inc_value(f"imgscraper/urls_ignored/{scheme}")
             logger.debug("Ignored image URL %s on %s: only http, https and data: are fetched", url[:200], response.url)
-        if self.fetch_stylesheets:
-            for sheet in find_stylesheets(document, response.url):
-                yield self.stylesheet_request(sheet, response.url, page, page_title)
-        depth = response.meta.get("depth", 0)
-        sites = self.sites_moved_to(response)
-        for link in _pages_to_follow(document, response.url, depth, self.depth):
-            if self.follows_page(JournalPage(link, depth + 1, sites)):
-                yield self.page_request(link, depth + 1, sites=sites)
 
     def sites_moved_to(self, response: Response) -> tuple[str, ...]:
         """The sites, besides ``follow_domains``, whose pages are followed from ``response``: the
@@ -403,9 +406,9 @@ class ImagesSpider(SitemapMixin, scrapy.Spider):
         journal_page = response.meta.get("imgscraper_holds")
         css = response.text if isinstance(response, TextResponse) else response.body.decode("utf-8", "replace")
         self.crawler.stats.inc_value("imgscraper/stylesheets")
-        yield from self.new_images(find_css_images(css, response.url), page, journal_page, page_title)
         for sheet in css_import_urls(css, response.url):
             yield self.stylesheet_request(sheet, page, journal_page, page_title)
+        yield from self.new_images(find_css_images(css, response.url), page, journal_page, page_title)
         if journal_page is not None:
             self.release_unless_stopping(journal_page)
 

@@ -374,6 +374,21 @@ def test_a_worker_fetches_its_next_page_while_images_wait(busy_page, run_crawl, 
     assert started.index("/next.html") < started.index(index_images[-3]), started
 
 
+def test_a_second_worker_takes_a_link_before_the_pages_images_are_stored(busy_page, run_crawl):
+    """Two local workers, four images of a page handled at once (CONCURRENT_ITEMS): next.html goes to
+    the crawl's queue as index.html is parsed, and is fetched while index.html's 30 images are (it
+    waited for 27 of them to be stored: Scrapy handles a callback's output CONCURRENT_ITEMS at a time)."""
+    result = run_crawl(["-a", f"url={busy_page.url}", "-a", "depth=1", "-s", "CONCURRENT_REQUESTS=4",
+                        "-s", "CONCURRENT_ITEMS=4", "-s", "IMGSCRAPER_WORKERS=2"], servers=[busy_page])
+    assert result.returncode == 0, result.tail()
+    assert len([i for i in result.items if i.get("status") == "downloaded"]) == 32, result.tail()
+    busy_page.log.wait_idle()
+    started = [r.url_path for r in sorted(busy_page.log.snapshot(), key=lambda r: r.start)]
+    index_images = [path for path in started if path.startswith("/img/") and int(path[5:-4]) < 30]
+    assert len(index_images) == 30
+    assert started.index("/next.html") < started.index(index_images[15]), started
+
+
 def test_a_local_worker_joins_once_its_lead_has(redis_url):
     """A local worker, forked as its lead starts, may ask to join first: it waits for its lead
     (rather than start the crawl afresh itself, or find the last run finished and leave)."""

@@ -59,6 +59,16 @@ def test_start_page_follows_same_site_links_under_depth(response, site):
 
 
 @pytest.mark.parametrize("url", [RECORDED_BASE])
+def test_a_page_yields_its_links_before_its_images(response, site):
+    """Scrapy handles a callback's output CONCURRENT_ITEMS at a time, and an image item holds its place
+    until it is stored: links yielded last would reach the scheduler only after most images."""
+    output = list(make_spider(url=RECORDED_BASE, depth="1").parse(response))
+    kinds = ["request" if isinstance(o, Request) else "item" for o in output]
+    assert kinds.count("request") >= len(site.pages[1]) and kinds.count("item") > 0
+    assert kinds == sorted(kinds, key=lambda kind: kind == "item"), kinds
+
+
+@pytest.mark.parametrize("url", [RECORDED_BASE])
 def test_srcset_all_takes_every_candidate(response, site):
     items, _ = split_output(make_spider("all", url=RECORDED_BASE).parse(response))
     assert {i.url for i in items} == site.discovered_at(0, srcset_all=True)
