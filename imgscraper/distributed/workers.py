@@ -48,6 +48,8 @@ from typing import TYPE_CHECKING, Any
 
 from scrapy import Spider, signals
 from scrapy.settings import BaseSettings
+from scrapy.utils.conf import build_component_list
+from scrapy.utils.misc import load_object
 from scrapy.utils.defer import deferred_from_coro, maybe_deferred_to_future
 
 from imgscraper import signals as imgscraper_signals
@@ -64,6 +66,9 @@ logger = logging.getLogger(__name__)
 
 #: Seconds between two reads of what the local workers handed over.
 GATHER_INTERVAL = 0.1
+#: The settings naming one component class each, imported before forking (import_components).
+_COMPONENT_SETTINGS = ("SCHEDULER", "SCHEDULER_PRIORITY_QUEUE", "SCHEDULER_MEMORY_QUEUE", "SCHEDULER_DISK_QUEUE",
+                       "DUPEFILTER_CLASS", "DOWNLOADER", "STATS_CLASS", "LOG_FORMATTER", "REQUEST_FINGERPRINTER_CLASS")
 #: prctl(2) option: a signal for this process when its parent dies (Linux).
 _PR_SET_PDEATHSIG = 1
 
@@ -172,7 +177,9 @@ def fork_local_workers(count: int, settings: BaseSettings) -> list[int] | None:
     before Scrapy starts anything (no thread, no reactor): each worker goes on as the same
     ``scrapy crawl`` command, with :func:`worker_settings`, in a session of its own (Ctrl-C reaches
     the lead, which passes it on). The lead gets the workers' process ids (and has its worker id
-    in ``IMGSCRAPER_WORKER_ID``); a worker gets None."""
+    in ``IMGSCRAPER_WORKER_ID``); a worker gets None. The components are imported first
+    (:func:`import_components`)."""
+    import_components(settings)
     lead = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
     settings.set("IMGSCRAPER_WORKER_ID", lead, priority="cmdline")
     pids: list[int] = []
@@ -195,6 +202,20 @@ def fork_local_workers(count: int, settings: BaseSettings) -> list[int] | None:
         pids.append(pid)
     settings.set("IMGSCRAPER_LOCAL_WORKERS", pids, priority="cmdline")
     return pids
+
+
+def import_components(settings: BaseSettings) -> None:
+    """Import the engine and every component class ``settings`` name, so that processes forked
+    afterwards share the modules instead of each importing them (about 0.15 s of CPU each).
+    A path that does not import is left for the crawl to report."""
+    paths = [settings.get(name) for name in _COMPONENT_SETTINGS]
+    for name in ("EXTENSIONS", "DOWNLOADER_MIDDLEWARES", "SPIDER_MIDDLEWARES", "ITEM_PIPELINES"):
+        paths += build_component_list(settings.getwithbase(name))
+    paths += settings.getwithbase("DOWNLOAD_HANDLERS").values()
+    for path in ("scrapy.core.engine.ExecutionEngine", *paths):
+        if path:
+            with contextlib.suppress(Exception):
+                load_object(path)
 
 
 class ForkedProcess:

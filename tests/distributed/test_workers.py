@@ -474,6 +474,29 @@ def test_a_local_worker_keeps_the_crawl_and_leaves_its_outputs_to_the_lead():
     assert worker_settings(Settings({"LOG_LEVEL": "ERROR"}), "lead")["LOG_LEVEL"] == "ERROR"
 
 
+def test_the_crawls_components_are_imported_before_the_workers_are_forked():
+    """Forked workers share what the lead imported; importing installs no reactor (Scrapy installs
+    its own later) and starts no thread (unsafe to fork), and a bad path is left for the crawl."""
+    code = (
+        "import json, sys, threading\n"
+        "from scrapy.utils.project import get_project_settings\n"
+        "from imgscraper.distributed.workers import import_components\n"
+        "settings = get_project_settings()\n"
+        "settings.set('ITEM_PIPELINES', {**settings.getdict('ITEM_PIPELINES'), 'no.such.Pipeline': 1})\n"
+        "import_components(settings)\n"
+        "print(json.dumps({name: name in sys.modules for name in ('scrapy.core.engine', 'imgscraper.downloader',"
+        " 'imgscraper.pipelines.images', 'imgscraper.extensions.summary', 'scrapy.downloadermiddlewares.robotstxt',"
+        " 'twisted.internet.reactor')} | {'threads': threading.active_count()}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {
+        "scrapy.core.engine": True, "imgscraper.downloader": True, "imgscraper.pipelines.images": True,
+        "imgscraper.extensions.summary": True, "scrapy.downloadermiddlewares.robotstxt": True,
+        "twisted.internet.reactor": False, "threads": 1,
+    }
+
+
 def test_workers_use_the_redis_they_are_given(site, tmp_path, redis_client):
     """With IMGSCRAPER_REDIS_URL set, the local workers share the crawl through it: no private Redis."""
     url = "redis://{host}:{port}/0".format(**redis_client.connection_pool.connection_kwargs)
