@@ -107,6 +107,18 @@ def answers(unix_socket: Path) -> bool:
     return True
 
 
+def processes_naming(text: str) -> list[int]:
+    """The processes whose command line holds ``text``."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if text.encode() in cmdline.read_bytes():
+                found.append(int(cmdline.parent.name))
+        except OSError:  # ended meanwhile
+            pass
+    return found
+
+
 def alive(pids: list[int]) -> list[int]:
     return [pid for pid in pids if Path(f"/proc/{pid}").exists() and "(Z)" not in _state(pid)]
 
@@ -472,6 +484,20 @@ def test_a_local_worker_keeps_the_crawl_and_leaves_its_outputs_to_the_lead():
     # Everything else (the store, thumbnails, limits...) the worker has as the lead: it is forked with them.
     assert not {"IMAGES_STORE", "IMAGES_THUMBS", "CONCURRENT_REQUESTS", "IMGSCRAPER_REDIS_URL"} & set(own)
     assert worker_settings(Settings({"LOG_LEVEL": "ERROR"}), "lead")["LOG_LEVEL"] == "ERROR"
+
+
+def test_the_private_redis_ends_with_its_crawl():
+    """The private redis-server answers on its socket while the crawl runs; once it is over the
+    server is no more (killed: it has nothing to save) and its directory is gone."""
+    from imgscraper.distributed.workers import PrivateRedis
+
+    require_program("redis-server")
+    with PrivateRedis(2) as url:
+        path = Path(url.removeprefix("unix://"))
+        assert answers(path)
+        servers = processes_naming(str(path))
+        assert len(servers) == 1 and alive(servers)
+    assert not alive(servers) and not path.parent.exists()
 
 
 def test_the_crawls_components_are_imported_before_the_workers_are_forked():
