@@ -27,8 +27,8 @@ import os
 import sqlite3
 import tempfile
 import time
-from collections import defaultdict
-from collections.abc import Iterable, Iterator
+import itertools
+from collections.abc import Container, Iterable, Iterator
 from contextlib import closing
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -48,7 +48,7 @@ from imgscraper.pipelines.records import SQLiteRecord
 from imgscraper.extensions.summary import NOT_STARTED, format_bytes
 from imgscraper.utils import new_file_mode
 
-__all__ = ["Gallery", "GalleryImage", "build_gallery", "render_gallery"]
+__all__ = ["Gallery", "GalleryImage", "GallerySection", "build_gallery", "render_gallery"]
 
 logger = logging.getLogger(__name__)
 
@@ -93,26 +93,25 @@ def load_notes(store: Path) -> tuple[dict[str, str], dict[str, str]]:
 # -- what the store holds ---------------------------------------------------
 
 
-def recorded_images(store: Path) -> list[GalleryImage]:
-    """Every (URL, file) pair of the store's record, read-only."""
-    path = store / SQLiteRecord.FILENAME
-    if not path.is_file():
-        return []
+def recorded_files(record: sqlite3.Connection) -> Iterator[tuple[str, str, int]]:
+    """``(page, path, size)`` of every (URL, file) pair of the store's ``record``."""
+    # Rejected images (remembered so re-crawls skip them) have no file.
+    for page, path, size in record.execute("SELECT page, path, size FROM images WHERE path != ''"):
+        yield page or "", path, size or 0
+
+
+def recorded_images(record: sqlite3.Connection) -> Iterator[GalleryImage]:
+    """Every (URL, file) pair of the store's ``record``, by page (images on no page last), URL and path."""
+    present = {row[1] for row in record.execute("PRAGMA table_info(images)")}
+    # A record written by an earlier version may lack the context columns.
     names = [field.name for field in fields(GalleryImage)]
-    try:
-        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)) as db:
-            # A record written by an earlier version may lack the context columns.
-            present = {row[1] for row in db.execute("PRAGMA table_info(images)")}
-            columns = ", ".join(name if name in present else "''" for name in names)
-            # Rejected images (remembered so re-crawls skip them) have no file.
-            rows = db.execute(f"SELECT {columns} FROM images WHERE path != ''")
-            return [GalleryImage(**dict(zip(names, row))) for row in rows]
-    except sqlite3.DatabaseError as exc:
-        logger.warning("Store record %s is unreadable (%s): the gallery shows the files only", path, exc)
-        return []
+    columns = ", ".join(name if name in present else "''" for name in names)
+    query = f"SELECT {columns} FROM images WHERE path != '' ORDER BY coalesce(page, '') = '', page, url, path"
+    for row in record.execute(query):
+        yield GalleryImage(**dict(zip(names, row)))
 
 
-def unrecorded_images(store: Path, known: set[str], folder: str = "full") -> Iterator[GalleryImage]:
+def unrecorded_images(store: Path, known: Container[str], folder: str = "full") -> Iterator[GalleryImage]:
     """Image files under ``folder`` of the store (where ``IMGSCRAPER_FILE_PATH`` puts them: ``full``
     by default; ``""``, the whole store) that the record does not name; never hidden files,
     thumbnails, nor the gallery itself."""
@@ -137,23 +136,69 @@ def pick_thumb(thumbs: dict[str, Any]) -> str:
     return min(sizes, key=lambda name: (abs(sizes[name] - TILE), name)) if sizes else ""
 
 
+@dataclass
+class GallerySection:
+    """The files found on one page (``""``: on none that the record knows), one figure each."""
+
+    page: str
+    title: str
+    images: list[GalleryImage]
+
+
 def build_gallery(store: str | Path, thumbs: dict[str, Any] | None = None, folder: str = "full") -> Path:
     """Write ``index.html`` in ``store`` from everything it holds (the files under ``folder`` that the
-    record does not name too); return its path."""
+    record does not name too); return its path. The record is read page by page, so what is held at
+    once is a page's images and each file's path, not every image's record."""
     store = Path(store)
+    path = store / SQLiteRecord.FILENAME
+    if not path.is_file():
+        return _write_gallery(store, None, thumbs or {}, folder)
+    try:
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)) as record:
+            return _write_gallery(store, record, thumbs or {}, folder)
+    except sqlite3.DatabaseError as exc:
+        logger.warning("Store record %s is unreadable (%s): the gallery shows the files only", path, exc)
+        return _write_gallery(store, None, thumbs or {}, folder)
+
+
+def _write_gallery(store: Path, record: sqlite3.Connection | None, thumbs: dict[str, Any], folder: str) -> Path:
     titles, alts = load_notes(store)
-    images = [image for image in recorded_images(store) if (store / image.path).is_file()]
-    images += unrecorded_images(store, {image.path for image in images}, folder)
-    for image in images:
-        image.alt = image.alt or alts.get(image.url, "")
-        if image.page_title:
-            titles[image.page] = image.page_title
-    thumb = pick_thumb(thumbs or {})
+    # What the header counts: the recorded files still in the store, and the pages that show one.
+    sizes: dict[str, int | None] = {}
+    pages: set[str] = set()
+    for page, path, size in recorded_files(record) if record else ():
+        if path not in sizes:
+            sizes[path] = size if (store / path).is_file() else None
+        if sizes[path] is not None and page:
+            pages.add(page)
+    unrecorded = list(unrecorded_images(store, sizes.keys(), folder))
+    files = {path: size for path, size in sizes.items() if size is not None}
+    files.update((image.path, image.size) for image in unrecorded)
+
+    def sections() -> Iterator[GallerySection]:
+        for page, images in itertools.groupby(recorded_images(record) if record else (),
+                                              key=lambda image: image.page or ""):
+            shown = [image for image in images if image.path in files]
+            if not page:  # the last group
+                shown = sorted(shown + unrecorded, key=lambda image: (image.url, image.path))
+                unrecorded.clear()
+            figures: dict[str, GalleryImage] = {}
+            for image in shown:
+                figures.setdefault(image.path, image)  # one figure per file and page
+                image.alt = image.alt or alts.get(image.url, "")
+            title = next((image.page_title for image in reversed(shown) if image.page_title), titles.get(page, ""))
+            if figures:
+                yield GallerySection(page, title, list(figures.values()))
+        if unrecorded:
+            yield GallerySection("", "", sorted(unrecorded, key=lambda image: (image.url, image.path)))
+
+    thumb = pick_thumb(thumbs)
     target = store / INDEX
     fd, tmp_name = tempfile.mkstemp(dir=store, prefix=".tmp-", suffix=".html")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as tmp:
-            tmp.writelines(render_gallery(images, titles, thumb=thumb, store=store))
+            tmp.writelines(render_gallery(sections(), files=len(files), pages=len(pages),
+                                          size=sum(files.values()), thumb=thumb, store=store))
         os.chmod(tmp_name, new_file_mode())
         os.replace(tmp_name, target)
     except BaseException:
@@ -232,33 +277,30 @@ def _figure(image: GalleryImage, thumb: str, store: Path | None) -> str:
 
 
 def render_gallery(
-    images: Iterable[GalleryImage], titles: dict[str, str], thumb: str = "", store: Path | None = None
+    sections: Iterable[GallerySection], *, files: int, pages: int, size: int, thumb: str = "",
+    store: Path | None = None,
 ) -> Iterator[str]:
-    """The gallery page, in pieces: one section per page, one figure per file (shown by its
+    """The gallery page, in pieces: headed by what it shows (``files`` files of ``size`` bytes in all,
+    from ``pages`` pages), then one section per page, one figure per file (shown by its
     ``IMAGES_THUMBS`` thumbnail ``thumb`` when there is one)."""
-    by_page: dict[str, dict[str, GalleryImage]] = defaultdict(dict)
-    for image in images:
-        by_page[image.page].setdefault(image.path, image)  # one figure per file and page
-    files = {image.path: image.size or 0 for page in by_page.values() for image in page.values()}
     yield (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
         f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         '<meta name="referrer" content="no-referrer">\n'
-        f"<title>Gallery: {len(files)} images</title>\n<style>{_STYLE}</style></head>\n<body>\n"
-        f"<header><h1>{len(files)} images from {sum(1 for page in by_page if page)} pages</h1>"
-        f'<div class="muted">{format_bytes(sum(files.values()))} in this folder · rebuilt '
+        f"<title>Gallery: {files} images</title>\n<style>{_STYLE}</style></head>\n<body>\n"
+        f"<header><h1>{files} images from {pages} pages</h1>"
+        f'<div class="muted">{format_bytes(size)} in this folder · rebuilt '
         f"{time.strftime('%Y-%m-%d %H:%M:%S')} by imgscraper</div></header>\n"
     )
-    for page in sorted(by_page, key=lambda p: (p == "", p)):
-        figures = sorted(by_page[page].values(), key=lambda image: (image.url, image.path))
-        title = titles.get(page, "").strip()
+    for section in sections:
+        page, title = section.page, section.title.strip()
         heading = _link(page, title or page) if page else "Images not found on any recorded page"
         yield f"<section><h2>{heading}</h2>"
         if page and title:
             yield f'<p class="page-url">{_link(page, _short(page))}</p>'
-        yield f'<p class="muted">{len(figures)} images</p><div class="grid">\n'
-        for image in figures:
+        yield f'<p class="muted">{len(section.images)} images</p><div class="grid">\n'
+        for image in section.images:
             yield _figure(image, thumb, store)
         yield "</div></section>\n"
     yield "</body></html>\n"

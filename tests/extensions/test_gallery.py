@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from imgscraper.extensions.gallery import GalleryImage, build_gallery, local_store, render_gallery
+from imgscraper.extensions.gallery import GalleryImage, GallerySection, build_gallery, local_store, render_gallery
 from imgscraper.pipelines.records import ImageRecord, SQLiteRecord
 from tests.support.chromium import Chromium
 from tests.support.images import png
@@ -163,7 +163,8 @@ def test_injection_in_record_fields_stays_inert(tmp_path, browser):
     )
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "a.png").write_bytes(png("a", (4, 4)))
-    text = "".join(render_gallery([image], {image.page: "<iframe src=javascript:window.pwned=2>"}))
+    section = GallerySection(image.page, "<iframe src=javascript:window.pwned=2>", [image])
+    text = "".join(render_gallery([section], files=1, pages=1, size=0))
     (tmp_path / "index.html").write_text(text, encoding="utf-8")
     browser.open((tmp_path / "index.html").as_uri())
     inert = browser.evaluate(INERT)
@@ -250,3 +251,49 @@ def test_titles_and_alt_text_noted_by_earlier_versions_still_shown(tmp_path):
     notes.close()
     text = build_gallery(tmp_path).read_text(encoding="utf-8")
     assert ">Old title</a></h2>" in text and 'alt="Old alt"' in text
+
+
+def _sections(text: str) -> list[tuple[str, list[str]]]:
+    """(heading text, the files linked) of each section of a gallery page."""
+    found = []
+    for section in re.findall(r"<section>(.*?)</section>", text, re.S):
+        heading = re.sub(r"<[^>]+>", "", re.search(r"<h2>(.*?)</h2>", section).group(1))
+        found.append((heading, re.findall(r'<a class="tile" href="([^"]+)"', section)))
+    return found
+
+
+def test_what_the_record_and_the_folder_hold_one_section_per_page(tmp_path):
+    """Pages in order, each file once per page; a file the record names but the store lost is left
+    out (and not counted); files the record does not name, and recorded images of no page, last."""
+    (tmp_path / "full").mkdir()
+    for name in ("a", "b", "c", "loose", "nopage"):
+        (tmp_path / "full" / f"{name}.png").write_bytes(png(name, (8, 6)))
+    record = SQLiteRecord.in_store(tmp_path)
+    rows = [("https://e.example/a.png", "full/a.png", "https://e.example/2", "Page two"),
+            ("https://e.example/a2.png", "full/a.png", "https://e.example/2", "Page two"),  # same bytes, same file
+            ("https://e.example/b.png", "full/b.png", "https://e.example/1", "Page one"),
+            ("https://e.example/c.png", "full/c.png", "https://e.example/2", ""),
+            ("https://e.example/gone.png", "full/gone.png", "https://e.example/3", "Page three"),
+            ("https://e.example/n.png", "full/nopage.png", "", "")]
+    for url, path, page, title in rows:
+        record.put(ImageRecord(url=url, path=path, checksum=url, format="PNG", width=8, height=6, size=100, page=page,
+                               page_title=title))
+    record.close()
+    text = build_gallery(tmp_path).read_text(encoding="utf-8")
+    assert "<h1>5 images from 2 pages</h1>" in text
+    assert _sections(text) == [
+        ("Page one", ["full/b.png"]),
+        ("Page two", ["full/a.png", "full/c.png"]),
+        ("Images not found on any recorded page", ["full/loose.png", "full/nopage.png"]),
+    ]
+
+
+def test_an_unreadable_record_leaves_a_gallery_of_the_files(tmp_path, caplog):
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "a.png").write_bytes(png("a", (8, 6)))
+    (tmp_path / SQLiteRecord.FILENAME).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / SQLiteRecord.FILENAME).write_bytes(b"not a database, " * 512)
+    text = build_gallery(tmp_path).read_text(encoding="utf-8")
+    assert _sections(text) == [("Images not found on any recorded page", ["full/a.png"])]
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "is unreadable" in warnings[0], warnings
