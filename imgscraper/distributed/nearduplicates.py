@@ -27,8 +27,19 @@ Redis keys, under the crawl's prefix (emptied when the crawl starts afresh):
     image id -> ``<hash, 16 hex digits> <width> <height> <path>``
 ``phashes:<band>`` (4 hashes, band 0 the highest 16 bits)
     the band's value (decimal) -> ``<id>:<hash>`` of each image filed under it, separated by spaces
+``phashes:by`` (hash)
+    image id -> ``<worker> <key>``: the worker that filed it, and the key of its URL in the crawl's
+    ``images`` (:mod:`imgscraper.distributed.crawl`)
 ``phashes:ids`` (string)
     the last image id given
+
+A worker that dies between filing an image and storing it (killed, out of memory) leaves
+its hash filed: its copies would be turned away as near-duplicates of a file that is never
+written, and so would the image itself when another worker fetches it again under another
+name (``IMGSCRAPER_FILE_PATH`` with ``{date}``, random names). A claim therefore passes over,
+and forgets, an image whose URL is claimed in ``images`` by another worker than the one that
+filed it, or still by that worker with its heartbeat gone: the image was not stored. (While a
+dead worker's heartbeat lasts, up to ``IMGSCRAPER_REDIS_WORKER_TIMEOUT``, its images count.)
 """
 
 from __future__ import annotations
@@ -39,7 +50,7 @@ from typing import TYPE_CHECKING
 
 from redis.exceptions import RedisError
 
-from imgscraper.distributed.crawl import SharedCrawl
+from imgscraper.distributed.crawl import SharedCrawl, image_key
 from imgscraper.pipelines.nearduplicates import HashedImage, NearDuplicateClaims, NearDuplicateIndex, stored_images
 
 if TYPE_CHECKING:
@@ -54,18 +65,44 @@ __all__ = ["SharedNearDuplicateClaims", "band_probes"]
 
 BANDS, BAND_BITS = 4, 16
 
-# ARGV: prefix, the image's entry (as in ``phashes``), max distance, aspect tolerance, n, then for each
-# band the n values to look under, its own first. Returns the entry of the closest stored image that the
-# image is a near-duplicate of (the first filed of the closest), or files the image and returns nil.
-_CLAIM = """
+# Removes image ``id`` (its hash in hex ``hex``) from the index: ``phashes``, its bands, ``phashes:by``.
+_FORGET = """
+local function forget(p, id, hex)
+  redis.call('HDEL', p .. 'phashes', id)
+  redis.call('HDEL', p .. 'phashes:by', id)
+  for b = 0, 3 do
+    local key, own = p .. 'phashes:' .. b, tostring(tonumber(hex:sub(b * 4 + 1, b * 4 + 4), 16))
+    local kept = {}
+    for token in string.gmatch(redis.call('HGET', key, own) or '', '%S+') do
+      if token:match('^(%d+):') ~= id then kept[#kept + 1] = token end
+    end
+    if #kept > 0 then redis.call('HSET', key, own, table.concat(kept, ' ')) else redis.call('HDEL', key, own) end
+  end
+end
+"""
+
+# ARGV: prefix, the image's entry (as in ``phashes``), max distance, aspect tolerance, n, this worker, the key of
+# the image's URL in the crawl's ``images``, then for each band the n values to look under, its own first. Returns
+# the entry of the closest stored image that the image is a near-duplicate of (the first filed of the closest), or
+# files the image and returns nil. An image filed by a worker that died before storing it (its URL's image is
+# another worker's now, or still the dead worker's) is forgotten instead.
+_CLAIM = _FORGET + """
 local p, entry = ARGV[1], ARGV[2]
-local max_distance, tolerance, n = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local max_distance, tolerance, n, me = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
 local hex, width, height = entry:match('^(%x+) (%d+) (%d+) ')
 width, height = tonumber(width), tonumber(height)
 local high, low = tonumber(hex:sub(1, 8), 16), tonumber(hex:sub(9, 16), 16)
+local function abandoned(id)
+  local by = redis.call('HGET', p .. 'phashes:by', id)
+  local filer, key = (by or ''):match('^(%S+) (%S+)$')
+  if not filer or filer == me then return false end
+  local owner = redis.call('HGET', p .. 'images', key)
+  if not owner or owner == '' then return false end
+  return owner ~= filer or redis.call('EXISTS', p .. 'alive:' .. filer) == 0
+end
 local seen, best, best_id, best_distance = {}, nil, nil, max_distance + 1
 for b = 0, 3 do
-  local lists = redis.call('HMGET', p .. 'phashes:' .. b, unpack(ARGV, 6 + b * n, 5 + (b + 1) * n))
+  local lists = redis.call('HMGET', p .. 'phashes:' .. b, unpack(ARGV, 8 + b * n, 7 + (b + 1) * n))
   for i = 1, n do
     for id, theirs in string.gmatch(lists[i] or '', '(%d+):(%x+)') do
       if not seen[id] then
@@ -81,7 +118,11 @@ for b = 0, 3 do
           local w, ht = stored:match('^%x+ (%d+) (%d+) ')
           w, ht = tonumber(w), tonumber(ht)
           if w >= width and ht >= height and math.abs(w * height - width * ht) <= tolerance * w * height then
-            best, best_id, best_distance = stored, id, distance
+            if abandoned(id) then
+              forget(p, id, theirs)
+            else
+              best, best_id, best_distance = stored, id, distance
+            end
           end
         end
       end
@@ -91,28 +132,23 @@ end
 if best then return best end
 local id = redis.call('INCR', p .. 'phashes:ids')
 redis.call('HSET', p .. 'phashes', id, entry)
+if ARGV[7] ~= '' then redis.call('HSET', p .. 'phashes:by', id, me .. ' ' .. ARGV[7]) end
 for b = 0, 3 do
-  local key, own = p .. 'phashes:' .. b, ARGV[6 + b * n]
+  local key, own = p .. 'phashes:' .. b, ARGV[8 + b * n]
   local list = redis.call('HGET', key, own)
   redis.call('HSET', key, own, (list and (list .. ' ') or '') .. id .. ':' .. hex)
 end
 return nil
 """
 
-# ARGV: prefix, the entry of the image to forget, then its four bands' values.
-_RELEASE = """
+# ARGV: prefix, the entry of the image to forget.
+_RELEASE = _FORGET + """
 local p, entry = ARGV[1], ARGV[2]
-for id in string.gmatch(redis.call('HGET', p .. 'phashes:0', ARGV[3]) or '', '(%d+):') do
+local hex = entry:match('^(%x+) ')
+local own = tostring(tonumber(hex:sub(1, 4), 16))
+for id in string.gmatch(redis.call('HGET', p .. 'phashes:0', own) or '', '(%d+):') do
   if redis.call('HGET', p .. 'phashes', id) == entry then
-    redis.call('HDEL', p .. 'phashes', id)
-    for b = 0, 3 do
-      local key, own = p .. 'phashes:' .. b, ARGV[3 + b]
-      local kept = {}
-      for token in string.gmatch(redis.call('HGET', key, own) or '', '%S+') do
-        if token:match('^(%d+):') ~= id then kept[#kept + 1] = token end
-      end
-      if #kept > 0 then redis.call('HSET', key, own, table.concat(kept, ' ')) else redis.call('HDEL', key, own) end
-    end
+    forget(p, id, hex)
     return 1
   end
 end
@@ -169,6 +205,7 @@ class SharedNearDuplicateClaims:
         probes = band_probes(image.phash, self.max_distance)
         try:
             entry = await self._claim(_entry(image), self.max_distance, self.aspect_tolerance, len(probes[0]),
+                                      self.shared.worker, image_key(image.url) if image.url else "",
                                       *itertools.chain.from_iterable(probes))
         except (RedisError, OSError) as exc:
             self.shared.redis_failed(exc)
@@ -180,6 +217,6 @@ class SharedNearDuplicateClaims:
 
     async def release(self, image: HashedImage) -> None:
         try:
-            await self._release(_entry(image), *_bands(image.phash))
+            await self._release(_entry(image))
         except (RedisError, OSError) as exc:
             self.shared.redis_failed(exc)

@@ -26,7 +26,7 @@ import sqlite3
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from io import BytesIO
 from operator import mul
 from typing import TYPE_CHECKING, Protocol
@@ -84,12 +84,14 @@ def hamming_distance(a: int, b: int) -> int:
 
 @dataclass(frozen=True)
 class HashedImage:
-    """A stored image, as the index knows it."""
+    """A stored image, as the index knows it (and the URL it was fetched from, when known: not
+    part of what makes two images the same)."""
 
     phash: int
     width: int
     height: int
     path: str
+    url: str = field(default="", compare=False)
 
 
 class NearDuplicateIndex:

@@ -257,7 +257,7 @@ class StoredImages:
         if self.claims is None or phash is None or not width or not height:
             yield
             return
-        image = HashedImage(phash, width, height, path)
+        image = HashedImage(phash, width, height, path, request.url)
         stored = await self.claims.claim(image)
         if stored is not None and stored.path != path:  # the same path: the same bytes, stored once
             raise NearDuplicate(stored)

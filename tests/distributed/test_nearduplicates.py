@@ -114,6 +114,51 @@ def test_near_duplicates_claimed_together_by_three_workers_one_filed(redis_url):
         assert len({answer.path for answer in group if answer is not None}) == 1
 
 
+def test_a_dead_workers_unstored_image_is_no_near_duplicate(redis_url):
+    """A worker files an image and dies before storing it. Its copies, and the image itself fetched again
+    by another worker under another name, are stored; an image it did store, or filed while alive, counts."""
+    url = "https://e.example/a.jpg"
+    image = HashedImage(0x0F0F_1234_5678_9ABC, 800, 600, "full/a-first.jpg", url)
+    copy = HashedImage(0x0F0F_1234_5678_9ABD, 800, 600, "full/copy.jpg", "https://e.example/copy.jpg")
+    again = HashedImage(image.phash, 800, 600, "full/a-again.jpg", url)
+
+    async def scenario(workers: list[SharedNearDuplicateClaims]) -> dict[str, Any]:
+        dying, other = workers
+        for claims in workers:
+            await claims.shared.heartbeat()  # both alive
+        assert await dying.shared.claim_images([url]) == [True]
+        assert await dying.claim(image) is None  # filed, being stored
+        answers = {"alive": await other.claim(copy)}
+        await other.shared.release(dying.shared.worker)  # found dead: its heartbeat is gone
+        answers["dead"] = await other.claim(copy)
+        await other.release(copy)
+        assert await other.shared.claim_images([url]) == [True]  # its page is done again, by the other worker
+        answers["again"] = await other.claim(again)
+        answers["copy after"] = await other.claim(copy)
+        return answers
+
+    answers = with_workers(redis_url, "dead-claim", 2, scenario)
+    assert answers == {"alive": image, "dead": None, "again": None, "copy after": again}
+
+
+def test_a_dead_workers_stored_image_still_counts(redis_url):
+    url = "https://e.example/b.jpg"
+    image = HashedImage(0x7777_1234_5678_9ABC, 800, 600, "full/b.jpg", url)
+    copy = HashedImage(0x7777_1234_5678_9ABE, 640, 480, "full/b-small.jpg", "https://e.example/b-small.jpg")
+
+    async def scenario(workers: list[SharedNearDuplicateClaims]) -> HashedImage | None:
+        stored, other = workers
+        await stored.shared.heartbeat()
+        assert await stored.shared.claim_images([url]) == [True]
+        assert await stored.claim(image) is None
+        stored.shared.item_done({"url": url})
+        await stored.shared.write()  # the image is done: marked so in the crawl's images
+        await other.shared.release(stored.shared.worker)
+        return await other.claim(copy)
+
+    assert with_workers(redis_url, "stored-claim", 2, scenario) == image
+
+
 def test_the_store_record_comes_first(redis_url):
     """Images of earlier crawls (the store's record) count without being in Redis."""
     recorded = HashedImage(0x1234_5678_9ABC_DEF0, 800, 600, "full/recorded.jpg")

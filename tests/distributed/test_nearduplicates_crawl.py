@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+import redis
 from PIL import Image
 
 from tests.distributed.test_limits import Worker, shared
@@ -110,6 +111,13 @@ def test_skip_stores_the_same_images_with_one_worker_or_three(site, redis_url, t
     items = by_name(three)
     across = [copy for copy in site.copies if items[copy][0] != items[f"o{copy[1:].split('.')[0]}.jpg"][0]]
     assert across, {name: worker for name, (worker, _) in items.items()}
+
+    # Each image filed names the worker that filed it and its URL's claim in the crawl's images, done.
+    client = redis.Redis.from_url(redis_url)
+    filed = client.hgetall("imgscraper:near-duplicates:phashes:by").values()
+    images = client.hgetall("imgscraper:near-duplicates:images")
+    client.close()
+    assert len(filed) == len(site.originals) and all(images[value.split()[1]] == b"" for value in filed), filed
 
     # Again into the same store: the crawl starts afresh in Redis, the store's record knows the originals.
     again = crawl(site, tmp_path / "three", 3, *shared(redis_url, "near-duplicates"))
