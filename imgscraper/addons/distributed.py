@@ -18,7 +18,8 @@ class DistributedCrawl:
     by every worker (:mod:`imgscraper.distributed.leases`), ``CLOSESPIDER_*`` limits and
     ``max_images`` for the whole crawl (:mod:`imgscraper.distributed.closespider`,
     :mod:`imgscraper.distributed.imagelimit`), near-duplicates compared across the workers
-    (:mod:`imgscraper.distributed.nearduplicates`); with
+    (:mod:`imgscraper.distributed.nearduplicates`), robots.txt fetched once for the crawl
+    (:mod:`imgscraper.distributed.robotstxt`); with
     ``IMGSCRAPER_WORKERS > 1`` under the crawl command, :mod:`imgscraper.distributed.workers`
     starts the local workers). Unset: nothing changes, and neither redis nor
     scrapy-redis is imported.
@@ -39,6 +40,7 @@ class DistributedCrawl:
         from imgscraper.distributed.closespider import SharedCloseSpider  # noqa: PLC0415
         from imgscraper.distributed.imagelimit import SharedImageLimit  # noqa: PLC0415
         from imgscraper.distributed.middleware import SharedImagesMiddleware  # noqa: PLC0415
+        from imgscraper.distributed.robotstxt import SharedRobotsTxtMiddleware  # noqa: PLC0415
         from imgscraper.extensions.imagelimit import ImageLimit  # noqa: PLC0415
 
         settings.set("REDIS_URL", url, priority="addon")
@@ -61,6 +63,8 @@ class DistributedCrawl:
         # counts the links one process found, and would stop following them early.
         for name in ("IMGSCRAPER_UNIQUE_IMAGES", "IMGSCRAPER_SPIDER_PAGE_BUDGET"):
             settings.set(name, False, priority=settings.getpriority(name) or "addon")
+        # A host's robots.txt fetched once for the crawl; before RobotsTxtMiddleware (100), which it serves.
+        settings.set_in_component_priority_dict("DOWNLOADER_MIDDLEWARES", SharedRobotsTxtMiddleware, 90)
         # CLOSESPIDER_* limits for the whole crawl (imgscraper.distributed.closespider).
         settings.set_in_component_priority_dict("EXTENSIONS", CloseSpider, None)
         settings.set_in_component_priority_dict("EXTENSIONS", SharedCloseSpider, 0)

@@ -45,5 +45,9 @@ The components:
   Scrapy's ``CLOSESPIDER_*`` limits for the whole crawl;
 * :mod:`~imgscraper.distributed.imagelimit`: :class:`~imgscraper.distributed.imagelimit.SharedImageLimit`,
   ``max_images`` for the whole crawl;
+* :mod:`~imgscraper.distributed.nearduplicates`:
+  :class:`~imgscraper.distributed.nearduplicates.SharedNearDuplicateClaims`, near-duplicates across the workers;
+* :mod:`~imgscraper.distributed.robotstxt`: :class:`~imgscraper.distributed.robotstxt.SharedRobotsTxtMiddleware`,
+  each host's robots.txt fetched once for the crawl;
 * :mod:`~imgscraper.distributed.workers`: the local workers of ``IMGSCRAPER_WORKERS`` and their lead.
 """

@@ -39,6 +39,8 @@ Redis keys, under ``imgscraper:<crawl id>:``:
 ``events`` (pub/sub channel)
     ``close <reason>``, ``freed <slot>``, ``wanted <slot>``, ``places <count>``: what a worker tells the others
     at once
+``robots`` (hash)
+    robots.txt URL -> the answer a worker got (:mod:`imgscraper.distributed.robotstxt`)
 ``phashes``, ``phashes:<band>``, ``phashes:by`` (hashes), ``phashes:ids`` (string)
     the perceptual hashes of the images the crawl stored, for ``IMGSCRAPER_NEAR_DUPLICATES=skip``
     (:mod:`imgscraper.distributed.nearduplicates`)
@@ -108,7 +110,7 @@ elseif redis.call('EXISTS', p .. 'workers') == 0 and redis.call('EXISTS', p .. '
 end
 if fresh == 1 then
   redis.call('DEL', p .. 'dupefilter', p .. 'images', p .. 'pages', p .. 'pages_over_budget', p .. 'phashes',
-    p .. 'phashes:ids', p .. 'phashes:by', p .. 'phashes:0', p .. 'phashes:1', p .. 'phashes:2', p .. 'phashes:3')
+    p .. 'phashes:ids', p .. 'phashes:by', p .. 'robots', p .. 'phashes:0', p .. 'phashes:1', p .. 'phashes:2', p .. 'phashes:3')
 end
 local running = false
 for _, w in ipairs(redis.call('SMEMBERS', p .. 'workers')) do

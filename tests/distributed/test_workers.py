@@ -143,6 +143,8 @@ def test_three_workers_one_crawl_one_feed_one_summary(site, tmp_path):
     assert sorted(fetched) == sorted(site.images), "an image was fetched twice, or not at all"
     pages = [r.url_path for r in site.server.log if r.url_path.endswith(".html")]
     assert sorted(pages) == sorted(f"/p{n}.html" for n in range(N_PAGES)), "a page was fetched twice, or not at all"
+    # robots.txt asked once, for the crawl: the local workers read the lead's answer.
+    assert [r.url_path for r in site.server.log].count("/robots.txt") == 1
     # One feed: one item per image, whichever worker stored it.
     items = [json.loads(line) for line in feed.read_text().splitlines()]
     assert sorted(item["url"].removeprefix(site.server.url.rstrip("/")) for item in items) == sorted(site.images)
@@ -155,6 +157,7 @@ def test_three_workers_one_crawl_one_feed_one_summary(site, tmp_path):
     assert stats.get("imgscraper/images/downloaded") == 240
     assert stats.get("imgscraper/images/found") == 240
     assert stats.get("item_scraped_count") == 240
+    assert stats.get("imgscraper/shared/robotstxt_reused") == 2
     assert result.stderr.count("Crawl summary (finished)") == 1
     assert re.search(r"stored\s+240\n", result.stderr), result.stderr[-2000:]
     assert result.stderr.count("Gallery: ") == 1 and (store / "index.html").is_file()
