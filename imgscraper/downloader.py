@@ -118,7 +118,17 @@ class LimitedDownloader(Downloader):
         return 0.0
 
     def release(self, request: Request) -> None:
-        """``request``'s transfer ended: give back what :meth:`reserve` reserved. Nothing here."""
+        """``request``'s transfer ended: give back what :meth:`reserve` or :meth:`hold` reserved. Nothing here."""
+
+    def restart_delay(self, key: str, slot: Slot) -> None:
+        """The delay of ``slot`` (key ``key``) runs from now: a transfer it started went out, or was
+        answered, only now (a rendered page's document, sent by its browser once the page is set up)."""
+        slot.lastseen = monotonic()
+
+    async def hold(self, slot: Slot, request: Request) -> None:
+        """Wait for, and reserve, what a transfer of ``slot`` made outside this downloader needs besides
+        the slot's own limits (a rendered page's browser's request, :mod:`imgscraper.rendering.pace`);
+        :meth:`release` gives it back. Nothing here."""
 
     def _process_queue(self, slot: Slot) -> None:
         if crawl_stopping(self.crawler):

@@ -39,11 +39,13 @@ page only once its last images had started, and its transfers went idle at every
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from redis.exceptions import RedisError
 from scrapy.utils.asyncio import call_later
 
 from imgscraper.distributed.crawl import SharedCrawl
@@ -108,6 +110,15 @@ redis.call('PEXPIRE', key .. ':n', lease)
 return granted
 """
 
+# ARGV: prefix, slot key, delay (ms). The slot's delay runs from now, for every worker.
+_DELAY_FROM_NOW = """
+local key = ARGV[1] .. 'slot:' .. ARGV[2] .. ':next'
+local delay = tonumber(ARGV[3])
+local t = redis.call('TIME')
+local next = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + delay
+if next > tonumber(redis.call('GET', key) or '0') then redis.call('SET', key, next, 'PX', delay + 1000) end
+"""
+
 # ARGV: prefix, slot key, lease ids. Gives them back; wakes the workers waiting for the slot.
 _GIVE_BACK = """
 local key = ARGV[1] .. 'slot:' .. ARGV[2]
@@ -135,6 +146,8 @@ class _SlotLeases:
     wanted_until: float = 0.0
     #: Leases to give back with the next round trip.
     returning: list[bytes] = field(default_factory=list)
+    #: Set when a lease of the slot comes back, for the transfers waiting in :meth:`SharedSlotsDownloader.hold`.
+    freed: asyncio.Event | None = None
 
 
 class SharedSlotsDownloader(LimitedDownloader):
@@ -148,6 +161,7 @@ class SharedSlotsDownloader(LimitedDownloader):
         self.lease_ms = int((crawler.settings.getfloat("DOWNLOAD_TIMEOUT") + LEASE_MARGIN) * 1000)
         self._acquire = self.shared.register_script(_ACQUIRE)
         self._give_back = self.shared.register_script(_GIVE_BACK)
+        self._delay_from_now = self.shared.register_script(_DELAY_FROM_NOW)
         #: This worker's leases, by slot key and by slot.
         self._slot_leases: dict[str, _SlotLeases] = {}
         self._of_slot: dict[Slot, _SlotLeases] = {}
@@ -171,10 +185,7 @@ class SharedSlotsDownloader(LimitedDownloader):
         # page while fewer than two rounds of transfers wait.
         return 0 < self.total_concurrency and 2 * self.total_concurrency <= len(self.active)
 
-    def reserve(self, slot: Slot, request: Request) -> float:
-        if not self.shared.joined or self._failed:
-            return 0.0
-        key = request.meta.get(self.DOWNLOAD_SLOT, "")
+    def _leases_of(self, key: str, slot: Slot) -> _SlotLeases:
         leases = self._slot_leases.get(key)
         if leases is None:
             leases = self._slot_leases[key] = self._of_slot[slot] = _SlotLeases(key, slot)
@@ -182,6 +193,13 @@ class SharedSlotsDownloader(LimitedDownloader):
             self._of_slot.pop(leases.slot, None)
             leases.slot = slot
         self._of_slot[slot] = leases
+        return leases
+
+    def reserve(self, slot: Slot, request: Request) -> float:
+        if not self.shared.joined or self._failed:
+            return 0.0
+        key = request.meta.get(self.DOWNLOAD_SLOT, "")
+        leases = self._leases_of(key, slot)
         if leases.idle:
             lease, taken = leases.idle.pop()
             self._leases[request] = (key, lease, taken)
@@ -192,15 +210,49 @@ class SharedSlotsDownloader(LimitedDownloader):
             self.shared.spawn(self._acquire_leases(key, leases, wanted, int(slot.download_delay() * 1000)))
         return LATER
 
+    def restart_delay(self, key: str, slot: Slot) -> None:
+        super().restart_delay(key, slot)
+        if slot.delay and self.shared.joined and not self._failed:
+            self.shared.spawn(self._delay_from_now(key, int(slot.download_delay() * 1000)))
+
+    async def hold(self, slot: Slot, request: Request) -> None:
+        """A lease of its own for a transfer made outside the downloader, asked for at once and again
+        when a lease of the slot comes back (or after a back-off), or once the slot's delay has run."""
+        if not self.shared.joined or self._failed:
+            return
+        key = request.meta.get(self.DOWNLOAD_SLOT, "")
+        leases = self._leases_of(key, slot)
+        backoff = BACKOFF
+        while self.shared.joined and not self._failed:
+            try:
+                answer = await self._acquire(key, self.shared.worker, slot.concurrency,
+                                             int(slot.download_delay() * 1000), self.lease_ms, 1)
+            except (RedisError, OSError) as exc:
+                self._redis_failed(exc)
+                return
+            status, granted = answer[0], answer[1:]
+            if status == 0:
+                self._leases[request] = (key, granted[0], time.monotonic())
+                return
+            if status > 0:  # the slot's delay, shared by every worker
+                await asyncio.sleep(status / 1000)
+                continue
+            freed = leases.freed = leases.freed or asyncio.Event()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(freed.wait(), backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF)
+
+    def _redis_failed(self, exc: BaseException) -> None:
+        if not self._failed:  # once: the heartbeat and the queue fail too, and say so
+            self._failed = True
+            logger.warning("Cannot share the download slots through Redis (%s): each worker keeps its own limits", exc)
+
     async def _acquire_leases(self, key: str, leases: _SlotLeases, wanted: int, delay_ms: int) -> None:
         try:
             answer = await self._acquire(key, self.shared.worker, leases.slot.concurrency, delay_ms,
                                          self.lease_ms, wanted)
         except Exception as exc:
-            if not self._failed:  # once: the heartbeat and the queue fail too, and say so
-                self._failed = True
-                logger.warning("Cannot share the download slots through Redis (%s): each worker keeps its own "
-                               "limits", exc)
+            self._redis_failed(exc)
             self._process_queue(leases.slot)
             return
         finally:
@@ -230,6 +282,9 @@ class SharedSlotsDownloader(LimitedDownloader):
     def _freed(self, key: str) -> None:
         """A lease of slot ``key`` came back: a worker waiting for one asks again."""
         leases = self._slot_leases.get(key)
+        if leases is not None and leases.freed is not None:  # transfers waiting in hold()
+            leases.freed.set()
+            leases.freed = None
         if leases is not None and leases.waiting:
             if leases.retry is not None:
                 leases.retry.cancel()

@@ -11,9 +11,11 @@ counts from its answer), and a transfer is free, pages whose document has loaded
 counted; it then holds that transfer, so Scrapy's own requests of the slot wait for it
 too, until it ends.
 
-Across the workers of a shared crawl, slots hold for Scrapy's requests (the rendered pages
-included: :mod:`imgscraper.distributed.leases`); the browser's requests are held to them
-per worker.
+Each browser request also waits for what the crawl's downloader holds every transfer to
+(:meth:`~imgscraper.downloader.LimitedDownloader.hold`): across the workers of a shared
+crawl, a lease of the slot (:mod:`imgscraper.distributed.leases`), so that the slot's
+concurrency and delay hold for the browsers of every worker as for Scrapy's requests. A
+page gives its lease to its browser's requests once its document has loaded.
 """
 
 from __future__ import annotations
@@ -27,8 +29,10 @@ from scrapy import Request
 
 if TYPE_CHECKING:
     from playwright.async_api import Request as BrowserRequest
-    from scrapy.core.downloader import Downloader, Slot
+    from scrapy.core.downloader import Slot
     from scrapy.crawler import Crawler
+
+    from imgscraper.downloader import LimitedDownloader
 
 __all__ = ["BrowserPace", "PageTransfers", "Transfer"]
 
@@ -39,15 +43,16 @@ POLL = 0.05
 class Transfer:
     """A transfer of a download slot, held for one request of the browser."""
 
-    def __init__(self, downloader: Downloader, slot: Slot, url: str):
+    def __init__(self, downloader: LimitedDownloader, slot: Slot, url: str, key: str):
         self.downloader, self.slot = downloader, slot
         #: Stands for the browser's request in the slot's transfers.
-        self.request = Request(url)
+        self.request = Request(url, meta={downloader.DOWNLOAD_SLOT: key})
 
     def end(self) -> None:
         """Give the transfer back (once), and let the slot's queued requests go on."""
         if self.request in self.slot.transferring:
             self.slot.transferring.discard(self.request)
+            self.downloader.release(self.request)
             self.downloader._process_queue(self.slot)
 
 
@@ -72,13 +77,22 @@ class BrowserPace:
     def sent(self, url: str) -> None:
         """A page's document, ``url``, went out or was answered just now, later than Scrapy
         handed it to the browser: the delay of its slot runs from now."""
-        _, slot = self.crawler.engine.downloader._get_slot(Request(url))
-        slot.lastseen = monotonic()
+        downloader: LimitedDownloader = self.crawler.engine.downloader
+        downloader.restart_delay(*downloader._get_slot(Request(url)))
+
+    def page_loaded(self, page: Request, url: str) -> None:
+        """The document of ``page`` (Scrapy's request, rendered), ``url``, has loaded: its transfer is
+        its browser's from now on, and what the downloader reserved for it (the shared crawl's lease
+        of the slot) goes to the browser's requests."""
+        self.sent(url)
+        self.loaded.add(page)
+        self.crawler.engine.downloader.release(page)
 
     async def take(self, url: str) -> Transfer:
-        """Wait for the turn of a request for ``url`` in its slot, and take a transfer for it."""
-        downloader = self.crawler.engine.downloader
-        _, slot = downloader._get_slot(Request(url))
+        """Wait for the turn of a request for ``url`` in its slot, and take a transfer for it, with
+        what the downloader holds transfers to besides (:meth:`LimitedDownloader.hold`)."""
+        downloader: LimitedDownloader = self.crawler.engine.downloader
+        key, slot = downloader._get_slot(Request(url))
         delay = slot.download_delay()
         while True:
             wait = slot.lastseen + delay - monotonic()
@@ -87,8 +101,13 @@ class BrowserPace:
                 break
             await asyncio.sleep(wait if wait > 0 else POLL)
         slot.lastseen = monotonic()
-        transfer = Transfer(downloader, slot, url)
+        transfer = Transfer(downloader, slot, url, key)
         slot.transferring.add(transfer.request)
+        try:
+            await downloader.hold(slot, transfer.request)
+        except BaseException:
+            transfer.end()
+            raise
         return transfer
 
 
@@ -119,8 +138,7 @@ class PageTransfers:
     def loaded(self, url: str) -> None:
         """The page's document, ``url``, has loaded: its transfer is its browser's from now on."""
         if self.pace is not None and self.page is not None:
-            self.pace.sent(url)
-            self.pace.loaded.add(self.page)
+            self.pace.page_loaded(self.page, url)
 
     def end(self, request: BrowserRequest) -> None:
         """``request`` ended (finished or failed)."""

@@ -119,6 +119,28 @@ def test_the_pace_holds_across_two_workers(site, tmp_path):
     assert parse_stats(result.stderr).get("imgscraper/workers/items", 0) > 0, result.stderr[-3000:]
 
 
+@pytest.mark.crawl
+@pytest.mark.services
+def test_the_browsers_requests_keep_the_pace_across_two_workers(site, chromium, tmp_path):
+    """Rendered by two workers, two at a time and one every 0.5 s for the crawl: the browsers' requests
+    too (each took a request every 0.5 s of its own: the two workers' came closer)."""
+    require_program("redis-server")
+    site.log.clear()
+    result = subprocess.run(
+        crawl_command(["-a", f"url={site.url}p0.html", "-a", "depth=1", "-a", "render=yes",
+                       "-s", "IMGSCRAPER_WORKERS=2", "-s", "CONCURRENT_REQUESTS=1",
+                       "-s", f'DOWNLOAD_SLOTS={{"127.0.0.1": {{"concurrency": 2, "delay": {DELAY}, "jitter": 0}}}}'],
+                      store=tmp_path / "store"),
+        cwd=PROJECT_ROOT, env=crawl_environment(), capture_output=True, text=True, timeout=180,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    in_flight, gaps, paths = measured(site)
+    assert paths.count("/app.js") == 3 and paths.count("/api/data.json") == 3, paths
+    timeline = " ".join(f"{path} +{gap:.2f}" for path, gap in zip(paths[1:], gaps))
+    assert in_flight <= 2 and min(gaps) >= DELAY - CLOCK_NOISE, f"{in_flight} in flight; {timeline}"
+    assert parse_stats(result.stderr).get("imgscraper/workers/items", 0) > 0, result.stderr[-3000:]
+
+
 # -- the schedule file -----------------------------------------------------------
 
 
