@@ -222,6 +222,10 @@ class SharedSlotsDownloader(LimitedDownloader):
             return
         key = request.meta.get(self.DOWNLOAD_SLOT, "")
         leases = self._leases_of(key, slot)
+        if leases.idle:  # one this worker holds with no transfer (a loaded page's, kept for the slot's queue)
+            lease, taken = leases.idle.pop()
+            self._leases[request] = (key, lease, taken)
+            return
         backoff = BACKOFF
         while self.shared.joined and not self._failed:
             try:
