@@ -120,10 +120,20 @@ class LimitedDownloader(Downloader):
     def release(self, request: Request) -> None:
         """``request``'s transfer ended: give back what :meth:`reserve` or :meth:`hold` reserved. Nothing here."""
 
+    def own_delay(self, slot: Slot) -> float:
+        """The delay this downloader keeps between two transfers of ``slot`` by itself: the slot's
+        (``DOWNLOAD_DELAY``, ``DOWNLOAD_SLOTS``), unless :meth:`reserve` keeps it."""
+        return slot.download_delay()
+
     def restart_delay(self, key: str, slot: Slot) -> None:
         """The delay of ``slot`` (key ``key``) runs from now: a transfer it started went out, or was
         answered, only now (a rendered page's document, sent by its browser once the page is set up)."""
         slot.lastseen = monotonic()
+
+    async def take_turn(self, key: str, slot: Slot) -> None:
+        """Wait for the turn, in the delay of ``slot`` (key ``key``), of a request made outside this
+        downloader for a transfer it started (a rendered page's document, sent once its browser is
+        ready), besides the slot's own ``lastseen``. Nothing here."""
 
     async def hold(self, slot: Slot, request: Request) -> None:
         """Wait for, and reserve, what a transfer of ``slot`` made outside this downloader needs besides
@@ -137,7 +147,7 @@ class LimitedDownloader(Downloader):
         if slot.latercall:
             return
         now = monotonic()
-        delay = slot.download_delay()
+        delay = self.own_delay(slot)
         if delay:
             penalty = delay - now + slot.lastseen
             if penalty > 0:

@@ -119,6 +119,19 @@ local next = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + delay
 if next > tonumber(redis.call('GET', key) or '0') then redis.call('SET', key, next, 'PX', delay + 1000) end
 """
 
+# ARGV: prefix, slot key, delay (ms). 0, and the slot's delay runs from now for every worker; or the
+# ms until the slot's next turn.
+_TURN = """
+local key = ARGV[1] .. 'slot:' .. ARGV[2] .. ':next'
+local delay = tonumber(ARGV[3])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local next = tonumber(redis.call('GET', key) or '0')
+if next > now then return next - now end
+redis.call('SET', key, now + delay, 'PX', delay + 1000)
+return 0
+"""
+
 # ARGV: prefix, slot key, lease ids. Gives them back; wakes the workers waiting for the slot.
 _GIVE_BACK = """
 local key = ARGV[1] .. 'slot:' .. ARGV[2]
@@ -162,6 +175,7 @@ class SharedSlotsDownloader(LimitedDownloader):
         self._acquire = self.shared.register_script(_ACQUIRE)
         self._give_back = self.shared.register_script(_GIVE_BACK)
         self._delay_from_now = self.shared.register_script(_DELAY_FROM_NOW)
+        self._turn = self.shared.register_script(_TURN)
         #: This worker's leases, by slot key and by slot.
         self._slot_leases: dict[str, _SlotLeases] = {}
         self._of_slot: dict[Slot, _SlotLeases] = {}
@@ -210,10 +224,30 @@ class SharedSlotsDownloader(LimitedDownloader):
             self.shared.spawn(self._acquire_leases(key, leases, wanted, int(slot.download_delay() * 1000)))
         return LATER
 
+    def own_delay(self, slot: Slot) -> float:
+        # The delay is the crawl's: each transfer's lease is granted in its turn. A delay of this
+        # worker's own as well would hold back a transfer whose turn has come (after a page of this
+        # worker was answered), and another worker's next turn would come too soon after it.
+        if self.shared.joined and not self._failed:
+            return 0.0
+        return super().own_delay(slot)
+
     def restart_delay(self, key: str, slot: Slot) -> None:
         super().restart_delay(key, slot)
         if slot.delay and self.shared.joined and not self._failed:
             self.shared.spawn(self._delay_from_now(key, int(slot.download_delay() * 1000)))
+
+    async def take_turn(self, key: str, slot: Slot) -> None:
+        delay_ms = int(slot.download_delay() * 1000)
+        while delay_ms and self.shared.joined and not self._failed:
+            try:
+                wait = await self._turn(key, delay_ms)
+            except (RedisError, OSError) as exc:
+                self._redis_failed(exc)
+                return
+            if not wait:
+                return
+            await asyncio.sleep(wait / 1000)
 
     async def hold(self, slot: Slot, request: Request) -> None:
         """A lease of its own for a transfer made outside the downloader, asked for at once and again

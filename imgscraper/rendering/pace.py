@@ -9,7 +9,9 @@ sends them. :class:`BrowserPace` holds each to the slot of its host: it starts o
 slot's delay has passed since the slot's last request, Scrapy's or the browser's (a page's
 counts from its answer), and a transfer is free, pages whose document has loaded not
 counted; it then holds that transfer, so Scrapy's own requests of the slot wait for it
-too, until it ends.
+too, until it ends. The page's document, which its browser sends once the page is set up,
+waits for its turn in the delay as well (:meth:`BrowserPace.turn`): other requests of the
+slot may have gone out since Scrapy started the page's transfer.
 
 Each browser request also waits for what the crawl's downloader holds every transfer to
 (:meth:`~imgscraper.downloader.LimitedDownloader.hold`): across the workers of a shared
@@ -74,9 +76,20 @@ class BrowserPace:
     def install(self) -> None:
         BrowserPace.installed = self
 
+    async def turn(self, url: str) -> None:
+        """Wait for the turn of a page's document, ``url``, in its slot's delay: its browser sends it
+        later than Scrapy started the page's transfer, and other requests of the slot may have
+        gone out meanwhile (with a ``concurrency`` over 1, or through other workers)."""
+        downloader: LimitedDownloader = self.crawler.engine.downloader
+        key, slot = downloader._get_slot(Request(url))
+        delay = slot.download_delay()
+        while (wait := slot.lastseen + delay - monotonic()) > 0:
+            await asyncio.sleep(wait)
+        await downloader.take_turn(key, slot)
+        slot.lastseen = monotonic()
+
     def sent(self, url: str) -> None:
-        """A page's document, ``url``, went out or was answered just now, later than Scrapy
-        handed it to the browser: the delay of its slot runs from now."""
+        """A page's document, ``url``, was answered just now: the delay of its slot runs from now."""
         downloader: LimitedDownloader = self.crawler.engine.downloader
         downloader.restart_delay(*downloader._get_slot(Request(url)))
 
@@ -130,10 +143,10 @@ class PageTransfers:
         else:
             self.held[request] = transfer
 
-    def sent(self, url: str) -> None:
-        """The page's document, ``url``, went out (see :meth:`BrowserPace.sent`)."""
+    async def turn(self, url: str) -> None:
+        """Wait for the turn of the page's document, ``url`` (see :meth:`BrowserPace.turn`)."""
         if self.pace is not None:
-            self.pace.sent(url)
+            await self.pace.turn(url)
 
     def loaded(self, url: str) -> None:
         """The page's document, ``url``, has loaded: its transfer is its browser's from now on."""

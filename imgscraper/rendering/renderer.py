@@ -369,8 +369,8 @@ class _PageTracker:
     async def keep_pace(self, request: BrowserRequest) -> None:
         """Hold ``request`` to its site's pace (not streams: they would hold a transfer for good).
         Waiting for its turn, it is in flight without the :data:`_REQUEST_WAIT` limit."""
-        if self.is_the_page(request):  # Scrapy's, holding its transfer: the slot's delay runs from now
-            self.transfers.sent(request.url)
+        if self.is_the_page(request):  # Scrapy's, holding its transfer: it waits for its turn in the delay
+            await self.transfers.turn(request.url)
         elif request.resource_type not in _STREAMS and request.url.startswith(("http://", "https://")):
             new = self.in_flight.get(request, (0.0, False))[1]
             self.in_flight[request] = (math.inf, new)
