@@ -356,6 +356,18 @@ def busy_page(tmp_path_factory):
         yield server
 
 
+def busy_page_requests(busy_page, result) -> tuple[list[str], list[str]]:
+    """The paths the site was asked for, in order, and those of index.html's images; after a crawl that
+    stored all 32 images."""
+    assert result.returncode == 0, result.tail()
+    assert len([i for i in result.items if i.get("status") == "downloaded"]) == 32, result.tail()
+    busy_page.log.wait_idle()
+    started = [r.url_path for r in sorted(busy_page.log.snapshot(), key=lambda r: r.start)]
+    index_images = [path for path in started if path.startswith("/img/") and int(path[5:-4]) < 30]
+    assert len(index_images) == 30
+    return started, index_images
+
+
 def test_a_worker_fetches_its_next_page_while_images_wait(busy_page, run_crawl, redis_url):
     """Four requests in flight, two per host: a worker of a shared crawl takes next.html while images
     of index.html still wait in its downloader (about two rounds of transfers in hand: 8 images), and
@@ -365,12 +377,7 @@ def test_a_worker_fetches_its_next_page_while_images_wait(busy_page, run_crawl, 
     result = run_crawl(["-a", f"url={busy_page.url}", "-a", "depth=1", "-s", "CONCURRENT_REQUESTS=4",
                         "-s", "CONCURRENT_REQUESTS_PER_DOMAIN=2", "-s", f"IMGSCRAPER_REDIS_URL={redis_url}",
                         "-s", "IMGSCRAPER_CRAWL_ID=next-page"], servers=[busy_page])
-    assert result.returncode == 0, result.tail()
-    assert len([i for i in result.items if i.get("status") == "downloaded"]) == 32, result.tail()
-    busy_page.log.wait_idle()
-    started = [r.url_path for r in sorted(busy_page.log.snapshot(), key=lambda r: r.start)]
-    index_images = [path for path in started if path.startswith("/img/") and int(path[5:-4]) < 30]
-    assert len(index_images) == 30
+    started, index_images = busy_page_requests(busy_page, result)
     assert started.index("/next.html") < started.index(index_images[-3]), started
 
 
@@ -380,12 +387,7 @@ def test_a_second_worker_takes_a_link_before_the_pages_images_are_stored(busy_pa
     waited for 27 of them to be stored: Scrapy handles a callback's output CONCURRENT_ITEMS at a time)."""
     result = run_crawl(["-a", f"url={busy_page.url}", "-a", "depth=1", "-s", "CONCURRENT_REQUESTS=4",
                         "-s", "CONCURRENT_ITEMS=4", "-s", "IMGSCRAPER_WORKERS=2"], servers=[busy_page])
-    assert result.returncode == 0, result.tail()
-    assert len([i for i in result.items if i.get("status") == "downloaded"]) == 32, result.tail()
-    busy_page.log.wait_idle()
-    started = [r.url_path for r in sorted(busy_page.log.snapshot(), key=lambda r: r.start)]
-    index_images = [path for path in started if path.startswith("/img/") and int(path[5:-4]) < 30]
-    assert len(index_images) == 30
+    started, index_images = busy_page_requests(busy_page, result)
     assert started.index("/next.html") < started.index(index_images[15]), started
 
 
