@@ -82,7 +82,7 @@ class BrowserPace:
         gone out meanwhile (with a ``concurrency`` over 1, or through other workers)."""
         downloader: LimitedDownloader = self.crawler.engine.downloader
         key, slot = downloader._get_slot(Request(url))
-        delay = slot.download_delay()
+        delay = downloader.own_delay(slot)
         while (wait := slot.lastseen + delay - monotonic()) > 0:
             await asyncio.sleep(wait)
         await downloader.take_turn(key, slot)
@@ -106,7 +106,7 @@ class BrowserPace:
         what the downloader holds transfers to besides (:meth:`LimitedDownloader.hold`)."""
         downloader: LimitedDownloader = self.crawler.engine.downloader
         key, slot = downloader._get_slot(Request(url))
-        delay = slot.download_delay()
+        delay = downloader.own_delay(slot)
         while True:
             wait = slot.lastseen + delay - monotonic()
             loaded = sum(1 for request in slot.transferring if request in self.loaded)
