@@ -49,8 +49,8 @@ from typing import TYPE_CHECKING, Any
 from scrapy import Spider, signals
 from scrapy.settings import BaseSettings
 from scrapy.utils.conf import build_component_list
-from scrapy.utils.misc import load_object
 from scrapy.utils.defer import deferred_from_coro, maybe_deferred_to_future
+from scrapy.utils.misc import load_object
 
 from imgscraper import signals as imgscraper_signals
 from imgscraper.distributed.scheduler import SharedScheduler
