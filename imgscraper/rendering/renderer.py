@@ -340,6 +340,11 @@ class _PageTracker:
         self.in_flight[request] = (self._now(), new)
         if new:
             self.last_news = self._now()
+        # Chromium may cancel a request (an image whose src changed again) before it reaches
+        # :meth:`route`: the page asked for the image all the same.
+        web = request.url.startswith(("http://", "https://"))
+        if request.resource_type == "image" and web and not self.block_reason(request):
+            self.saw_image(request.url)
 
     def ended(self, request: BrowserRequest) -> None:
         self.transfers.end(request)
@@ -349,6 +354,13 @@ class _PageTracker:
         if started and started[1]:
             self.last_news = self._now()
 
+    def saw_image(self, url: str) -> None:
+        """The page asked for the image ``url``: recorded in ``report["images"]`` the first time."""
+        if url not in self.images_seen:
+            self.images_seen.add(url)
+            self.report["images"].append(url)
+            self.last_news = self._now()
+
     async def route(self, route: Route, request: BrowserRequest) -> None:
         reason = self.block_reason(request)
         if reason:
@@ -356,10 +368,7 @@ class _PageTracker:
             await route.abort("blockedbyclient")
             return
         if request.resource_type == "image":
-            if request.url not in self.images_seen:
-                self.images_seen.add(request.url)
-                self.report["images"].append(request.url)
-                self.last_news = self._now()
+            self.saw_image(request.url)
             if not self.load_images:
                 await route.abort("blockedbyclient")
                 return
@@ -485,6 +494,8 @@ class _Rendering:
         self.page, self.tracker, self.deadline, self.settle = page, tracker, deadline, settle
         self.loop = asyncio.get_running_loop()
         self.result: dict[str, Any] = {"scrolls": 0, "bottom": False, "settled": False, "clicks": 0}
+        #: Image URLs seen when the last scroll step began, and the page's height when it ended.
+        self.last_images, self.last_height = 0, 0
 
     async def wait(self, since: float, quiet: float) -> None:
         if not await self.tracker.settle(since, quiet, self.deadline):
@@ -497,8 +508,8 @@ class _Rendering:
         """Scroll one viewport at a time, each step waiting for what it
         caused; True at the bottom, False at ``max_scrolls`` steps."""
         while self.result["scrolls"] < max_scrolls:
-            since = self.loop.time()
-            moved, _ = await self.page.evaluate(_SCROLL)
+            since, self.last_images = self.loop.time(), self.tracker.image_count
+            moved, self.last_height = await self.page.evaluate(_SCROLL)
             if not moved:
                 return True
             self.result["scrolls"] += 1
@@ -506,11 +517,12 @@ class _Rendering:
         return False
 
     async def grows(self) -> bool:
-        """Whether the page grows (taller, new image URLs) while it is
-        given ``settle`` seconds to ask for something new."""
-        since, images, height = self.loop.time(), self.tracker.image_count, await self.height()
-        await self.wait(since, self.settle)
-        return self.tracker.image_count > images or await self.height() > height
+        """Whether the page has grown (taller, new image URLs) since the
+        last scroll step, once given ``settle`` seconds to ask for something
+        new. (What arrived between that step and this call counts too: it
+        may be the next batch of an infinite scroll.)"""
+        await self.wait(self.loop.time(), self.settle)
+        return self.tracker.image_count > self.last_images or await self.height() > self.last_height
 
     async def click(self, selector: str) -> bool:
         """Click ``selector`` once and wait for what the click caused; False

@@ -9,6 +9,7 @@ elsewhere; ``make test`` installs it.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
 import http.server
@@ -26,9 +27,10 @@ from scrapy.settings import Settings
 
 import imgscraper.settings
 from imgscraper.exceptions import RenderingError
-from imgscraper.rendering.renderer import REPORT_KEY, Renderer
+from imgscraper.rendering.renderer import REPORT_KEY, Renderer, _PageTracker, scroll_and_settle
 from tests.support.crawl import PROJECT_ROOT, crawl_environment
 from tests.support.httpserver import HTTPTestServer
+from tests.support.images import png
 from tests.support.jssite import PAGES, generate_js_site
 from tests.support.tls import server_context
 
@@ -383,6 +385,63 @@ def test_a_bandwidth_limit_is_refused():
     Renderer(project_settings(IMGSCRAPER_MAX_RATE="0"))
 
 
+class FeedPage:
+    """A stand-in for a browser page (the browser is not what is tested): an infinite scroll whose
+    next batch, ``batch`` pixels high, arrives each time a scroll step finds the bottom, just after
+    that step returns: the window between the step and the next look at the page."""
+
+    url = "http://127.0.0.1/feed.html"
+
+    def __init__(self, height: int, viewport: int, batch: int, batches: int):
+        self.height, self.viewport, self.batch, self.batches = height, viewport, batch, batches
+        self.top = 0
+
+    def on(self, event, handler) -> None:
+        pass
+
+    async def evaluate(self, script: str):
+        if "scrollTo" not in script:
+            return self.height
+        before, self.top = self.top, min(self.top + self.viewport, self.height - self.viewport)
+        moved, height = self.top > before, self.height
+        if not moved and self.batches:
+            self.batches -= 1
+            self.height += self.batch
+        return [moved, height]
+
+
+def test_a_batch_arriving_just_after_the_bottom_is_scrolled_to():
+    page = FeedPage(height=1000, viewport=500, batch=1000, batches=2)
+    result = asyncio.run(scroll_and_settle(page, max_scrolls=30, settle=0.05, timeout=10))
+    assert page.top == 2500 and page.batches == 0
+    assert result == {"scrolls": 5, "bottom": True, "settled": True, "clicks": 0}
+
+
+class CancelledImageRequest:
+    """What the browser reports of an image request it cancelled before interception."""
+
+    resource_type = "image"
+    frame = None
+
+    def __init__(self, url: str):
+        self.url = url
+
+    def is_navigation_request(self) -> bool:
+        return False
+
+
+def test_an_image_request_cancelled_before_interception_is_recorded():
+    async def run() -> dict:
+        report = {"block_domains": ["tracker.example"]}
+        tracker = _PageTracker(report)
+        for url in ("http://127.0.0.1/img/b.png", "http://tracker.example/pixel.gif", "data:image/png;base64,AA==",
+                    "http://127.0.0.1/img/b.png"):
+            tracker.started(CancelledImageRequest(url))
+        return report
+
+    assert asyncio.run(run())["images"] == ["http://127.0.0.1/img/b.png"]
+
+
 def test_unreachable_start_page_is_one_error_line(run_crawl, chromium):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -394,6 +453,29 @@ def test_unreachable_start_page_is_one_error_line(run_crawl, chromium):
     assert "Cannot fetch start page" in line and "Connect call failed" in line, line
     assert "Traceback" not in result.stderr and "Call log" not in result.stderr, result.tail()
     assert result.stats.get("imgscraper/pages_failed/connection-refused") == 1
+
+
+def test_render_keeps_every_image_a_fast_slideshow_shows(run_crawl, chromium, tmp_path):
+    """An <img> whose src a timer swaps 40 times as fast as it can: Chromium cancels some of those
+    requests before the renderer can intercept them, and each is an image the page showed."""
+    (tmp_path / "img").mkdir()
+    for number in range(40):
+        (tmp_path / "img" / f"{number}.png").write_bytes(png(number + 1, (24, 16)))
+    (tmp_path / "index.html").write_text("""<img id="slide" src="img/0.png"><script>
+let shown = 1;
+const timer = setInterval(() => {
+  document.getElementById("slide").src = "img/" + shown++ + ".png";
+  if (shown === 40) clearInterval(timer);
+}, 0);
+</script>""")
+    server = HTTPTestServer(tmp_path).start()
+    try:
+        result = run_crawl(["-a", f"url={server.url}", "-a", "render=yes"], servers=[server])
+    finally:
+        server.stop()
+    assert_ok(result)
+    assert image_names(result) == {f"{number}.png" for number in range(40)}
+    assert {item["status"] for item in result.items} == {"downloaded"}
 
 
 def test_render_https_page_with_a_self_signed_certificate(js_site, run_crawl, chromium, tmp_path):
