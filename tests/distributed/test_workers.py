@@ -308,11 +308,12 @@ def test_download_delay_holds_across_workers(tmp_path):
     assert len(requests) == 8 + 24
     gaps = [b.start - a.start for a, b in zip(requests, requests[1:])]
     timeline = " ".join(f"{r.url_path} +{gap:.3f}" for r, gap in zip(requests[1:], gaps))
-    # Two workers pacing themselves alone would often start requests together. Under load the
-    # server's clock adds its own noise: a request handled late shortens the gap to the next one,
-    # handled on time, but not the time from the request before it to the one after.
+    # Two workers pacing themselves alone would start a request every 0.075 s on average, and most
+    # requests within 0.25 s of the one two before. Under load one process may stall for a moment
+    # (a worker between its turn and its request, or the test server before it notes a start):
+    # that brings one start near the next, once, without moving the others.
     spans = [c.start - a.start for a, c in zip(requests, requests[2:])]
-    assert min(spans) >= 0.25 and sum(gaps) / len(gaps) >= 0.145, timeline
+    assert len([span for span in spans if span < 0.25]) <= 1 and sum(gaps) / len(gaps) >= 0.145, timeline
     assert parse_stats(result.stderr)["imgscraper/workers/items"] > 0  # both workers fetched
 
 
