@@ -209,14 +209,25 @@ class SharedSlotsDownloader(LimitedDownloader):
         self._of_slot[slot] = leases
         return leases
 
+    @property
+    def _sharing(self) -> bool:
+        """Whether the slots are shared now: the worker has joined the crawl, and Redis has not failed."""
+        return self.shared.joined and not self._failed
+
+    def _take_idle(self, leases: _SlotLeases, request: Request) -> bool:
+        """Give ``request`` a lease this worker holds with no transfer, if it has one."""
+        if not leases.idle:
+            return False
+        lease, taken = leases.idle.pop()
+        self._leases[request] = (leases.key, lease, taken)
+        return True
+
     def reserve(self, slot: Slot, request: Request) -> float:
-        if not self.shared.joined or self._failed:
+        if not self._sharing:
             return 0.0
         key = request.meta.get(self.DOWNLOAD_SLOT, "")
         leases = self._leases_of(key, slot)
-        if leases.idle:
-            lease, taken = leases.idle.pop()
-            self._leases[request] = (key, lease, taken)
+        if self._take_idle(leases, request):
             return 0.0
         if not (leases.acquiring or leases.waiting):
             leases.acquiring = True
@@ -228,18 +239,18 @@ class SharedSlotsDownloader(LimitedDownloader):
         # The delay is the crawl's: each transfer's lease is granted in its turn. A delay of this
         # worker's own as well would hold back a transfer whose turn has come (after a page of this
         # worker was answered), and another worker's next turn would come too soon after it.
-        if self.shared.joined and not self._failed:
+        if self._sharing:
             return 0.0
         return super().own_delay(slot)
 
     def restart_delay(self, key: str, slot: Slot) -> None:
         super().restart_delay(key, slot)
-        if slot.delay and self.shared.joined and not self._failed:
+        if slot.delay and self._sharing:
             self.shared.spawn(self._delay_from_now(key, int(slot.download_delay() * 1000)))
 
     async def take_turn(self, key: str, slot: Slot) -> None:
         delay_ms = int(slot.download_delay() * 1000)
-        while delay_ms and self.shared.joined and not self._failed:
+        while delay_ms and self._sharing:
             try:
                 wait = await self._turn(key, delay_ms)
             except (RedisError, OSError) as exc:
@@ -252,16 +263,14 @@ class SharedSlotsDownloader(LimitedDownloader):
     async def hold(self, slot: Slot, request: Request) -> None:
         """A lease of its own for a transfer made outside the downloader, asked for at once and again
         when a lease of the slot comes back (or after a back-off), or once the slot's delay has run."""
-        if not self.shared.joined or self._failed:
+        if not self._sharing:
             return
         key = request.meta.get(self.DOWNLOAD_SLOT, "")
         leases = self._leases_of(key, slot)
-        if leases.idle:  # one this worker holds with no transfer (a loaded page's, kept for the slot's queue)
-            lease, taken = leases.idle.pop()
-            self._leases[request] = (key, lease, taken)
+        if self._take_idle(leases, request):  # a loaded page's, kept for the slot's queue
             return
         backoff = BACKOFF
-        while self.shared.joined and not self._failed:
+        while self._sharing:
             try:
                 answer = await self._acquire(key, self.shared.worker, slot.concurrency,
                                              int(slot.download_delay() * 1000), self.lease_ms, 1)
@@ -359,7 +368,7 @@ class SharedSlotsDownloader(LimitedDownloader):
 
     def _return(self, leases: _SlotLeases, ids: list[bytes]) -> None:
         """Give ``ids`` back, with the others given back in the same turn of the event loop: one round trip."""
-        if not self.shared.joined or self._failed:
+        if not self._sharing:
             return
         if not leases.returning:
             asyncio.get_event_loop().call_soon(self._send_back, leases)

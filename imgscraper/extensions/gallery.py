@@ -22,12 +22,12 @@ scripts, so a crafted URL or title cannot inject markup or script.
 from __future__ import annotations
 
 import html
+import itertools
 import logging
 import os
 import sqlite3
 import tempfile
 import time
-import itertools
 from collections.abc import Container, Iterable, Iterator
 from contextlib import closing
 from dataclasses import dataclass, fields
